@@ -1,0 +1,48 @@
+import { readFileSync } from "node:fs";
+
+/** A sub-command: parses its own flags and returns the process exit code (0 ok, 1 failure, 2 usage). */
+export interface Command {
+  readonly summary: string;
+  readonly run: (args: readonly string[]) => Promise<number>;
+}
+
+/** Every sub-command, loaded lazily so `lodestone --help` never pays for the Kubernetes client. */
+const commands: Readonly<Record<string, () => Promise<Command>>> = {};
+
+function version(): string {
+  const pkg: unknown = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8"));
+  return typeof pkg === "object" && pkg !== null && "version" in pkg ? String(pkg.version) : "unknown";
+}
+
+async function usage(): Promise<string> {
+  const lines = ["Usage: lodestone <command> [flags]", "", "Commands:"];
+  for (const [name, load] of Object.entries(commands)) {
+    lines.push(`  ${name.padEnd(14)} ${(await load()).summary}`);
+  }
+  lines.push("", "Run `lodestone <command> --help` for the flags of one command.");
+  return lines.join("\n");
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === "--help" || name === "-h" || name === "help") {
+    console.log(await usage());
+    return name === undefined ? 2 : 0;
+  }
+  if (name === "--version" || name === "version") {
+    console.log(`lodestone ${version()}`);
+    return 0;
+  }
+  const load = commands[name];
+  if (load === undefined) {
+    console.error(`lodestone: unknown command "${name}"\n\n${await usage()}`);
+    return 2;
+  }
+  try {
+    return await (await load()).run(rest);
+  } catch (err: unknown) {
+    // Commands report their own errors as data; reaching here is a bug, but the user still gets one line.
+    console.error(`lodestone ${name}: internal error: ${err instanceof Error ? err.message : String(err)}`);
+    return 1;
+  }
+}
