@@ -16,6 +16,7 @@ export default tseslint.config(
       "no-console": "off",
     },
   },
+  { files: ["test/**/*.ts", "bench/**/*.ts"], rules: { "@typescript-eslint/no-non-null-assertion": "off" } },
   {
     // The architecture of ../shared/STYLE.md: core is pure, adapters never import each other.
     files: ["src/core/**/*.ts"],

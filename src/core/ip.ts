@@ -1,0 +1,79 @@
+import ipaddr from "ipaddr.js";
+
+/** Address family, as Kubernetes `ipFamilies` names it ("IPv4" / "IPv6") but as a number inside the core. */
+export type Family = 4 | 6;
+
+/**
+ * An IP address: family plus its value as an unsigned integer. Strings exist only at the edges (parse, format);
+ * everything inside the core works on this type, so arithmetic over /0../128 never overflows.
+ */
+export interface IpAddress {
+  readonly family: Family;
+  readonly value: bigint;
+}
+
+export const familyBits = (family: Family): 32 | 128 => (family === 4 ? 32 : 128);
+export const familyName = (family: Family): "IPv4" | "IPv6" => (family === 4 ? "IPv4" : "IPv6");
+
+export function ip(family: Family, value: bigint): IpAddress {
+  return Object.freeze({ family, value });
+}
+
+/**
+ * Parses one address. IPv4 must be dotted quad (no "10.1" or octal shorthands that ipaddr.js would accept);
+ * IPv6 may not carry a zone. Returns undefined when the text is not an address.
+ */
+export function parseIp(text: string): IpAddress | undefined {
+  const t = text.trim();
+  if (ipaddr.IPv4.isValidFourPartDecimal(t)) {
+    const bytes = ipaddr.IPv4.parse(t).toByteArray();
+    return ip(4, bytesToBigint(bytes));
+  }
+  if (t.includes(":") && !t.includes("%") && ipaddr.IPv6.isValid(t)) {
+    return ip(6, bytesToBigint(ipaddr.IPv6.parse(t).toByteArray()));
+  }
+  return undefined;
+}
+
+/** Canonical text: dotted quad, or RFC 5952 for IPv6 (lower case, longest zero run compressed). */
+export function formatIp(addr: IpAddress): string {
+  const bytes = ipToBytes(addr);
+  return addr.family === 4
+    ? ipaddr.fromByteArray(Array.from(bytes)).toString()
+    : (ipaddr.fromByteArray(Array.from(bytes)) as ipaddr.IPv6).toRFC5952String();
+}
+
+/** Network byte order, 4 or 16 bytes. */
+export function ipToBytes(addr: IpAddress): Uint8Array {
+  const n = addr.family === 4 ? 4 : 16;
+  const out = new Uint8Array(n);
+  let v = addr.value;
+  for (let i = n - 1; i >= 0; i--) {
+    out[i] = Number(v & 0xffn);
+    v >>= 8n;
+  }
+  return out;
+}
+
+/** From 4 or 16 bytes in network order; undefined for any other length. */
+export function ipFromBytes(bytes: Uint8Array | readonly number[]): IpAddress | undefined {
+  if (bytes.length !== 4 && bytes.length !== 16) return undefined;
+  return ip(bytes.length === 4 ? 4 : 6, bytesToBigint(bytes));
+}
+
+function bytesToBigint(bytes: Uint8Array | readonly number[]): bigint {
+  let v = 0n;
+  for (const b of bytes) v = (v << 8n) | BigInt(b);
+  return v;
+}
+
+/** Total order: all IPv4 before all IPv6, then by value. */
+export function compareIp(a: IpAddress, b: IpAddress): number {
+  if (a.family !== b.family) return a.family - b.family;
+  return a.value < b.value ? -1 : a.value > b.value ? 1 : 0;
+}
+
+export const sameIp = (a: IpAddress, b: IpAddress): boolean => a.family === b.family && a.value === b.value;
+
+/** A string usable as a Map key, stable and cheap (not for display: use formatIp). */
+export const ipKey = (addr: IpAddress): string => `${addr.family}/${addr.value.toString(16)}`;
