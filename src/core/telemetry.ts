@@ -1,0 +1,60 @@
+import type { Family } from "./ip.ts";
+
+/**
+ * What the daemon knows about itself at one instant, as plain data. Every part of the daemon contributes its
+ * piece (the controller its pools and failures, the announcer its packet counters, the speaker its membership);
+ * the HTTP adapter turns a snapshot into Prometheus text on each scrape. Counters are monotonic totals since
+ * start; absent parts (speaker disabled, not leader) simply leave their fields empty.
+ */
+export interface TelemetrySnapshot {
+  readonly pools: readonly PoolUsage[];
+  readonly servicesAllocated: number;
+  /** Allocation failures since start, by the allocator's refusal code. */
+  readonly allocationFailures: Readonly<Record<string, number>>;
+  /** One entry per pool ConfigMap: stale when its newest version is broken and its last good one is in use. */
+  readonly configMaps: readonly { readonly configMap: string; readonly stale: boolean }[];
+  readonly leader: boolean;
+  /** Informer restarts since start, by resource ("services", "configmaps", …). */
+  readonly informerRestarts: Readonly<Record<string, number>>;
+  readonly layer2: readonly Layer2Counters[];
+  readonly layer2Drops: readonly { readonly interface: string; readonly reason: string; readonly count: number }[];
+  readonly announcedIps: number;
+  readonly membershipSize: number;
+  readonly failovers: number;
+}
+
+export interface PoolUsage {
+  readonly pool: string;
+  readonly family: Family;
+  /** Exact size; a /64 is 2^64, so never a JS number until the edge. */
+  readonly total: bigint;
+  readonly inUse: number;
+}
+
+export interface Layer2Counters {
+  readonly interface: string;
+  readonly ip: string;
+  readonly requests: number;
+  readonly replies: number;
+  readonly gratuitous: number;
+}
+
+export const emptyTelemetry: TelemetrySnapshot = Object.freeze({
+  pools: [],
+  servicesAllocated: 0,
+  allocationFailures: {},
+  configMaps: [],
+  leader: false,
+  informerRestarts: {},
+  layer2: [],
+  layer2Drops: [],
+  announcedIps: 0,
+  membershipSize: 0,
+  failovers: 0,
+});
+
+/** Readiness with its reasons, so `/readyz` can say why it is not ready. */
+export interface Readiness {
+  readonly ready: boolean;
+  readonly reasons: readonly string[];
+}

@@ -1,0 +1,120 @@
+import { Counter, Gauge, Registry } from "prom-client";
+import type { TelemetrySnapshot } from "../core/telemetry.ts";
+import { familyName } from "../core/ip.ts";
+
+/**
+ * The Prometheus view of a TelemetrySnapshot. Metrics are computed on scrape from one snapshot, so every value
+ * of a scrape comes from the same instant and nothing is kept twice. The catalogue is `metricCatalogue` below;
+ * the README table is generated from the same names.
+ */
+export const metricCatalogue = [
+  ["lodestone_pool_addresses_total", "gauge", "pool, family", "Addresses in the pool (exact up to 2^53, then float)"],
+  ["lodestone_pool_addresses_in_use", "gauge", "pool, family", "Addresses assigned to Services"],
+  ["lodestone_pool_addresses_available", "gauge", "pool, family", "Addresses still free"],
+  ["lodestone_services_allocated", "gauge", "", "LoadBalancer Services holding at least one IP"],
+  ["lodestone_allocation_failures_total", "counter", "reason", "Allocation refusals since start, by error code"],
+  ["lodestone_config_stale", "gauge", "configmap", "1 while a broken ConfigMap is replaced by its last good version"],
+  ["lodestone_leader", "gauge", "", "1 on the pod that currently allocates"],
+  ["lodestone_informer_restarts_total", "counter", "resource", "Watches restarted after an error"],
+  [
+    "lodestone_l2_requests_total",
+    "counter",
+    "interface, ip",
+    "ARP requests / Neighbor Solicitations seen for owned IPs",
+  ],
+  ["lodestone_l2_replies_total", "counter", "interface, ip", "ARP replies / Neighbor Advertisements sent"],
+  ["lodestone_l2_gratuitous_total", "counter", "interface, ip", "Gratuitous ARP / unsolicited NA sent"],
+  ["lodestone_l2_drops_total", "counter", "interface, reason", "Frames received and not answered, by reason"],
+  ["lodestone_announced_ips", "gauge", "", "IPs this node announces now"],
+  ["lodestone_membership_size", "gauge", "", "Speakers this node believes alive"],
+  ["lodestone_failover_events_total", "counter", "", "IPs this node took over from another node"],
+] as const;
+
+type MetricName = (typeof metricCatalogue)[number][0];
+
+export function createMetricsRegistry(snapshot: () => TelemetrySnapshot): Registry {
+  const registry = new Registry();
+  let current: TelemetrySnapshot | undefined;
+  // prom-client calls each collect() on scrape; the first one takes the snapshot the others read.
+  const take = (): TelemetrySnapshot => (current ??= snapshot());
+  const help = (name: MetricName): string => metricCatalogue.find((m) => m[0] === name)?.[3] ?? name;
+  const labels = (name: MetricName): string[] => {
+    const spec = metricCatalogue.find((m) => m[0] === name)?.[2] ?? "";
+    return spec === "" ? [] : spec.split(", ");
+  };
+  function gauge(name: MetricName, fill: (g: Gauge, s: TelemetrySnapshot) => void): void {
+    new Gauge({
+      name,
+      help: help(name),
+      labelNames: labels(name),
+      registers: [registry],
+      collect() {
+        this.reset();
+        fill(this, take());
+      },
+    });
+  }
+  function counter(
+    name: MetricName,
+    fill: (add: (l: Record<string, string>, v: number) => void, s: TelemetrySnapshot) => void,
+  ): void {
+    new Counter({
+      name,
+      help: help(name),
+      labelNames: labels(name),
+      registers: [registry],
+      collect() {
+        // Totals are kept by their owners; a scrape reports them as they are.
+        this.reset();
+        fill((l, v) => this.inc(l, v), take());
+      },
+    });
+  }
+
+  gauge("lodestone_pool_addresses_total", (g, s) => {
+    for (const p of s.pools) g.set({ pool: p.pool, family: familyName(p.family) }, Number(p.total));
+  });
+  gauge("lodestone_pool_addresses_in_use", (g, s) => {
+    for (const p of s.pools) g.set({ pool: p.pool, family: familyName(p.family) }, p.inUse);
+  });
+  gauge("lodestone_pool_addresses_available", (g, s) => {
+    for (const p of s.pools) g.set({ pool: p.pool, family: familyName(p.family) }, Number(p.total - BigInt(p.inUse)));
+  });
+  gauge("lodestone_services_allocated", (g, s) => g.set(s.servicesAllocated));
+  counter("lodestone_allocation_failures_total", (add, s) => {
+    for (const [reason, n] of Object.entries(s.allocationFailures)) add({ reason }, n);
+  });
+  gauge("lodestone_config_stale", (g, s) => {
+    for (const c of s.configMaps) g.set({ configmap: c.configMap }, c.stale ? 1 : 0);
+  });
+  gauge("lodestone_leader", (g, s) => g.set(s.leader ? 1 : 0));
+  counter("lodestone_informer_restarts_total", (add, s) => {
+    for (const [resource, n] of Object.entries(s.informerRestarts)) add({ resource }, n);
+  });
+  counter("lodestone_l2_requests_total", (add, s) => {
+    for (const c of s.layer2) add({ interface: c.interface, ip: c.ip }, c.requests);
+  });
+  counter("lodestone_l2_replies_total", (add, s) => {
+    for (const c of s.layer2) add({ interface: c.interface, ip: c.ip }, c.replies);
+  });
+  counter("lodestone_l2_gratuitous_total", (add, s) => {
+    for (const c of s.layer2) add({ interface: c.interface, ip: c.ip }, c.gratuitous);
+  });
+  counter("lodestone_l2_drops_total", (add, s) => {
+    for (const d of s.layer2Drops) add({ interface: d.interface, reason: d.reason }, d.count);
+  });
+  gauge("lodestone_announced_ips", (g, s) => g.set(s.announcedIps));
+  gauge("lodestone_membership_size", (g, s) => g.set(s.membershipSize));
+  counter("lodestone_failover_events_total", (add, s) => add({}, s.failovers));
+
+  // Drop the snapshot once the scrape is serialised, so the next scrape takes a fresh one.
+  const metrics = registry.metrics.bind(registry);
+  registry.metrics = async () => {
+    try {
+      return await metrics();
+    } finally {
+      current = undefined;
+    }
+  };
+  return registry;
+}
