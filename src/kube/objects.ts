@@ -64,19 +64,24 @@ function strings(v: unknown, keep: (k: string) => boolean = () => true): Strings
   return Object.freeze(out);
 }
 
-export function projectService(raw: unknown): SlimService | undefined {
+/** The identity every namespaced projection starts from, plus the raw metadata to read the rest. */
+function identity(raw: unknown) {
   const m = objectMeta(raw);
   if (m === undefined) return undefined;
+  const meta = rec(rec(raw).metadata);
+  const id = { key: m.key, resourceVersion: m.rv, namespace: m.namespace, name: m.name, uid: str(meta.uid) ?? "" };
+  return { id, meta };
+}
+
+export function projectService(raw: unknown): SlimService | undefined {
+  const base = identity(raw);
+  if (base === undefined) return undefined;
+  const { id, meta } = base;
   const o = rec(raw);
-  const meta = rec(o.metadata);
   const spec = rec(o.spec);
   const lb = rec(rec(o.status).loadBalancer);
   return Object.freeze({
-    key: m.key,
-    resourceVersion: m.rv,
-    namespace: m.namespace,
-    name: m.name,
-    uid: str(meta.uid) ?? "",
+    ...id,
     type: str(spec.type) ?? "ClusterIP",
     loadBalancerClass: str(spec.loadBalancerClass),
     loadBalancerIP: str(spec.loadBalancerIP),
@@ -98,15 +103,11 @@ export function projectService(raw: unknown): SlimService | undefined {
 }
 
 export function projectConfigMap(raw: unknown): SlimConfigMap | undefined {
-  const m = objectMeta(raw);
-  if (m === undefined) return undefined;
-  const meta = rec(rec(raw).metadata);
+  const base = identity(raw);
+  if (base === undefined) return undefined;
+  const { id, meta } = base;
   return Object.freeze({
-    key: m.key,
-    resourceVersion: m.rv,
-    namespace: m.namespace,
-    name: m.name,
-    uid: str(meta.uid) ?? "",
+    ...id,
     labels: strings(meta.labels),
     data: strings(rec(raw).data, (k) => CONFIG_KEYS.includes(k)),
   });
