@@ -1,0 +1,238 @@
+// The Helm chart: the committed plain manifests match it, the security context and RBAC say what the README
+// promises, every optional feature renders, and values.schema.json refuses wrong types.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseAllDocuments } from "yaml";
+import {
+  chartDigest,
+  findHelmTemplate,
+  manifestFromRender,
+  manifestPath,
+  recordedDigest,
+  renderChart,
+  repoRoot,
+} from "../../scripts/lib/chart.ts";
+
+type Obj = Record<string, unknown> & { kind?: string; metadata?: { name?: string; namespace?: string } };
+
+function objects(yaml: string): Obj[] {
+  return parseAllDocuments(yaml)
+    .map((d) => d.toJS() as Obj | null)
+    .filter((o): o is Obj => o !== null);
+}
+
+function find(objs: readonly Obj[], kind: string, name?: string): Obj {
+  const found = objs.find((o) => o.kind === kind && (name === undefined || o.metadata?.name === name));
+  if (found === undefined) throw new Error(`no ${kind} ${name ?? ""} in the render`);
+  return found;
+}
+
+// The few paths into a DaemonSet the assertions need, typed loosely on purpose: the render is the input.
+interface Container {
+  args: string[];
+  env: { name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string } } }[];
+  securityContext: Record<string, unknown> & { capabilities: { drop: string[]; add?: string[] } };
+  livenessProbe: { httpGet: { path: string; port: string } };
+  readinessProbe: { httpGet: { path: string; port: string } };
+  resources: { requests?: Record<string, string>; limits?: Record<string, string> };
+  ports: { name: string; containerPort: number }[];
+}
+interface PodSpec {
+  hostNetwork?: boolean;
+  securityContext: Record<string, unknown>;
+  containers: Container[];
+  tolerations?: unknown[];
+  priorityClassName?: string;
+  serviceAccountName: string;
+}
+function podSpec(objs: readonly Obj[]): PodSpec {
+  return (find(objs, "DaemonSet") as unknown as { spec: { template: { spec: PodSpec } } }).spec.template.spec;
+}
+interface Rule {
+  apiGroups: string[];
+  resources: string[];
+  verbs: string[];
+  resourceNames?: string[];
+}
+function rules(objs: readonly Obj[], kind: "ClusterRole" | "Role"): Rule[] {
+  return (find(objs, kind) as unknown as { rules: Rule[] }).rules;
+}
+
+const committed = readFileSync(manifestPath, "utf8");
+const tool = findHelmTemplate();
+if (tool === undefined) {
+  console.log("packaging: helm-template not found (../shared/tools or $LODESTONE_HELM_TEMPLATE): render tests skip");
+}
+
+describe("deploy/manifests/lodestone.yaml", () => {
+  it("was generated from the chart as it is now (digest in its header; run `npm run gen:manifests`)", () => {
+    expect(recordedDigest(committed)).toBe(chartDigest());
+  });
+
+  it.skipIf(tool === undefined)("is exactly the chart rendered with defaults", async () => {
+    const render = await renderChart(tool!);
+    if (!render.ok) throw new Error(render.error);
+    expect(manifestFromRender(render.yaml, chartDigest())).toBe(committed);
+  });
+
+  const objs = objects(committed);
+
+  it("creates its namespace first, labelled for the privileged Pod Security Standard", () => {
+    expect(objs[0]?.kind).toBe("Namespace");
+    expect(objs[0]).toMatchObject({ metadata: { labels: { "pod-security.kubernetes.io/enforce": "privileged" } } });
+  });
+
+  it("runs the speaker with NET_RAW as its only capability, read-only, no privilege escalation", () => {
+    const pod = podSpec(objs);
+    const c = pod.containers[0]!;
+    expect(pod.hostNetwork).toBe(true);
+    expect(pod.securityContext).toEqual({ seccompProfile: { type: "RuntimeDefault" } });
+    expect(c.securityContext).toEqual({
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ["ALL"], add: ["NET_RAW"] },
+    });
+    expect(c.args).toEqual(["run", "--metrics-port=7472", "--log-level=info", "--speaker=true"]);
+  });
+
+  it("gets NODE_NAME and POD_NAMESPACE from the downward API", () => {
+    const env = podSpec(objs).containers[0]!.env;
+    expect(env).toContainEqual({ name: "NODE_NAME", valueFrom: { fieldRef: { fieldPath: "spec.nodeName" } } });
+    expect(env).toContainEqual({ name: "POD_NAMESPACE", valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } });
+  });
+
+  it("probes /healthz and /readyz on the metrics port and has no CPU limit", () => {
+    const c = podSpec(objs).containers[0]!;
+    expect(c.ports).toEqual([{ name: "metrics", containerPort: 7472, protocol: "TCP" }]);
+    expect(c.livenessProbe.httpGet).toEqual({ path: "/healthz", port: "metrics" });
+    expect(c.readinessProbe.httpGet).toEqual({ path: "/readyz", port: "metrics" });
+    expect(c.resources.requests).toHaveProperty("cpu");
+    expect(c.resources.limits ?? {}).not.toHaveProperty("cpu");
+  });
+
+  it("grants no wildcard and reads no Secret but its own membership key", () => {
+    const all = [...rules(objs, "ClusterRole"), ...rules(objs, "Role")];
+    for (const r of all) {
+      for (const field of [r.apiGroups, r.resources, r.verbs, r.resourceNames ?? []]) expect(field).not.toContain("*");
+    }
+    const secretRules = all.filter((r) => r.resources.includes("secrets"));
+    expect(secretRules).toEqual([
+      { apiGroups: [""], resources: ["secrets"], resourceNames: ["lodestone-memberlist"], verbs: ["get", "watch"] },
+      { apiGroups: [""], resources: ["secrets"], verbs: ["create"] },
+    ]);
+    expect(rules(objs, "ClusterRole").flatMap((r) => r.resources)).not.toContain("configmaps");
+  });
+});
+
+describe.skipIf(tool === undefined)("chart rendering", () => {
+  let dir = "";
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), `lodestone-packaging-${process.pid}-`));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  async function render(options: Parameters<typeof renderChart>[1]): Promise<Obj[]> {
+    const r = await renderChart(tool!, options);
+    if (!r.ok) throw new Error(r.error);
+    return objects(r.yaml);
+  }
+
+  it("puts dual-stack pools into a labelled ConfigMap the daemon reads", async () => {
+    const values = join(repoRoot, "deploy/helm/examples/dual-stack-pools.yaml");
+    const objs = await render({ release: "lb", namespace: "lb-system", valuesFiles: [values] });
+    const cm = find(objs, "ConfigMap", "lb-lodestone-pools") as Obj & { data: Record<string, string> };
+    expect(cm).toMatchObject({ metadata: { namespace: "lb-system", labels: { "lodestone.dev/pools": "true" } } });
+    const pools = objects(cm.data["pools.yaml"]!)[0] as unknown;
+    const expected = (objects(readFileSync(values, "utf8"))[0] as { pools: unknown }).pools;
+    expect(pools).toEqual(expected);
+  });
+
+  it("renders no pool ConfigMap without pools", async () => {
+    expect((await render({})).map((o) => o.kind)).not.toContain("ConfigMap");
+  });
+
+  it("renders every optional feature", async () => {
+    const objs = await render({ valuesFiles: [join(repoRoot, "deploy/helm/examples/all-features.yaml")] });
+    expect(objs.map((o) => `${o.kind}/${o.metadata?.name}`).sort()).toEqual([
+      "ClusterRole/lb",
+      "ClusterRoleBinding/lb",
+      "ConfigMap/lb-pools",
+      "DaemonSet/lb",
+      "Role/lb",
+      "RoleBinding/lb",
+      "Service/lb-metrics",
+      "ServiceAccount/lodestone-sa",
+      "ServiceMonitor/lb",
+    ]);
+    const pod = podSpec(objs);
+    expect(pod.priorityClassName).toBe("system-node-critical");
+    expect(pod.serviceAccountName).toBe("lodestone-sa");
+    expect(pod.containers[0]!.args).toEqual([
+      "run",
+      "--metrics-port=9472",
+      "--log-level=debug",
+      "--speaker=true",
+      "--load-balancer-class=example.com/lb",
+      "--kubeconfig=/etc/lodestone/kubeconfig",
+      "--example-flag=1",
+    ]);
+    expect(find(objs, "ServiceMonitor")).toMatchObject({
+      metadata: { labels: { release: "prometheus" } },
+      spec: { endpoints: [{ port: "metrics", path: "/metrics", interval: "15s" }] },
+    });
+    expect(find(objs, "Service")).toMatchObject({ spec: { clusterIP: "None", ports: [{ port: 9472 }] } });
+  });
+
+  it("runs the controller alone as a non-root user with no capability and no host network", async () => {
+    const pod = podSpec(await render({ set: ["daemon.speaker=false"] }));
+    expect(pod.hostNetwork).toBeUndefined();
+    expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 65532 });
+    expect(pod.containers[0]!.securityContext.capabilities).toEqual({ drop: ["ALL"] });
+    expect(pod.containers[0]!.args).toContain("--speaker=false");
+  });
+
+  it.each([
+    { desc: "port as a string", set: ["daemon.metricsPort=abc"], values: "", error: /metricsPort/ },
+    { desc: "port 0 (probes need it)", set: ["daemon.metricsPort=0"], values: "", error: /metricsPort/ },
+    { desc: "speaker as a string", set: ["daemon.speaker=yes"], values: "", error: /speaker/ },
+    { desc: "unknown log level", set: ["daemon.logLevel=verbose"], values: "", error: /logLevel/ },
+    { desc: "misspelt top-level key", set: ["pool[0].name=a"], values: "", error: /pool/ },
+    {
+      desc: "addresses as a string",
+      set: [],
+      values: "pools: [{name: a, addresses: 192.0.2.0/24}]",
+      error: /addresses/,
+    },
+    { desc: "pool without a name", set: [], values: "pools: [{addresses: [192.0.2.0/24]}]", error: /name/ },
+    {
+      desc: "unknown pool field",
+      set: [],
+      values: "pools: [{name: a, addresses: [192.0.2.1], autoassign: true}]",
+      error: /autoassign/,
+    },
+    {
+      desc: "bad selector operator",
+      set: [],
+      values:
+        "pools: [{name: a, addresses: [192.0.2.1], serviceAllocation: {namespaceSelector: {matchExpressions: [{key: k, operator: Equals}]}}}]",
+      error: /operator/,
+    },
+    { desc: "CPU request as a boolean", set: [], values: "resources: {requests: {cpu: true}}", error: /cpu/ },
+    { desc: "scrape interval in words", set: [], values: "serviceMonitor: {interval: 30 seconds}", error: /interval/ },
+  ])("rejects wrong values: $desc", async ({ set, values, error }) => {
+    const valuesFiles: string[] = [];
+    if (values !== "") {
+      const file = join(dir, `values-${valuesFiles.length}-${Math.random().toString(36).slice(2)}.yaml`);
+      writeFileSync(file, values);
+      valuesFiles.push(file);
+    }
+    const r = await renderChart(tool!, { set, valuesFiles });
+    expect(r.ok).toBe(false);
+    if (!r.ok) {
+      expect(r.error).toContain("values don't meet the specifications of the schema");
+      expect(r.error).toMatch(error);
+    }
+  });
+});
