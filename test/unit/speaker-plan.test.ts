@@ -1,0 +1,137 @@
+import { describe, expect, it } from "vitest";
+import {
+  type AnnouncePool,
+  type AnnouncedService,
+  gainsToSettle,
+  ownersOf,
+  planAnnouncements,
+} from "../../src/core/announce-plan.ts";
+import type { ElectionNode } from "../../src/core/election.ts";
+import { type IpAddress, formatIp, ipKey, parseIp } from "../../src/core/ip.ts";
+
+const addr = (t: string): IpAddress => parseIp(t)!;
+const nodes: ElectionNode[] = ["node1", "node2", "node3"].map((name) => ({
+  name,
+  alive: true,
+  ready: true,
+  labels: { zone: name === "node3" ? "b" : "a" },
+  interfaces: undefined,
+}));
+const inRange = (lo: string, hi: string) => (ip: IpAddress) =>
+  ip.family === addr(lo).family && ip.value >= addr(lo).value && ip.value <= addr(hi).value;
+const pool = (over: Partial<AnnouncePool> = {}): AnnouncePool => ({
+  name: "lan",
+  contains: inRange("192.0.2.100", "192.0.2.199"),
+  allowsNamespace: (ns) => ns !== "evil",
+  externalIPs: false,
+  gratuitous: { intervalMs: 1100, count: 5 },
+  ...over,
+});
+const svc = (key: string, over: Partial<AnnouncedService> = {}): AnnouncedService => ({
+  key,
+  namespace: key.split("/")[0]!,
+  ingressIps: [],
+  externalIps: [],
+  localTraffic: false,
+  endpointNodes: new Set(),
+  ...over,
+});
+const ownerOf = (ip: string, services: AnnouncedService[], pools = [pool()]) => {
+  const p = planAnnouncements("node1", services, pools, nodes).ips.find((x) => formatIp(x.ip) === ip);
+  if (p === undefined) return undefined;
+  return p.election.ok ? p.election.owner : p.election.reason;
+};
+
+describe("planAnnouncements", () => {
+  it("claims exactly the IPs this node wins, with the pool's announce settings", () => {
+    const services = Array.from({ length: 30 }, (_, i) =>
+      svc(`default/s${i}`, { ingressIps: [addr(`192.0.2.${100 + i}`)] }),
+    );
+    const plan = planAnnouncements("node1", services, [pool({ interfaces: ["eth0"] })], nodes);
+    const mine = plan.ips.filter((p) => p.election.ok && p.election.owner === "node1");
+    expect(plan.claims.map((c) => formatIp(c.ip))).toEqual(mine.map((p) => formatIp(p.ip)));
+    expect(plan.claims.length).toBeGreaterThan(0);
+    expect(plan.claims[0]).toMatchObject({ interfaces: ["eth0"], gratuitous: { intervalMs: 1100, count: 5 } });
+  });
+
+  it("Services sharing an IP are announced once, from one node", () => {
+    const ip = addr("192.0.2.150");
+    const plan = planAnnouncements(
+      "node1",
+      [svc("default/a", { ingressIps: [ip] }), svc("default/b", { ingressIps: [ip] })],
+      [pool()],
+      nodes,
+    );
+    expect(plan.ips).toHaveLength(1);
+    expect(plan.ips[0]!.services).toEqual(["default/a", "default/b"]);
+  });
+
+  it.each<{ desc: string; s: AnnouncedService; pools: AnnouncePool[]; want: string | undefined; reason?: string }>([
+    {
+      desc: "eTP Local goes to the endpoint's node",
+      s: svc("default/a", { ingressIps: [addr("192.0.2.150")], localTraffic: true, endpointNodes: new Set(["node2"]) }),
+      pools: [pool()],
+      want: "node2",
+    },
+    {
+      desc: "eTP Local without endpoints: nobody",
+      s: svc("default/a", { ingressIps: [addr("192.0.2.150")], localTraffic: true }),
+      pools: [pool()],
+      want: "no-local-endpoint",
+    },
+    {
+      desc: "the pool's nodeSelector",
+      s: svc("default/a", { ingressIps: [addr("192.0.2.150")] }),
+      pools: [pool({ nodeSelector: (l) => l["zone"] === "b" })],
+      want: "node3",
+    },
+    {
+      desc: "externalIPs in an opted-in pool from an allowed namespace",
+      s: svc("default/a", { externalIps: [addr("192.0.2.150")] }),
+      pools: [pool({ externalIPs: true, nodeSelector: (l) => l["zone"] === "b" })],
+      want: "node3",
+    },
+    {
+      desc: "externalIPs when the pool does not opt in (the default)",
+      s: svc("default/a", { externalIps: [addr("192.0.2.150")] }),
+      pools: [pool()],
+      want: undefined,
+      reason: "external-ips-disabled",
+    },
+    {
+      desc: "externalIPs from a namespace the pool does not serve (CVE-2020-8554)",
+      s: svc("evil/a", { externalIps: [addr("192.0.2.150")] }),
+      pools: [pool({ externalIPs: true })],
+      want: undefined,
+      reason: "namespace-not-allowed",
+    },
+    {
+      desc: "externalIPs outside every pool",
+      s: svc("default/a", { externalIps: [addr("203.0.113.9")] }),
+      pools: [pool({ externalIPs: true })],
+      want: undefined,
+      reason: "outside-pools",
+    },
+  ])("$desc", ({ s, pools, want, reason }) => {
+    const ip = formatIp(s.ingressIps[0] ?? s.externalIps[0]!);
+    expect(ownerOf(ip, [s], pools)).toBe(want);
+    const plan = planAnnouncements("node1", [s], pools, nodes);
+    expect(plan.unannounced.map((u) => u.reason)).toEqual(reason === undefined ? [] : [reason]);
+  });
+});
+
+describe("gainsToSettle", () => {
+  const ip = addr("192.0.2.150");
+  const plan = planAnnouncements("node1", [svc("default/a", { ingressIps: [ip] })], [pool()], nodes);
+  const owner = plan.ips[0]!.election.ok ? plan.ips[0]!.election.owner : "";
+
+  it.each<{ desc: string; previous: string; members: string[]; settle: boolean }>([
+    { desc: "the previous owner died: take at once", previous: "nodeX", members: [owner], settle: false },
+    { desc: "the previous owner is alive: wait for it", previous: "nodeX", members: [owner, "nodeX"], settle: true },
+    { desc: "already ours", previous: owner, members: [owner], settle: false },
+  ])("$desc", ({ previous, members, settle }) => {
+    const s = gainsToSettle(owner, new Map([[ipKey(ip), previous]]), plan, new Set(members));
+    expect(s.has(ipKey(ip))).toBe(settle);
+    expect(ownersOf(plan).get(ipKey(ip))).toBe(owner);
+  });
+});
