@@ -19,7 +19,7 @@ WORKDIR /src
 COPY . .
 RUN npm ci \
  && npm prune --omit=dev \
- && mkdir -p /out/build \
+ && mkdir -p /out config \
  && cp -a package.json bin src config node_modules /out/ \
  && if [ -d build/Release ]; then mkdir -p /out/build/Release && cp build/Release/*.node /out/build/Release/; fi
 
