@@ -1,7 +1,8 @@
-import { spawnSync } from "node:child_process";
+import { execFile } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { KubeConfig } from "@kubernetes/client-node";
 import pino from "pino";
 import { renderStatusTable } from "../core/status.ts";
@@ -11,6 +12,8 @@ import { startSandbox } from "../sandbox/index.ts";
 import type { Daemon } from "./daemon.ts";
 import { startDaemon } from "./daemon.ts";
 import { readStatus } from "./status.ts";
+
+const execFileAsync = promisify(execFile);
 
 /** The demo's cluster: one pool ConfigMap and a handful of LoadBalancer Services showing what Lodestone does. */
 export const DEMO_NAMESPACE = "demo";
@@ -37,7 +40,11 @@ interface DemoService {
   readonly gets: boolean;
 }
 
-const tcp = (port: number): { port: number; protocol: string } => ({ port, protocol: "TCP" });
+const tcp = (port: number): { name: string; port: number; protocol: string } => ({
+  name: `tcp-${port}`,
+  port,
+  protocol: "TCP",
+});
 
 export const demoServices: readonly DemoService[] = [
   { name: "web", what: "IPv4", spec: { ports: [tcp(80), tcp(443)] }, gets: true },
@@ -64,7 +71,7 @@ export const demoServices: readonly DemoService[] = [
     name: "dns-udp",
     what: "shares one IP with dns-tcp",
     annotations: { "lodestone.dev/sharing-key": "dns" },
-    spec: { ports: [{ port: 53, protocol: "UDP" }] },
+    spec: { ports: [{ name: "udp-53", port: 53, protocol: "UDP" }] },
     gets: true,
   },
   {
@@ -154,10 +161,14 @@ async function waitForAllocations(client: KubeClient, o: DemoOptions): Promise<v
   }
 }
 
-function kubectl(kubeconfigPath: string, args: readonly string[]): string | undefined {
-  const r = spawnSync("kubectl", ["--kubeconfig", kubeconfigPath, ...args], { encoding: "utf8", timeout: 20_000 });
-  if (r.error !== undefined || r.status !== 0) return undefined;
-  return r.stdout.trimEnd();
+/** kubectl as a user would run it; asynchronous, since the API server it talks to lives in this process. */
+async function kubectl(kubeconfigPath: string, args: readonly string[]): Promise<string | undefined> {
+  try {
+    const { stdout } = await execFileAsync("kubectl", ["--kubeconfig", kubeconfigPath, ...args], { timeout: 20_000 });
+    return stdout.trimEnd();
+  } catch {
+    return undefined;
+  }
 }
 
 function section(o: DemoOptions, title: string, body: string): void {
@@ -198,10 +209,10 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     await waitForAllocations(client, o);
     o.print(`Every Service settled in ${Math.round(performance.now() - started)} ms (daemon start included).`);
 
-    const get = kubectl(sandbox.kubeconfigPath, ["get", "svc", "-n", DEMO_NAMESPACE]);
+    const get = await kubectl(sandbox.kubeconfigPath, ["get", "svc", "-n", DEMO_NAMESPACE]);
     if (get !== undefined) section(o, `kubectl get svc -n ${DEMO_NAMESPACE}`, get);
-    for (const name of ["dual", "outside"]) {
-      const text = kubectl(sandbox.kubeconfigPath, ["describe", "svc", name, "-n", DEMO_NAMESPACE]);
+    for (const name of ["dual", "legacy", "outside"]) {
+      const text = await kubectl(sandbox.kubeconfigPath, ["describe", "svc", name, "-n", DEMO_NAMESPACE]);
       if (text !== undefined) section(o, `kubectl describe svc ${name} -n ${DEMO_NAMESPACE}`, text);
     }
     if (get === undefined) o.print("\n(kubectl not found: skipped `kubectl get/describe`; `lodestone status` follows)");
