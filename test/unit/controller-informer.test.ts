@@ -1,0 +1,175 @@
+import { describe, expect, it } from "vitest";
+import pino from "pino";
+import type { KubeClient, KubeRequest, KubeResponse, QueryParams, WatchLine } from "../../src/kube/client.ts";
+import { backoffDelay, createInformer, objectMeta, type Slim } from "../../src/kube/informer.ts";
+
+const logger = pino({ level: "silent" });
+
+interface Obj {
+  metadata: { namespace: string; name: string; resourceVersion: string };
+  spec: { type: string };
+}
+interface SlimSvc extends Slim {
+  readonly type: string;
+}
+const obj = (name: string, rv: number, type = "LoadBalancer"): Obj => ({
+  metadata: { namespace: "ns", name, resourceVersion: String(rv) },
+  spec: { type },
+});
+const project = (raw: unknown): SlimSvc | undefined => {
+  const m = objectMeta(raw);
+  const o = raw as Obj;
+  return m === undefined || o.spec.type !== "LoadBalancer"
+    ? undefined
+    : { key: m.key, resourceVersion: m.rv, type: o.spec.type };
+};
+
+/** Scripted API: `lists` answer successive list calls; each watch is captured for the test to drive. */
+class FakeApi {
+  lists: (KubeResponse | Obj[])[] = [];
+  listCalls: QueryParams[] = [];
+  watches: { query: QueryParams; line: WatchLine; done: (err: unknown) => void; ctl: AbortController }[] = [];
+  items: Obj[] = [];
+  rv = 100;
+  client: KubeClient = {
+    request: (req: KubeRequest): Promise<KubeResponse> => {
+      this.listCalls.push(req.query ?? {});
+      const next = this.lists.shift() ?? this.items;
+      if (!Array.isArray(next)) return Promise.resolve(next);
+      const limit = Number(req.query?.limit ?? 1000);
+      const start = Number(req.query?.continue ?? 0);
+      const page = next.slice(start, start + limit);
+      const cont = start + limit < next.length ? String(start + limit) : "";
+      if (cont !== "") this.lists.unshift(next);
+      return Promise.resolve({
+        status: 200,
+        body: { metadata: { resourceVersion: String(this.rv), continue: cont }, items: page },
+      });
+    },
+    watch: (_path, query, line, done) => {
+      const ctl = new AbortController();
+      const w = { query, line, done, ctl };
+      ctl.signal.addEventListener("abort", () => done(new Error("aborted")));
+      this.watches.push(w);
+      return Promise.resolve(ctl);
+    },
+    close: () => Promise.resolve(),
+  };
+  last() {
+    return this.watches[this.watches.length - 1]!;
+  }
+}
+
+const until = async (cond: () => boolean, ms = 2000): Promise<void> => {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error("condition not met in time");
+    await new Promise((r) => setTimeout(r, 2));
+  }
+};
+
+function make(api: FakeApi) {
+  const events: string[] = [];
+  const inf = createInformer<SlimSvc>({
+    client: api.client,
+    resource: "services",
+    path: "/api/v1/services",
+    project,
+    logger,
+    pageSize: 2,
+    backoff: { initialMs: 5, maxMs: 20 },
+    random: () => 0.5,
+  });
+  inf.subscribe({
+    upsert: (o, old) => events.push(`${old === undefined ? "add" : "update"} ${o.key}@${o.resourceVersion}`),
+    delete: (o) => events.push(`delete ${o.key}`),
+    synced: () => events.push("synced"),
+  });
+  return { inf, events };
+}
+
+describe("backoffDelay", () => {
+  it.each([
+    { desc: "first retry is around the initial delay", attempt: 0, r: 0, want: 100 },
+    { desc: "doubles per attempt", attempt: 3, r: 0.999, want: 1599 },
+    { desc: "capped at the maximum", attempt: 40, r: 0, want: 15_000 },
+  ])("$desc", ({ attempt, r, want }) => {
+    expect(backoffDelay(attempt, 200, 30_000, () => r)).toBe(want);
+  });
+});
+
+describe("informer", () => {
+  it("lists every page, keeps only projected objects, then reports synced once", async () => {
+    const api = new FakeApi();
+    api.items = [obj("a", 1), obj("b", 2), obj("c", 3, "ClusterIP"), obj("d", 4), obj("e", 5)];
+    const { inf, events } = make(api);
+    inf.start();
+    await inf.whenSynced();
+    expect(events).toEqual(["add ns/a@1", "add ns/b@2", "add ns/d@4", "add ns/e@5", "synced"]);
+    expect(inf.size).toBe(4);
+    expect(api.listCalls.map((q) => q.continue)).toEqual([undefined, "2", "4"]);
+    await until(() => api.watches.length === 1);
+    expect(api.last().query.resourceVersion).toBe("100");
+    await inf.stop();
+  });
+
+  it("applies watch events, treating an update that projects away as a delete", async () => {
+    const api = new FakeApi();
+    api.items = [obj("a", 1)];
+    const { inf, events } = make(api);
+    inf.start();
+    await until(() => api.watches.length === 1);
+    const w = api.last();
+    w.line("ADDED", obj("b", 101));
+    w.line("MODIFIED", obj("b", 102));
+    w.line("MODIFIED", obj("a", 103, "NodePort"));
+    w.line("BOOKMARK", { metadata: { resourceVersion: "150" } });
+    w.line("DELETED", obj("b", 151));
+    expect(events.slice(2)).toEqual(["add ns/b@101", "update ns/b@102", "delete ns/a", "delete ns/b"]);
+    expect(inf.size).toBe(0);
+    expect(inf.restarts()).toBe(0);
+    await inf.stop();
+  });
+
+  it("relists after 410 Gone without counting a restart, and delivers the difference", async () => {
+    const api = new FakeApi();
+    api.items = [obj("a", 1), obj("b", 2)];
+    const { inf, events } = make(api);
+    inf.start();
+    await until(() => api.watches.length === 1);
+    api.items = [obj("b", 2), obj("c", 7)];
+    api.rv = 200;
+    api.last().line("ERROR", { kind: "Status", code: 410, reason: "Expired" });
+    await until(() => api.watches.length === 2);
+    expect(events.slice(3)).toEqual(["delete ns/a", "add ns/c@7", "synced"]);
+    expect(api.last().query.resourceVersion).toBe("200");
+    expect(inf.restarts()).toBe(0);
+    await inf.stop();
+  });
+
+  it("restarts with backoff after list and watch errors, counts them, and resumes from the last version", async () => {
+    const api = new FakeApi();
+    api.items = [obj("a", 1)];
+    api.lists = [
+      { status: 500, body: { message: "boom" } },
+      { status: 0, body: { message: "refused" } },
+    ];
+    const { inf } = make(api);
+    inf.start();
+    await inf.whenSynced();
+    expect(inf.restarts()).toBe(2);
+    await until(() => api.watches.length === 1);
+    api.last().line("ADDED", obj("z", 120));
+    api.last().done(new Error("connection reset"));
+    await until(() => api.watches.length === 2);
+    expect(inf.restarts()).toBe(3);
+    expect(api.last().query.resourceVersion).toBe("120");
+    expect(inf.get("ns/z")?.resourceVersion).toBe("120");
+    // A watch that is closed normally by the server after doing work is re-opened without a restart.
+    api.last().line("ADDED", obj("y", 121));
+    api.last().done(null);
+    await until(() => api.watches.length === 3);
+    expect(inf.restarts()).toBe(3);
+    await inf.stop();
+  });
+});
