@@ -3,6 +3,7 @@ import type { InterfaceSummary } from "../core/election.ts";
 import { type IpAddress, formatIp, parseIp } from "../core/ip.ts";
 import { type KubeClient, responseMessage } from "./client.ts";
 import { type Slim, objectMeta } from "./informer.ts";
+import { microTime } from "./lease.ts";
 
 /**
  * The speaker's slim views of the objects it watches and the few writes it makes (its Lease, the heartbeat
@@ -232,13 +233,6 @@ export function decodeHeartbeatAddress(text: string | undefined): { address: IpA
 
 // ---- writes ----
 
-export const microTime = (d: Date): string => d.toISOString().replace(/Z$/, "000Z");
-
-export interface LeaseBody {
-  metadata: { name: string; namespace: string; labels: Record<string, string>; annotations: Record<string, string> };
-  spec: { holderIdentity: string; leaseDurationSeconds: number; renewTime: string; acquireTime?: string };
-}
-
 /**
  * This node's membership Lease: created when missing, then replaced (PUT: the RBAC allows update, not patch)
  * with a new renewTime. Returns an error message, or undefined on success.
@@ -246,7 +240,7 @@ export interface LeaseBody {
 export function createLeaseRenewer(client: KubeClient, namespace: string, node: string, durationSeconds: number) {
   const path = `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases`;
   const name = speakerLeaseName(node);
-  let last: (LeaseBody & { metadata: { resourceVersion?: string } }) | undefined;
+  let last: { metadata?: unknown; spec?: { acquireTime?: string } } | undefined;
   return async function renew(annotations: Record<string, string>, timeoutMs: number): Promise<string | undefined> {
     const now = microTime(new Date());
     const body = (rv: string | undefined, acquire: string | undefined) => ({
@@ -285,7 +279,7 @@ export function createLeaseRenewer(client: KubeClient, namespace: string, node: 
       const res = await client.request({
         method: "PUT",
         path: `${path}/${name}`,
-        body: body(str(rv), last?.spec.acquireTime),
+        body: body(str(rv), last?.spec?.acquireTime),
         timeoutMs,
       });
       if (res.status === 200) {
