@@ -8,6 +8,7 @@ import {
   ownersOf,
   planAnnouncements,
 } from "../core/announce-plan.ts";
+import { POOLS_LABEL } from "../core/config.ts";
 import { type ElectionNode, type InterfaceSummary, hasInterfaceFor } from "../core/election.ts";
 import { type HeartbeatKey, heartbeatKey } from "../core/heartbeat-codec.ts";
 import { type IpAddress, formatIp, ipKey } from "../core/ip.ts";
@@ -41,7 +42,7 @@ import {
 } from "../kube/speaker-resources.ts";
 import { DEFAULT_HEARTBEAT_PORT, type HeartbeatTransport, createHeartbeatTransport } from "../net/heartbeat.ts";
 import { scanInterfaces } from "../net/interface-summary.ts";
-import { announcePools } from "./speaker-pools.ts";
+import { createPoolCache } from "./speaker-pools.ts";
 
 /** The part of the layer-2 announcer (src/net/announcer.ts) the speaker drives. */
 export interface SpeakerAnnouncer {
@@ -100,6 +101,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
   const incarnation = Date.now();
   const ns = ctx.namespace;
   const common = { client: ctx.client, logger: log };
+  const announcePools = createPoolCache();
 
   const services = createInformer<SpeakerService>({
     ...common,
@@ -130,6 +132,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     ...common,
     resource: "speaker-configmaps",
     path: `/api/v1/namespaces/${ns}/configmaps`,
+    labelSelector: `${POOLS_LABEL}=true`,
     project: projectConfigMap,
   });
   const namespaces = createInformer<SpeakerNamespace>({
@@ -185,7 +188,6 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
   const pending = new Map<string, number>();
   let evaluating: Promise<void> | undefined;
   let again = false;
-  let lastPlan: AnnouncePlan | undefined;
 
   function synced(): boolean {
     return informers.every((i) => i.synced());
@@ -228,8 +230,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
   function pools(): AnnouncePool[] {
     const nsLabels = new Map<string, Readonly<Record<string, string>>>();
     for (const n of namespaces.values()) nsLabels.set(n.key, n.labels);
-    const r = announcePools([...configMaps.values()], (name) => nsLabels.get(name));
-    return r;
+    return announcePools([...configMaps.values()], (name) => nsLabels.get(name));
   }
 
   function schedule(): void {
@@ -272,7 +273,8 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
         previousOwners = ownersOf(planAnnouncements(self, announcedServices(), pools(), electionNodes(without)));
       }
       const settle = gainsToSettle(self, previousOwners, plan, view.members);
-      for (const k of [...pending.keys()]) if (!settle.has(k) && !plan.claims.some((c) => ipKey(c.ip) === k)) pending.delete(k);
+      for (const k of [...pending.keys()])
+        if (!settle.has(k) && !plan.claims.some((c) => ipKey(c.ip) === k)) pending.delete(k);
       for (const k of settle) if (!pending.has(k) && !claimed.some((c) => ipKey(c.ip) === k)) pending.set(k, now);
       claims = plan.claims.filter((c) => {
         const since = pending.get(ipKey(c.ip));
@@ -294,7 +296,6 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
         if (before !== undefined) owners.set(k, before);
       }
       previousOwners = owners;
-      lastPlan = plan;
     }
     const nextSig = claims
       .map((c) => `${ipKey(c.ip)}@${c.key}@${(c.interfaces ?? []).join("+")}@${JSON.stringify(c.gratuitous)}`)
@@ -327,7 +328,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
         if (svc === undefined) continue;
         const mine = p.election.ok && p.election.owner === self && held.has(ipKey(p.ip));
         if (mine && svc.announcingNode !== self) {
-          const iface = interfaceFor(p.ip, p.pool);
+          const iface = interfaceFor(p.ip);
           await once(`${key}#owner`, `${self}`, now, async () => {
             const err = await writeAnnouncingNode(ctx.client, svc.namespace, svc.name, self);
             if (err !== undefined) return err;
@@ -341,7 +342,8 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
         } else if (!p.election.ok && reporter === self) {
           const message = p.election.message;
           await once(`${key}#none#${formatIp(p.ip)}`, message, now, async () => {
-            if (svc.announcingNode !== undefined) await writeAnnouncingNode(ctx.client, svc.namespace, svc.name, undefined);
+            if (svc.announcingNode !== undefined)
+              await writeAnnouncingNode(ctx.client, svc.namespace, svc.name, undefined);
             return writeServiceEvent(ctx.client, svc, { type: "Warning", reason: "NotAnnounced", message, node: self });
           });
         }
@@ -352,7 +354,12 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
         const svc = services.get(u.service);
         if (svc === undefined) continue;
         await once(`${u.service}#refused#${formatIp(u.ip)}`, u.message, now, () =>
-          writeServiceEvent(ctx.client, svc, { type: "Warning", reason: "NotAnnounced", message: u.message, node: self }),
+          writeServiceEvent(ctx.client, svc, {
+            type: "Warning",
+            reason: "NotAnnounced",
+            message: u.message,
+            node: self,
+          }),
         );
       }
     }
@@ -371,9 +378,14 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     }
   }
 
-  function interfaceFor(ip: IpAddress, _pool: string): string | undefined {
-    const match = interfaces.find((i) => hasInterfaceFor([{ ...i, defaultRoute4: false, defaultRoute6: false }], ip));
-    return (match ?? interfaces.find((i) => (ip.family === 4 ? i.defaultRoute4 : i.defaultRoute6)))?.name;
+  /** The interface the announcer will use, by its own rule, for the Event text. */
+  function interfaceFor(ip: IpAddress): string | undefined {
+    const wanted = claimed.find((c) => ipKey(c.ip) === ipKey(ip))?.interfaces;
+    if (wanted !== undefined) return wanted.join(", ");
+    const inSubnet = interfaces.find((i) =>
+      hasInterfaceFor([{ ...i, defaultRoute4: false, defaultRoute6: false }], ip),
+    );
+    return (inSubnet ?? interfaces.find((i) => (ip.family === 4 ? i.defaultRoute4 : i.defaultRoute6)))?.name;
   }
 
   // --- heartbeats and Lease ---
@@ -448,7 +460,8 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
       keys: () => keys,
       onHeartbeat: (hb) => {
         const rejected = membership.heartbeat(hb, performance.now(), Date.now());
-        if (rejected !== undefined && rejected !== "replay") log.debug({ from: hb.node, rejected }, "heartbeat refused");
+        if (rejected !== undefined && rejected !== "replay")
+          log.debug({ from: hb.node, rejected }, "heartbeat refused");
         if (hb.kind === "leaving") schedule();
       },
     });
@@ -544,5 +557,4 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
       return { ready: reasons.length === 0, reasons };
     },
   };
-  void lastPlan;
 }
