@@ -11,35 +11,38 @@ import {
 import { POOLS_LABEL } from "../core/config.ts";
 import { type ElectionNode, type InterfaceSummary, hasInterfaceFor } from "../core/election.ts";
 import { type HeartbeatKey, heartbeatKey } from "../core/heartbeat-codec.ts";
-import { type IpAddress, formatIp, ipKey } from "../core/ip.ts";
+import { type IpAddress, formatIp, ipKey, parseIp } from "../core/ip.ts";
 import { Membership, type MembershipTiming, checkTiming, defaultTiming } from "../core/membership.ts";
 import type { Readiness, TelemetrySnapshot } from "../core/telemetry.ts";
 import type { KubeClient } from "../kube/client.ts";
 import { type Informer, createInformer } from "../kube/informer.ts";
 import {
+  ANNOUNCING_ANNOTATION,
   HEARTBEAT_ANNOTATION,
   INTERFACES_ANNOTATION,
   SPEAKER_LABEL,
   SPEAKER_LABEL_VALUE,
-  type SpeakerConfigMap,
-  type SpeakerEndpointSlice,
   type SpeakerLease,
-  type SpeakerNamespace,
   type SpeakerNode,
-  type SpeakerService,
   createLeaseRenewer,
   encodeHeartbeatAddress,
   encodeInterfaces,
   loadMemberlistKeys,
+  projectLease,
+  projectNode,
+  writeAnnouncingNode,
+} from "../kube/speaker-resources.ts";
+import { createEventRecorder } from "../kube/events.ts";
+import {
+  type SlimConfigMap,
+  type SlimEndpointSlice,
+  type SlimNamespace,
+  type SlimService,
   projectConfigMap,
   projectEndpointSlice,
-  projectLease,
   projectNamespace,
-  projectNode,
   projectService,
-  writeAnnouncingNode,
-  writeServiceEvent,
-} from "../kube/speaker-resources.ts";
+} from "../kube/objects.ts";
 import { DEFAULT_HEARTBEAT_PORT, type HeartbeatTransport, createHeartbeatTransport } from "../net/heartbeat.ts";
 import { scanInterfaces } from "../net/interface-summary.ts";
 import { createPoolCache } from "./speaker-pools.ts";
@@ -85,6 +88,11 @@ export interface Speaker {
   readiness(): Readiness;
 }
 
+const parseIps = (texts: readonly string[]): IpAddress[] =>
+  texts.flatMap((t) => {
+    const a = parseIp(t);
+    return a === undefined ? [] : [a];
+  });
 const defaultClass = (cls: string | undefined): boolean => cls === undefined || cls === "lodestone.dev/lb";
 const EVAL_MS = 50;
 const WRITE_RETRY_MS = 5_000;
@@ -103,7 +111,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
   const common = { client: ctx.client, logger: log };
   const announcePools = createPoolCache();
 
-  const services = createInformer<SpeakerService>({
+  const services = createInformer<SlimService>({
     ...common,
     resource: "speaker-services",
     path: "/api/v1/services",
@@ -115,7 +123,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     path: "/api/v1/nodes",
     project: projectNode,
   });
-  const slices = createInformer<SpeakerEndpointSlice>({
+  const slices = createInformer<SlimEndpointSlice>({
     ...common,
     resource: "speaker-endpointslices",
     path: "/apis/discovery.k8s.io/v1/endpointslices",
@@ -128,14 +136,14 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     labelSelector: `${SPEAKER_LABEL}=${SPEAKER_LABEL_VALUE}`,
     project: projectLease,
   });
-  const configMaps = createInformer<SpeakerConfigMap>({
+  const configMaps = createInformer<SlimConfigMap>({
     ...common,
     resource: "speaker-configmaps",
     path: `/api/v1/namespaces/${ns}/configmaps`,
     labelSelector: `${POOLS_LABEL}=true`,
     project: projectConfigMap,
   });
-  const namespaces = createInformer<SpeakerNamespace>({
+  const namespaces = createInformer<SlimNamespace>({
     ...common,
     resource: "speaker-namespaces",
     path: "/api/v1/namespaces",
@@ -176,7 +184,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     },
   });
   for (const inf of [services, slices, configMaps, namespaces] as const) {
-    (inf as Informer<SpeakerService>).subscribe({ upsert: () => (dirty = true), delete: () => (dirty = true) });
+    (inf as Informer<SlimService>).subscribe({ upsert: () => (dirty = true), delete: () => (dirty = true) });
   }
 
   // --- the decision loop ---
@@ -208,19 +216,23 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
   function announcedServices(): AnnouncedService[] {
     const endpointNodes = new Map<string, Set<string>>();
     for (const s of slices.values()) {
-      const set = endpointNodes.get(s.service) ?? new Set<string>();
+      const key = `${s.namespace}/${s.service}`;
+      const set = endpointNodes.get(key) ?? new Set<string>();
       for (const n of s.readyNodes) set.add(n);
-      endpointNodes.set(s.service, set);
+      endpointNodes.set(key, set);
     }
     const out: AnnouncedService[] = [];
     for (const s of services.values()) {
       if (!handlesClass(s.loadBalancerClass)) continue;
+      const ingressIps = s.type === "LoadBalancer" ? parseIps(s.ingress) : [];
+      const externalIps = parseIps(s.externalIPs);
+      if (ingressIps.length === 0 && externalIps.length === 0) continue;
       out.push({
         key: s.key,
         namespace: s.namespace,
-        ingressIps: s.ingressIps,
-        externalIps: s.externalIps,
-        localTraffic: s.localTraffic,
+        ingressIps,
+        externalIps,
+        localTraffic: s.externalTrafficPolicy === "Local",
         endpointNodes: endpointNodes.get(s.key) ?? new Set(),
       });
     }
@@ -229,7 +241,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
 
   function pools(): AnnouncePool[] {
     const nsLabels = new Map<string, Readonly<Record<string, string>>>();
-    for (const n of namespaces.values()) nsLabels.set(n.key, n.labels);
+    for (const n of namespaces.values()) nsLabels.set(n.name, n.labels);
     return announcePools([...configMaps.values()], (name) => nsLabels.get(name));
   }
 
@@ -317,8 +329,15 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
   }
 
   // --- visibility: annotation + Events, written by the owner only, once per change ---
+  const events = createEventRecorder({
+    client: ctx.client,
+    logger: log,
+    component: "lodestone-speaker",
+    instance: self,
+  });
   const written = new Map<string, { value: string; at: number }>();
   async function record(plan: AnnouncePlan, members: ReadonlySet<string>): Promise<void> {
+    // Who speaks when nobody announces: the first member by name, so the Event is written once, not per node.
     const reporter = [...members].sort()[0];
     const held = new Set(claimed.map((c) => ipKey(c.ip)));
     const now = performance.now();
@@ -326,42 +345,42 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
       for (const key of p.services) {
         const svc = services.get(key);
         if (svc === undefined) continue;
+        const ref = { kind: "Service", namespace: svc.namespace, name: svc.name, uid: svc.uid } as const;
         const mine = p.election.ok && p.election.owner === self && held.has(ipKey(p.ip));
-        if (mine && svc.announcingNode !== self) {
+        if (!mine) written.delete(`${key}#owner`);
+        if (mine && svc.annotations[ANNOUNCING_ANNOTATION] !== self) {
           const iface = interfaceFor(p.ip);
-          await once(`${key}#owner`, `${self}`, now, async () => {
+          await once(`${key}#owner`, self, now, async () => {
             const err = await writeAnnouncingNode(ctx.client, svc.namespace, svc.name, self);
-            if (err !== undefined) return err;
-            return writeServiceEvent(ctx.client, svc, {
-              type: "Normal",
-              reason: "Announcing",
-              message: `Announcing ${formatIp(p.ip)} from node ${self}${iface === undefined ? "" : ` on ${iface}`}`,
-              node: self,
-            });
+            if (err === undefined) {
+              const on = iface === undefined ? "" : ` on ${iface}`;
+              events.record(ref, "Normal", "Announcing", `Announcing ${formatIp(p.ip)} from node ${self}${on}`);
+            }
+            return err;
           });
         } else if (!p.election.ok && reporter === self) {
           const message = p.election.message;
           await once(`${key}#none#${formatIp(p.ip)}`, message, now, async () => {
-            if (svc.announcingNode !== undefined)
-              await writeAnnouncingNode(ctx.client, svc.namespace, svc.name, undefined);
-            return writeServiceEvent(ctx.client, svc, { type: "Warning", reason: "NotAnnounced", message, node: self });
+            events.record(ref, "Warning", "NotAnnounced", message);
+            if (svc.annotations[ANNOUNCING_ANNOTATION] === undefined) return undefined;
+            return writeAnnouncingNode(ctx.client, svc.namespace, svc.name, undefined);
           });
         }
       }
     }
-    if (reporter === self) {
-      for (const u of plan.unannounced) {
-        const svc = services.get(u.service);
-        if (svc === undefined) continue;
-        await once(`${u.service}#refused#${formatIp(u.ip)}`, u.message, now, () =>
-          writeServiceEvent(ctx.client, svc, {
-            type: "Warning",
-            reason: "NotAnnounced",
-            message: u.message,
-            node: self,
-          }),
+    if (reporter !== self) return;
+    for (const u of plan.unannounced) {
+      const svc = services.get(u.service);
+      if (svc === undefined) continue;
+      await once(`${u.service}#refused#${formatIp(u.ip)}`, u.message, now, async () => {
+        events.record(
+          { kind: "Service", namespace: svc.namespace, name: svc.name, uid: svc.uid },
+          "Warning",
+          "NotAnnounced",
+          u.message,
         );
-      }
+        return undefined;
+      });
     }
   }
 
@@ -397,8 +416,9 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
       if (n.name === self) continue;
       const hb = leaseOf.get(n.name)?.heartbeat;
       const address = hb?.address ?? n.internalIps[0];
-      if (address === undefined) continue;
-      out.push({ node: n.name, address, port: hb?.port ?? ctx.heartbeatPort ?? DEFAULT_HEARTBEAT_PORT });
+      const port = hb?.port ?? ctx.heartbeatPort ?? DEFAULT_HEARTBEAT_PORT;
+      if (address === undefined || port === 0) continue;
+      out.push({ node: n.name, address, port });
     }
     return out;
   }
@@ -524,6 +544,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
         await announcer.close();
       }
       await transport?.close();
+      await events.flush();
       await Promise.all(informers.map((i) => i.stop()));
     },
     telemetry() {

@@ -6,8 +6,8 @@ import { type Slim, objectMeta } from "./informer.ts";
 import { microTime } from "./lease.ts";
 
 /**
- * The speaker's slim views of the objects it watches and the few writes it makes (its Lease, the heartbeat
- * key Secret, the announcing-node annotation, Events). Strings become typed values here, once.
+ * What only the speaker watches (Nodes, membership Leases) and writes (its Lease, the heartbeat key Secret, the
+ * announcing-node annotation). Services, EndpointSlices, ConfigMaps and Namespaces use kube/objects.ts.
  */
 
 export const ANNOUNCING_ANNOTATION = "lodestone.dev/announcing-node";
@@ -32,44 +32,6 @@ const ips = (texts: readonly (string | undefined)[]): IpAddress[] =>
     const a = t === undefined ? undefined : parseIp(t);
     return a === undefined ? [] : [a];
   });
-
-export interface SpeakerService extends Slim {
-  readonly namespace: string;
-  readonly name: string;
-  readonly uid: string;
-  readonly loadBalancerClass: string | undefined;
-  readonly isLoadBalancer: boolean;
-  readonly ingressIps: readonly IpAddress[];
-  readonly externalIps: readonly IpAddress[];
-  readonly localTraffic: boolean;
-  readonly announcingNode: string | undefined;
-}
-
-export function projectService(raw: unknown): SpeakerService | undefined {
-  const meta = objectMeta(raw);
-  if (meta === undefined) return undefined;
-  const o = obj(raw);
-  const spec = obj(o["spec"]);
-  const isLoadBalancer = spec["type"] === "LoadBalancer";
-  const ingressIps = isLoadBalancer
-    ? ips(arr(obj(obj(o["status"])["loadBalancer"])["ingress"]).map((i) => str(obj(i)["ip"])))
-    : [];
-  const externalIps = ips(arr(spec["externalIPs"]).map(str));
-  if (ingressIps.length === 0 && externalIps.length === 0) return undefined;
-  return {
-    key: meta.key,
-    resourceVersion: meta.rv,
-    namespace: meta.namespace,
-    name: meta.name,
-    uid: str(obj(o["metadata"])["uid"]) ?? "",
-    loadBalancerClass: str(spec["loadBalancerClass"]),
-    isLoadBalancer,
-    ingressIps,
-    externalIps,
-    localTraffic: spec["externalTrafficPolicy"] === "Local",
-    announcingNode: strings(obj(o["metadata"])["annotations"])[ANNOUNCING_ANNOTATION],
-  };
-}
 
 export interface SpeakerNode extends Slim {
   readonly name: string;
@@ -99,34 +61,6 @@ export function projectNode(raw: unknown): SpeakerNode | undefined {
   };
 }
 
-export interface SpeakerEndpointSlice extends Slim {
-  /** "namespace/name" of the Service the slice belongs to. */
-  readonly service: string;
-  readonly readyNodes: readonly string[];
-}
-
-export function projectEndpointSlice(raw: unknown): SpeakerEndpointSlice | undefined {
-  const meta = objectMeta(raw);
-  if (meta === undefined) return undefined;
-  const o = obj(raw);
-  const svc = strings(obj(o["metadata"])["labels"])["kubernetes.io/service-name"];
-  if (svc === undefined) return undefined;
-  const readyNodes = new Set<string>();
-  for (const e of arr(o["endpoints"])) {
-    const ep = obj(e);
-    // EndpointConditions.ready: "nil should be interpreted as true" (discovery.k8s.io/v1).
-    const ready = obj(ep["conditions"])["ready"];
-    const node = str(ep["nodeName"]);
-    if (node !== undefined && ready !== false) readyNodes.add(node);
-  }
-  return {
-    key: meta.key,
-    resourceVersion: meta.rv,
-    service: `${meta.namespace}/${svc}`,
-    readyNodes: [...readyNodes].sort(),
-  };
-}
-
 export interface SpeakerLease extends Slim {
   readonly node: string;
   readonly renewTime: string | undefined;
@@ -149,37 +83,6 @@ export function projectLease(raw: unknown): SpeakerLease | undefined {
     renewTime: str(spec["renewTime"]),
     interfaces: decodeInterfaces(annotations[INTERFACES_ANNOTATION]),
     heartbeat: decodeHeartbeatAddress(annotations[HEARTBEAT_ANNOTATION]),
-  };
-}
-
-export interface SpeakerNamespace extends Slim {
-  readonly labels: Readonly<Record<string, string>>;
-}
-
-export function projectNamespace(raw: unknown): SpeakerNamespace | undefined {
-  const meta = objectMeta(raw);
-  if (meta === undefined) return undefined;
-  return { key: meta.key, resourceVersion: meta.rv, labels: strings(obj(obj(raw)["metadata"])["labels"]) };
-}
-
-export interface SpeakerConfigMap extends Slim {
-  readonly namespace: string;
-  readonly name: string;
-  readonly labels: Readonly<Record<string, string>>;
-  readonly data: Readonly<Record<string, string>>;
-}
-
-export function projectConfigMap(raw: unknown): SpeakerConfigMap | undefined {
-  const meta = objectMeta(raw);
-  if (meta === undefined) return undefined;
-  const m = obj(obj(raw)["metadata"]);
-  return {
-    key: meta.key,
-    resourceVersion: meta.rv,
-    namespace: meta.namespace,
-    name: meta.name,
-    labels: strings(m["labels"]),
-    data: strings(obj(raw)["data"]),
   };
 }
 
@@ -348,33 +251,4 @@ export async function writeAnnouncingNode(
     timeoutMs: 5_000,
   });
   return res.status === 200 ? undefined : responseMessage(res);
-}
-
-export async function writeServiceEvent(
-  client: KubeClient,
-  svc: { namespace: string; name: string; uid: string },
-  e: { type: "Normal" | "Warning"; reason: string; message: string; node: string },
-): Promise<string | undefined> {
-  const now = new Date();
-  const res = await client.request({
-    method: "POST",
-    path: `/api/v1/namespaces/${svc.namespace}/events`,
-    body: {
-      apiVersion: "v1",
-      kind: "Event",
-      metadata: { generateName: `${svc.name}.`, namespace: svc.namespace },
-      involvedObject: { apiVersion: "v1", kind: "Service", namespace: svc.namespace, name: svc.name, uid: svc.uid },
-      type: e.type,
-      reason: e.reason,
-      message: e.message,
-      source: { component: "lodestone-speaker", host: e.node },
-      reportingComponent: "lodestone.dev/speaker",
-      reportingInstance: e.node,
-      firstTimestamp: now.toISOString(),
-      lastTimestamp: now.toISOString(),
-      count: 1,
-    },
-    timeoutMs: 5_000,
-  });
-  return res.status === 201 || res.status === 200 ? undefined : responseMessage(res);
 }

@@ -161,10 +161,27 @@ const eventsOf = async (name: string) =>
   ).filter((e) => e.involvedObject.name === name);
 const single = (ip: IpAddress) => () => (owners(ip).length === 1 ? owners(ip)[0] : undefined);
 
+/** The single owner once it has not changed for 400 ms (a rejoining speaker takes its IPs back after a settle). */
+async function stableOwner(ip: IpAddress): Promise<string> {
+  let last: string | undefined;
+  let since = Date.now();
+  return until("a stable owner", () => {
+    const o = single(ip)();
+    if (o !== last) {
+      last = o;
+      since = Date.now();
+    }
+    return o !== undefined && Date.now() - since >= 400 ? o : undefined;
+  });
+}
+const allReady = () =>
+  until("all speakers ready", () => [...members.values()].every((m) => m.speaker.readiness().ready));
+
 describe("speaker component against the sandbox", () => {
   const vip = parseIp("192.0.2.100")!;
 
   it("exactly one speaker announces a Service's IP, and records it on the Service", async () => {
+    await allReady();
     await service("web", "192.0.2.100");
     const owner = await until("an owner", single(vip));
     await new Promise((r) => setTimeout(r, 300));
@@ -178,7 +195,7 @@ describe("speaker component against the sandbox", () => {
   });
 
   it("a speaker that dies (no goodbye) is replaced within deadAfterMs plus a tick", async () => {
-    const owner = await until("an owner", single(vip));
+    const owner = await stableOwner(vip);
     const m = members.get(owner)!;
     m.cut.cut = true; // keep it from withdrawing through the API; stop() then closes the socket like a crash
     const t0 = performance.now();
@@ -193,7 +210,7 @@ describe("speaker component against the sandbox", () => {
   });
 
   it("handoff: the successor announces before the leaving speaker withdraws", async () => {
-    const owner = await until("an owner", single(vip));
+    const owner = await stableOwner(vip);
     const m = members.get(owner)!;
     const seen: string[][] = [];
     const probe = setInterval(() => seen.push(owners(vip)), 5);
@@ -209,8 +226,7 @@ describe("speaker component against the sandbox", () => {
   });
 
   it("fencing: a speaker cut from the API withdraws, and a peer takes over only after that", async () => {
-    const owner = await until("an owner", single(vip));
-    await new Promise((r) => setTimeout(r, 500));
+    const owner = await stableOwner(vip);
     const m = members.get(owner)!;
     const seen: string[][] = [];
     const probe = setInterval(() => seen.push(owners(vip)), 5);
