@@ -262,7 +262,8 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
   }
 
   async function evaluate(): Promise<void> {
-    if (announcer === undefined) return;
+    // While handing off, this node keeps answering until its successors have announced; handoff() withdraws.
+    if (announcer === undefined || leaving) return;
     const now = performance.now();
     const view = membership.view(now);
     const sig = `${[...view.members].sort().join(",")}|${view.selfApiOk}|${view.fenced}`;
@@ -274,7 +275,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     dirty = false;
     signature = sig;
     let claims: AnnounceClaim[] = [];
-    const ready = synced() && renewedOnce && keys.length > 0 && !leaving;
+    const ready = synced() && renewedOnce && keys.length > 0;
     let plan: AnnouncePlan | undefined;
     if (ready) {
       const electionInput = electionNodes(view.members);
@@ -524,14 +525,10 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
         await new Promise((r) => setTimeout(r, 20));
       }
       await new Promise((r) => setTimeout(r, ctx.handoffMs ?? 300));
-      dirty = true;
-      schedule();
       await evaluating;
-      if (claimed.length > 0 && announcer !== undefined) {
-        await announcer.reconcile([]);
-        claimed = [];
-        claimedSig = "";
-      }
+      if (announcer !== undefined) await announcer.reconcile([]);
+      claimed = [];
+      claimedSig = "";
     },
     async stop() {
       if (stopped) return;

@@ -158,14 +158,15 @@ export async function startLabCluster(options: LabClusterOptions = {}): Promise<
   try {
     sandbox = await startSandbox();
     const sandboxPort = sandbox.port;
-    bridge = createServer((c) => {
+    const unixBridge = createServer((c) => {
       const u = connect(sandboxPort, "127.0.0.1");
       c.pipe(u).pipe(c);
       u.on("error", () => c.destroy());
       c.on("error", () => u.destroy());
     });
+    bridge = unixBridge;
     rmSync(sockPath, { force: true });
-    await new Promise<void>((r) => bridge!.listen(sockPath, () => r()));
+    await new Promise<void>((r) => unixBridge.listen(sockPath, () => r()));
     writeFileSync(
       nodeKubeconfigPath,
       sandbox.kubeconfigYaml.replace(/server: .*/, `server: http://198.51.100.1:${API_PORT}`),
