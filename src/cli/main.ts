@@ -11,6 +11,7 @@ const commands: Readonly<Record<string, () => Promise<Command>>> = {
   status: () => import("./status.ts").then((m) => m.command),
   "check-config": () => import("./check-config.ts").then((m) => m.command),
   sandbox: () => import("./sandbox.ts").then((m) => m.command),
+  run: () => import("./run.ts").then((m) => m.command),
 };
 
 function version(): string {
