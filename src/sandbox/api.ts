@@ -234,6 +234,31 @@ export class Api {
       }
       case "events":
         return this.#validateEvent(t, obj, old);
+      case "rolebindings.rbac.authorization.k8s.io":
+      case "clusterrolebindings.rbac.authorization.k8s.io": {
+        const ref = obj["roleRef"];
+        if (
+          !isObject(ref) ||
+          typeof ref["name"] !== "string" ||
+          (ref["kind"] !== "Role" && ref["kind"] !== "ClusterRole")
+        )
+          return [
+            {
+              reason: "FieldValueRequired",
+              field: "roleRef",
+              message: "Required value: roleRef.kind (Role or ClusterRole) and roleRef.name",
+            },
+          ];
+        if (old !== undefined && !jsonEqual(old["roleRef"], ref))
+          return [
+            {
+              reason: "FieldValueInvalid",
+              field: "roleRef",
+              message: `Invalid value: ${JSON.stringify(ref)}: cannot change roleRef`,
+            },
+          ];
+        return [];
+      }
       default:
         return [];
     }

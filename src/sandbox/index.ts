@@ -7,9 +7,10 @@ import { join } from "node:path";
 import { Api } from "./api.ts";
 import { Faults, type FailNext } from "./faults.ts";
 import { kubeconfigYaml } from "./kubeconfig.ts";
+import { Rbac } from "./rbac.ts";
 import { findResource } from "./resources.ts";
 import { Handler, sendError, sendJson } from "./server.ts";
-import { badRequest, notFoundPath, unauthorized } from "./status.ts";
+import { badRequest, notFoundPath } from "./status.ts";
 import { Store } from "./store.ts";
 
 export { Faults } from "./faults.ts";
@@ -39,6 +40,13 @@ export interface Sandbox {
   readonly faults: Faults;
   /** The in-process API (objects, store) for assertions that should not go through HTTP. */
   readonly api: Api;
+  /** A bearer token for a ServiceAccount (honoured in RBAC mode; without RBAC every request is allowed anyway). */
+  tokenFor(namespace: string, serviceAccount: string): string;
+  /** A kubeconfig (written to a file too) that authenticates as the ServiceAccount. */
+  kubeconfigFor(
+    namespace: string,
+    serviceAccount: string,
+  ): { token: string; kubeconfigYaml: string; kubeconfigPath: string };
   stop(): Promise<void>;
 }
 
@@ -58,6 +66,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     spec: { clusterIP: "10.96.0.1", ports: [{ name: "https", port: 443, protocol: "TCP", targetPort: 6443 }] },
   });
   const adminToken = `lodestone-sandbox-admin-${randomBytes(12).toString("hex")}`;
+  const rbac = new Rbac(api, adminToken);
 
   let server: Server | undefined;
   let port = opts.port ?? 0;
@@ -90,18 +99,16 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     body: () => Promise<string | undefined>,
   ): boolean => {
     if (!path.startsWith("/_sandbox/")) return false;
-    void sandboxEndpoint(req, res, path, body, faults).catch((err: unknown) => sendError(res, badRequest(String(err))));
+    void sandboxEndpoint(req, res, path, body, faults, kubeconfigFor).catch((err: unknown) =>
+      sendError(res, badRequest(String(err))),
+    );
     return true;
   };
 
   const handler: Handler = new Handler({
     api,
     faults,
-    gate: (req) => {
-      if (opts.rbac !== true) return undefined;
-      const auth = req.headers.authorization ?? "";
-      return auth === `Bearer ${adminToken}` ? undefined : unauthorized();
-    },
+    gate: (req, attrs) => (opts.rbac === true ? rbac.check(req.headers.authorization, attrs) : undefined),
     address: () => `${host}:${port}`,
     bookmarkIntervalMs: opts.bookmarkIntervalMs ?? 5000,
     extra,
@@ -130,6 +137,17 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
   const yaml = kubeconfigYaml(url, "lodestone-sandbox-admin", adminToken);
   const kubeconfigPath = opts.kubeconfigPath ?? join(tmpdir(), `lodestone-sandbox-${process.pid}-${port}.kubeconfig`);
   writeFileSync(kubeconfigPath, yaml, { mode: 0o600 });
+  let minted = 0;
+  function kubeconfigFor(
+    namespace: string,
+    serviceAccount: string,
+  ): { token: string; kubeconfigYaml: string; kubeconfigPath: string } {
+    const token = rbac.tokenFor(namespace, serviceAccount);
+    const y = kubeconfigYaml(url, `system:serviceaccount:${namespace}:${serviceAccount}`, token, namespace);
+    const path = `${kubeconfigPath}.${namespace}.${serviceAccount}.${++minted}`;
+    writeFileSync(path, y, { mode: 0o600 });
+    return { token, kubeconfigYaml: y, kubeconfigPath: path };
+  }
 
   return {
     url,
@@ -138,6 +156,8 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     kubeconfigYaml: yaml,
     faults,
     api,
+    tokenFor: (namespace, serviceAccount) => rbac.tokenFor(namespace, serviceAccount),
+    kubeconfigFor,
     stop: async () => {
       await faults.stopServing();
     },
@@ -151,7 +171,26 @@ async function sandboxEndpoint(
   path: string,
   body: () => Promise<string | undefined>,
   faults: Faults,
+  kubeconfigFor: (
+    namespace: string,
+    serviceAccount: string,
+  ) => { token: string; kubeconfigYaml: string; kubeconfigPath: string },
 ): Promise<void> {
+  if (path === "/_sandbox/tokens") {
+    if (req.method !== "POST") return sendError(res, badRequest("POST {namespace, serviceAccount}"));
+    let q: unknown;
+    try {
+      q = JSON.parse((await body()) ?? "");
+    } catch {
+      q = undefined;
+    }
+    const o = typeof q === "object" && q !== null ? (q as Record<string, unknown>) : {};
+    const ns = o["namespace"];
+    const sa = o["serviceAccount"];
+    if (typeof ns !== "string" || typeof sa !== "string" || ns === "" || sa === "")
+      return sendError(res, badRequest('body must be {"namespace": "...", "serviceAccount": "..."}'));
+    return sendJson(res, 200, JSON.stringify(kubeconfigFor(ns, sa)));
+  }
   if (path !== "/_sandbox/faults") return sendError(res, notFoundPath());
   if (req.method === "GET") return sendJson(res, 200, JSON.stringify(faults.state()));
   if (req.method !== "POST") return sendError(res, badRequest("use GET or POST"));

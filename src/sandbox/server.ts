@@ -69,6 +69,14 @@ type Parsed = Route | "notfound";
 
 /** /api/v1/[watch/][namespaces/NS/]RES[/NAME[/SUB]] and /apis/G/V/…; undefined when it is not a resource path. */
 export function parseResourcePath(path: string): Parsed | undefined {
+  try {
+    return parsePath(path);
+  } catch {
+    return "notfound"; // a malformed %-escape in a name or namespace
+  }
+}
+
+function parsePath(path: string): Parsed | undefined {
   const segs = path.split("/").filter((s) => s !== "");
   let group: string;
   let version: string;
@@ -152,16 +160,12 @@ function readBody(req: IncomingMessage): Promise<string | undefined> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
+    // An oversized body is drained, not reset, so the client reads the 413 instead of a broken connection.
     req.on("data", (c: Buffer) => {
       size += c.length;
-      if (size > MAX_BODY) {
-        resolve(undefined);
-        req.destroy();
-        return;
-      }
-      chunks.push(c);
+      if (size <= MAX_BODY) chunks.push(c);
     });
-    req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
+    req.on("end", () => resolve(size > MAX_BODY ? undefined : Buffer.concat(chunks).toString("utf8")));
     req.on("error", reject);
   });
 }
