@@ -5,7 +5,7 @@ import type { AllocationError, Result } from "./errors.ts";
 import { AllocationCodes, err, ok, refusal } from "./errors.ts";
 import { IntervalSet } from "./interval-set.ts";
 import type { Family, IpAddress } from "./ip.ts";
-import { compareIp, familyName, formatIp, ip, ipKey, sameIp } from "./ip.ts";
+import { compareIp, familyName, formatIp, ip, sameIp } from "./ip.ts";
 import type { AddressRange } from "./range.ts";
 import { isBuggyIp, rangeContains } from "./range.ts";
 import type { ServiceRequest } from "./service-request.ts";
@@ -41,6 +41,8 @@ export interface LostAllocation {
 interface FamilyState {
   readonly ranges: readonly AddressRange[];
   readonly capacity: bigint;
+  /** The same as a number (Infinity beyond 2^53) so the hot path compares without making a bigint. */
+  readonly capacityNumber: number;
   /** Distinct addresses in use (a shared address counts once). */
   readonly used: IntervalSet;
   /** Next address to try: allocation walks forward, so recently released addresses are not handed out at once. */
@@ -50,12 +52,7 @@ interface FamilyState {
 interface PoolState {
   readonly pool: Pool;
   readonly families: ReadonlyMap<Family, FamilyState>;
-}
-
-interface Holder {
-  readonly ip: IpAddress;
-  readonly pool: string;
-  readonly services: Set<string>;
+  readonly familySet: ReadonlySet<Family>;
 }
 
 interface Entry {
@@ -69,8 +66,12 @@ interface Entry {
  * cursor plus a logarithmic jump over spans in use.
  */
 export class Allocator {
+  /** In priority order (setPools sorts them). */
   #pools = new Map<string, PoolState>();
-  #holders = new Map<string, Holder>();
+  #autoPools: PoolState[] = [];
+  /** Address value -> who holds it, per family (bigint keys: no string formatting on the hot path). */
+  /** (Service keys: more than one only while shared, so an array beats a Set here.) */
+  #holders = { 4: new Map<bigint, string[]>(), 6: new Map<bigint, string[]>() } as const;
   #entries = new Map<string, Entry>();
   /** sharing key -> Services using it, to find an address to share without scanning every allocation. */
   #groups = new Map<string, Set<string>>();
@@ -103,7 +104,8 @@ export class Allocator {
     const current = this.#entries.get(key);
     const valid = current && this.#revalidate(current.allocation, req);
     // Re-committing the same addresses records the edited request (ports, sharing key, family order).
-    if (current !== undefined && valid?.ok === true) return ok(this.#commit(req, valid.value, current.allocation.ips));
+    if (current !== undefined && valid?.ok === true)
+      return ok(this.#commit(req, key, valid.value, current.allocation.ips, current.request.sharingKey));
     return this.allocate(req, current?.allocation.ips ?? []);
   }
 
@@ -114,33 +116,39 @@ export class Allocator {
    */
   allocate(req: ServiceRequest, prefer: readonly IpAddress[] = []): Result<Allocation, AllocationError> {
     if (req.requestedIps.length > 0) return this.assign(req, req.requestedIps);
-    this.release(serviceKey(req));
+    const key = serviceKey(req);
+    this.release(key);
     let candidates: PoolState[];
     if (req.requestedPool !== undefined) {
       const state = this.#pools.get(req.requestedPool);
       if (state === undefined) return err(refusal.poolNotFound(req.requestedPool));
       candidates = [state];
     } else {
-      candidates = [...this.#pools.values()].filter((s) => s.pool.autoAssign);
+      candidates = this.#autoPools;
       if (candidates.length === 0) return err(refusal.noPools());
     }
-    const allowed = candidates.filter((s) => poolRefusal(s.pool, req) === undefined);
-    const first = candidates[0];
-    if (allowed.length === 0 && first !== undefined) return err(poolRefusal(first.pool, req) ?? refusal.noPools());
     const failures: AllocationError[] = [];
-    for (const state of allowed) {
+    let denied: AllocationError | undefined;
+    for (const state of candidates) {
+      const refused = poolRefusal(state.pool, req);
+      if (refused !== undefined) {
+        denied ??= refused;
+        continue;
+      }
       const taken = this.#takeFrom(state, req, prefer);
-      if (taken.ok) return ok(this.#commit(req, state.pool.name, taken.value));
+      if (taken.ok) return ok(this.#commit(req, key, state.pool.name, taken.value));
       failures.push(taken.error);
     }
-    return err(summarize(failures));
+    // Only when every candidate pool excluded the Service is the (first) restriction the reason.
+    return err(failures.length === 0 && denied !== undefined ? denied : summarize(failures));
   }
 
   /** Gives a Service exactly these addresses (replacing what it held), or says why not. */
   assign(req: ServiceRequest, ips: readonly IpAddress[]): Result<Allocation, AllocationError> {
-    this.release(serviceKey(req));
+    const key = serviceKey(req);
+    this.release(key);
     const checked = this.#checkAssignment(req, ips);
-    return checked.ok ? ok(this.#commit(req, checked.value, ips)) : checked;
+    return checked.ok ? ok(this.#commit(req, key, checked.value, ips)) : checked;
   }
 
   /** Frees what a Service holds; false when it held nothing. */
@@ -148,13 +156,14 @@ export class Allocator {
     const entry = this.#entries.get(service);
     if (entry === undefined) return false;
     for (const addr of entry.allocation.ips) {
-      const k = ipKey(addr);
-      const holder = this.#holders.get(k);
-      if (holder === undefined) continue;
-      holder.services.delete(service);
-      if (holder.services.size === 0) {
-        this.#holders.delete(k);
-        this.#pools.get(holder.pool)?.families.get(addr.family)?.used.delete(addr.value);
+      const holders = this.#holders[addr.family];
+      const services = holders.get(addr.value);
+      if (services === undefined) continue;
+      const at = services.indexOf(service);
+      if (at >= 0) services.splice(at, 1);
+      if (services.length === 0) {
+        holders.delete(addr.value);
+        this.#pools.get(entry.allocation.pool)?.families.get(addr.family)?.used.delete(addr.value);
       }
     }
     this.#entries.delete(service);
@@ -176,14 +185,16 @@ export class Allocator {
     this.#pools = new Map(
       [...pools].sort(byPriority).map((pool) => [pool.name, this.#poolState(pool, old.get(pool.name))] as const),
     );
+    this.#autoPools = [...this.#pools.values()].filter((s) => s.pool.autoAssign);
     const entries = [...this.#entries.values()].sort((a, b) => (a.allocation.service < b.allocation.service ? -1 : 1));
     this.#entries.clear();
-    this.#holders.clear();
+    this.#holders[4].clear();
+    this.#holders[6].clear();
     this.#groups.clear();
     const lost: { entry: Entry; reason: AllocationError }[] = [];
     for (const entry of entries) {
       const valid = this.#revalidate(entry.allocation, entry.request);
-      if (valid.ok) this.#commit(entry.request, valid.value, entry.allocation.ips);
+      if (valid.ok) this.#commit(entry.request, entry.allocation.service, valid.value, entry.allocation.ips);
       else lost.push({ entry, reason: valid.error });
     }
     const result: LostAllocation[] = [];
@@ -231,10 +242,12 @@ export class Allocator {
       const ranges = pool.addresses.filter((r) => r.family === family);
       const firstRange = ranges[0];
       if (firstRange === undefined) continue;
+      const capacity = poolCapacity(pool, family);
       const oldCursor = previous?.families.get(family)?.cursor;
       families.set(family, {
         ranges,
-        capacity: poolCapacity(pool, family),
+        capacity,
+        capacityNumber: capacity > BigInt(Number.MAX_SAFE_INTEGER) ? Number.POSITIVE_INFINITY : Number(capacity),
         used: new IntervalSet(),
         cursor:
           oldCursor !== undefined && ranges.some((r) => rangeContains(r, ip(family, oldCursor)))
@@ -242,7 +255,7 @@ export class Allocator {
             : firstRange.first,
       });
     }
-    return { pool, families };
+    return { pool, families, familySet: new Set(families.keys()) };
   }
 
   /** The pool holding an address (pools never overlap after mergePools). */
@@ -267,7 +280,7 @@ export class Allocator {
     // A Service that asked for nothing specific must hold every family the pool can give it (PreferDualStack
     // gains the second family once the pool has it).
     const state = this.#pools.get(checked.value);
-    const wanted = state && familiesFrom(req, state.pool.name, new Set(state.families.keys()));
+    const wanted = state && familiesFrom(req, state.pool.name, state.familySet);
     if (Array.isArray(wanted) && wanted.length !== allocation.ips.length) {
       return err(refusal.requestInvalid("spec.ipFamilyPolicy", "the Service now wants other address families"));
     }
@@ -329,8 +342,7 @@ export class Allocator {
 
   /** Why `req` may not use `addr` given its current holders (undefined when free or shareable). */
   #shareRefusal(addr: IpAddress, req: ServiceRequest, pool: Pool, self?: string): AllocationError | undefined {
-    const holder = this.#holders.get(ipKey(addr));
-    for (const other of holder?.services ?? []) {
+    for (const other of this.#holders[addr.family].get(addr.value) ?? []) {
       if (other === self) continue;
       const entry = this.#entries.get(other);
       const refused = entry && sharingRefusal(formatIp(addr), entry.request, req, pool);
@@ -341,7 +353,7 @@ export class Allocator {
 
   /** One address per needed family from this pool: a preferred one, a shareable one, or the next free one. */
   #takeFrom(state: PoolState, req: ServiceRequest, prefer: readonly IpAddress[]): Result<IpAddress[], AllocationError> {
-    const families = familiesFrom(req, state.pool.name, new Set(state.families.keys()));
+    const families = familiesFrom(req, state.pool.name, state.familySet);
     if (!Array.isArray(families)) return err(families);
     const taken: IpAddress[] = [];
     for (const family of families) {
@@ -372,36 +384,34 @@ export class Allocator {
     return undefined;
   }
 
-  #commit(req: ServiceRequest, pool: string, ips: readonly IpAddress[]): Allocation {
-    const service = serviceKey(req);
+  /** Records an allocation; `previousKey` is the sharing key of the entry it replaces (callers know it already). */
+  #commit(
+    req: ServiceRequest,
+    service: string,
+    pool: string,
+    ips: readonly IpAddress[],
+    previousKey?: string,
+  ): Allocation {
     const state = this.#pools.get(pool);
     for (const addr of ips) {
-      const k = ipKey(addr);
-      let holder = this.#holders.get(k);
-      if (holder === undefined) {
-        holder = { ip: addr, pool, services: new Set() };
-        this.#holders.set(k, holder);
-        const f = state?.families.get(addr.family);
-        f?.used.add(addr.value);
+      const holders = this.#holders[addr.family];
+      const services = holders.get(addr.value);
+      if (services === undefined) {
+        holders.set(addr.value, [service]);
+        state?.families.get(addr.family)?.used.add(addr.value);
+      } else if (!services.includes(service)) {
+        services.push(service);
       }
-      holder.services.add(service);
     }
     const allocation: Allocation = Object.freeze({
       service,
       pool,
-      ips: Object.freeze([...ips].sort(primaryFirst(req))),
+      ips: Object.freeze(ips.length > 1 ? [...ips].sort(primaryFirst(req)) : [...ips]),
     });
-    this.#setEntry(req, allocation);
-    return allocation;
-  }
-
-  #setEntry(req: ServiceRequest, allocation: Allocation): void {
-    const service = serviceKey(req);
-    const previous = this.#entries.get(service)?.request.sharingKey;
-    if (previous !== undefined && previous !== req.sharingKey) {
-      const members = this.#groups.get(previous);
+    if (previousKey !== undefined && previousKey !== req.sharingKey) {
+      const members = this.#groups.get(previousKey);
       members?.delete(service);
-      if (members?.size === 0) this.#groups.delete(previous);
+      if (members?.size === 0) this.#groups.delete(previousKey);
     }
     this.#entries.set(service, { request: req, allocation });
     if (req.sharingKey !== undefined) {
@@ -409,6 +419,7 @@ export class Allocator {
       if (members === undefined) this.#groups.set(req.sharingKey, (members = new Set()));
       members.add(service);
     }
+    return allocation;
   }
 }
 
@@ -425,7 +436,7 @@ const primaryFirst =
  * guarantees a free address exists, so the walk ends; each step is one jump over a span of used addresses.
  */
 function nextFree(f: FamilyState, avoidBuggy: boolean, family: Family): IpAddress | undefined {
-  if (BigInt(f.used.size) >= f.capacity) return undefined;
+  if (f.used.size >= f.capacityNumber) return undefined;
   const n = f.ranges.length;
   let ri = f.ranges.findIndex((r) => r.last >= f.cursor);
   if (ri < 0) ri = 0;
@@ -436,7 +447,8 @@ function nextFree(f: FamilyState, avoidBuggy: boolean, family: Family): IpAddres
     while (x <= r.last) {
       x = f.used.nextAbsent(x);
       if (x > r.last) break;
-      if (avoidBuggy && isBuggyIp(ip(family, x))) {
+      const low = x & 0xffn;
+      if (avoidBuggy && family === 4 && (low === 0n || low === 0xffn)) {
         x++;
         continue;
       }

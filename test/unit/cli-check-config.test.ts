@@ -1,21 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { execFile } from "node:child_process";
-import { promisify } from "node:util";
+import { lodestone } from "./support/run-cli.ts";
 import { checkConfigTexts, formatSize } from "../../src/cli/check-config.ts";
 
-const run = promisify(execFile);
-const bin = new URL("../../bin/lodestone.js", import.meta.url).pathname;
 const sample = (name: string) => new URL(`../../config/samples/${name}`, import.meta.url).pathname;
-
-async function lodestone(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [bin, ...args]);
-    return { code: 0, stdout, stderr };
-  } catch (err: unknown) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 const lodestoneCm = (name: string, pools: string, extra = "") => `apiVersion: v1
 kind: ConfigMap
