@@ -1,0 +1,598 @@
+import { parseDocument } from "yaml";
+import { z } from "zod";
+import type { ConfigProblem } from "./errors.ts";
+import { ConfigCodes, configMessages, problem } from "./errors.ts";
+import type { Family } from "./ip.ts";
+import type { AddressRange } from "./range.ts";
+import { addressRange, buggyCount, formatRange, parseRange, rangeOverlap, rangeSize } from "./range.ts";
+import type { LabelSelector, LabelSelectorRequirement } from "./selector.ts";
+import { selectorOperators, validateSelector } from "./selector.ts";
+import { suggestField } from "./suggest.ts";
+
+/** ConfigMaps in the daemon's namespace carrying this label (value "true") hold pools. */
+export const POOLS_LABEL = "lodestone.dev/pools";
+/** Data key of the Lodestone format: a YAML list of pools. */
+export const POOLS_KEY = "pools.yaml";
+/** Data key of a MetalLB <= 0.12 ConfigMap. */
+export const METALLB_KEY = "config";
+
+// ---- schema (the single source of config/schema.json) ----
+
+const addressEntry = z
+  .string()
+  .describe("A CIDR (192.0.2.0/24, 2001:db8::/64), a range (192.0.2.10-192.0.2.20) or one address")
+  .superRefine((text, ctx) => {
+    const r = parseRange(text);
+    if (!r.ok) ctx.addIssue({ code: "custom", message: r.error.message, params: { lodestone: r.error.code } });
+  });
+
+const labelSelector = z
+  .strictObject({
+    matchLabels: z.record(z.string(), z.string()).optional(),
+    matchExpressions: z
+      .array(
+        z.strictObject({
+          key: z.string(),
+          operator: z.enum(selectorOperators),
+          values: z.array(z.string()).optional(),
+        }),
+      )
+      .optional(),
+  })
+  .describe("A Kubernetes label selector")
+  .superRefine((sel, ctx) => {
+    for (const p of validateSelector(toSelector(sel))) {
+      ctx.addIssue({
+        code: "custom",
+        path: [p.path],
+        message: p.message,
+        params: { lodestone: ConfigCodes.badSelector },
+      });
+    }
+  });
+
+const gratuitousDefaults = { intervalMs: 1100, count: 5 };
+
+export const PoolSchema = z
+  .strictObject({
+    name: z
+      .string()
+      .regex(/^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/, "must be 1-63 characters [A-Za-z0-9-_.]")
+      .describe("Unique pool name; Services ask for it with the lodestone.dev/address-pool annotation"),
+    addresses: z.array(addressEntry).min(1).describe("IPv4 and IPv6 entries may mix in one pool"),
+    autoAssign: z
+      .boolean()
+      .default(true)
+      .describe("When false the pool is used only when a Service asks for it or for one of its IPs"),
+    avoidBuggyIPs: z.boolean().default(false).describe("Never hand out IPv4 addresses ending in .0 or .255"),
+    priority: z
+      .number()
+      .int()
+      .optional()
+      .describe("Lower numbers are tried first (as MetalLB's serviceAllocation.priority); pools without one come last"),
+    serviceAllocation: z
+      .strictObject({
+        namespaces: z.array(z.string().min(1)).optional().describe("Only Services in these namespaces"),
+        namespaceSelector: labelSelector.optional().describe("Only Services in namespaces with matching labels"),
+        serviceSelector: labelSelector.optional().describe("Only Services with matching labels"),
+        allowCrossNamespaceSharing: z
+          .boolean()
+          .default(false)
+          .describe("Services in different namespaces may share an IP through a sharing key"),
+      })
+      .optional()
+      .describe("Who may get addresses from this pool; enforced for explicitly requested IPs too"),
+    announce: z
+      .strictObject({
+        interfaces: z.array(z.string().min(1)).optional().describe("Announce only on these interfaces"),
+        nodeSelector: labelSelector.optional().describe("Only nodes with matching labels announce"),
+        externalIPs: z
+          .boolean()
+          .default(false)
+          .describe("Also announce Service spec.externalIPs that fall inside this pool"),
+        gratuitous: z
+          .strictObject({
+            intervalMs: z.number().int().min(10).max(60_000).default(gratuitousDefaults.intervalMs),
+            count: z.number().int().min(0).max(100).default(gratuitousDefaults.count),
+            refreshSeconds: z
+              .number()
+              .int()
+              .min(1)
+              .optional()
+              .describe("Re-send a gratuitous burst this often while the IP is held"),
+          })
+          .default(gratuitousDefaults)
+          .describe("Gratuitous ARP / unsolicited NA burst sent when a node takes an IP over"),
+      })
+      .default({ externalIPs: false, gratuitous: gratuitousDefaults }),
+  })
+  .describe("An address pool");
+
+/** What `pools.yaml` holds. */
+export const PoolListSchema = z.array(PoolSchema).describe("Lodestone address pools (ConfigMap data key pools.yaml)");
+
+type RawPool = z.output<typeof PoolSchema>;
+
+/** JSON Schema of `pools.yaml`, as written to config/schema.json by `npm run gen:schema`. */
+export const poolsJsonSchema = (): unknown => z.toJSONSchema(PoolListSchema, { io: "input" });
+
+// ---- validated values ----
+
+export interface GratuitousSettings {
+  readonly intervalMs: number;
+  readonly count: number;
+  readonly refreshSeconds?: number;
+}
+
+export interface PoolAnnounce {
+  readonly interfaces?: readonly string[];
+  readonly nodeSelector?: LabelSelector;
+  readonly externalIPs: boolean;
+  readonly gratuitous: GratuitousSettings;
+}
+
+export interface ServiceAllocation {
+  readonly namespaces?: readonly string[];
+  readonly namespaceSelector?: LabelSelector;
+  readonly serviceSelector?: LabelSelector;
+  readonly allowCrossNamespaceSharing: boolean;
+}
+
+/** A validated, frozen pool. `addresses` are sorted by family then start, merged where adjacent. */
+export interface Pool {
+  readonly name: string;
+  readonly addresses: readonly AddressRange[];
+  readonly autoAssign: boolean;
+  readonly avoidBuggyIPs: boolean;
+  readonly priority?: number;
+  readonly serviceAllocation: ServiceAllocation;
+  readonly announce: PoolAnnounce;
+  /** "namespace/name" of the ConfigMap that defines it. */
+  readonly configMap: string;
+}
+
+/** Usable addresses of one family (avoidBuggyIPs excluded), exact. */
+export function poolCapacity(pool: Pool, family: Family): bigint {
+  let n = 0n;
+  for (const r of pool.addresses) {
+    if (r.family === family) n += rangeSize(r) - (pool.avoidBuggyIPs ? buggyCount(r) : 0n);
+  }
+  return n;
+}
+
+export interface ConfigMapInput {
+  readonly namespace: string;
+  readonly name: string;
+  readonly labels?: Readonly<Record<string, string>> | undefined;
+  readonly data?: Readonly<Record<string, string>> | undefined;
+}
+
+export interface ParsedPools {
+  /** Pools without problems only: a pool with any problem is left out, never half-applied. */
+  readonly pools: readonly Pool[];
+  readonly problems: readonly ConfigProblem[];
+}
+
+// ---- parsing ----
+
+/** Parses one pool ConfigMap (either format), reporting every problem found in it. */
+export function parsePoolConfigMap(cm: ConfigMapInput): ParsedPools & { readonly format: "lodestone" | "metallb" } {
+  const configMap = `${cm.namespace}/${cm.name}`;
+  const data = cm.data ?? {};
+  const problems: ConfigProblem[] = [];
+  const pools: Pool[] = [];
+  const lodestoneText = data[POOLS_KEY];
+  const metallbText = data[METALLB_KEY];
+  if (lodestoneText === undefined && metallbText === undefined) {
+    problems.push(problem(ConfigCodes.noPoolData, configMap, "data", configMessages.noPoolData()));
+  }
+  if (lodestoneText !== undefined) {
+    if (cm.labels !== undefined && cm.labels[POOLS_LABEL] !== "true") {
+      problems.push(
+        problem(
+          ConfigCodes.invalidValue,
+          configMap,
+          `metadata.labels.${POOLS_LABEL}`,
+          `the daemon reads only ConfigMaps labelled ${POOLS_LABEL}: "true"`,
+        ),
+      );
+    }
+    parseLodestone(lodestoneText, configMap, pools, problems);
+  }
+  if (metallbText !== undefined) parseMetalLB(metallbText, configMap, pools, problems);
+  const merged = mergePools([{ pools }]);
+  return {
+    pools: merged.pools,
+    problems: [...problems, ...merged.problems],
+    format: lodestoneText === undefined ? "metallb" : "lodestone",
+  };
+}
+
+/** The parsed document, or undefined after reporting every syntax error in it. */
+function parseYaml(
+  text: string,
+  configMap: string,
+  key: string,
+  problems: ConfigProblem[],
+): { doc: unknown } | undefined {
+  const doc = parseDocument(text);
+  for (const e of doc.errors) {
+    const detail = (e.message.split("\n")[0] ?? "").replace(/ at line \d+, column \d+:?$/, "");
+    problems.push(
+      problem(ConfigCodes.yamlSyntax, configMap, key, configMessages.yamlSyntax(e.linePos?.[0].line, detail)),
+    );
+  }
+  return doc.errors.length > 0 ? undefined : { doc: doc.toJS() };
+}
+
+function parseLodestone(text: string, configMap: string, pools: Pool[], problems: ConfigProblem[]): void {
+  const parsed = parseYaml(text, configMap, POOLS_KEY, problems);
+  if (parsed === undefined) return;
+  const doc = parsed.doc;
+  if (!Array.isArray(doc)) {
+    problems.push(
+      problem(ConfigCodes.wrongType, configMap, POOLS_KEY, configMessages.wrongType("a list of pools", describe(doc))),
+    );
+    return;
+  }
+  doc.forEach((item: unknown, i) => {
+    const before = problems.length;
+    const r = PoolSchema.safeParse(item, { reportInput: true });
+    if (!r.success) {
+      for (const issue of r.error.issues) problems.push(...issueProblems(issue, configMap, [POOLS_KEY, i], PoolSchema));
+    } else {
+      const pool = buildPool(r.data, configMap, `${POOLS_KEY}[${i}]`, problems);
+      if (problems.length === before) pools.push(pool);
+    }
+  });
+}
+
+// MetalLB <= 0.12 `config`: only layer2 address pools have a Lodestone meaning.
+const legacyPoolSchema = z.strictObject({
+  name: PoolSchema.shape.name,
+  protocol: z.enum(["layer2", "bgp"]),
+  addresses: z.array(addressEntry).min(1),
+  "auto-assign": z.boolean().optional(),
+  "avoid-buggy-ips": z.boolean().optional(),
+  "bgp-advertisements": z.unknown().optional(),
+});
+const legacyTopLevel = ["address-pools", "peers", "bgp-communities", "bfd-profiles"];
+
+function parseMetalLB(text: string, configMap: string, pools: Pool[], problems: ConfigProblem[]): void {
+  const parsed = parseYaml(text, configMap, METALLB_KEY, problems);
+  if (parsed === undefined) return;
+  const doc = parsed.doc;
+  if (typeof doc !== "object" || doc === null || Array.isArray(doc)) {
+    problems.push(
+      problem(ConfigCodes.wrongType, configMap, METALLB_KEY, configMessages.wrongType("a mapping", describe(doc))),
+    );
+    return;
+  }
+  for (const key of Object.keys(doc)) {
+    if (key === "address-pools") continue;
+    const path = `${METALLB_KEY}.${key}`;
+    if (legacyTopLevel.includes(key)) {
+      problems.push(
+        problem(
+          ConfigCodes.unsupported,
+          configMap,
+          path,
+          configMessages.unsupported(`MetalLB "${key}"`, "Lodestone announces with layer 2 only (no BGP)"),
+        ),
+      );
+    } else {
+      problems.push(
+        problem(
+          ConfigCodes.unknownField,
+          configMap,
+          path,
+          configMessages.unknownField(key, suggestField(key, legacyTopLevel)),
+        ),
+      );
+    }
+  }
+  const list: unknown = (doc as Record<string, unknown>)["address-pools"];
+  if (list === undefined) return;
+  if (!Array.isArray(list)) {
+    problems.push(
+      problem(
+        ConfigCodes.wrongType,
+        configMap,
+        `${METALLB_KEY}.address-pools`,
+        configMessages.wrongType("a list", describe(list)),
+      ),
+    );
+    return;
+  }
+  list.forEach((item: unknown, i) => {
+    const at = `${METALLB_KEY}.address-pools[${i}]`;
+    const protocol =
+      typeof item === "object" && item !== null ? (item as Record<string, unknown>)["protocol"] : undefined;
+    const name = typeof item === "object" && item !== null ? (item as Record<string, unknown>)["name"] : undefined;
+    if (protocol === "bgp") {
+      problems.push(
+        problem(
+          ConfigCodes.unsupported,
+          configMap,
+          at,
+          configMessages.unsupported(
+            `address pool "${String(name)}" with protocol bgp`,
+            "Lodestone announces with layer 2 only",
+          ),
+        ),
+      );
+      return;
+    }
+    const r = legacyPoolSchema.safeParse(item, { reportInput: true });
+    if (!r.success) {
+      for (const issue of r.error.issues) {
+        problems.push(...issueProblems(issue, configMap, [METALLB_KEY, "address-pools", i], legacyPoolSchema));
+      }
+      return;
+    }
+    const l = r.data;
+    if (l["bgp-advertisements"] !== undefined) {
+      problems.push(
+        problem(
+          ConfigCodes.unsupported,
+          configMap,
+          `${at}.bgp-advertisements`,
+          configMessages.unsupported("bgp-advertisements", "Lodestone announces with layer 2 only"),
+        ),
+      );
+      return;
+    }
+    const raw = PoolSchema.parse({
+      name: l.name,
+      addresses: l.addresses,
+      autoAssign: l["auto-assign"] ?? true,
+      avoidBuggyIPs: l["avoid-buggy-ips"] ?? false,
+    });
+    const before = problems.length;
+    const pool = buildPool(raw, configMap, at, problems);
+    if (problems.length === before) pools.push(pool);
+  });
+}
+
+function buildPool(raw: RawPool, configMap: string, at: string, problems: ConfigProblem[]): Pool {
+  const ranges: AddressRange[] = [];
+  raw.addresses.forEach((text) => {
+    const r = parseRange(text);
+    if (r.ok) ranges.push(r.value);
+  });
+  const sorted = [...ranges].sort(
+    (a, b) => a.family - b.family || (a.first < b.first ? -1 : a.first > b.first ? 1 : 0),
+  );
+  const merged: AddressRange[] = [];
+  for (const r of sorted) {
+    const prev = merged.at(-1);
+    const overlap = prev && rangeOverlap(prev, r);
+    if (overlap !== undefined) {
+      problems.push(
+        problem(
+          ConfigCodes.poolOverlap,
+          configMap,
+          `${at}.addresses`,
+          `entries of pool "${raw.name}" overlap each other in ${formatRange(overlap)}`,
+        ),
+      );
+    }
+    if (prev !== undefined && prev.family === r.family && r.first <= prev.last + 1n) {
+      merged[merged.length - 1] = addressRange(r.family, prev.first, r.last > prev.last ? r.last : prev.last);
+    } else {
+      merged.push(r);
+    }
+  }
+  const sa = raw.serviceAllocation;
+  const an = raw.announce;
+  const pool: Pool = deepFreeze({
+    name: raw.name,
+    addresses: merged,
+    autoAssign: raw.autoAssign,
+    avoidBuggyIPs: raw.avoidBuggyIPs,
+    ...(raw.priority !== undefined && { priority: raw.priority }),
+    serviceAllocation: {
+      allowCrossNamespaceSharing: sa?.allowCrossNamespaceSharing ?? false,
+      ...(sa?.namespaces !== undefined && { namespaces: sa.namespaces }),
+      ...(sa?.namespaceSelector !== undefined && { namespaceSelector: toSelector(sa.namespaceSelector) }),
+      ...(sa?.serviceSelector !== undefined && { serviceSelector: toSelector(sa.serviceSelector) }),
+    },
+    announce: {
+      externalIPs: an.externalIPs,
+      gratuitous: {
+        intervalMs: an.gratuitous.intervalMs,
+        count: an.gratuitous.count,
+        ...(an.gratuitous.refreshSeconds !== undefined && { refreshSeconds: an.gratuitous.refreshSeconds }),
+      },
+      ...(an.interfaces !== undefined && { interfaces: an.interfaces }),
+      ...(an.nodeSelector !== undefined && { nodeSelector: toSelector(an.nodeSelector) }),
+    },
+    configMap,
+  });
+  if (poolCapacity(pool, 4) + poolCapacity(pool, 6) === 0n) {
+    problems.push(problem(ConfigCodes.poolEmpty, configMap, `${at}.addresses`, configMessages.poolEmpty(raw.name)));
+  }
+  return pool;
+}
+
+interface RawSelector {
+  matchLabels?: Record<string, string> | undefined;
+  matchExpressions?:
+    { key: string; operator: LabelSelectorRequirement["operator"]; values?: string[] | undefined }[] | undefined;
+}
+
+function toSelector(raw: RawSelector): LabelSelector {
+  return {
+    ...(raw.matchLabels !== undefined && { matchLabels: raw.matchLabels }),
+    ...(raw.matchExpressions !== undefined && {
+      matchExpressions: raw.matchExpressions.map((e) => ({
+        key: e.key,
+        operator: e.operator,
+        ...(e.values !== undefined && { values: e.values }),
+      })),
+    }),
+  };
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === "object" && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
+
+// ---- zod issues -> problems ----
+
+const formatPath = (segments: readonly PropertyKey[]): string =>
+  segments.map((s, i) => (typeof s === "number" ? `[${s}]` : i === 0 ? String(s) : `.${String(s)}`)).join("");
+
+function describe(value: unknown): string {
+  if (value === null || value === undefined) return "nothing";
+  if (Array.isArray(value)) return "a list";
+  if (typeof value === "object") return "a mapping";
+  return `${typeof value} ${JSON.stringify(value)}`;
+}
+
+interface ZodIssueLike {
+  readonly code: string;
+  readonly path: readonly PropertyKey[];
+  readonly message: string;
+  readonly input?: unknown;
+  readonly expected?: unknown;
+  readonly keys?: readonly string[] | undefined;
+  readonly params?: Readonly<Record<string, unknown>> | undefined;
+  readonly origin?: string | undefined;
+}
+
+function issueProblems(
+  issue: ZodIssueLike,
+  configMap: string,
+  prefix: readonly PropertyKey[],
+  root: z.ZodType,
+): ConfigProblem[] {
+  const path = formatPath([...prefix, ...issue.path]);
+  switch (issue.code) {
+    case "unrecognized_keys": {
+      const known = knownKeys(root, issue.path);
+      return (issue.keys ?? []).map((key) =>
+        problem(
+          ConfigCodes.unknownField,
+          configMap,
+          `${path}.${key}`,
+          configMessages.unknownField(key, suggestField(key, known)),
+        ),
+      );
+    }
+    case "invalid_type": {
+      const code = issue.input === undefined ? ConfigCodes.invalidValue : ConfigCodes.wrongType;
+      const message =
+        issue.input === undefined
+          ? "required field is missing"
+          : configMessages.wrongType(String(issue.expected), describe(issue.input));
+      return [problem(code, configMap, path, message)];
+    }
+    case "too_small":
+      if (issue.origin === "array" && issue.path.at(-1) === "addresses") {
+        return [problem(ConfigCodes.poolEmpty, configMap, path, "a pool needs at least one address entry")];
+      }
+      return [problem(ConfigCodes.invalidValue, configMap, path, issue.message)];
+    case "custom": {
+      const code = issue.params?.["lodestone"];
+      const known = Object.values(ConfigCodes) as readonly string[];
+      return [
+        problem(
+          typeof code === "string" && known.includes(code) ? (code as ConfigProblem["code"]) : ConfigCodes.invalidValue,
+          configMap,
+          path,
+          issue.message,
+        ),
+      ];
+    }
+    default:
+      return [problem(ConfigCodes.invalidValue, configMap, path, issue.message.replace(/^Invalid input: /, ""))];
+  }
+}
+
+/** The field names an object schema accepts at `path` (walking arrays, optionals and defaults). */
+function knownKeys(schema: z.ZodType, path: readonly PropertyKey[]): string[] {
+  let current: z.core.$ZodType | undefined = schema;
+  const unwrap = (s: z.core.$ZodType | undefined): z.core.$ZodType | undefined => {
+    let t = s;
+    while (t !== undefined && "innerType" in t._zod.def) t = (t._zod.def as { innerType: z.core.$ZodType }).innerType;
+    return t;
+  };
+  for (const seg of path) {
+    current = unwrap(current);
+    if (current === undefined) return [];
+    const def = current._zod.def;
+    if (def.type === "array") current = (def as z.core.$ZodArrayDef).element;
+    else if (def.type === "object") current = (def as z.core.$ZodObjectDef).shape[String(seg)];
+    else if (def.type === "record") current = (def as z.core.$ZodRecordDef).valueType;
+    else return [];
+  }
+  current = unwrap(current);
+  return current !== undefined && current._zod.def.type === "object"
+    ? Object.keys((current._zod.def as z.core.$ZodObjectDef).shape)
+    : [];
+}
+
+// ---- merging ----
+
+/**
+ * Checks pools across ConfigMaps: duplicate names and overlapping addresses. ConfigMaps are taken in name order
+ * (so the result never depends on watch order); the later pool of a clash is left out and reported, naming both
+ * pools and the overlapping span. Returns only these cross-ConfigMap problems (each parse reports its own).
+ */
+export function mergePools(perConfigMap: readonly { readonly pools: readonly Pool[] }[]): ParsedPools {
+  const all = perConfigMap
+    .flatMap((c) => c.pools)
+    .map((pool, order) => ({ pool, order }))
+    .sort((a, b) =>
+      a.pool.configMap < b.pool.configMap ? -1 : a.pool.configMap > b.pool.configMap ? 1 : a.order - b.order,
+    );
+  const accepted: Pool[] = [];
+  const byName = new Map<string, Pool>();
+  const problems: ConfigProblem[] = [];
+  for (const { pool } of all) {
+    const same = byName.get(pool.name);
+    if (same !== undefined) {
+      problems.push(
+        problem(
+          ConfigCodes.duplicatePool,
+          pool.configMap,
+          `pool ${pool.name}`,
+          configMessages.duplicatePool(pool.name, same.configMap),
+        ),
+      );
+      continue;
+    }
+    const clash = findOverlap(pool, accepted);
+    if (clash !== undefined) {
+      problems.push(
+        problem(
+          ConfigCodes.poolOverlap,
+          pool.configMap,
+          `pool ${pool.name}`,
+          configMessages.poolOverlap(pool.name, clash.other.name, clash.other.configMap, formatRange(clash.span)),
+        ),
+      );
+      continue;
+    }
+    byName.set(pool.name, pool);
+    accepted.push(pool);
+  }
+  return { pools: accepted, problems };
+}
+
+function findOverlap(pool: Pool, accepted: readonly Pool[]): { other: Pool; span: AddressRange } | undefined {
+  for (const other of accepted) {
+    for (const a of pool.addresses) {
+      for (const b of other.addresses) {
+        const span = rangeOverlap(a, b);
+        if (span !== undefined) return { other, span };
+      }
+    }
+  }
+  return undefined;
+}

@@ -1,0 +1,190 @@
+import type { Family } from "./ip.ts";
+import { familyName } from "./ip.ts";
+
+/** Success or a typed failure; core functions return this instead of throwing. */
+export type Result<T, E> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: E };
+
+export const ok = <T>(value: T): { readonly ok: true; readonly value: T } => ({ ok: true, value });
+export const err = <E>(error: E): { readonly ok: false; readonly error: E } => ({ ok: false, error });
+
+/**
+ * The stable catalogue. Codes are part of the user interface: docs, Kubernetes Events and the
+ * `allocation_failures_total{reason}` metric reuse them, so never rename one; add new ones.
+ */
+export const ConfigCodes = {
+  yamlSyntax: "LODESTONE_E_YAML_SYNTAX",
+  wrongType: "LODESTONE_E_CONFIG_TYPE",
+  invalidValue: "LODESTONE_E_CONFIG_VALUE",
+  unknownField: "LODESTONE_E_UNKNOWN_FIELD",
+  badAddress: "LODESTONE_E_BAD_ADDRESS",
+  rangeReversed: "LODESTONE_E_RANGE_REVERSED",
+  rangeMixedFamily: "LODESTONE_E_RANGE_MIXED_FAMILY",
+  poolEmpty: "LODESTONE_E_POOL_EMPTY",
+  duplicatePool: "LODESTONE_E_DUPLICATE_POOL",
+  poolOverlap: "LODESTONE_E_POOL_OVERLAP",
+  badSelector: "LODESTONE_E_BAD_SELECTOR",
+  unsupported: "LODESTONE_E_UNSUPPORTED",
+  noPoolData: "LODESTONE_E_NO_POOL_DATA",
+} as const;
+export type ConfigCode = (typeof ConfigCodes)[keyof typeof ConfigCodes];
+
+export const AllocationCodes = {
+  noPools: "LODESTONE_E_NO_POOLS",
+  poolNotFound: "LODESTONE_E_POOL_NOT_FOUND",
+  poolExhausted: "LODESTONE_E_POOL_EXHAUSTED",
+  ipNotInPool: "LODESTONE_E_IP_NOT_IN_POOL",
+  ipReserved: "LODESTONE_E_IP_RESERVED",
+  ipInUse: "LODESTONE_E_IP_IN_USE",
+  namespaceNotAllowed: "LODESTONE_E_NAMESPACE_NOT_ALLOWED",
+  serviceNotAllowed: "LODESTONE_E_SERVICE_NOT_ALLOWED",
+  familyUnavailable: "LODESTONE_E_FAMILY_UNAVAILABLE",
+  sharingConflict: "LODESTONE_E_SHARING_CONFLICT",
+  requestInvalid: "LODESTONE_E_REQUEST_INVALID",
+} as const;
+export type AllocationCode = (typeof AllocationCodes)[keyof typeof AllocationCodes];
+
+/** One problem in a pool ConfigMap. `configMap` is "namespace/name"; `path` names the field, e.g. `pools.yaml[0].addresses[1]`. */
+export interface ConfigProblem {
+  readonly code: ConfigCode;
+  readonly configMap: string;
+  readonly path: string;
+  readonly message: string;
+}
+
+export const problem = (code: ConfigCode, configMap: string, path: string, message: string): ConfigProblem =>
+  Object.freeze({ code, configMap, path, message });
+
+/** Readable texts for config problems, so the same mistake reads the same wherever it is found. */
+export const configMessages = {
+  yamlSyntax: (line: number | undefined, detail: string): string =>
+    `malformed YAML${line === undefined ? "" : ` at line ${line}`}: ${detail}`,
+  wrongType: (expected: string, got: string): string => `expected ${expected}, got ${got}`,
+  unknownField: (field: string, suggestion: string | undefined): string =>
+    `unknown field "${field}"${suggestion === undefined ? "" : ` (did you mean "${suggestion}"?)`}`,
+  badAddress: (text: string): string =>
+    `"${text}" is not an IP address, a CIDR (192.0.2.0/24, 2001:db8::/64) or a range (192.0.2.10-192.0.2.20)`,
+  rangeReversed: (text: string): string => `range "${text}" ends before it starts`,
+  rangeMixedFamily: (text: string): string => `range "${text}" mixes IPv4 and IPv6`,
+  poolEmpty: (pool: string): string => `pool "${pool}" has no usable addresses`,
+  duplicatePool: (pool: string, firstConfigMap: string): string =>
+    `pool name "${pool}" is already defined in ConfigMap ${firstConfigMap}; this one is ignored`,
+  poolOverlap: (pool: string, otherPool: string, otherConfigMap: string, span: string): string =>
+    `addresses of pool "${pool}" overlap pool "${otherPool}" (ConfigMap ${otherConfigMap}) in ${span}; pool "${pool}" is ignored`,
+  unsupported: (what: string, why: string): string => `${what} is not supported: ${why}`,
+  noPoolData: (): string => `no pool data: expected key "pools.yaml" (Lodestone) or "config" (MetalLB <= 0.12)`,
+};
+
+/** Why a Service cannot get (or keep) an address. Each carries the facts its message is built from. */
+export type AllocationError =
+  | { readonly code: typeof AllocationCodes.noPools; readonly message: string }
+  | { readonly code: typeof AllocationCodes.poolNotFound; readonly message: string; readonly pool: string }
+  | {
+      readonly code: typeof AllocationCodes.poolExhausted;
+      readonly message: string;
+      readonly pools: readonly string[];
+      readonly family: Family;
+    }
+  | { readonly code: typeof AllocationCodes.ipNotInPool; readonly message: string; readonly ip: string }
+  | {
+      readonly code: typeof AllocationCodes.ipReserved;
+      readonly message: string;
+      readonly ip: string;
+      readonly pool: string;
+    }
+  | {
+      readonly code: typeof AllocationCodes.ipInUse;
+      readonly message: string;
+      readonly ip: string;
+      readonly holder: string;
+    }
+  | {
+      readonly code: typeof AllocationCodes.namespaceNotAllowed;
+      readonly message: string;
+      readonly pool: string;
+      readonly namespace: string;
+    }
+  | { readonly code: typeof AllocationCodes.serviceNotAllowed; readonly message: string; readonly pool: string }
+  | {
+      readonly code: typeof AllocationCodes.familyUnavailable;
+      readonly message: string;
+      readonly family: Family;
+      readonly pools: readonly string[];
+    }
+  | {
+      readonly code: typeof AllocationCodes.sharingConflict;
+      readonly message: string;
+      readonly ip: string;
+      readonly holder: string;
+      readonly detail: string;
+    }
+  | { readonly code: typeof AllocationCodes.requestInvalid; readonly message: string; readonly field: string };
+
+const list = (names: readonly string[]): string => names.map((n) => `"${n}"`).join(", ");
+
+/** Builders for every refusal: the only place their wording lives. */
+export const refusal = {
+  noPools: (): AllocationError => ({
+    code: AllocationCodes.noPools,
+    message: "no address pool offers automatic assignment; ask for a pool or an IP explicitly, or add a pool",
+  }),
+  poolNotFound: (pool: string): AllocationError => ({
+    code: AllocationCodes.poolNotFound,
+    message: `requested pool "${pool}" does not exist`,
+    pool,
+  }),
+  poolExhausted: (pools: readonly string[], family: Family): AllocationError => ({
+    code: AllocationCodes.poolExhausted,
+    message: `no free ${familyName(family)} address left in pool${pools.length === 1 ? "" : "s"} ${list(pools)}`,
+    pools,
+    family,
+  }),
+  ipNotInPool: (ip: string, pool?: string): AllocationError => ({
+    code: AllocationCodes.ipNotInPool,
+    message: pool === undefined ? `${ip} is not in any address pool` : `${ip} is not in the requested pool "${pool}"`,
+    ip,
+  }),
+  ipReserved: (ip: string, pool: string): AllocationError => ({
+    code: AllocationCodes.ipReserved,
+    message: `${ip} ends in .0 or .255, which pool "${pool}" avoids (avoidBuggyIPs)`,
+    ip,
+    pool,
+  }),
+  ipInUse: (ip: string, holder: string): AllocationError => ({
+    code: AllocationCodes.ipInUse,
+    message: `${ip} is in use by Service ${holder} and the two may not share it (no common sharing key)`,
+    ip,
+    holder,
+  }),
+  namespaceNotAllowed: (pool: string, namespace: string): AllocationError => ({
+    code: AllocationCodes.namespaceNotAllowed,
+    message: `pool "${pool}" is not available to namespace "${namespace}" (serviceAllocation.namespaces / namespaceSelector)`,
+    pool,
+    namespace,
+  }),
+  serviceNotAllowed: (pool: string): AllocationError => ({
+    code: AllocationCodes.serviceNotAllowed,
+    message: `pool "${pool}" is not available to this Service: its labels do not match serviceAllocation.serviceSelector`,
+    pool,
+  }),
+  familyUnavailable: (family: Family, pools: readonly string[]): AllocationError => ({
+    code: AllocationCodes.familyUnavailable,
+    message:
+      pools.length === 0
+        ? `no pool available to this Service has ${familyName(family)} addresses`
+        : `pool${pools.length === 1 ? "" : "s"} ${list(pools)} ha${pools.length === 1 ? "s" : "ve"} no ${familyName(family)} addresses`,
+    family,
+    pools,
+  }),
+  sharingConflict: (ip: string, holder: string, detail: string): AllocationError => ({
+    code: AllocationCodes.sharingConflict,
+    message: `${ip} cannot be shared with Service ${holder}: ${detail}`,
+    ip,
+    holder,
+    detail,
+  }),
+  requestInvalid: (field: string, detail: string): AllocationError => ({
+    code: AllocationCodes.requestInvalid,
+    message: `${field}: ${detail}`,
+    field,
+  }),
+};
