@@ -7,7 +7,9 @@ export interface Command {
 }
 
 /** Every sub-command, loaded lazily so `lodestone --help` never pays for the Kubernetes client. */
-const commands: Readonly<Record<string, () => Promise<Command>>> = {};
+const commands: Readonly<Record<string, () => Promise<Command>>> = {
+  status: () => import("./status.ts").then((m) => m.command),
+};
 
 function version(): string {
   const pkg: unknown = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8"));

@@ -1,0 +1,110 @@
+import type { ConfigMapInput } from "../core/config.ts";
+import { mergePools, parsePoolConfigMap, POOLS_LABEL } from "../core/config.ts";
+import type { ConfigProblem } from "../core/errors.ts";
+import type { IpAddress } from "../core/ip.ts";
+import { parseIp } from "../core/ip.ts";
+import type { StatusReport, StatusServiceInput } from "../core/status.ts";
+import { buildStatus } from "../core/status.ts";
+import type { KubeClient } from "../kube/client.ts";
+import { responseMessage } from "../kube/client.ts";
+
+/** Where `lodestone status` looks: the daemon's namespace holds the pool ConfigMaps. */
+export interface StatusOptions {
+  readonly namespace: string;
+}
+
+type Json = Record<string, unknown>;
+const obj = (v: unknown): Json => (typeof v === "object" && v !== null ? (v as Json) : {});
+const str = (v: unknown): string | undefined => (typeof v === "string" ? v : undefined);
+const items = (v: unknown): Json[] => {
+  const list = obj(v)["items"];
+  return Array.isArray(list) ? list.map(obj) : [];
+};
+const stringMap = (v: unknown): Record<string, string> =>
+  Object.fromEntries(Object.entries(obj(v)).filter((e): e is [string, string] => typeof e[1] === "string"));
+
+/** The API could not be read: a message for the user, not a stack trace. */
+export class StatusReadError extends Error {
+  override readonly name = "StatusReadError";
+}
+
+async function list(client: KubeClient, path: string, query: Record<string, string> = {}): Promise<Json[]> {
+  const res = await client.request({ method: "GET", path, query });
+  if (res.status !== 200) throw new StatusReadError(`GET ${path}: ${responseMessage(res)}`);
+  return items(res.body);
+}
+
+function configMapInput(cm: Json, namespace: string): ConfigMapInput {
+  const meta = obj(cm["metadata"]);
+  return {
+    namespace: str(meta["namespace"]) ?? namespace,
+    name: str(meta["name"]) ?? "",
+    labels: stringMap(meta["labels"]),
+    data: stringMap(cm["data"]),
+  };
+}
+
+/** Newest AllocationFailed message per "namespace/name". */
+function newestFailures(events: readonly Json[]): Map<string, string> {
+  const newest = new Map<string, { at: string; message: string }>();
+  for (const e of events) {
+    if (str(e["reason"]) !== "AllocationFailed") continue;
+    const involved = obj(e["involvedObject"]);
+    const key = `${str(involved["namespace"]) ?? ""}/${str(involved["name"]) ?? ""}`;
+    const at = str(e["lastTimestamp"]) ?? str(e["eventTime"]) ?? str(obj(e["metadata"])["creationTimestamp"]) ?? "";
+    const previous = newest.get(key);
+    if (previous === undefined || previous.at <= at) newest.set(key, { at, message: str(e["message"]) ?? "" });
+  }
+  return new Map([...newest].map(([k, v]) => [k, v.message]));
+}
+
+function serviceInput(svc: Json, failures: ReadonlyMap<string, string>): StatusServiceInput {
+  const meta = obj(svc["metadata"]);
+  const namespace = str(meta["namespace"]) ?? "";
+  const name = str(meta["name"]) ?? "";
+  const annotations = stringMap(meta["annotations"]);
+  const ingress = obj(obj(svc["status"])["loadBalancer"])["ingress"];
+  const ips: IpAddress[] = [];
+  for (const entry of Array.isArray(ingress) ? ingress : []) {
+    const addr = parseIp(str(obj(entry)["ip"]) ?? "");
+    if (addr !== undefined) ips.push(addr);
+  }
+  const pool = annotations["lodestone.dev/pool"];
+  const node = annotations["lodestone.dev/announcing-node"];
+  const failure = ips.length === 0 ? failures.get(`${namespace}/${name}`) : undefined;
+  return {
+    namespace,
+    name,
+    ips,
+    ...(pool === undefined ? {} : { pool }),
+    ...(node === undefined ? {} : { announcingNode: node }),
+    ...(failure === undefined ? {} : { failure }),
+  };
+}
+
+/**
+ * Reads pools, LoadBalancer Services and their newest AllocationFailed Events, and builds the report. Pool
+ * ConfigMaps are parsed by the same core code as the daemon, so a broken one shows its problems here too.
+ */
+export async function readStatus(client: KubeClient, opts: StatusOptions): Promise<StatusReport> {
+  const [configMaps, services, events] = await Promise.all([
+    list(client, `/api/v1/namespaces/${encodeURIComponent(opts.namespace)}/configmaps`, {
+      labelSelector: `${POOLS_LABEL}=true`,
+    }),
+    list(client, "/api/v1/services"),
+    list(client, "/api/v1/events", { fieldSelector: "involvedObject.kind=Service" }),
+  ]);
+  const problems: ConfigProblem[] = [];
+  const parsed = configMaps.map((cm) => {
+    const result = parsePoolConfigMap(configMapInput(cm, opts.namespace));
+    problems.push(...result.problems);
+    return result;
+  });
+  const merged = mergePools(parsed);
+  problems.push(...merged.problems);
+  const failures = newestFailures(events);
+  const rows = services
+    .filter((svc) => str(obj(svc["spec"])["type"]) === "LoadBalancer")
+    .map((svc) => serviceInput(svc, failures));
+  return buildStatus(merged.pools, rows, problems);
+}

@@ -1,0 +1,73 @@
+import { existsSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { readStatus, StatusReadError } from "../app/status.ts";
+import { renderStatusTable, statusJson } from "../core/status.ts";
+import { createKubeClient, loadKubeConfig } from "../kube/client.ts";
+import type { Command } from "./main.ts";
+
+const help = `Usage: lodestone status [--kubeconfig PATH] [--namespace NS] [-o table|json]
+
+Pools with their usage, and every LoadBalancer Service with its IPs, pool, announcing node and any failure.
+
+  --kubeconfig PATH   kubeconfig to use (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)
+  --namespace NS      the daemon's namespace, where the pool ConfigMaps live (default: $POD_NAMESPACE,
+                      else lodestone-system)
+  -o, --output FMT    table (default) or json`;
+
+export const command: Command = {
+  summary: "show pools with usage and LoadBalancer Services with IPs, pool, node and failures",
+  async run(args) {
+    let values;
+    try {
+      ({ values } = parseArgs({
+        args: [...args],
+        options: {
+          kubeconfig: { type: "string" },
+          namespace: { type: "string" },
+          output: { type: "string", short: "o", default: "table" },
+          help: { type: "boolean", short: "h" },
+        },
+        strict: true,
+        allowPositionals: false,
+      }));
+    } catch (e: unknown) {
+      console.error(`lodestone status: ${e instanceof Error ? e.message : String(e)}\n\n${help}`);
+      return 2;
+    }
+    if (values.help === true) {
+      console.log(help);
+      return 0;
+    }
+    if (values.output !== "table" && values.output !== "json") {
+      console.error(`lodestone status: --output must be table or json, not "${values.output}"`);
+      return 2;
+    }
+    const home = process.env["HOME"];
+    const fallback = home !== undefined && existsSync(`${home}/.kube/config`) ? `${home}/.kube/config` : undefined;
+    const kubeconfig = values.kubeconfig ?? process.env["KUBECONFIG"] ?? fallback;
+    if (kubeconfig === undefined && process.env["KUBERNETES_SERVICE_HOST"] === undefined) {
+      console.error("lodestone status: no cluster: pass --kubeconfig PATH or set KUBECONFIG (not running in a pod)");
+      return 1;
+    }
+    let client;
+    try {
+      client = createKubeClient(loadKubeConfig(kubeconfig));
+    } catch (e: unknown) {
+      console.error(`lodestone status: cannot load kubeconfig: ${e instanceof Error ? e.message : String(e)}`);
+      return 1;
+    }
+    try {
+      const report = await readStatus(client, {
+        namespace: values.namespace ?? process.env["POD_NAMESPACE"] ?? "lodestone-system",
+      });
+      console.log(values.output === "json" ? JSON.stringify(statusJson(report), null, 2) : renderStatusTable(report));
+      return 0;
+    } catch (e: unknown) {
+      if (!(e instanceof StatusReadError)) throw e;
+      console.error(`lodestone status: cannot read the cluster: ${e.message}`);
+      return 1;
+    } finally {
+      await client.close();
+    }
+  },
+};

@@ -1,0 +1,168 @@
+import type { Logger } from "pino";
+import { responseMessage, type KubeClient } from "./client.ts";
+import { microTime } from "./lease.ts";
+
+/** The reasons Lodestone records; stable, so users can filter `kubectl get events --field-selector reason=…`. */
+export type EventReason =
+  | "IPAllocated"
+  | "AllocationFailed"
+  | "IPReleased"
+  | "SharingConflict"
+  | "DeprecatedAnnotation"
+  | "ConfigInvalid"
+  | "ConfigApplied";
+
+export interface ObjectRef {
+  readonly kind: "Service" | "ConfigMap";
+  readonly namespace: string;
+  readonly name: string;
+  readonly uid: string;
+}
+
+export interface EventRecorder {
+  /** Queues an Event; never blocks and never fails the caller (Events are best effort, as in client-go). */
+  record(obj: ObjectRef, type: "Normal" | "Warning", reason: EventReason, message: string): void;
+  /** Resolves when every queued Event has been written or dropped. */
+  flush(): Promise<void>;
+  dropped(): number;
+}
+
+export interface EventRecorderOptions {
+  readonly client: KubeClient;
+  readonly logger: Logger;
+  readonly component: string;
+  /** Pod or node name, as `reportingInstance`. */
+  readonly instance: string;
+  /** Writes in flight at once; kept low so Events never crowd out status writes. */
+  readonly concurrency?: number;
+  /** Queue bound; beyond it Events are dropped and counted (client-go drops too). */
+  readonly maxQueued?: number;
+  readonly now?: () => Date;
+}
+
+interface Pending {
+  readonly obj: ObjectRef;
+  readonly type: "Normal" | "Warning";
+  readonly reason: EventReason;
+  readonly message: string;
+  readonly at: Date;
+}
+
+interface Written {
+  readonly name: string;
+  count: number;
+}
+
+/** Pure: the aggregation key of the real recorder (same object, type, reason and message → one Event, count++). */
+export const aggregationKey = (p: Pick<Pending, "obj" | "type" | "reason" | "message">): string =>
+  `${p.obj.uid}\u0000${p.obj.kind}/${p.obj.namespace}/${p.obj.name}\u0000${p.type}\u0000${p.reason}\u0000${p.message}`;
+
+/**
+ * core/v1 Events on the object they are about (`involvedObject` with its uid), so `kubectl describe` lists them.
+ * A repeat of the same Event patches `count` and `lastTimestamp` instead of creating a new object.
+ */
+export function createEventRecorder(o: EventRecorderOptions): EventRecorder {
+  const now = o.now ?? (() => new Date());
+  const concurrency = o.concurrency ?? 2;
+  const maxQueued = o.maxQueued ?? 5000;
+  const queue: Pending[] = [];
+  const written = new Map<string, Written>();
+  let inFlight = 0;
+  let dropped = 0;
+  let idle: (() => void)[] = [];
+  let seq = 0;
+
+  const eventsPath = (ns: string): string => `/api/v1/namespaces/${encodeURIComponent(ns)}/events`;
+
+  async function send(p: Pending): Promise<void> {
+    const key = aggregationKey(p);
+    const ts = p.at.toISOString().replace(/\.\d+Z$/, "Z");
+    const prev = written.get(key);
+    if (prev !== undefined) {
+      const res = await o.client.request({
+        method: "PATCH",
+        path: `${eventsPath(p.obj.namespace)}/${prev.name}`,
+        body: { count: prev.count + 1, lastTimestamp: ts },
+      });
+      if (res.status === 200) {
+        prev.count++;
+        return;
+      }
+      written.delete(key);
+      if (res.status !== 404) {
+        o.logger.debug({ status: res.status, reason: responseMessage(res) }, "event update failed");
+        return;
+      }
+    }
+    const name = `${p.obj.name}.${(p.at.getTime() * 1000 + (seq++ % 1000)).toString(16)}`;
+    const res = await o.client.request({
+      method: "POST",
+      path: eventsPath(p.obj.namespace),
+      body: {
+        apiVersion: "v1",
+        kind: "Event",
+        metadata: { name, namespace: p.obj.namespace },
+        involvedObject: {
+          apiVersion: "v1",
+          kind: p.obj.kind,
+          namespace: p.obj.namespace,
+          name: p.obj.name,
+          uid: p.obj.uid,
+        },
+        type: p.type,
+        reason: p.reason,
+        message: p.message,
+        source: { component: o.component },
+        reportingComponent: o.component,
+        reportingInstance: o.instance,
+        firstTimestamp: ts,
+        lastTimestamp: ts,
+        eventTime: microTime(p.at),
+        action: p.reason,
+        count: 1,
+      },
+    });
+    if (res.status === 201 || res.status === 200) {
+      written.set(key, { name, count: 1 });
+      // The aggregation memory is bounded like client-go's LRU (4096 entries).
+      if (written.size > 4096) written.delete(written.keys().next().value ?? "");
+    } else {
+      o.logger.debug({ status: res.status, reason: responseMessage(res) }, "event create failed");
+    }
+  }
+
+  function pump(): void {
+    while (inFlight < concurrency) {
+      const p = queue.shift();
+      if (p === undefined) break;
+      inFlight++;
+      send(p)
+        .catch((err: unknown) => o.logger.debug({ err }, "event write failed"))
+        .finally(() => {
+          inFlight--;
+          pump();
+        });
+    }
+    if (inFlight === 0 && queue.length === 0) {
+      const waiters = idle;
+      idle = [];
+      for (const w of waiters) w();
+    }
+  }
+
+  return {
+    record(obj, type, reason, message) {
+      if (queue.length >= maxQueued) {
+        dropped++;
+        return;
+      }
+      queue.push({ obj, type, reason, message, at: now() });
+      pump();
+    },
+    flush() {
+      if (inFlight === 0 && queue.length === 0) return Promise.resolve();
+      return new Promise((resolve) => idle.push(resolve));
+    },
+    dropped: () => dropped,
+  };
+}

@@ -1,0 +1,190 @@
+import { describe, expect, it } from "vitest";
+import pino from "pino";
+import type { KubeClient, KubeRequest, KubeResponse } from "../../src/kube/client.ts";
+import { createStatusWriter } from "../../src/kube/status-writer.ts";
+import { createEventRecorder } from "../../src/kube/events.ts";
+import { projectConfigMap, projectEndpointSlice, projectService } from "../../src/kube/objects.ts";
+import { parseIp } from "../../src/core/ip.ts";
+
+const logger = pino({ level: "silent" });
+
+/** Answers each request with the next scripted response (200 {} when the script is empty) and records it. */
+function scripted(answers: KubeResponse[]): { client: KubeClient; seen: KubeRequest[] } {
+  const seen: KubeRequest[] = [];
+  const client: KubeClient = {
+    request: (req) => {
+      seen.push(req);
+      return Promise.resolve(answers.shift() ?? { status: 200, body: { metadata: { resourceVersion: "9" } } });
+    },
+    watch: () => Promise.reject(new Error("unused")),
+    close: () => Promise.resolve(),
+  };
+  return { client, seen };
+}
+
+const ref = { namespace: "team-a", name: "web", resourceVersion: "41" };
+const ips = [parseIp("2001:db8::5")!, parseIp("192.0.2.10")!];
+
+describe("status writer", () => {
+  it("patches /status with the IPs (IPv4 first) conditional on the resourceVersion it saw", async () => {
+    const { client, seen } = scripted([]);
+    const out = await createStatusWriter(client).writeIngress(ref, ips);
+    expect(out).toEqual({ kind: "written", resourceVersion: "9" });
+    expect(seen[0]).toMatchObject({
+      method: "PATCH",
+      path: "/api/v1/namespaces/team-a/services/web/status",
+      body: {
+        metadata: { resourceVersion: "41" },
+        status: { loadBalancer: { ingress: [{ ip: "192.0.2.10" }, { ip: "2001:db8::5" }] } },
+      },
+    });
+  });
+
+  it("clears the ingress list with a null (a merge patch of {} would keep it)", async () => {
+    const { client, seen } = scripted([]);
+    await createStatusWriter(client).writeIngress(ref, []);
+    expect(seen[0]?.body).toMatchObject({ status: { loadBalancer: { ingress: null } } });
+  });
+
+  it.each([
+    {
+      desc: "409 re-reads the Service",
+      answers: [
+        { status: 409, body: {} },
+        { status: 200, body: { metadata: { name: "web" } } },
+      ],
+      want: { kind: "conflict", current: { metadata: { name: "web" } } },
+      requests: 2,
+    },
+    {
+      desc: "409 then gone",
+      answers: [
+        { status: 409, body: {} },
+        { status: 404, body: {} },
+      ],
+      want: { kind: "gone" },
+      requests: 2,
+    },
+    { desc: "404 is gone", answers: [{ status: 404, body: {} }], want: { kind: "gone" }, requests: 1 },
+    {
+      desc: "429 retries after Retry-After",
+      answers: [{ status: 429, body: { message: "slow down" }, retryAfterMs: 2000 }],
+      want: { kind: "retry", afterMs: 2000, reason: "429 slow down" },
+      requests: 1,
+    },
+    {
+      desc: "500 retries",
+      answers: [{ status: 500, body: { message: "etcd" } }],
+      want: { kind: "retry", afterMs: undefined, reason: "500 etcd" },
+      requests: 1,
+    },
+    {
+      desc: "no connection retries",
+      answers: [{ status: 0, body: { message: "ECONNREFUSED" } }],
+      want: { kind: "retry", afterMs: undefined, reason: "0 ECONNREFUSED" },
+      requests: 1,
+    },
+    {
+      desc: "422 is a failure, not retried",
+      answers: [{ status: 422, body: { message: "invalid ip" } }],
+      want: { kind: "failed", reason: "422 invalid ip" },
+      requests: 1,
+    },
+  ])("$desc", async ({ answers, want, requests }) => {
+    const { client, seen } = scripted(answers as KubeResponse[]);
+    expect(await createStatusWriter(client).writeIngress(ref, ips)).toEqual(want);
+    expect(seen).toHaveLength(requests);
+  });
+
+  it("sets and removes the pool annotation on the object itself", async () => {
+    const { client, seen } = scripted([]);
+    const w = createStatusWriter(client);
+    await w.writePool(ref, "lan");
+    await w.writePool(ref, undefined);
+    expect(seen.map((r) => [r.path, r.body])).toEqual([
+      ["/api/v1/namespaces/team-a/services/web", { metadata: { annotations: { "lodestone.dev/pool": "lan" } } }],
+      ["/api/v1/namespaces/team-a/services/web", { metadata: { annotations: { "lodestone.dev/pool": null } } }],
+    ]);
+  });
+});
+
+describe("event recorder", () => {
+  const svc = { kind: "Service" as const, namespace: "team-a", name: "web", uid: "u-1" };
+  it("creates an Event on the object and aggregates an identical repeat into count 2", async () => {
+    const { client, seen } = scripted([{ status: 201, body: {} }]);
+    const rec = createEventRecorder({
+      client,
+      logger,
+      component: "lodestone-controller",
+      instance: "node-1",
+      now: () => new Date("2026-01-01T00:00:00Z"),
+    });
+    rec.record(svc, "Normal", "IPAllocated", "Assigned IP 192.0.2.10 from pool lan");
+    await rec.flush();
+    rec.record(svc, "Normal", "IPAllocated", "Assigned IP 192.0.2.10 from pool lan");
+    rec.record(svc, "Warning", "AllocationFailed", "pool exhausted");
+    await rec.flush();
+    expect(seen.map((r) => r.method)).toEqual(["POST", "PATCH", "POST"]);
+    expect(seen[0]?.body).toMatchObject({
+      involvedObject: { kind: "Service", namespace: "team-a", name: "web", uid: "u-1" },
+      type: "Normal",
+      reason: "IPAllocated",
+      count: 1,
+      source: { component: "lodestone-controller" },
+    });
+    expect(seen[1]?.body).toMatchObject({ count: 2 });
+    expect(seen[1]?.path).toMatch(/^\/api\/v1\/namespaces\/team-a\/events\/web\./);
+  });
+
+  it("drops beyond its queue bound instead of growing without limit", async () => {
+    const { client } = scripted([]);
+    const rec = createEventRecorder({ client, logger, component: "c", instance: "i", concurrency: 1, maxQueued: 3 });
+    for (let i = 0; i < 10; i++) rec.record(svc, "Normal", "IPReleased", `m${i}`);
+    await rec.flush();
+    expect(rec.dropped()).toBe(6);
+  });
+});
+
+describe("slim projections", () => {
+  it("keep only what Lodestone reads", () => {
+    const s = projectService({
+      metadata: {
+        namespace: "a",
+        name: "web",
+        uid: "u",
+        resourceVersion: "3",
+        labels: { app: "web" },
+        annotations: { "lodestone.dev/address-pool": "lan", "kubectl.kubernetes.io/last-applied-configuration": "{…}" },
+        managedFields: [{ manager: "kubectl" }],
+      },
+      spec: {
+        type: "LoadBalancer",
+        ipFamilies: ["IPv4"],
+        ports: [{ port: 80, protocol: "TCP", targetPort: 8080 }],
+        selector: { app: "web" },
+      },
+      status: { loadBalancer: { ingress: [{ ip: "192.0.2.1" }, { hostname: "x" }] } },
+    });
+    expect(s).toMatchObject({
+      key: "a/web",
+      type: "LoadBalancer",
+      annotations: { "lodestone.dev/address-pool": "lan" },
+      ingress: ["192.0.2.1"],
+      ports: [{ port: 80, protocol: "TCP" }],
+    });
+    expect(Object.keys(s!.annotations)).toHaveLength(1);
+    expect(
+      projectConfigMap({ metadata: { namespace: "l", name: "p" }, data: { "pools.yaml": "- x", other: "y" } })?.data,
+    ).toEqual({ "pools.yaml": "- x" });
+    expect(
+      projectEndpointSlice({
+        metadata: { namespace: "a", name: "web-1", labels: { "kubernetes.io/service-name": "web" } },
+        endpoints: [
+          { nodeName: "n2" },
+          { nodeName: "n1", conditions: { ready: true } },
+          { nodeName: "n3", conditions: { ready: false } },
+        ],
+      }),
+    ).toMatchObject({ service: "web", readyNodes: ["n1", "n2"] });
+  });
+});
