@@ -267,7 +267,7 @@ static void on_readable(uv_poll_t *handle, int status, int events) {
   napi_open_handle_scope(env, &scope);
   napi_value callback, resource, argv[2];
   napi_get_reference_value(env, s->callback, &callback);
-  napi_get_undefined(env, &resource);
+  napi_get_global(env, &resource);
   if (status < 0) {
     napi_value msg;
     napi_create_string_utf8(env, uv_strerror(status), NAPI_AUTO_LENGTH, &msg);

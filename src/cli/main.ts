@@ -9,6 +9,7 @@ export interface Command {
 /** Every sub-command, loaded lazily so `lodestone --help` never pays for the Kubernetes client. */
 const commands: Readonly<Record<string, () => Promise<Command>>> = {
   status: () => import("./status.ts").then((m) => m.command),
+  announce: () => import("./announce.ts").then((m) => m.command),
 };
 
 function version(): string {
