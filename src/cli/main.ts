@@ -9,6 +9,9 @@ export interface Command {
 /** Every sub-command, loaded lazily so `lodestone --help` never pays for the Kubernetes client. */
 const commands: Readonly<Record<string, () => Promise<Command>>> = {
   status: () => import("./status.ts").then((m) => m.command),
+  "check-config": () => import("./check-config.ts").then((m) => m.command),
+  sandbox: () => import("./sandbox.ts").then((m) => m.command),
+  run: () => import("./run.ts").then((m) => m.command),
   announce: () => import("./announce.ts").then((m) => m.command),
 };
 

@@ -149,6 +149,8 @@ export interface Pool {
   readonly announce: PoolAnnounce;
   /** "namespace/name" of the ConfigMap that defines it. */
   readonly configMap: string;
+  /** Where in that ConfigMap, e.g. `pools.yaml[2]` or `config.address-pools[0]` (for problem paths). */
+  readonly path?: string;
 }
 
 /** Usable addresses of one family (avoidBuggyIPs excluded), exact. */
@@ -408,6 +410,7 @@ function buildPool(raw: RawPool, configMap: string, at: string, problems: Config
       ...(an.nodeSelector !== undefined && { nodeSelector: toSelector(an.nodeSelector) }),
     },
     configMap,
+    path: at,
   });
   if (poolCapacity(pool, 4) + poolCapacity(pool, 6) === 0n) {
     problems.push(problem(ConfigCodes.poolEmpty, configMap, `${at}.addresses`, configMessages.poolEmpty(raw.name)));
@@ -561,7 +564,7 @@ export function mergePools(perConfigMap: readonly { readonly pools: readonly Poo
         problem(
           ConfigCodes.duplicatePool,
           pool.configMap,
-          `pool ${pool.name}`,
+          `${pool.path ?? `pool ${pool.name}`}.name`,
           configMessages.duplicatePool(pool.name, same.configMap),
         ),
       );
@@ -573,7 +576,7 @@ export function mergePools(perConfigMap: readonly { readonly pools: readonly Poo
         problem(
           ConfigCodes.poolOverlap,
           pool.configMap,
-          `pool ${pool.name}`,
+          `${pool.path ?? `pool ${pool.name}`}.addresses`,
           configMessages.poolOverlap(pool.name, clash.other.name, clash.other.configMap, formatRange(clash.span)),
         ),
       );

@@ -197,14 +197,14 @@ describe("parsePoolConfigMap: Lodestone format", () => {
       desc: "duplicate name in one ConfigMap",
       yaml: "- {name: a, addresses: [192.0.2.1]}\n- {name: a, addresses: [192.0.2.2]}",
       code: "LODESTONE_E_DUPLICATE_POOL",
-      path: "pool a",
+      path: "pools.yaml[1].name",
       message: /already defined in ConfigMap lodestone-system\/pools/,
     },
     {
       desc: "overlap between pools",
       yaml: "- {name: a, addresses: [192.0.2.0/24]}\n- {name: b, addresses: [192.0.2.200-192.0.3.5]}",
       code: "LODESTONE_E_POOL_OVERLAP",
-      path: "pool b",
+      path: "pools.yaml[1].addresses",
       message: /pool "b" overlap pool "a" .* in 192.0.2.200-192.0.2.255/,
     },
   ])("reports $desc", ({ yaml, code, path, message }) => {

@@ -1,0 +1,563 @@
+import type { Logger } from "pino";
+import { Allocator, type Allocation, type RecordedAllocation } from "../core/allocator.ts";
+import { parsePoolConfigMap, type Pool } from "../core/config.ts";
+import { describeProblems, effectivePools, nextConfigMapState, type ConfigMapState } from "../core/config-state.ts";
+import { AllocationCodes, type AllocationError } from "../core/errors.ts";
+import { formatIp, parseIp, type IpAddress } from "../core/ip.ts";
+import { serviceRequestFrom } from "../core/service-request.ts";
+import type { Readiness, TelemetrySnapshot } from "../core/telemetry.ts";
+import { WorkQueue } from "../core/workqueue.ts";
+import type { KubeClient } from "../kube/client.ts";
+import { createEventRecorder, type EventRecorder, type ObjectRef } from "../kube/events.ts";
+import { createInformer, type Informer } from "../kube/informer.ts";
+import { createLeaderElector, systemClock, type Clock, type LeaderElector, type LeaseTimings } from "../kube/lease.ts";
+import {
+  projectConfigMap,
+  projectNamespace,
+  projectService,
+  type SlimConfigMap,
+  type SlimNamespace,
+  type SlimService,
+} from "../kube/objects.ts";
+import { POOL_ANNOTATION, createStatusWriter, type StatusWriter } from "../kube/status-writer.ts";
+
+export const DEFAULT_CLASS = "lodestone.dev/lb";
+export const POOLS_SELECTOR = "lodestone.dev/pools=true";
+
+export interface ControllerOptions {
+  readonly client: KubeClient;
+  /** The daemon's namespace: pool ConfigMaps and the controller Lease live here. */
+  readonly namespace: string;
+  /** Unique per pod: the Lease holder identity and the Events' reportingInstance. */
+  readonly identity: string;
+  readonly logger: Logger;
+  /** Handle only this class; unset = Services without a class and those of class lodestone.dev/lb. */
+  readonly loadBalancerClass?: string;
+  readonly lease: LeaseTimings & { readonly name: string };
+  /** Status writes in flight at once (default 16). */
+  readonly workers?: number;
+  readonly informerBackoff?: { readonly initialMs: number; readonly maxMs: number };
+  readonly clock?: Clock;
+}
+
+export type ControllerTelemetry = Pick<
+  TelemetrySnapshot,
+  "pools" | "servicesAllocated" | "allocationFailures" | "configMaps" | "leader" | "informerRestarts"
+>;
+
+export interface Controller {
+  start(): void;
+  stop(): Promise<void>;
+  telemetry(): ControllerTelemetry;
+  readiness(): Readiness;
+  isLeader(): boolean;
+  /** The pools in force (all pods parse the config; only the leader allocates). */
+  pools(): readonly Pool[];
+}
+
+/** Pure: whether a Service's class is ours (see `--load-balancer-class`). */
+export function classMatches(cls: string | undefined, ours: string | undefined): boolean {
+  return ours === undefined || ours === "" ? cls === undefined || cls === DEFAULT_CLASS : cls === ours;
+}
+
+const sameIps = (want: readonly IpAddress[], have: readonly string[]): boolean =>
+  want.length === have.length && want.every((ip) => have.some((h) => parseIp(h) !== undefined && h === formatIp(ip)));
+
+const ipList = (ips: readonly IpAddress[]): string => ips.map(formatIp).join(", ");
+
+const serviceRef = (s: SlimService): ObjectRef => ({
+  kind: "Service",
+  namespace: s.namespace,
+  name: s.name,
+  uid: s.uid,
+});
+
+/**
+ * The allocating half of the daemon. Every pod watches and parses; only the Lease holder allocates and writes.
+ * Order of things on becoming leader: informers synced → allocator rebuilt from every Service's recorded
+ * `status.loadBalancer.ingress` → only then new allocations, so a restart or failover never moves an address.
+ */
+export function createController(o: ControllerOptions): Controller {
+  const log = o.logger.child({ component: "controller" });
+  const clock = o.clock ?? systemClock;
+  const workers = o.workers ?? 16;
+  const common = { client: o.client, logger: log, ...(o.informerBackoff ? { backoff: o.informerBackoff } : {}) };
+  const services: Informer<SlimService> = createInformer({
+    ...common,
+    resource: "services",
+    path: "/api/v1/services",
+    // ClusterIP Services without an ingress are of no interest; dropping them keeps the cache small.
+    project: (raw) => {
+      const s = projectService(raw);
+      return s !== undefined && (s.type === "LoadBalancer" || s.ingress.length > 0) ? s : undefined;
+    },
+  });
+  const configMaps: Informer<SlimConfigMap> = createInformer({
+    ...common,
+    resource: "configmaps",
+    path: `/api/v1/namespaces/${encodeURIComponent(o.namespace)}/configmaps`,
+    labelSelector: POOLS_SELECTOR,
+    project: projectConfigMap,
+  });
+  const namespaces: Informer<SlimNamespace> = createInformer({
+    ...common,
+    resource: "namespaces",
+    path: "/api/v1/namespaces",
+    project: projectNamespace,
+  });
+  const informers = [services, configMaps, namespaces];
+  const writer: StatusWriter = createStatusWriter(o.client);
+  const events: EventRecorder = createEventRecorder({
+    client: o.client,
+    logger: log,
+    component: "lodestone-controller",
+    instance: o.identity,
+  });
+
+  const configStates = new Map<string, ConfigMapState>();
+  /** The resourceVersion each ConfigMap state was parsed from, so resyncs do not re-parse. */
+  const parsedAt = new Map<string, string>();
+  let pools: readonly Pool[] = [];
+  let crossProblems = "";
+  let allocator = new Allocator();
+  const failures: Record<string, number> = {};
+
+  // Leader-only state, reset on every change of leadership (the epoch tells late results to go away).
+  let acting = false;
+  let epoch = 0;
+  let queue = new WorkQueue({ baseDelayMs: 100, maxDelayMs: 30_000 });
+  let poolQueue = new WorkQueue({ baseDelayMs: 500, maxDelayMs: 30_000 });
+  let inFlight = 0;
+  let poolInFlight = 0;
+  let timer: (() => void) | undefined;
+  /** Fresher copies than the cache: what a 409 re-read returned. Dropped when the watch catches up. */
+  const overrides = new Map<string, SlimService>();
+  /** A status write of ours landed for the version in the value; until the watch shows it, trust the write. */
+  const written = new Map<string, { basedOn: string; ips: string }>();
+  const annotated = new Map<string, string>();
+  const failed = new Set<string>();
+  /** Addresses a pool change took away, for the Event of the Service's next write. */
+  const lostTo = new Map<string, readonly IpAddress[]>();
+  const warnedDeprecated = new Set<string>();
+  let leaderWanted = false;
+  let elector: LeaderElector | undefined;
+
+  const latest = (key: string): SlimService | undefined => overrides.get(key) ?? services.get(key);
+
+  // ---------- config ----------
+
+  function applyConfig(): void {
+    for (const cm of configMaps.values()) {
+      const prev = configStates.get(cm.key);
+      if (prev !== undefined && parsedAt.get(cm.key) === cm.resourceVersion) continue;
+      parsedAt.set(cm.key, cm.resourceVersion);
+      const parsed = parsePoolConfigMap({ namespace: cm.namespace, name: cm.name, labels: cm.labels, data: cm.data });
+      const next = nextConfigMapState(prev, cm.key, parsed);
+      configStates.set(cm.key, next);
+      if (parsed.problems.length > 0) {
+        log.warn(
+          { configMap: cm.key, problems: parsed.problems.length, keptLastGood: next.everGood },
+          `pool ConfigMap has problems: ${describeProblems(parsed.problems)}`,
+        );
+        if (acting) configInvalidEvent(cm, next);
+      } else {
+        log.info({ configMap: cm.key, pools: parsed.pools.map((p) => p.name) }, "pool ConfigMap applied");
+      }
+    }
+    for (const key of [...configStates.keys()]) {
+      if (configMaps.get(key) === undefined) {
+        configStates.delete(key);
+        parsedAt.delete(key);
+        log.info({ configMap: key }, "pool ConfigMap removed");
+      }
+    }
+    const merged = effectivePools(configStates.values());
+    const problemsText = describeProblems(merged.problems);
+    if (problemsText !== crossProblems) {
+      crossProblems = problemsText;
+      if (merged.problems.length > 0) log.warn(`pools left out: ${problemsText}`);
+      if (acting) crossProblemEvents(merged.problems);
+    }
+    const changed = merged.pools.length !== pools.length || merged.pools.some((p, i) => p !== pools[i]);
+    pools = merged.pools;
+    if (changed && acting) {
+      for (const lost of allocator.setPools(pools)) {
+        lostTo.set(lost.service, lost.lost);
+        log.info(
+          { service: lost.service, lost: ipList(lost.lost), reason: lost.reason.code, reallocated: lost.now.ok },
+          "pool change took addresses away",
+        );
+      }
+      enqueueAll();
+    }
+  }
+
+  function configInvalidEvent(cm: SlimConfigMap, state: ConfigMapState): void {
+    const kept = state.everGood ? "the last good version stays in force" : "only its valid pools are used";
+    events.record(
+      { kind: "ConfigMap", namespace: cm.namespace, name: cm.name, uid: cm.uid },
+      "Warning",
+      "ConfigInvalid",
+      `${state.problems.length} problem(s), ${kept}: ${describeProblems(state.problems)}`,
+    );
+  }
+
+  function crossProblemEvents(problems: ReturnType<typeof effectivePools>["problems"]): void {
+    const byCm = new Map<string, typeof problems>();
+    for (const p of problems) byCm.set(p.configMap, [...(byCm.get(p.configMap) ?? []), p]);
+    for (const [key, list] of byCm) {
+      const cm = configMaps.get(key);
+      if (cm === undefined) continue;
+      events.record(
+        { kind: "ConfigMap", namespace: cm.namespace, name: cm.name, uid: cm.uid },
+        "Warning",
+        "ConfigInvalid",
+        describeProblems(list),
+      );
+    }
+  }
+
+  // ---------- leadership ----------
+
+  function begin(): void {
+    if (!leaderWanted || acting || !informers.every((i) => i.synced())) return;
+    acting = true;
+    epoch++;
+    inFlight = 0;
+    poolInFlight = 0;
+    queue = new WorkQueue({ baseDelayMs: 100, maxDelayMs: 30_000 });
+    poolQueue = new WorkQueue({ baseDelayMs: 500, maxDelayMs: 30_000 });
+    overrides.clear();
+    written.clear();
+    annotated.clear();
+    failed.clear();
+    allocator = new Allocator(pools);
+    const records: RecordedAllocation[] = [];
+    for (const svc of services.values()) {
+      if (!handles(svc) || svc.ingress.length === 0) continue;
+      const parsed = serviceRequestFrom(svc, namespaces.get(svc.namespace)?.labels ?? {});
+      const ips = svc.ingress.map(parseIp).filter((ip): ip is IpAddress => ip !== undefined);
+      if (parsed.ok && ips.length > 0) records.push({ request: parsed.value.request, ips });
+    }
+    const refused = allocator.rebuild(records);
+    for (const r of refused)
+      log.warn({ service: r.service, reason: r.error.code }, `recorded IP not kept: ${r.error.message}`);
+    log.info(
+      { services: allocator.size, recorded: records.length, refused: refused.length, pools: pools.length },
+      "leading: allocator rebuilt from recorded ingress IPs",
+    );
+    for (const [key, state] of configStates) {
+      const cm = configMaps.get(key);
+      if (cm !== undefined && state.problems.length > 0) configInvalidEvent(cm, state);
+    }
+    enqueueAll();
+  }
+
+  function end(): void {
+    if (!acting) return;
+    acting = false;
+    epoch++;
+    timer?.();
+    timer = undefined;
+    log.warn("no longer leading: stopped allocating and writing");
+  }
+
+  const handles = (svc: SlimService): boolean =>
+    svc.type === "LoadBalancer" && classMatches(svc.loadBalancerClass, o.loadBalancerClass);
+
+  // ---------- work ----------
+
+  function enqueue(key: string): void {
+    if (!acting) return;
+    queue.add(key);
+    pump();
+  }
+
+  function enqueueAll(): void {
+    if (!acting) return;
+    for (const s of services.values()) queue.add(s.key);
+    for (const a of allocator.allocations()) queue.add(a.service);
+    pump();
+  }
+
+  function requeueFailed(): void {
+    for (const key of failed) queue.add(key);
+  }
+
+  function pump(): void {
+    if (!acting) return;
+    const now = clock.now();
+    while (inFlight < workers) {
+      const key = queue.take(now);
+      if (key === undefined) break;
+      inFlight++;
+      const myEpoch = epoch;
+      const q = queue;
+      reconcile(key, myEpoch)
+        .catch((err: unknown) => log.error({ err, service: key }, "reconcile crashed"))
+        .finally(() => {
+          q.done(key);
+          if (myEpoch === epoch) {
+            inFlight--;
+            pump();
+          }
+        });
+    }
+    while (poolInFlight < 2) {
+      const key = poolQueue.take(now);
+      if (key === undefined) break;
+      poolInFlight++;
+      const myEpoch = epoch;
+      const q = poolQueue;
+      writePool(key, myEpoch)
+        .catch((err: unknown) => log.error({ err, service: key }, "pool annotation crashed"))
+        .finally(() => {
+          q.done(key);
+          if (myEpoch === epoch) {
+            poolInFlight--;
+            pump();
+          }
+        });
+    }
+    const due = [queue.nextDueAt(), poolQueue.nextDueAt()].filter((d): d is number => d !== undefined);
+    timer?.();
+    timer = due.length === 0 ? undefined : clock.setTimer(Math.max(1, Math.min(...due) - now), () => pump());
+  }
+
+  function fail(svc: SlimService, error: AllocationError): void {
+    failures[error.code] = (failures[error.code] ?? 0) + 1;
+    failed.add(svc.key);
+    const sharing = error.code === AllocationCodes.sharingConflict;
+    log.info({ service: svc.key, reason: error.code }, `allocation failed: ${error.message}`);
+    events.record(
+      serviceRef(svc),
+      "Warning",
+      sharing ? "SharingConflict" : "AllocationFailed",
+      `${error.message} [${error.code}]`,
+    );
+  }
+
+  async function reconcile(key: string, myEpoch: number): Promise<void> {
+    const svc = latest(key);
+    const held = allocator.get(key);
+    if (svc === undefined) {
+      failed.delete(key);
+      written.delete(key);
+      annotated.delete(key);
+      if (held !== undefined) {
+        allocator.release(key);
+        log.info({ service: key, ips: ipList(held.ips), pool: held.pool }, "Service deleted: IP released");
+        requeueFailed();
+      }
+      return;
+    }
+    if (!classMatches(svc.loadBalancerClass, o.loadBalancerClass)) {
+      // Another implementation's Service: forget it, never write to it.
+      failed.delete(key);
+      if (held !== undefined) {
+        allocator.release(key);
+        log.info({ service: key, class: svc.loadBalancerClass }, "class is not ours any more: IP released");
+        requeueFailed();
+      }
+      return;
+    }
+    if (svc.type !== "LoadBalancer") {
+      failed.delete(key);
+      if (held !== undefined) {
+        allocator.release(key);
+        log.info({ service: key, ips: ipList(held.ips), type: svc.type }, "no longer a LoadBalancer: IP released");
+        events.record(serviceRef(svc), "Normal", "IPReleased", `Released ${ipList(held.ips)}: type is now ${svc.type}`);
+        requeueFailed();
+      }
+      if (svc.ingress.length > 0) await writeIngress(svc, [], myEpoch);
+      return;
+    }
+    const parsed = serviceRequestFrom(svc, namespaces.get(svc.namespace)?.labels ?? {});
+    if (!parsed.ok) {
+      if (held !== undefined) allocator.release(key);
+      fail(svc, parsed.error);
+      if (svc.ingress.length > 0) await writeIngress(svc, [], myEpoch);
+      return;
+    }
+    const deprecated = parsed.value.deprecatedAnnotations;
+    if (deprecated.length > 0 && !warnedDeprecated.has(`${svc.uid}/${deprecated.join(",")}`)) {
+      warnedDeprecated.add(`${svc.uid}/${deprecated.join(",")}`);
+      events.record(
+        serviceRef(svc),
+        "Warning",
+        "DeprecatedAnnotation",
+        `${deprecated.join(", ")}: MetalLB annotation honoured; prefer the lodestone.dev/ form`,
+      );
+    }
+    const result = allocator.ensure(parsed.value.request);
+    if (!result.ok) {
+      if (held !== undefined) requeueFailed();
+      fail(svc, result.error);
+      if (svc.ingress.length > 0) {
+        // The Service lost a valid address (pool shrank, clash after a restart): say so instead of keeping it.
+        await writeIngress(svc, [], myEpoch);
+      }
+      return;
+    }
+    failed.delete(key);
+    const alloc = result.value;
+    if (held !== undefined && !sameIps(alloc.ips, held.ips.map(formatIp))) requeueFailed();
+    const fresh = written.get(key);
+    const statusDone =
+      sameIps(alloc.ips, svc.ingress) ||
+      (fresh !== undefined && fresh.basedOn === svc.resourceVersion && fresh.ips === ipList(alloc.ips));
+    if (!statusDone) {
+      const ok = await writeIngress(svc, alloc.ips, myEpoch);
+      if (!ok || myEpoch !== epoch) return;
+      const previous = svc.ingress.filter((h) => !alloc.ips.some((a) => formatIp(a) === h));
+      const lost = lostTo.get(key);
+      lostTo.delete(key);
+      const was = previous.length > 0 ? previous.join(", ") : lost !== undefined ? ipList(lost) : undefined;
+      log.info(
+        { service: key, ips: ipList(alloc.ips), pool: alloc.pool, ...(was === undefined ? {} : { previous: was }) },
+        was === undefined ? "IP allocated" : "IP changed",
+      );
+      events.record(
+        serviceRef(svc),
+        "Normal",
+        "IPAllocated",
+        `Assigned IP ${ipList(alloc.ips)} from pool ${alloc.pool}${was === undefined ? "" : ` (was ${was})`}`,
+      );
+    }
+    if (svc.annotations[POOL_ANNOTATION] !== alloc.pool && annotated.get(key) !== alloc.pool) {
+      poolQueue.add(key);
+    }
+  }
+
+  /** Writes and files the outcome; true when written. */
+  async function writeIngress(svc: SlimService, ips: readonly IpAddress[], myEpoch: number): Promise<boolean> {
+    if (!acting || myEpoch !== epoch || !elector?.isLeader()) return false;
+    const out = await writer.writeIngress(svc, ips);
+    if (myEpoch !== epoch) return false;
+    switch (out.kind) {
+      case "written":
+        queue.forget(svc.key);
+        written.set(svc.key, { basedOn: svc.resourceVersion, ips: ipList(ips) });
+        if (ips.length === 0) log.info({ service: svc.key }, "ingress cleared");
+        return true;
+      case "gone":
+        allocator.release(svc.key);
+        overrides.delete(svc.key);
+        return false;
+      case "conflict": {
+        const current = out.current === undefined ? undefined : projectService(out.current);
+        if (current !== undefined) overrides.set(svc.key, current);
+        log.debug({ service: svc.key }, "status write conflicted: re-read, deciding again");
+        queue.retry(svc.key, clock.now(), 0);
+        return false;
+      }
+      case "retry": {
+        const delay = queue.retry(svc.key, clock.now(), out.afterMs ?? 0);
+        log.info({ service: svc.key, delayMs: delay, reason: out.reason }, "status write will be retried");
+        return false;
+      }
+      case "failed":
+        log.error({ service: svc.key, reason: out.reason }, "status write refused by the API server");
+        queue.retry(svc.key, clock.now(), 5_000);
+        return false;
+    }
+  }
+
+  async function writePool(key: string, myEpoch: number): Promise<void> {
+    const svc = latest(key);
+    const alloc: Allocation | undefined = allocator.get(key);
+    if (svc === undefined || alloc === undefined || !acting || myEpoch !== epoch || !elector?.isLeader()) return;
+    if (svc.annotations[POOL_ANNOTATION] === alloc.pool || annotated.get(key) === alloc.pool) return;
+    const out = await writer.writePool(svc, alloc.pool);
+    if (myEpoch !== epoch) return;
+    if (out.kind === "written") {
+      annotated.set(key, alloc.pool);
+      poolQueue.forget(key);
+    } else if (out.kind === "retry" || out.kind === "conflict") {
+      poolQueue.retry(key, clock.now(), out.kind === "retry" ? (out.afterMs ?? 0) : 0);
+    }
+  }
+
+  // ---------- wiring ----------
+
+  services.subscribe({
+    upsert: (s) => {
+      // The watch caught up with (or passed) what a 409 re-read showed.
+      overrides.delete(s.key);
+      enqueue(s.key);
+    },
+    delete: (s) => {
+      overrides.delete(s.key);
+      enqueue(s.key);
+    },
+    synced: () => begin(),
+  });
+  configMaps.subscribe({ upsert: () => applyConfig(), delete: () => applyConfig(), synced: () => begin() });
+  namespaces.subscribe({
+    upsert: (ns, old) => {
+      if (old === undefined || JSON.stringify(old.labels) === JSON.stringify(ns.labels)) return;
+      for (const s of services.values()) if (s.namespace === ns.name) enqueue(s.key);
+    },
+    synced: () => begin(),
+  });
+
+  return {
+    start() {
+      for (const i of informers) i.start();
+      elector = createLeaderElector({
+        client: o.client,
+        namespace: o.namespace,
+        name: o.lease.name,
+        identity: o.identity,
+        timings: o.lease,
+        clock,
+        logger: log,
+        onStartedLeading: () => {
+          leaderWanted = true;
+          begin();
+        },
+        onStoppedLeading: () => {
+          leaderWanted = false;
+          end();
+        },
+      });
+      // No allocation before the first full sync: the election starts only once every cache is complete.
+      void Promise.all(informers.map((i) => i.whenSynced())).then(() => {
+        log.info({ services: services.size, configMaps: configMaps.size, pools: pools.length }, "caches synced");
+        elector?.start();
+      });
+    },
+    async stop() {
+      await elector?.stop();
+      end();
+      await Promise.all(informers.map((i) => i.stop()));
+      await events.flush();
+    },
+    telemetry: () => ({
+      pools: acting ? allocator.usage() : [],
+      servicesAllocated: acting ? allocator.size : 0,
+      allocationFailures: { ...failures },
+      configMaps: [...configStates.entries()].map(([key, s]) => ({ configMap: key, stale: s.stale })),
+      leader: acting,
+      informerRestarts: Object.fromEntries(
+        [
+          ["services", services],
+          ["configmaps", configMaps],
+          ["namespaces", namespaces],
+        ].map(([n, i]) => [n as string, (i as Informer<never>).restarts()]),
+      ),
+    }),
+    readiness() {
+      const reasons: string[] = [];
+      if (!services.synced()) reasons.push("Services not listed yet");
+      if (!configMaps.synced()) reasons.push("pool ConfigMaps not listed yet");
+      if (!namespaces.synced()) reasons.push("Namespaces not listed yet");
+      if (configMaps.synced() && pools.length === 0) {
+        reasons.push(`no usable address pool in namespace ${o.namespace} (ConfigMaps labelled ${POOLS_SELECTOR})`);
+      }
+      return { ready: reasons.length === 0, reasons };
+    },
+    isLeader: () => acting,
+    pools: () => pools,
+  };
+}

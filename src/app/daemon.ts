@@ -1,0 +1,184 @@
+import type { KubeConfig } from "@kubernetes/client-node";
+import type { Logger } from "pino";
+import type { Pool } from "../core/config.ts";
+import { emptyTelemetry, type Readiness, type TelemetrySnapshot } from "../core/telemetry.ts";
+import { startHealthServer, type HealthServer } from "../http/server.ts";
+import { createKubeClient, loadKubeConfig, type KubeClient } from "../kube/client.ts";
+import { defaultLeaseTimings, type LeaseTimings } from "../kube/lease.ts";
+import { classMatches, createController, type Controller } from "./controller.ts";
+
+/** What every component beside the controller is given (the speaker, and whatever comes next). */
+export interface ComponentContext {
+  readonly client: KubeClient;
+  readonly kubeConfig: KubeConfig;
+  readonly namespace: string;
+  readonly nodeName: string;
+  readonly logger: Logger;
+  /** Whether a Service's loadBalancerClass is handled by this daemon (`--load-balancer-class`). */
+  readonly handlesClass: (cls: string | undefined) => boolean;
+  /** The pools in force, as the controller parsed them. */
+  readonly pools: () => readonly Pool[];
+}
+
+/** A part of the daemon with its own life cycle; `handoff` runs before `stop` on a graceful shutdown. */
+export interface DaemonComponent {
+  readonly name: string;
+  start(): Promise<void>;
+  handoff?(): Promise<void>;
+  stop(): Promise<void>;
+  telemetry?(): Partial<TelemetrySnapshot>;
+  readiness?(): Readiness;
+}
+
+export type ComponentFactory = (ctx: ComponentContext) => DaemonComponent | Promise<DaemonComponent>;
+
+export interface DaemonOptions {
+  /** kubeconfig file; unset = in-cluster ServiceAccount. Ignored when `kubeConfig` is given. */
+  readonly kubeconfig?: string;
+  /** An already loaded KubeConfig (tests, the demo: `KubeConfig.loadFromString(sandbox.kubeconfigYaml)`). */
+  readonly kubeConfig?: KubeConfig;
+  /** The daemon's namespace: pool ConfigMaps, the controller Lease. */
+  readonly namespace: string;
+  readonly nodeName: string;
+  /** Lease holder identity; default `${nodeName}_${pid}`. */
+  readonly identity?: string;
+  readonly loadBalancerClass?: string;
+  /** Health server port: default 7472, 0 = ephemeral, -1 = off. */
+  readonly metricsPort?: number;
+  readonly metricsHost?: string;
+  /** Run the speaker component (default true; `--speaker=false` turns it off). */
+  readonly speaker?: boolean;
+  readonly lease?: Partial<LeaseTimings> & { readonly name?: string };
+  /** Extra components (tests, the demo); the speaker is added from `speakerFactory` when enabled. */
+  readonly components?: readonly ComponentFactory[];
+  /** Status writes in flight at once (default 16). */
+  readonly workers?: number;
+  readonly informerBackoff?: { readonly initialMs: number; readonly maxMs: number };
+}
+
+export interface Daemon {
+  stop(reason: string): Promise<void>;
+  telemetry(): TelemetrySnapshot;
+  readiness(): Readiness;
+  /** True while this pod holds the controller Lease and allocates. */
+  isLeader(): boolean;
+  /** The health server's port, undefined when off. */
+  readonly metricsPort: number | undefined;
+}
+
+/**
+ * The speaker plugs in here (helper "speaker"): a factory turning the shared context into a component.
+ * Left undefined, `--speaker` has nothing to start and says so in the log.
+ */
+export let speakerFactory: ComponentFactory | undefined;
+export function registerSpeaker(factory: ComponentFactory): void {
+  speakerFactory = factory;
+}
+
+/** Numbers add, lists concatenate, records merge (counters by key add), booleans or. */
+function mergeTelemetry(parts: readonly Partial<TelemetrySnapshot>[]): TelemetrySnapshot {
+  const out: Record<string, unknown> = { ...emptyTelemetry };
+  for (const part of parts) {
+    for (const [k, v] of Object.entries(part)) {
+      const cur = out[k];
+      if (typeof v === "number" && typeof cur === "number") out[k] = cur + v;
+      else if (typeof v === "boolean") out[k] = Boolean(cur) || v;
+      else if (Array.isArray(v)) out[k] = [...(Array.isArray(cur) ? cur : []), ...v];
+      else if (typeof v === "object" && v !== null) {
+        const merged: Record<string, number> = { ...(cur as Record<string, number>) };
+        for (const [rk, rv] of Object.entries(v as Record<string, number>)) merged[rk] = (merged[rk] ?? 0) + rv;
+        out[k] = merged;
+      }
+    }
+  }
+  return out as unknown as TelemetrySnapshot;
+}
+
+/**
+ * Starts the daemon: the Lease-elected controller, the optional components (the speaker unless disabled) and the
+ * health server. Resolves once everything is started (the controller syncs and campaigns in the background);
+ * rejects only when something cannot start at all (no kubeconfig, the metrics port taken).
+ */
+export async function startDaemon(options: DaemonOptions, logger: Logger): Promise<Daemon> {
+  const kc = options.kubeConfig ?? loadKubeConfig(options.kubeconfig);
+  const client = createKubeClient(kc);
+  const identity = options.identity ?? `${options.nodeName}_${process.pid}`;
+  const controller: Controller = createController({
+    client,
+    namespace: options.namespace,
+    identity,
+    logger,
+    ...(options.loadBalancerClass === undefined ? {} : { loadBalancerClass: options.loadBalancerClass }),
+    lease: { ...defaultLeaseTimings, name: "lodestone-controller", ...options.lease },
+    ...(options.workers === undefined ? {} : { workers: options.workers }),
+    ...(options.informerBackoff === undefined ? {} : { informerBackoff: options.informerBackoff }),
+  });
+  const ctx: ComponentContext = {
+    client,
+    kubeConfig: kc,
+    namespace: options.namespace,
+    nodeName: options.nodeName,
+    logger,
+    handlesClass: (cls) => classMatches(cls, options.loadBalancerClass),
+    pools: () => controller.pools(),
+  };
+  const factories = [...(options.components ?? [])];
+  if (options.speaker ?? true) {
+    if (speakerFactory === undefined) logger.warn("speaker requested but not available in this build; running without");
+    else factories.push(speakerFactory);
+  }
+  const components: DaemonComponent[] = [];
+  for (const f of factories) components.push(await f(ctx));
+
+  controller.start();
+  for (const c of components) await c.start();
+
+  const telemetry = (): TelemetrySnapshot =>
+    mergeTelemetry([controller.telemetry(), ...components.map((c) => c.telemetry?.() ?? {})]);
+  const readiness = (): Readiness => {
+    const parts = [controller.readiness(), ...components.map((c) => c.readiness?.() ?? { ready: true, reasons: [] })];
+    return { ready: parts.every((p) => p.ready), reasons: parts.flatMap((p) => p.reasons) };
+  };
+  let health: HealthServer | undefined;
+  const port = options.metricsPort ?? 7472;
+  if (port >= 0) {
+    health = await startHealthServer({
+      port,
+      ...(options.metricsHost === undefined ? {} : { host: options.metricsHost }),
+      logger,
+      snapshot: telemetry,
+      live: () => ({ ready: true, reasons: [] }),
+      ready: readiness,
+    });
+  }
+  logger.info(
+    {
+      identity,
+      namespace: options.namespace,
+      loadBalancerClass: options.loadBalancerClass ?? "(none) or lodestone.dev/lb",
+      components: components.map((c) => c.name),
+      metricsPort: health?.port ?? "off",
+    },
+    "daemon started",
+  );
+
+  let stopped: Promise<void> | undefined;
+  return {
+    stop(reason) {
+      stopped ??= (async () => {
+        logger.info({ reason }, "daemon stopping");
+        for (const c of components) await c.handoff?.().catch((err: unknown) => logger.warn({ err }, "handoff failed"));
+        await controller.stop();
+        for (const c of components) await c.stop().catch((err: unknown) => logger.warn({ err }, "stop failed"));
+        await health?.close();
+        await client.close();
+        logger.info("daemon stopped");
+      })();
+      return stopped;
+    },
+    telemetry,
+    readiness,
+    isLeader: () => controller.isLeader(),
+    metricsPort: health?.port,
+  };
+}

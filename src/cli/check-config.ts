@@ -1,0 +1,187 @@
+import { readFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { parseAllDocuments } from "yaml";
+import type { ConfigMapInput, Pool } from "../core/config.ts";
+import { METALLB_KEY, mergePools, parsePoolConfigMap, poolCapacity, POOLS_KEY, POOLS_LABEL } from "../core/config.ts";
+import type { Family } from "../core/ip.ts";
+import { familyName } from "../core/ip.ts";
+import type { Command } from "./main.ts";
+
+const help = `Usage: lodestone check-config FILE...
+
+Validates pool ConfigMaps offline: Lodestone (data key ${POOLS_KEY}) and MetalLB <= 0.12 (data key ${METALLB_KEY}).
+Each FILE may hold several YAML documents or a kind: List; other kinds and ConfigMaps without pool data are skipped.
+Prints every problem as FILE: ConfigMap NAMESPACE/NAME: PATH: MESSAGE [CODE], then the pools with their sizes.
+Exit status: 0 valid, 1 problems found, 2 usage error.`;
+
+interface Found {
+  readonly file: string;
+  readonly cm: ConfigMapInput;
+}
+
+export interface CheckReport {
+  readonly lines: readonly string[];
+  readonly exitCode: 0 | 1;
+}
+
+/** Checks the text of several manifest files together (duplicates and overlaps span files); pure but for text in. */
+export function checkConfigTexts(files: readonly { readonly name: string; readonly text: string }[]): CheckReport {
+  const lines: string[] = [];
+  const found: Found[] = [];
+  let problems = 0;
+  for (const { name, text } of files) {
+    const docs = parseAllDocuments(text);
+    const list = Array.isArray(docs) ? docs : [docs];
+    for (const doc of list) {
+      for (const e of doc.errors) {
+        problems++;
+        lines.push(
+          `${name}: line ${e.linePos?.[0].line ?? "?"}: malformed YAML: ${(e.message.split("\n")[0] ?? "").replace(/ at line \d+, column \d+:?$/, "")} [LODESTONE_E_YAML_SYNTAX]`,
+        );
+      }
+      if (doc.errors.length > 0) continue;
+      for (const obj of objects(doc.toJS())) {
+        const cm = asPoolConfigMap(obj);
+        if (cm !== undefined) found.push({ file: name, cm });
+      }
+    }
+  }
+  const fileOf = new Map(found.map((f) => [`${f.cm.namespace}/${f.cm.name}`, f.file]));
+  const parsed = found.map((f) => ({ file: f.file, result: parsePoolConfigMap(f.cm) }));
+  const merged = mergePools(parsed.map((p) => p.result));
+  for (const p of [...parsed.flatMap((x) => x.result.problems), ...merged.problems]) {
+    problems++;
+    lines.push(`${fileOf.get(p.configMap) ?? "?"}: ConfigMap ${p.configMap}: ${p.path}: ${p.message} [${p.code}]`);
+  }
+  if (found.length === 0) {
+    problems++;
+    lines.push(
+      `${files.map((f) => f.name).join(", ")}: no pool ConfigMap found (a ConfigMap with data key ${POOLS_KEY} or ${METALLB_KEY}, or labelled ${POOLS_LABEL})`,
+    );
+  }
+  if (lines.length > 0) lines.push("");
+  lines.push(
+    ...summary(
+      merged.pools,
+      parsed.map((p) => p.result.format),
+    ),
+  );
+  lines.push(problems === 0 ? "Configuration is valid." : `${problems} problem${problems === 1 ? "" : "s"} found.`);
+  return { lines, exitCode: problems === 0 ? 0 : 1 };
+}
+
+function summary(pools: readonly Pool[], formats: readonly string[]): string[] {
+  if (pools.length === 0) return ["No usable pools."];
+  const legacy = formats.filter((f) => f === "metallb").length;
+  const head = `Pools (${pools.length})${legacy > 0 ? `, ${legacy} ConfigMap(s) in MetalLB <= 0.12 format converted` : ""}:`;
+  const rows = pools.map((p) => [
+    p.name,
+    `ConfigMap ${p.configMap}`,
+    ...([4, 6] as Family[]).map((f) => `${familyName(f)} ${formatSize(poolCapacity(p, f))}`),
+    [
+      p.autoAssign ? "auto-assign" : "on request only",
+      p.priority === undefined ? "" : `priority ${p.priority}`,
+      restricted(p) ? "restricted" : "",
+    ]
+      .filter((s) => s !== "")
+      .join(", "),
+  ]);
+  const widths = rows.reduce((w, row) => row.map((cell, i) => Math.max(cell.length, w[i] ?? 0)), [] as number[]);
+  return [
+    head,
+    ...rows.map(
+      (row) =>
+        `  ${row
+          .map((cell, i) => cell.padEnd(widths[i] ?? 0))
+          .join("  ")
+          .trimEnd()}`,
+    ),
+  ];
+}
+
+const restricted = (p: Pool): boolean =>
+  p.serviceAllocation.namespaces !== undefined ||
+  p.serviceAllocation.namespaceSelector !== undefined ||
+  p.serviceAllocation.serviceSelector !== undefined;
+
+/** Exact counts; blocks of 2^32 and more read better as powers of two. */
+export function formatSize(n: bigint): string {
+  if (n >= 1n << 32n && (n & (n - 1n)) === 0n) return `2^${n.toString(2).length - 1}`;
+  return n.toString();
+}
+
+function* objects(value: unknown): Generator<Record<string, unknown>> {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return;
+  const obj = value as Record<string, unknown>;
+  if (obj["kind"] === "List" && Array.isArray(obj["items"])) {
+    for (const item of obj["items"]) yield* objects(item);
+  } else {
+    yield obj;
+  }
+}
+
+const stringMap = (v: unknown): Record<string, string> | undefined =>
+  typeof v === "object" && v !== null && !Array.isArray(v)
+    ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, typeof x === "string" ? x : JSON.stringify(x)]))
+    : undefined;
+
+/** A ConfigMap that carries pools (by label or data key), as the parser's input; undefined for anything else. */
+function asPoolConfigMap(obj: Record<string, unknown>): ConfigMapInput | undefined {
+  if (obj["kind"] !== "ConfigMap") return undefined;
+  const meta = (typeof obj["metadata"] === "object" && obj["metadata"] !== null ? obj["metadata"] : {}) as Record<
+    string,
+    unknown
+  >;
+  const labels = stringMap(meta["labels"]) ?? {};
+  const data = stringMap(obj["data"]) ?? {};
+  if (labels[POOLS_LABEL] === undefined && data[POOLS_KEY] === undefined && data[METALLB_KEY] === undefined)
+    return undefined;
+  return {
+    namespace: typeof meta["namespace"] === "string" ? meta["namespace"] : "default",
+    name: typeof meta["name"] === "string" ? meta["name"] : "(unnamed)",
+    labels,
+    // A MetalLB ConfigMap is read as such, unlabelled; the label rule applies to the Lodestone format.
+    data,
+  };
+}
+
+export const command: Command = {
+  summary: "validate pool ConfigMap manifests offline (Lodestone and MetalLB <= 0.12 formats)",
+  run(args) {
+    let parsed;
+    try {
+      parsed = parseArgs({
+        args: [...args],
+        options: { help: { type: "boolean", short: "h" } },
+        allowPositionals: true,
+        strict: true,
+      });
+    } catch (e: unknown) {
+      console.error(`lodestone check-config: ${e instanceof Error ? e.message : String(e)}\n\n${help}`);
+      return Promise.resolve(2);
+    }
+    if (parsed.values.help === true) {
+      console.log(help);
+      return Promise.resolve(0);
+    }
+    if (parsed.positionals.length === 0) {
+      console.error(`lodestone check-config: no FILE given\n\n${help}`);
+      return Promise.resolve(2);
+    }
+    const files: { name: string; text: string }[] = [];
+    for (const name of parsed.positionals) {
+      try {
+        files.push({ name, text: readFileSync(name === "-" ? 0 : name, "utf8") });
+      } catch (e: unknown) {
+        const code = typeof e === "object" && e !== null && "code" in e ? String(e.code) : "";
+        console.error(
+          `lodestone check-config: cannot read ${name}: ${code === "ENOENT" ? "no such file" : e instanceof Error ? e.message : String(e)}`,
+        );
+        return Promise.resolve(2);
+      }
+    }
+    const report = checkConfigTexts(files);
+    console.log(report.lines.join("\n"));
+    return Promise.resolve(report.exitCode);
+  },
+};

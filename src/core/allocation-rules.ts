@@ -1,0 +1,101 @@
+import type { Pool } from "./config.ts";
+import type { AllocationError } from "./errors.ts";
+import { refusal } from "./errors.ts";
+import type { Family } from "./ip.ts";
+import { labelsKey, matchesSelector } from "./selector.ts";
+import type { ServiceRequest } from "./service-request.ts";
+import { serviceKey } from "./service-request.ts";
+
+/**
+ * Whether a pool's serviceAllocation admits a Service. `namespaces` and `namespaceSelector` are two ways of naming
+ * namespaces (either admits); `serviceSelector` must hold as well.
+ */
+export function poolRefusal(pool: Pool, req: ServiceRequest): AllocationError | undefined {
+  const { namespaces, namespaceSelector, serviceSelector } = pool.serviceAllocation;
+  if (namespaces !== undefined || namespaceSelector !== undefined) {
+    const byName = namespaces?.includes(req.namespace) ?? false;
+    const byLabels = namespaceSelector !== undefined && matchesSelector(namespaceSelector, req.namespaceLabels);
+    if (!byName && !byLabels) return refusal.namespaceNotAllowed(pool.name, req.namespace);
+  }
+  if (serviceSelector !== undefined && !matchesSelector(serviceSelector, req.labels)) {
+    return refusal.serviceNotAllowed(pool.name);
+  }
+  return undefined;
+}
+
+/** Pools in the order allocation tries them: lower priority number first, pools without one last, then by name. */
+export function byPriority(a: Pool, b: Pool): number {
+  const pa = a.priority ?? Number.POSITIVE_INFINITY;
+  const pb = b.priority ?? Number.POSITIVE_INFINITY;
+  if (pa !== pb) return pa < pb ? -1 : 1;
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+}
+
+const other = (f: Family): Family => (f === 4 ? 6 : 4);
+
+/** The families a Service wants, primary first, from ipFamilies / ipFamilyPolicy (or its requested IPs). */
+export function desiredFamilies(req: ServiceRequest): Family[] {
+  const primary = req.ipFamilies[0] ?? req.requestedIps[0]?.family ?? 4;
+  switch (req.ipFamilyPolicy) {
+    case "SingleStack":
+      return [primary];
+    case "RequireDualStack":
+      return [primary, other(primary)];
+    case "PreferDualStack":
+      if (req.ipFamilies.length > 0) return [...req.ipFamilies];
+      if (req.requestedIps.length > 0) return req.requestedIps.map((r) => r.family);
+      return [primary, other(primary)];
+  }
+}
+
+/**
+ * The families to take from a pool that has `available`: all of them for Single/RequireDualStack, those the
+ * pool has for PreferDualStack. A refusal when the pool cannot serve the Service.
+ */
+export function familiesFrom(
+  req: ServiceRequest,
+  pool: string,
+  available: ReadonlySet<Family>,
+): Family[] | AllocationError {
+  const desired = desiredFamilies(req);
+  if (req.ipFamilyPolicy === "PreferDualStack") {
+    const some = desired.filter((f) => available.has(f));
+    return some.length > 0 ? some : refusal.familyUnavailable(desired[0] ?? 4, [pool]);
+  }
+  const missing = desired.find((f) => !available.has(f));
+  return missing === undefined ? desired : refusal.familyUnavailable(missing, [pool]);
+}
+
+/**
+ * Whether `req` may use an address that `holder` already holds: same sharing key, no common port+protocol,
+ * identical pod selectors when either uses externalTrafficPolicy Local (both must reach the same node's pods),
+ * same namespace unless the pool allows cross-namespace sharing.
+ */
+export function sharingRefusal(
+  ip: string,
+  holder: ServiceRequest,
+  req: ServiceRequest,
+  pool: Pool,
+): AllocationError | undefined {
+  const who = serviceKey(holder);
+  if (req.sharingKey === undefined || req.sharingKey !== holder.sharingKey) return refusal.ipInUse(ip, who);
+  if (req.namespace !== holder.namespace && !pool.serviceAllocation.allowCrossNamespaceSharing) {
+    return refusal.sharingConflict(
+      ip,
+      who,
+      `it is in another namespace and pool "${pool.name}" does not allow cross-namespace sharing`,
+    );
+  }
+  const clash = req.ports.find((p) => holder.ports.some((h) => h.port === p.port && h.protocol === p.protocol));
+  if (clash !== undefined) return refusal.sharingConflict(ip, who, `both use ${clash.protocol}/${clash.port}`);
+  const backend = (s: ServiceRequest): string =>
+    s.externalTrafficPolicy === "Local" ? `local:${labelsKey(s.selector)}` : "cluster";
+  if (backend(req) !== backend(holder)) {
+    return refusal.sharingConflict(
+      ip,
+      who,
+      "externalTrafficPolicy Local Services share only with Local Services of identical pod selector",
+    );
+  }
+  return undefined;
+}

@@ -1,0 +1,150 @@
+import type { AllocationError, Result } from "./errors.ts";
+import { err, ok, refusal } from "./errors.ts";
+import type { Family, IpAddress } from "./ip.ts";
+import { familyName, parseIp } from "./ip.ts";
+import type { Labels } from "./selector.ts";
+
+export type IpFamilyPolicy = "SingleStack" | "PreferDualStack" | "RequireDualStack";
+export type Protocol = "TCP" | "UDP" | "SCTP";
+export type ExternalTrafficPolicy = "Cluster" | "Local";
+
+export interface ServicePort {
+  readonly port: number;
+  readonly protocol: Protocol;
+}
+
+/** Core's view of a LoadBalancer Service: everything allocation depends on, nothing else. */
+export interface ServiceRequest {
+  readonly namespace: string;
+  readonly name: string;
+  /** spec.ipFamilies in order (primary first); empty when the API server has not filled it in. */
+  readonly ipFamilies: readonly Family[];
+  readonly ipFamilyPolicy: IpFamilyPolicy;
+  /** Explicitly requested addresses, at most one per family. */
+  readonly requestedIps: readonly IpAddress[];
+  readonly requestedPool?: string;
+  readonly sharingKey?: string;
+  readonly ports: readonly ServicePort[];
+  readonly externalTrafficPolicy: ExternalTrafficPolicy;
+  /** spec.selector (pod selector): Local Services share an IP only with identical ones. */
+  readonly selector: Labels;
+  readonly labels: Labels;
+  readonly namespaceLabels: Labels;
+}
+
+export const serviceKey = (s: { readonly namespace: string; readonly name: string }): string =>
+  `${s.namespace}/${s.name}`;
+
+/** The plain Service fields an adapter copies out of a V1Service (no client-library types in the core). */
+export interface ServiceFields {
+  readonly namespace: string;
+  readonly name: string;
+  readonly annotations?: Readonly<Record<string, string>> | undefined;
+  readonly labels?: Readonly<Record<string, string>> | undefined;
+  readonly ipFamilies?: readonly string[] | undefined;
+  readonly ipFamilyPolicy?: string | undefined;
+  readonly loadBalancerIP?: string | undefined;
+  readonly ports?: readonly { readonly port: number; readonly protocol?: string | undefined }[] | undefined;
+  readonly externalTrafficPolicy?: string | undefined;
+  readonly selector?: Readonly<Record<string, string>> | undefined;
+}
+
+/** Annotation names, preferred form first; the MetalLB forms are honoured the same way (drop-in migration). */
+export const Annotations = {
+  loadBalancerIps: [
+    "lodestone.dev/load-balancer-ips",
+    "metallb.io/loadBalancerIPs",
+    "metallb.universe.tf/loadBalancerIPs",
+  ],
+  addressPool: ["lodestone.dev/address-pool", "metallb.io/address-pool", "metallb.universe.tf/address-pool"],
+  sharingKey: ["lodestone.dev/sharing-key", "metallb.io/allow-shared-ip", "metallb.universe.tf/allow-shared-ip"],
+} as const;
+
+export interface ParsedServiceRequest {
+  readonly request: ServiceRequest;
+  /** MetalLB annotations the Service uses; they work, but the lodestone.dev forms are preferred. */
+  readonly deprecatedAnnotations: readonly string[];
+}
+
+/**
+ * Reads a Service's allocation request from its fields and annotations. When several forms of one annotation are
+ * set they must agree, so a half-migrated Service never silently gets the "wrong" one.
+ */
+export function serviceRequestFrom(
+  fields: ServiceFields,
+  namespaceLabels: Labels,
+): Result<ParsedServiceRequest, AllocationError> {
+  const annotations = fields.annotations ?? {};
+  const deprecated = Object.values(Annotations)
+    .flat()
+    .filter((a) => a.startsWith("metallb.") && annotations[a] !== undefined);
+
+  const pick = (names: readonly string[], extra?: { field: string; value: string | undefined }) => {
+    const set = names
+      .filter((n) => annotations[n] !== undefined && annotations[n].trim() !== "")
+      .map((n) => ({ field: `annotation ${n}`, value: (annotations[n] ?? "").trim() }));
+    if (extra?.value !== undefined && extra.value.trim() !== "")
+      set.push({ field: extra.field, value: extra.value.trim() });
+    const first = set[0];
+    const other = set.find((s) => s.value !== first?.value);
+    if (first !== undefined && other !== undefined) {
+      return err(
+        refusal.requestInvalid(other.field, `"${other.value}" disagrees with ${first.field} ("${first.value}")`),
+      );
+    }
+    return ok(first);
+  };
+
+  const ipsText = pick(Annotations.loadBalancerIps, { field: "spec.loadBalancerIP", value: fields.loadBalancerIP });
+  if (!ipsText.ok) return ipsText;
+  const pool = pick(Annotations.addressPool);
+  if (!pool.ok) return pool;
+  const sharing = pick(Annotations.sharingKey);
+  if (!sharing.ok) return sharing;
+
+  const requestedIps: IpAddress[] = [];
+  if (ipsText.value !== undefined) {
+    const { field, value } = ipsText.value;
+    for (const part of value.split(",").map((p) => p.trim())) {
+      const addr = parseIp(part);
+      if (addr === undefined) return err(refusal.requestInvalid(field, `"${part}" is not an IP address`));
+      if (requestedIps.some((r) => r.family === addr.family)) {
+        return err(refusal.requestInvalid(field, `more than one ${familyName(addr.family)} address (one per family)`));
+      }
+      requestedIps.push(addr);
+    }
+  }
+
+  const ipFamilies: Family[] = [];
+  for (const f of fields.ipFamilies ?? []) {
+    if (f !== "IPv4" && f !== "IPv6") return err(refusal.requestInvalid("spec.ipFamilies", `unknown family "${f}"`));
+    ipFamilies.push(f === "IPv4" ? 4 : 6);
+  }
+  const policy = fields.ipFamilyPolicy ?? "SingleStack";
+  if (policy !== "SingleStack" && policy !== "PreferDualStack" && policy !== "RequireDualStack") {
+    return err(refusal.requestInvalid("spec.ipFamilyPolicy", `unknown policy "${policy}"`));
+  }
+  const ports: ServicePort[] = [];
+  for (const p of fields.ports ?? []) {
+    const protocol = p.protocol ?? "TCP";
+    if (protocol !== "TCP" && protocol !== "UDP" && protocol !== "SCTP") {
+      return err(refusal.requestInvalid("spec.ports", `unknown protocol "${protocol}"`));
+    }
+    ports.push({ port: p.port, protocol });
+  }
+  const request: ServiceRequest = {
+    namespace: fields.namespace,
+    name: fields.name,
+    ipFamilies,
+    ipFamilyPolicy: policy,
+    requestedIps,
+    ...(pool.value !== undefined && { requestedPool: pool.value.value }),
+    ...(sharing.value !== undefined && { sharingKey: sharing.value.value }),
+    ports,
+    externalTrafficPolicy: fields.externalTrafficPolicy === "Local" ? "Local" : "Cluster",
+    selector: { ...fields.selector },
+    labels: { ...fields.labels },
+    namespaceLabels: { ...namespaceLabels },
+  };
+  return ok({ request, deprecatedAnnotations: deprecated });
+}

@@ -1,0 +1,451 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { parse as parseYaml } from "yaml";
+import type { Api } from "./api.ts";
+import {
+  apiGroup,
+  apiGroupList,
+  apiResourceList,
+  apiVersions,
+  openApiGroupVersion,
+  openApiRoot,
+  version,
+} from "./discovery.ts";
+import type { Faults } from "./faults.ts";
+import { isObject, type Json, type JsonObject } from "./json.ts";
+import { apiVersionOf, findResource, type ResourceType } from "./resources.ts";
+import {
+  badRequest,
+  conflict,
+  gone,
+  internalError,
+  methodNotAllowed,
+  notFoundPath,
+  statusBody,
+  tooLarge,
+  type ApiError,
+} from "./status.ts";
+import type { StoreEvent } from "./store.ts";
+
+const MAX_BODY = 3 * 1024 * 1024;
+/** A watcher further behind than this is cut off (the real server drops slow watchers too). */
+const MAX_WATCH_BUFFER = 64 * 1024 * 1024;
+
+/** What a request asks for, in the terms RBAC and the fault injector use. */
+export interface RequestAttributes {
+  readonly verb: string;
+  readonly type: ResourceType;
+  readonly namespace: string;
+  readonly name: string;
+  readonly subresource: string;
+}
+
+/** Decides whether a request may proceed: undefined = allowed, else the 401/403 to send. */
+export type Gate = (req: IncomingMessage, attrs: RequestAttributes | undefined, path: string) => ApiError | undefined;
+
+export interface HandlerOptions {
+  readonly api: Api;
+  readonly faults: Faults;
+  readonly gate: Gate;
+  readonly address: () => string;
+  readonly bookmarkIntervalMs: number;
+  /** Extra paths served before the API (the fault endpoint, token minting). */
+  readonly extra: (
+    req: IncomingMessage,
+    res: ServerResponse,
+    path: string,
+    body: () => Promise<string | undefined>,
+  ) => boolean;
+}
+
+interface Route {
+  readonly type: ResourceType;
+  readonly namespace: string;
+  readonly name: string;
+  readonly subresource: string;
+  readonly watchPath: boolean;
+}
+
+type Parsed = Route | "notfound";
+
+/** /api/v1/[watch/][namespaces/NS/]RES[/NAME[/SUB]] and /apis/G/V/…; undefined when it is not a resource path. */
+export function parseResourcePath(path: string): Parsed | undefined {
+  try {
+    return parsePath(path);
+  } catch {
+    return "notfound"; // a malformed %-escape in a name or namespace
+  }
+}
+
+function parsePath(path: string): Parsed | undefined {
+  const segs = path.split("/").filter((s) => s !== "");
+  let group: string;
+  let version: string;
+  let rest: string[];
+  if (segs[0] === "api" && segs.length >= 3) {
+    group = "";
+    version = segs[1] ?? "";
+    rest = segs.slice(2);
+  } else if (segs[0] === "apis" && segs.length >= 4) {
+    group = segs[1] ?? "";
+    version = segs[2] ?? "";
+    rest = segs.slice(3);
+  } else return undefined;
+  let watchPath = false;
+  if (rest[0] === "watch") {
+    watchPath = true;
+    rest = rest.slice(1);
+  }
+  let namespace = "";
+  if (
+    rest[0] === "namespaces" &&
+    rest.length >= 3 &&
+    findResource(group, version, rest[2] ?? "")?.namespaced === true
+  ) {
+    namespace = decodeURIComponent(rest[1] ?? "");
+    rest = rest.slice(2);
+  }
+  const [res, name, sub, ...more] = rest;
+  if (res === undefined || more.length > 0) return "notfound";
+  const type = findResource(group, version, res);
+  if (type === undefined) return "notfound";
+  if (namespace !== "" && !type.namespaced) return "notfound";
+  const subresource = sub ?? "";
+  if (
+    subresource !== "" &&
+    !(subresource === "status" && type.status) &&
+    !(subresource === "finalize" && type.resource === "namespaces")
+  )
+    return "notfound";
+  return { type, namespace, name: name === undefined ? "" : decodeURIComponent(name), subresource, watchPath };
+}
+
+export function verbOf(method: string, route: Route, query: URLSearchParams): string | undefined {
+  const watch = route.watchPath || query.get("watch") === "true" || query.get("watch") === "1";
+  switch (method) {
+    case "GET":
+    case "HEAD":
+      return watch ? "watch" : route.name === "" ? "list" : "get";
+    case "POST":
+      return route.name === "" ? "create" : undefined;
+    case "PUT":
+      return route.name === "" ? undefined : "update";
+    case "PATCH":
+      return route.name === "" ? undefined : "patch";
+    case "DELETE":
+      return route.name === "" ? "deletecollection" : "delete";
+    default:
+      return undefined;
+  }
+}
+
+export function sendJson(res: ServerResponse, code: number, body: string, headers: Record<string, string> = {}): void {
+  if (res.headersSent) {
+    res.end();
+    return;
+  }
+  res.writeHead(code, { "content-type": "application/json", "cache-control": "no-cache, private", ...headers });
+  res.end(body);
+}
+
+export function sendError(res: ServerResponse, e: ApiError): void {
+  sendJson(
+    res,
+    e.code,
+    JSON.stringify(statusBody(e)),
+    e.retryAfterSeconds === undefined ? {} : { "retry-after": String(e.retryAfterSeconds) },
+  );
+}
+
+function readBody(req: IncomingMessage): Promise<string | undefined> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    // An oversized body is drained, not reset, so the client reads the 413 instead of a broken connection.
+    req.on("data", (c: Buffer) => {
+      size += c.length;
+      if (size <= MAX_BODY) chunks.push(c);
+    });
+    req.on("end", () => resolve(size > MAX_BODY ? undefined : Buffer.concat(chunks).toString("utf8")));
+    req.on("error", reject);
+  });
+}
+
+/** Decodes a create/update body: JSON, or YAML when the client says so. */
+function decodeBody(text: string, contentType: string): { ok: true; value: Json } | { ok: false; error: ApiError } {
+  const type = (contentType.split(";")[0] ?? "").trim();
+  if (type.includes("protobuf"))
+    return {
+      ok: false,
+      error: {
+        code: 415,
+        reason: "UnsupportedMediaType",
+        message: `the body of the request was in an unknown format - accepted media types include: application/json, application/yaml`,
+      },
+    };
+  try {
+    const value = (type === "application/yaml" ? parseYaml(text) : JSON.parse(text)) as Json;
+    return { ok: true, value };
+  } catch (err: unknown) {
+    const why = err instanceof Error ? err.message : String(err);
+    return { ok: false, error: badRequest(`couldn't get version/kind; json parse error: ${why}`) };
+  }
+}
+
+/** The request handler of the sandbox API server. Every failure becomes a Status reply; nothing throws out. */
+export class Handler {
+  readonly #o: HandlerOptions;
+  readonly #watches = new Set<ServerResponse>();
+
+  constructor(o: HandlerOptions) {
+    this.#o = o;
+  }
+
+  get openWatches(): number {
+    return this.#watches.size;
+  }
+
+  closeWatches(): number {
+    const n = this.#watches.size;
+    for (const res of [...this.#watches]) res.end();
+    this.#watches.clear();
+    return n;
+  }
+
+  handle(req: IncomingMessage, res: ServerResponse): void {
+    this.#handle(req, res).catch((err: unknown) => {
+      sendError(res, internalError(err instanceof Error ? err.message : String(err)));
+    });
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? "/", "http://sandbox");
+    const path = url.pathname;
+    const method = req.method ?? "GET";
+    if (this.#o.extra(req, res, path, () => readBody(req))) return;
+    const route = parseResourcePath(path);
+    if (route === undefined) {
+      const denied = this.#o.gate(req, undefined, path);
+      if (denied !== undefined) return sendError(res, denied);
+      return this.#nonResource(res, path);
+    }
+    if (route === "notfound") return sendError(res, notFoundPath());
+    const verb = verbOf(method, route, url.searchParams);
+    if (verb === undefined) return sendError(res, methodNotAllowed(method, `${route.type.resource}`));
+    const attrs: RequestAttributes = {
+      verb,
+      type: route.type,
+      namespace: route.namespace,
+      name: route.name,
+      subresource: route.subresource,
+    };
+    const denied = this.#o.gate(req, attrs, path);
+    if (denied !== undefined) return sendError(res, denied);
+    const f = this.#o.faults;
+    const delay = f.latencyFor(verb, route.type.resource, route.subresource);
+    if (delay > 0) await new Promise((r) => setTimeout(r, delay));
+    const injected = f.takeFailure(verb, route.type.resource, route.subresource, () =>
+      conflict({ resource: route.type.resource, group: route.type.group, name: route.name }),
+    );
+    if (injected !== undefined) return sendError(res, injected);
+    const query = url.searchParams;
+    const dryRun = query.getAll("dryRun").includes("All");
+    const { api } = this.#o;
+    const t = route.type;
+    const reply = (r: { ok: true; value: JsonObject } | { ok: false; error: ApiError }, code = 200): void =>
+      r.ok ? sendJson(res, code, JSON.stringify(api.view(t, r.value))) : sendError(res, r.error);
+    const needBody = async (): Promise<{ ok: true; value: string } | { ok: false; error: ApiError }> => {
+      const text = await readBody(req);
+      return text === undefined ? { ok: false, error: tooLarge() } : { ok: true, value: text };
+    };
+    switch (verb) {
+      case "get": {
+        if (route.subresource === "finalize") return sendError(res, methodNotAllowed(method, "namespaces/finalize"));
+        const r = api.get(t, route.namespace, route.name);
+        return r.ok ? sendJson(res, 200, api.viewJson(t, r.value)) : sendError(res, r.error);
+      }
+      case "list": {
+        const r = api.list(t, route.namespace === "" ? undefined : route.namespace, query);
+        return r.ok ? sendJson(res, 200, r.value) : sendError(res, r.error);
+      }
+      case "watch":
+        return this.#watch(req, res, route, query);
+      case "create": {
+        const b = await needBody();
+        if (!b.ok) return sendError(res, b.error);
+        const d = decodeBody(b.value, req.headers["content-type"] ?? "application/json");
+        if (!d.ok) return sendError(res, d.error);
+        return reply(api.create(t, route.namespace, d.value, dryRun), 201);
+      }
+      case "update": {
+        const b = await needBody();
+        if (!b.ok) return sendError(res, b.error);
+        const d = decodeBody(b.value, req.headers["content-type"] ?? "application/json");
+        if (!d.ok) return sendError(res, d.error);
+        return reply(
+          api.update(
+            t,
+            route.namespace,
+            route.name,
+            route.subresource === "finalize" ? "" : route.subresource,
+            d.value,
+            dryRun,
+          ),
+        );
+      }
+      case "patch": {
+        const b = await needBody();
+        if (!b.ok) return sendError(res, b.error);
+        return reply(
+          api.patch(
+            t,
+            route.namespace,
+            route.name,
+            route.subresource,
+            req.headers["content-type"] ?? "",
+            b.value,
+            dryRun,
+          ),
+        );
+      }
+      case "delete": {
+        const b = await needBody();
+        if (!b.ok) return sendError(res, b.error);
+        let opts: Json | undefined;
+        if (b.value.trim() !== "") {
+          const d = decodeBody(b.value, "application/json");
+          if (!d.ok) return sendError(res, d.error);
+          opts = d.value;
+        }
+        return reply(api.delete(t, route.namespace, route.name, opts, dryRun));
+      }
+      case "deletecollection": {
+        const r = api.deleteCollection(t, route.namespace === "" ? undefined : route.namespace, query, dryRun);
+        return r.ok ? sendJson(res, 200, r.value) : sendError(res, r.error);
+      }
+    }
+  }
+
+  #nonResource(res: ServerResponse, path: string): void {
+    const p = path.replace(/\/+$/, "");
+    if (p === "/version") return sendJson(res, 200, version());
+    if (p === "/api") return sendJson(res, 200, apiVersions(this.#o.address()));
+    if (p === "/apis") return sendJson(res, 200, apiGroupList());
+    if (p === "/healthz" || p === "/readyz" || p === "/livez") {
+      res.writeHead(200, { "content-type": "text/plain" });
+      res.end("ok");
+      return;
+    }
+    if (p === "/openapi/v3") return sendJson(res, 200, openApiRoot());
+    if (p.startsWith("/openapi/v3/")) {
+      const doc = openApiGroupVersion(p.slice("/openapi/v3/".length));
+      if (doc !== undefined) return sendJson(res, 200, doc);
+    }
+    const m = /^\/(?:api\/(v1)|apis\/([^/]+)(?:\/([^/]+))?)$/.exec(p);
+    if (m !== null) {
+      const body =
+        m[1] !== undefined
+          ? apiResourceList("", m[1])
+          : m[3] === undefined
+            ? apiGroup(m[2] ?? "")
+            : apiResourceList(m[2] ?? "", m[3]);
+      if (body !== undefined) return sendJson(res, 200, body);
+    }
+    return sendError(res, notFoundPath());
+  }
+
+  #watch(req: IncomingMessage, res: ServerResponse, route: Route, query: URLSearchParams): void {
+    const { api, faults } = this.#o;
+    const t = route.type;
+    const sel = api.selection(t, query);
+    if (!sel.ok) return sendError(res, sel.error);
+    const rvText = query.get("resourceVersion") ?? "";
+    const rv = Number(rvText);
+    if (rvText !== "" && !(Number.isInteger(rv) && rv >= 0))
+      return sendError(res, badRequest(`invalid resource version: ${rvText}`));
+    res.writeHead(200, {
+      "content-type": "application/json",
+      "cache-control": "no-cache, private",
+      "transfer-encoding": "chunked",
+    });
+    // Clients (client-node's fetch) wait for the headers before they consider the watch established.
+    res.flushHeaders();
+    const namespace = route.namespace === "" ? undefined : route.namespace;
+    const view = t.group;
+    const line = (ev: StoreEvent, type: string): string => {
+      const key = `${view}|${type}`;
+      let l = ev.lines.get(key);
+      if (l === undefined) {
+        l = `{"type":"${type}","object":${api.viewJson(t, ev.entry)}}\n`;
+        ev.lines.set(key, l);
+      }
+      return l;
+    };
+    const expired = (oldest: number): void => {
+      const body = statusBody(gone(rvText, oldest));
+      res.end(`{"type":"ERROR","object":${JSON.stringify(body)}}\n`);
+    };
+    if (faults.takeWatchExpiry()) return expired(api.store.resourceVersion);
+    const nameFilter = route.name;
+    const selected = (obj: JsonObject): boolean => {
+      if (nameFilter !== "" && (isObject(obj["metadata"]) ? obj["metadata"]["name"] : undefined) !== nameFilter)
+        return false;
+      return api.matches(t, sel.value, obj);
+    };
+    const write = (chunk: string): void => {
+      if (res.writableLength > MAX_WATCH_BUFFER) {
+        res.destroy();
+        return;
+      }
+      res.write(chunk);
+    };
+    /** An event as this watcher sees it: a change that moves an object out of the selection is a DELETED. */
+    const deliver = (ev: StoreEvent): void => {
+      const now = selected(ev.entry.obj);
+      if (ev.type === "MODIFIED" && ev.prev !== undefined) {
+        const before = selected(ev.prev.obj);
+        if (now) write(line(ev, before ? "MODIFIED" : "ADDED"));
+        else if (before) write(line(ev, "DELETED"));
+        return;
+      }
+      if (now) write(line(ev, ev.type));
+    };
+    const initial: string[] = [];
+    if (rvText === "" || rv === 0) {
+      for (const e of api.store.list(t.storage, namespace)) {
+        if (selected(e.obj)) initial.push(`{"type":"ADDED","object":${api.viewJson(t, e)}}\n`);
+      }
+    } else {
+      const events = api.store.since(t.storage, rv);
+      if (events === "expired") return expired(api.store.oldestRetained(t.storage));
+      for (const ev of events)
+        if (namespace === undefined || ev.namespace === namespace) {
+          const now = selected(ev.entry.obj);
+          const before = ev.prev !== undefined && selected(ev.prev.obj);
+          if (ev.type === "MODIFIED") {
+            if (now) initial.push(line(ev, before ? "MODIFIED" : "ADDED"));
+            else if (before) initial.push(line(ev, "DELETED"));
+          } else if (now) initial.push(line(ev, ev.type));
+        }
+    }
+    const unsubscribe = api.store.subscribe(t.storage, { namespace, deliver });
+    this.#watches.add(res);
+    if (initial.length > 0) res.write(initial.join(""));
+    const timers: NodeJS.Timeout[] = [];
+    const timeout = Number(query.get("timeoutSeconds") ?? "0");
+    if (Number.isFinite(timeout) && timeout > 0) timers.push(setTimeout(() => res.end(), timeout * 1000));
+    if (query.get("allowWatchBookmarks") === "true") {
+      const bookmark = (): void =>
+        write(
+          `{"type":"BOOKMARK","object":{"kind":"${t.kind}","apiVersion":"${apiVersionOf(t)}","metadata":{"resourceVersion":"${api.store.resourceVersion}"}}}\n`,
+        );
+      timers.push(setInterval(bookmark, this.#o.bookmarkIntervalMs));
+    }
+    const cleanup = (): void => {
+      unsubscribe();
+      this.#watches.delete(res);
+      for (const tm of timers) clearTimeout(tm);
+    };
+    res.on("close", cleanup);
+    req.on("close", cleanup);
+  }
+}

@@ -1,0 +1,129 @@
+import { describe, expect, it } from "vitest";
+import { lodestone } from "./support/run-cli.ts";
+import { checkConfigTexts, formatSize } from "../../src/cli/check-config.ts";
+
+const sample = (name: string) => new URL(`../../config/samples/${name}`, import.meta.url).pathname;
+
+const lodestoneCm = (name: string, pools: string, extra = "") => `apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: ${name}
+  namespace: ls
+  labels: {lodestone.dev/pools: "true"}${extra}
+data:
+  pools.yaml: |
+${pools
+  .split("\n")
+  .map((l) => `    ${l}`)
+  .join("\n")}
+`;
+
+describe("checkConfigTexts", () => {
+  it.each([
+    {
+      desc: "a valid dual-stack ConfigMap",
+      files: [{ name: "a.yaml", text: lodestoneCm("p", '- {name: d, addresses: [192.0.2.0/24, "2001:db8::/64"]}') }],
+      exit: 0,
+      lines: [
+        /^Pools \(1\):$/,
+        /^ {2}d {2}ConfigMap ls\/p {2}IPv4 256 {2}IPv6 2\^64 {2}auto-assign$/,
+        /^Configuration is valid\.$/,
+      ],
+    },
+    {
+      desc: "a problem, in the documented format",
+      files: [{ name: "a.yaml", text: lodestoneCm("p", "- {name: d, addresses: [192.0.2.0/33]}") }],
+      exit: 1,
+      lines: [
+        /^a\.yaml: ConfigMap ls\/p: pools\.yaml\[0\]\.addresses\[0\]: "192\.0\.2\.0\/33" is not an IP address.* \[LODESTONE_E_BAD_ADDRESS\]$/,
+      ],
+    },
+    {
+      desc: "overlap across two files",
+      files: [
+        { name: "a.yaml", text: lodestoneCm("p", "- {name: x, addresses: [192.0.2.0/24]}") },
+        { name: "b.yaml", text: lodestoneCm("q", "- {name: y, addresses: [192.0.2.7]}") },
+      ],
+      exit: 1,
+      lines: [
+        /^b\.yaml: ConfigMap ls\/q: pools\.yaml\[0\]\.addresses: addresses of pool "y" overlap pool "x" \(ConfigMap ls\/p\) in 192\.0\.2\.7;/,
+      ],
+    },
+    {
+      desc: "multi-document file with other kinds and a List",
+      files: [
+        {
+          name: "all.yaml",
+          text: `kind: Namespace\nmetadata: {name: ls}\n---\nkind: List\nitems:\n- kind: ConfigMap\n  metadata: {name: other}\n  data: {x: y}\n---\n${lodestoneCm("p", "- {name: d, addresses: [192.0.2.1]}")}`,
+        },
+      ],
+      exit: 0,
+      lines: [/^Pools \(1\):$/],
+    },
+    {
+      desc: "malformed manifest YAML, with the line",
+      files: [{ name: "bad.yaml", text: "kind: ConfigMap\ndata: [\n" }],
+      exit: 1,
+      lines: [/^bad\.yaml: line \d+: malformed YAML: .* \[LODESTONE_E_YAML_SYNTAX\]$/],
+    },
+    {
+      desc: "no pool ConfigMap at all",
+      files: [{ name: "x.yaml", text: "kind: Namespace\nmetadata: {name: a}\n" }],
+      exit: 1,
+      lines: [/^x\.yaml: no pool ConfigMap found/],
+    },
+    {
+      desc: "unlabelled Lodestone ConfigMap",
+      files: [
+        { name: "a.yaml", text: "kind: ConfigMap\nmetadata: {name: p, namespace: ls}\ndata:\n  pools.yaml: '[]'\n" },
+      ],
+      exit: 1,
+      lines: [/metadata\.labels\.lodestone\.dev\/pools: the daemon reads only ConfigMaps labelled/],
+    },
+  ])("$desc", ({ files, exit, lines }) => {
+    const report = checkConfigTexts(files);
+    expect(report.exitCode).toBe(exit);
+    for (const re of lines)
+      expect(
+        report.lines.some((l) => re.test(l)),
+        `${re} in\n${report.lines.join("\n")}`,
+      ).toBe(true);
+  });
+
+  it.each([
+    { n: 256n, text: "256" },
+    { n: 1n << 64n, text: "2^64" },
+    { n: (1n << 64n) - 1n, text: "18446744073709551615" },
+    { n: 0n, text: "0" },
+  ])("formats size $text", ({ n, text }) => {
+    expect(formatSize(n)).toBe(text);
+  });
+});
+
+describe("lodestone check-config", () => {
+  it.each([
+    { desc: "valid sample", args: [sample("pools.yaml")], code: 0, stdout: /Configuration is valid/ },
+    {
+      desc: "MetalLB legacy sample (bgp reported)",
+      args: [sample("metallb-legacy.yaml")],
+      code: 1,
+      stdout: /"routed" with protocol bgp is not supported/,
+    },
+    { desc: "broken sample", args: [sample("broken.yaml")], code: 1, stdout: /9 problems found/ },
+    { desc: "no file", args: [], code: 2, stderr: /no FILE given/ },
+    {
+      desc: "missing file",
+      args: ["/nonexistent/pools.yaml"],
+      code: 2,
+      stderr: /cannot read \/nonexistent\/pools\.yaml: no such file/,
+    },
+    { desc: "unknown flag", args: ["--frobnicate"], code: 2, stderr: /Unknown option/ },
+    { desc: "help", args: ["--help"], code: 0, stdout: /Usage: lodestone check-config FILE/ },
+  ])("$desc exits $code", async ({ args, code, stdout, stderr }) => {
+    const r = await lodestone("check-config", ...args);
+    expect(r.code).toBe(code);
+    if (stdout) expect(r.stdout).toMatch(stdout);
+    if (stderr) expect(r.stderr).toMatch(stderr);
+    expect(r.stdout + r.stderr).not.toMatch(/\n\s+at /);
+  });
+});
