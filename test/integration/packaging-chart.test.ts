@@ -88,7 +88,7 @@ describe("deploy/manifests/lodestone.yaml", () => {
     const pod = podSpec(objs);
     const c = pod.containers[0]!;
     expect(pod.hostNetwork).toBe(true);
-    expect(pod.securityContext).toEqual({ seccompProfile: { type: "RuntimeDefault" } });
+    expect(pod.securityContext).toEqual({ seccompProfile: { type: "RuntimeDefault" }, runAsUser: 0, runAsGroup: 0 });
     expect(c.securityContext).toEqual({
       allowPrivilegeEscalation: false,
       readOnlyRootFilesystem: true,
