@@ -69,8 +69,10 @@ export class Allocator {
   /** In priority order (setPools sorts them). */
   #pools = new Map<string, PoolState>();
   #autoPools: PoolState[] = [];
-  /** Address value -> who holds it, per family (bigint keys: no string formatting on the hot path). */
-  /** (Service keys: more than one only while shared, so an array beats a Set here.) */
+  /**
+   * Address value -> the Services holding it, per family: bigint keys need no string formatting on the hot path,
+   * and more than one holder exists only while shared, so an array beats a Set.
+   */
   #holders = { 4: new Map<bigint, string[]>(), 6: new Map<bigint, string[]>() } as const;
   #entries = new Map<string, Entry>();
   /** sharing key -> Services using it, to find an address to share without scanning every allocation. */
