@@ -229,7 +229,12 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     } else if (o.runLab === undefined) {
       o.print("\nSkipped the three-node failover lab: not available in this build.");
     } else {
-      await o.runLab(o.print, o.signal);
+      try {
+        await o.runLab(o.print, o.signal);
+      } catch (e: unknown) {
+        // The lab drives real processes and links: report what went wrong in one line, clean up, exit 1.
+        throw new DemoError(`failover lab: ${e instanceof Error ? e.message : String(e)}`);
+      }
     }
     o.print("\nDemo done; cleaning up.");
     return 0;

@@ -1,5 +1,6 @@
 import { parseArgs } from "node:util";
 import { runDemo } from "../app/demo.ts";
+import { runFailoverLab } from "../app/demo-lab.ts";
 import type { Command } from "./main.ts";
 
 const help = `Usage: lodestone demo [--no-lab] [--timeout SECONDS]
@@ -53,6 +54,7 @@ export const command: Command = {
         signal: abort.signal,
         timeoutMs: timeout * 1000,
         lab: values["no-lab"] !== true,
+        runLab: runFailoverLab,
       });
       return abort.signal.aborted ? 130 : code;
     } finally {
