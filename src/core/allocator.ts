@@ -41,6 +41,8 @@ export interface LostAllocation {
 interface FamilyState {
   readonly ranges: readonly AddressRange[];
   readonly capacity: bigint;
+  /** The same as a number (Infinity beyond 2^53) so the hot path compares without making a bigint. */
+  readonly capacityNumber: number;
   /** Distinct addresses in use (a shared address counts once). */
   readonly used: IntervalSet;
   /** Next address to try: allocation walks forward, so recently released addresses are not handed out at once. */
@@ -67,8 +69,10 @@ export class Allocator {
   /** In priority order (setPools sorts them). */
   #pools = new Map<string, PoolState>();
   #autoPools: PoolState[] = [];
-  /** Address value -> who holds it, per family (bigint keys: no string formatting on the hot path). */
-  /** (Service keys: more than one only while shared, so an array beats a Set here.) */
+  /**
+   * Address value -> the Services holding it, per family: bigint keys need no string formatting on the hot path,
+   * and more than one holder exists only while shared, so an array beats a Set.
+   */
   #holders = { 4: new Map<bigint, string[]>(), 6: new Map<bigint, string[]>() } as const;
   #entries = new Map<string, Entry>();
   /** sharing key -> Services using it, to find an address to share without scanning every allocation. */
@@ -103,7 +107,7 @@ export class Allocator {
     const valid = current && this.#revalidate(current.allocation, req);
     // Re-committing the same addresses records the edited request (ports, sharing key, family order).
     if (current !== undefined && valid?.ok === true)
-      return ok(this.#commit(req, key, valid.value, current.allocation.ips));
+      return ok(this.#commit(req, key, valid.value, current.allocation.ips, current.request.sharingKey));
     return this.allocate(req, current?.allocation.ips ?? []);
   }
 
@@ -125,16 +129,20 @@ export class Allocator {
       candidates = this.#autoPools;
       if (candidates.length === 0) return err(refusal.noPools());
     }
-    const allowed = candidates.filter((s) => poolRefusal(s.pool, req) === undefined);
-    const first = candidates[0];
-    if (allowed.length === 0 && first !== undefined) return err(poolRefusal(first.pool, req) ?? refusal.noPools());
     const failures: AllocationError[] = [];
-    for (const state of allowed) {
+    let denied: AllocationError | undefined;
+    for (const state of candidates) {
+      const refused = poolRefusal(state.pool, req);
+      if (refused !== undefined) {
+        denied ??= refused;
+        continue;
+      }
       const taken = this.#takeFrom(state, req, prefer);
       if (taken.ok) return ok(this.#commit(req, key, state.pool.name, taken.value));
       failures.push(taken.error);
     }
-    return err(summarize(failures));
+    // Only when every candidate pool excluded the Service is the (first) restriction the reason.
+    return err(failures.length === 0 && denied !== undefined ? denied : summarize(failures));
   }
 
   /** Gives a Service exactly these addresses (replacing what it held), or says why not. */
@@ -236,10 +244,12 @@ export class Allocator {
       const ranges = pool.addresses.filter((r) => r.family === family);
       const firstRange = ranges[0];
       if (firstRange === undefined) continue;
+      const capacity = poolCapacity(pool, family);
       const oldCursor = previous?.families.get(family)?.cursor;
       families.set(family, {
         ranges,
-        capacity: poolCapacity(pool, family),
+        capacity,
+        capacityNumber: capacity > BigInt(Number.MAX_SAFE_INTEGER) ? Number.POSITIVE_INFINITY : Number(capacity),
         used: new IntervalSet(),
         cursor:
           oldCursor !== undefined && ranges.some((r) => rangeContains(r, ip(family, oldCursor)))
@@ -376,7 +386,14 @@ export class Allocator {
     return undefined;
   }
 
-  #commit(req: ServiceRequest, service: string, pool: string, ips: readonly IpAddress[]): Allocation {
+  /** Records an allocation; `previousKey` is the sharing key of the entry it replaces (callers know it already). */
+  #commit(
+    req: ServiceRequest,
+    service: string,
+    pool: string,
+    ips: readonly IpAddress[],
+    previousKey?: string,
+  ): Allocation {
     const state = this.#pools.get(pool);
     for (const addr of ips) {
       const holders = this.#holders[addr.family];
@@ -393,11 +410,10 @@ export class Allocator {
       pool,
       ips: Object.freeze(ips.length > 1 ? [...ips].sort(primaryFirst(req)) : [...ips]),
     });
-    const previous = this.#entries.get(service)?.request.sharingKey;
-    if (previous !== undefined && previous !== req.sharingKey) {
-      const members = this.#groups.get(previous);
+    if (previousKey !== undefined && previousKey !== req.sharingKey) {
+      const members = this.#groups.get(previousKey);
       members?.delete(service);
-      if (members?.size === 0) this.#groups.delete(previous);
+      if (members?.size === 0) this.#groups.delete(previousKey);
     }
     this.#entries.set(service, { request: req, allocation });
     if (req.sharingKey !== undefined) {
@@ -422,7 +438,7 @@ const primaryFirst =
  * guarantees a free address exists, so the walk ends; each step is one jump over a span of used addresses.
  */
 function nextFree(f: FamilyState, avoidBuggy: boolean, family: Family): IpAddress | undefined {
-  if (BigInt(f.used.size) >= f.capacity) return undefined;
+  if (f.used.size >= f.capacityNumber) return undefined;
   const n = f.ranges.length;
   let ri = f.ranges.findIndex((r) => r.last >= f.cursor);
   if (ri < 0) ri = 0;
@@ -433,7 +449,8 @@ function nextFree(f: FamilyState, avoidBuggy: boolean, family: Family): IpAddres
     while (x <= r.last) {
       x = f.used.nextAbsent(x);
       if (x > r.last) break;
-      if (avoidBuggy && isBuggyIp(ip(family, x))) {
+      const low = x & 0xffn;
+      if (avoidBuggy && family === 4 && (low === 0n || low === 0xffn)) {
         x++;
         continue;
       }

@@ -10,7 +10,9 @@ export type EventReason =
   | "SharingConflict"
   | "DeprecatedAnnotation"
   | "ConfigInvalid"
-  | "ConfigApplied";
+  | "ConfigApplied"
+  | "Announcing"
+  | "NotAnnounced";
 
 export interface ObjectRef {
   readonly kind: "Service" | "ConfigMap";

@@ -83,10 +83,14 @@ export async function createHeartbeatTransport(
         if (key === undefined) return;
         const bytes = encodeHeartbeat(hb, key);
         for (const p of peers) {
-          if (p.address.family !== opts.address.family) continue;
-          socket.send(bytes, p.port, formatIp(p.address), (err) => {
-            if (err !== null) counts["send-error"]++;
-          });
+          if (p.address.family !== opts.address.family || p.port < 1 || p.port > 65535) continue;
+          try {
+            socket.send(bytes, p.port, formatIp(p.address), (err) => {
+              if (err !== null) counts["send-error"]++;
+            });
+          } catch {
+            counts["send-error"]++; // socket already closed (shutdown in progress)
+          }
         }
       },
       rejected: () => ({ ...counts }),

@@ -1,4 +1,5 @@
 import { randomBytes, randomUUID } from "node:crypto";
+import { parse as parseYaml } from "yaml";
 import { fromEventsV1, toEventsV1 } from "./events.ts";
 import { clone, dropKey, isObject, jsonEqual, meta, str, timestamp, type Json, type JsonObject } from "./json.ts";
 import { jsonPatch, mergePatch, strategicMerge } from "./patch.ts";
@@ -56,6 +57,13 @@ export class Api {
   /** The object as the resource type's API version shows it. */
   view(t: ResourceType, obj: JsonObject): JsonObject {
     return t.group === "events.k8s.io" ? toEventsV1(obj) : obj;
+  }
+
+  /** The response body for an object just written: the stored entry's cached JSON when it is the same object. */
+  written(t: ResourceType, obj: JsonObject): string {
+    const m = meta(obj);
+    const e = this.store.get(t.storage, nsOf(t, str(m["namespace"]) ?? ""), str(m["name"]) ?? "");
+    return e !== undefined && e.obj === obj ? this.viewJson(t, e) : JSON.stringify(this.view(t, obj));
   }
 
   viewJson(t: ResourceType, e: Entry): string {
@@ -126,7 +134,14 @@ export class Api {
   }
 
   /** Checks a request body against the URL: apiVersion/kind, name and namespace. */
-  #decode(t: ResourceType, namespace: string, urlName: string | undefined, body: Json): Outcome<JsonObject> {
+  /** `shared`: the body shares parts with a stored object (a patch result) and must be deep-copied first. */
+  #decode(
+    t: ResourceType,
+    namespace: string,
+    urlName: string | undefined,
+    body: Json,
+    shared = false,
+  ): Outcome<JsonObject> {
     if (!isObject(body)) return fail(badRequest(`the object provided is unrecognized (must be of type ${t.kind})`));
     const kind = body["kind"];
     const apiVersion = body["apiVersion"];
@@ -142,11 +157,11 @@ export class Api {
           `the API version in the data (${String(apiVersion)}) does not match the expected API version (${apiVersionOf(t)})`,
         ),
       );
-    let obj = clone(body);
+    let obj = shared ? clone(body) : { ...body };
     if (t.group === "events.k8s.io") obj = fromEventsV1(obj);
     obj["apiVersion"] = t.group === "events.k8s.io" ? "v1" : apiVersionOf(t);
     obj["kind"] = t.kind;
-    const m: JsonObject = isObject(obj["metadata"]) ? obj["metadata"] : {};
+    const m: JsonObject = isObject(obj["metadata"]) ? { ...obj["metadata"] } : {};
     obj["metadata"] = m;
     if (urlName !== undefined && m["name"] !== undefined && m["name"] !== urlName)
       return fail(
@@ -298,11 +313,11 @@ export class Api {
   }
 
   /** Stores `obj` as the next version unless nothing changed (then the old entry stands, no event). */
-  #commit(t: ResourceType, obj: JsonObject, old: Entry | undefined, dryRun: boolean): JsonObject {
+  #commit(t: ResourceType, obj: JsonObject, old: Entry | undefined, dryRun: boolean, statusOnly = false): JsonObject {
     const m = meta(obj);
     if (old !== undefined) {
       m["resourceVersion"] = meta(old.obj)["resourceVersion"] ?? null;
-      if (jsonEqual(obj, old.obj)) return old.obj;
+      if (statusOnly ? jsonEqual(obj["status"], old.obj["status"]) : jsonEqual(obj, old.obj)) return old.obj;
     }
     if (dryRun) return obj;
     const rv = this.store.nextVersion();
@@ -381,7 +396,8 @@ export class Api {
     const oldMeta = meta(cur.obj);
     let obj: JsonObject;
     if (subresource === "status") {
-      obj = { ...clone(cur.obj), status: candidate["status"] ?? null };
+      // Only status changes: the rest stays shared with the stored (immutable) object.
+      obj = { ...cur.obj, metadata: { ...oldMeta }, status: candidate["status"] ?? null };
       if (obj["status"] === null) delete obj["status"];
     } else {
       obj = candidate;
@@ -428,7 +444,7 @@ export class Api {
       this.services.release(obj);
       this.services.reserve(cur.obj);
     }
-    return ok(this.#commit(t, obj, cur, dryRun));
+    return ok(this.#commit(t, obj, cur, dryRun, subresource === "status"));
   }
 
   patch(
@@ -442,14 +458,21 @@ export class Api {
   ): Outcome<JsonObject> {
     const cur = this.store.get(t.storage, nsOf(t, namespace), name);
     if (cur === undefined) return fail(notFound({ resource: t.resource, group: t.group, name }));
+    const type = (contentType.split(";")[0] ?? "").trim();
     let patch: Json;
     try {
-      patch = JSON.parse(text) as Json;
+      patch = (type === "application/apply-patch+yaml" ? parseYaml(text) : JSON.parse(text)) as Json;
     } catch (err: unknown) {
       return fail(badRequest(`error decoding patch: ${err instanceof Error ? err.message : String(err)}`));
     }
+    if (
+      subresource === "status" &&
+      isObject(patch) &&
+      t.group !== "events.k8s.io" &&
+      (type === "application/merge-patch+json" || type === "application/strategic-merge-patch+json")
+    )
+      return this.#patchStatus(t, cur, patch, type, dryRun);
     const base = this.view(t, cur.obj);
-    const type = (contentType.split(";")[0] ?? "").trim();
     let patched: Json;
     if (type === "application/merge-patch+json") {
       if (!isObject(patch))
@@ -474,7 +497,7 @@ export class Api {
       if (!r.ok) return fail(badRequest(r.error));
       patched = r.value;
     } else return fail(unsupportedMediaType(contentType));
-    const d = this.#decode(t, namespace, name, patched);
+    const d = this.#decode(t, namespace, name, patched, true);
     if (!d.ok) return d;
     // A patch that leaves resourceVersion as it was carries no precondition.
     if (
@@ -483,6 +506,29 @@ export class Api {
     )
       delete meta(d.value)["resourceVersion"];
     return this.#replace(t, cur, d.value, subresource, dryRun);
+  }
+
+  /**
+   * The hot path of controllers (status PATCH): only `status` and a resourceVersion precondition of the patch
+   * matter on /status, so the stored object is neither copied nor re-validated beyond its status.
+   */
+  #patchStatus(t: ResourceType, cur: Entry, patch: JsonObject, type: string, dryRun: boolean): Outcome<JsonObject> {
+    const old = cur.obj["status"];
+    const p = patch["status"];
+    let status: Json | undefined;
+    if (p === undefined) status = old;
+    else if (type === "application/merge-patch+json") status = mergePatch(old, p);
+    else {
+      const r = strategicMerge(old, p, "status");
+      if (!r.ok) return fail(badRequest(r.error));
+      status = r.value;
+    }
+    const pm = isObject(patch["metadata"]) ? patch["metadata"] : {};
+    const candidate: JsonObject = {
+      metadata: { resourceVersion: pm["resourceVersion"] ?? null },
+      status: status === undefined ? null : clone(status),
+    };
+    return this.#replace(t, cur, candidate, "status", dryRun);
   }
 
   delete(

@@ -252,7 +252,7 @@ export class Handler {
     const { api } = this.#o;
     const t = route.type;
     const reply = (r: { ok: true; value: JsonObject } | { ok: false; error: ApiError }, code = 200): void =>
-      r.ok ? sendJson(res, code, JSON.stringify(api.view(t, r.value))) : sendError(res, r.error);
+      r.ok ? sendJson(res, code, api.written(t, r.value)) : sendError(res, r.error);
     const needBody = async (): Promise<{ ok: true; value: string } | { ok: false; error: ApiError }> => {
       const text = await readBody(req);
       return text === undefined ? { ok: false, error: tooLarge() } : { ok: true, value: text };
@@ -391,12 +391,20 @@ export class Handler {
         return false;
       return api.matches(t, sel.value, obj);
     };
-    const write = (chunk: string): void => {
+    // Events written in one turn of the event loop go out in one write (one syscall per watcher, not per event).
+    let pending: string[] = [];
+    const flush = (): void => {
+      const chunk = pending.join("");
+      pending = [];
       if (res.writableLength > MAX_WATCH_BUFFER) {
         res.destroy();
         return;
       }
-      res.write(chunk);
+      if (!res.writableEnded) res.write(chunk);
+    };
+    const write = (chunk: string): void => {
+      if (pending.length === 0) setImmediate(flush);
+      pending.push(chunk);
     };
     /** An event as this watcher sees it: a change that moves an object out of the selection is a DELETED. */
     const deliver = (ev: StoreEvent): void => {

@@ -55,7 +55,12 @@ export async function startEnv(namespaces: readonly string[] = []): Promise<Env>
   return env;
 }
 
-export async function until<T>(what: string, f: () => Promise<T | undefined> | T | undefined, ms = 8000): Promise<T> {
+export async function until<T>(
+  what: string,
+  f: () => Promise<T | undefined> | T | undefined,
+  ms = 8000,
+  everyMs = 25,
+): Promise<T> {
   const deadline = Date.now() + ms;
   let last: unknown;
   for (;;) {
@@ -67,7 +72,7 @@ export async function until<T>(what: string, f: () => Promise<T | undefined> | T
     }
     if (Date.now() > deadline)
       throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${String(last)})` : ""}`);
-    await new Promise((r) => setTimeout(r, 25));
+    await new Promise((r) => setTimeout(r, everyMs));
   }
 }
 

@@ -1,6 +1,6 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { lodestone } from "./support/run-cli.ts";
-import { checkConfigTexts, formatSize } from "../../src/cli/check-config.ts";
+import { checkConfigTexts, command, formatSize } from "../../src/cli/check-config.ts";
 
 const sample = (name: string) => new URL(`../../config/samples/${name}`, import.meta.url).pathname;
 
@@ -101,6 +101,19 @@ describe("checkConfigTexts", () => {
 });
 
 describe("lodestone check-config", () => {
+  async function inProcess(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+    const out: string[] = [];
+    const errs: string[] = [];
+    const log = vi.spyOn(console, "log").mockImplementation((...a: unknown[]) => void out.push(a.join(" ")));
+    const error = vi.spyOn(console, "error").mockImplementation((...a: unknown[]) => void errs.push(a.join(" ")));
+    try {
+      return { code: await command.run(args), stdout: out.join("\n"), stderr: errs.join("\n") };
+    } finally {
+      log.mockRestore();
+      error.mockRestore();
+    }
+  }
+
   it.each([
     { desc: "valid sample", args: [sample("pools.yaml")], code: 0, stdout: /Configuration is valid/ },
     {
@@ -117,13 +130,22 @@ describe("lodestone check-config", () => {
       code: 2,
       stderr: /cannot read \/nonexistent\/pools\.yaml: no such file/,
     },
+    { desc: "a directory", args: ["/"], code: 2, stderr: /cannot read \// },
     { desc: "unknown flag", args: ["--frobnicate"], code: 2, stderr: /Unknown option/ },
     { desc: "help", args: ["--help"], code: 0, stdout: /Usage: lodestone check-config FILE/ },
   ])("$desc exits $code", async ({ args, code, stdout, stderr }) => {
-    const r = await lodestone("check-config", ...args);
+    const r = await inProcess(args);
     expect(r.code).toBe(code);
     if (stdout) expect(r.stdout).toMatch(stdout);
     if (stderr) expect(r.stderr).toMatch(stderr);
+  });
+
+  it.each([
+    { args: [sample("broken.yaml")], code: 1 },
+    { args: ["--frobnicate"], code: 2 },
+  ])("the real binary exits $code without a stack trace", async ({ args, code }) => {
+    const r = await lodestone("check-config", ...args);
+    expect(r.code).toBe(code);
     expect(r.stdout + r.stderr).not.toMatch(/\n\s+at /);
   });
 });

@@ -1,0 +1,55 @@
+import type { AnnouncePool } from "../core/announce-plan.ts";
+import { type ConfigMapInput, type Pool, mergePools, parsePoolConfigMap } from "../core/config.ts";
+import { rangeContains } from "../core/range.ts";
+import { matchesSelector } from "../core/selector.ts";
+
+type NamespaceLabels = (namespace: string) => Readonly<Record<string, string>> | undefined;
+
+/**
+ * The pools as the speaker needs them. Like the controller, a ConfigMap whose newest version has problems keeps
+ * its last good pools (the controller reports the problems; the speaker only must not drop IPs it announces).
+ */
+export function createPoolCache() {
+  const lastGood = new Map<string, { version: string; pools: readonly Pool[] }>();
+  return function announcePools(
+    configMaps: readonly (ConfigMapInput & { readonly key: string; readonly resourceVersion: string })[],
+    namespaceLabels: NamespaceLabels,
+  ): AnnouncePool[] {
+    const seen = new Set<string>();
+    const per: { pools: readonly Pool[] }[] = [];
+    for (const cm of configMaps) {
+      seen.add(cm.key);
+      const cached = lastGood.get(cm.key);
+      if (cached === undefined || cached.version !== cm.resourceVersion) {
+        const parsed = parsePoolConfigMap(cm);
+        if (parsed.problems.length === 0 || cached === undefined) {
+          lastGood.set(cm.key, { version: cm.resourceVersion, pools: parsed.pools });
+        }
+      }
+      per.push({ pools: lastGood.get(cm.key)?.pools ?? [] });
+    }
+    for (const k of [...lastGood.keys()]) if (!seen.has(k)) lastGood.delete(k);
+    return mergePools(per).pools.map((p) => toAnnouncePool(p, namespaceLabels));
+  };
+}
+
+export function toAnnouncePool(pool: Pool, namespaceLabels: NamespaceLabels): AnnouncePool {
+  const a = pool.announce;
+  const alloc = pool.serviceAllocation;
+  const selector = a.nodeSelector;
+  return {
+    name: pool.name,
+    contains: (ip) => pool.addresses.some((r) => rangeContains(r, ip)),
+    allowsNamespace: (ns) => {
+      if (alloc.namespaces !== undefined && !alloc.namespaces.includes(ns)) return false;
+      if (alloc.namespaceSelector !== undefined) {
+        return matchesSelector(alloc.namespaceSelector, namespaceLabels(ns) ?? {});
+      }
+      return true;
+    },
+    ...(a.interfaces === undefined ? {} : { interfaces: a.interfaces }),
+    ...(selector === undefined ? {} : { nodeSelector: (labels) => matchesSelector(selector, labels) }),
+    externalIPs: a.externalIPs,
+    gratuitous: a.gratuitous,
+  };
+}

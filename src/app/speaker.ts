@@ -1,0 +1,578 @@
+import type { Logger } from "pino";
+import {
+  type AnnounceClaim,
+  type AnnouncePlan,
+  type AnnouncePool,
+  type AnnouncedService,
+  gainsToSettle,
+  ownersOf,
+  planAnnouncements,
+} from "../core/announce-plan.ts";
+import { POOLS_LABEL } from "../core/config.ts";
+import { type ElectionNode, type InterfaceSummary, hasInterfaceFor } from "../core/election.ts";
+import { type HeartbeatKey, heartbeatKey } from "../core/heartbeat-codec.ts";
+import { type IpAddress, formatIp, ipKey, parseIp } from "../core/ip.ts";
+import { Membership, type MembershipTiming, checkTiming, defaultTiming } from "../core/membership.ts";
+import type { Readiness, TelemetrySnapshot } from "../core/telemetry.ts";
+import type { KubeClient } from "../kube/client.ts";
+import { type Informer, createInformer } from "../kube/informer.ts";
+import {
+  ANNOUNCING_ANNOTATION,
+  HEARTBEAT_ANNOTATION,
+  INTERFACES_ANNOTATION,
+  SPEAKER_LABEL,
+  SPEAKER_LABEL_VALUE,
+  type SpeakerLease,
+  type SpeakerNode,
+  createLeaseRenewer,
+  encodeHeartbeatAddress,
+  encodeInterfaces,
+  loadMemberlistKeys,
+  projectLease,
+  projectNode,
+  writeAnnouncingNode,
+} from "../kube/speaker-resources.ts";
+import { createEventRecorder } from "../kube/events.ts";
+import {
+  type SlimConfigMap,
+  type SlimEndpointSlice,
+  type SlimNamespace,
+  type SlimService,
+  projectConfigMap,
+  projectEndpointSlice,
+  projectNamespace,
+  projectService,
+} from "../kube/objects.ts";
+import { DEFAULT_HEARTBEAT_PORT, type HeartbeatTransport, createHeartbeatTransport } from "../net/heartbeat.ts";
+import { scanInterfaces } from "../net/interface-summary.ts";
+import { createPoolCache } from "./speaker-pools.ts";
+
+/** The part of the layer-2 announcer (src/net/announcer.ts) the speaker drives. */
+export interface SpeakerAnnouncer {
+  /** Declarative: exactly these IPs are owned now. */
+  reconcile(claims: readonly AnnounceClaim[]): unknown;
+  telemetry(): Pick<TelemetrySnapshot, "layer2" | "layer2Drops">;
+  close(): unknown;
+}
+
+export interface SpeakerContext {
+  readonly client: KubeClient;
+  /** The daemon's namespace: membership Leases, the heartbeat key Secret, pool ConfigMaps. */
+  readonly namespace: string;
+  readonly nodeName: string;
+  readonly logger: Logger;
+  readonly createAnnouncer: (
+    logger: Logger,
+  ) => Promise<{ ok: true; value: SpeakerAnnouncer } | { ok: false; error: { message: string } }>;
+  /** Which Services' ingress IPs are ours (loadBalancerClass); default: no class or lodestone.dev/lb. */
+  readonly handlesClass?: (cls: string | undefined) => boolean;
+  /** UDP port of the heartbeats (default 7947; 0 = ephemeral, tests). */
+  readonly heartbeatPort?: number;
+  /** Address to bind the heartbeats to; default: the Node's first InternalIP. */
+  readonly heartbeatAddress?: IpAddress;
+  readonly timing?: MembershipTiming;
+  /** How long a leaving speaker keeps answering after telling its successors (default 300 ms). */
+  readonly handoffMs?: number;
+  readonly scanInterfaces?: () => Promise<InterfaceSummary[]>;
+}
+
+export interface Speaker {
+  start(): Promise<void>;
+  /** Graceful shutdown, first half: successors take over at once, then this node withdraws. */
+  handoff(): Promise<void>;
+  stop(): Promise<void>;
+  telemetry(): Pick<
+    TelemetrySnapshot,
+    "announcedIps" | "membershipSize" | "failovers" | "layer2" | "layer2Drops" | "informerRestarts"
+  >;
+  readiness(): Readiness;
+}
+
+const parseIps = (texts: readonly string[]): IpAddress[] =>
+  texts.flatMap((t) => {
+    const a = parseIp(t);
+    return a === undefined ? [] : [a];
+  });
+const defaultClass = (cls: string | undefined): boolean => cls === undefined || cls === "lodestone.dev/lb";
+const EVAL_MS = 50;
+const WRITE_RETRY_MS = 5_000;
+
+export function createSpeaker(ctx: SpeakerContext): Speaker {
+  const self = ctx.nodeName;
+  const log = ctx.logger.child({ component: "speaker", node: self });
+  const timing = ctx.timing ?? defaultTiming;
+  const problems = checkTiming(timing);
+  if (problems.length > 0) throw new Error(`invalid speaker timing: ${problems.join("; ")}`);
+  const handlesClass = ctx.handlesClass ?? defaultClass;
+  const settleMs = 2 * timing.heartbeatIntervalMs + EVAL_MS;
+  const membership = new Membership(self, timing);
+  const incarnation = Date.now();
+  const ns = ctx.namespace;
+  const common = { client: ctx.client, logger: log };
+  const announcePools = createPoolCache();
+
+  const services = createInformer<SlimService>({
+    ...common,
+    resource: "speaker-services",
+    path: "/api/v1/services",
+    project: projectService,
+  });
+  const nodes = createInformer<SpeakerNode>({
+    ...common,
+    resource: "speaker-nodes",
+    path: "/api/v1/nodes",
+    project: projectNode,
+  });
+  const slices = createInformer<SlimEndpointSlice>({
+    ...common,
+    resource: "speaker-endpointslices",
+    path: "/apis/discovery.k8s.io/v1/endpointslices",
+    project: projectEndpointSlice,
+  });
+  const leases = createInformer<SpeakerLease>({
+    ...common,
+    resource: "speaker-leases",
+    path: `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases`,
+    labelSelector: `${SPEAKER_LABEL}=${SPEAKER_LABEL_VALUE}`,
+    project: projectLease,
+  });
+  const configMaps = createInformer<SlimConfigMap>({
+    ...common,
+    resource: "speaker-configmaps",
+    path: `/api/v1/namespaces/${ns}/configmaps`,
+    labelSelector: `${POOLS_LABEL}=true`,
+    project: projectConfigMap,
+  });
+  const namespaces = createInformer<SlimNamespace>({
+    ...common,
+    resource: "speaker-namespaces",
+    path: "/api/v1/namespaces",
+    project: projectNamespace,
+  });
+  const informers: readonly Informer<never>[] = [services, nodes, slices, leases, configMaps, namespaces] as never;
+
+  let keys: HeartbeatKey[] = [];
+  let transport: HeartbeatTransport | undefined;
+  let announcer: SpeakerAnnouncer | undefined;
+  let interfaces: InterfaceSummary[] = [];
+  let stopped = false;
+  let leaving = false;
+  let seq = 0;
+  let advertisedApiOk = false;
+  let renewedOnce = false;
+  let failovers = 0;
+  let lastError: string | undefined;
+  const timers: ReturnType<typeof setInterval>[] = [];
+
+  // --- inputs to membership ---
+  leases.subscribe({
+    upsert: (l) => {
+      const renew = l.renewTime === undefined ? undefined : Date.parse(l.renewTime);
+      membership.lease(l.node, l.renewTime, renew, performance.now(), Date.now());
+      dirty = true;
+    },
+    delete: (l) => {
+      membership.leaseGone(l.node);
+      dirty = true;
+    },
+  });
+  nodes.subscribe({
+    upsert: () => (dirty = true),
+    delete: (n) => {
+      membership.forget(n.name);
+      dirty = true;
+    },
+  });
+  for (const inf of [services, slices, configMaps, namespaces] as const) {
+    (inf as Informer<SlimService>).subscribe({ upsert: () => (dirty = true), delete: () => (dirty = true) });
+  }
+
+  // --- the decision loop ---
+  let dirty = true;
+  let signature = "";
+  let claimed: readonly AnnounceClaim[] = [];
+  let claimedSig = "";
+  let previousOwners: Map<string, string> | undefined;
+  const pending = new Map<string, number>();
+  let evaluating: Promise<void> | undefined;
+  let again = false;
+
+  function synced(): boolean {
+    return informers.every((i) => i.synced());
+  }
+
+  function electionNodes(members: ReadonlySet<string>): ElectionNode[] {
+    const leaseOf = new Map<string, SpeakerLease>();
+    for (const l of leases.values()) leaseOf.set(l.node, l);
+    return [...nodes.values()].map((n) => ({
+      name: n.name,
+      alive: members.has(n.name),
+      ready: n.ready,
+      labels: n.labels,
+      interfaces: n.name === self ? interfaces : leaseOf.get(n.name)?.interfaces,
+    }));
+  }
+
+  function announcedServices(): AnnouncedService[] {
+    const endpointNodes = new Map<string, Set<string>>();
+    for (const s of slices.values()) {
+      const key = `${s.namespace}/${s.service}`;
+      const set = endpointNodes.get(key) ?? new Set<string>();
+      for (const n of s.readyNodes) set.add(n);
+      endpointNodes.set(key, set);
+    }
+    const out: AnnouncedService[] = [];
+    for (const s of services.values()) {
+      if (!handlesClass(s.loadBalancerClass)) continue;
+      const ingressIps = s.type === "LoadBalancer" ? parseIps(s.ingress) : [];
+      const externalIps = parseIps(s.externalIPs);
+      if (ingressIps.length === 0 && externalIps.length === 0) continue;
+      out.push({
+        key: s.key,
+        namespace: s.namespace,
+        ingressIps,
+        externalIps,
+        localTraffic: s.externalTrafficPolicy === "Local",
+        endpointNodes: endpointNodes.get(s.key) ?? new Set(),
+      });
+    }
+    return out;
+  }
+
+  function pools(): AnnouncePool[] {
+    const nsLabels = new Map<string, Readonly<Record<string, string>>>();
+    for (const n of namespaces.values()) nsLabels.set(n.name, n.labels);
+    return announcePools([...configMaps.values()], (name) => nsLabels.get(name));
+  }
+
+  function schedule(): void {
+    if (evaluating !== undefined) {
+      again = true;
+      return;
+    }
+    evaluating = evaluate()
+      .catch((err: unknown) => log.error({ err }, "speaker evaluation failed"))
+      .finally(() => {
+        evaluating = undefined;
+        if (again && !stopped) {
+          again = false;
+          schedule();
+        }
+      });
+  }
+
+  async function evaluate(): Promise<void> {
+    // While handing off, this node keeps answering until its successors have announced; handoff() withdraws.
+    if (announcer === undefined || leaving) return;
+    const now = performance.now();
+    const view = membership.view(now);
+    const sig = `${[...view.members].sort().join(",")}|${view.selfApiOk}|${view.fenced}`;
+    if (!dirty && sig === signature && pending.size === 0) {
+      if (view.selfApiOk) advertisedApiOk = true;
+      return;
+    }
+    if (sig !== signature) log.info({ members: [...view.members].sort(), fenced: view.fenced }, "membership changed");
+    dirty = false;
+    signature = sig;
+    let claims: AnnounceClaim[] = [];
+    const ready = synced() && renewedOnce && keys.length > 0;
+    let plan: AnnouncePlan | undefined;
+    if (ready) {
+      const electionInput = electionNodes(view.members);
+      plan = planAnnouncements(self, announcedServices(), pools(), electionInput);
+      if (previousOwners === undefined) {
+        // First plan of this process: the IPs it wins are held by peers right now; treat them as theirs.
+        const without = new Set([...view.members].filter((m) => m !== self));
+        previousOwners = ownersOf(planAnnouncements(self, announcedServices(), pools(), electionNodes(without)));
+      }
+      const settle = gainsToSettle(self, previousOwners, plan, view.members);
+      for (const k of [...pending.keys()])
+        if (!settle.has(k) && !plan.claims.some((c) => ipKey(c.ip) === k)) pending.delete(k);
+      for (const k of settle) if (!pending.has(k) && !claimed.some((c) => ipKey(c.ip) === k)) pending.set(k, now);
+      claims = plan.claims.filter((c) => {
+        const since = pending.get(ipKey(c.ip));
+        if (since === undefined) return true;
+        if (now - since >= settleMs) {
+          pending.delete(ipKey(c.ip));
+          return true;
+        }
+        return false;
+      });
+      for (const c of claims) {
+        const before = previousOwners.get(ipKey(c.ip));
+        if (before !== undefined && before !== self && !view.members.has(before)) failovers++;
+      }
+      const owners = ownersOf(plan);
+      // An IP still settling keeps its old owner, so the next round does not mistake it for ours already.
+      for (const k of pending.keys()) {
+        const before = previousOwners.get(k);
+        if (before !== undefined) owners.set(k, before);
+      }
+      previousOwners = owners;
+    }
+    const nextSig = claims
+      .map((c) => `${ipKey(c.ip)}@${c.key}@${(c.interfaces ?? []).join("+")}@${JSON.stringify(c.gratuitous)}`)
+      .sort()
+      .join(" ");
+    if (nextSig !== claimedSig) {
+      const added = claims.filter((c) => !claimed.some((o) => ipKey(o.ip) === ipKey(c.ip)));
+      const removed = claimed.filter((o) => !claims.some((c) => ipKey(o.ip) === ipKey(c.ip)));
+      await announcer.reconcile(claims);
+      claimed = claims;
+      claimedSig = nextSig;
+      if (added.length + removed.length > 0) {
+        log.info({ added: added.map((c) => formatIp(c.ip)), removed: removed.map((c) => formatIp(c.ip)) }, "claims");
+      }
+    }
+    // Fencing order: withdraw first (above), only then tell the peers we cannot reach the API.
+    advertisedApiOk = view.selfApiOk;
+    if (plan !== undefined) void record(plan, view.members);
+  }
+
+  // --- visibility: annotation + Events, written by the owner only, once per change ---
+  const events = createEventRecorder({
+    client: ctx.client,
+    logger: log,
+    component: "lodestone-speaker",
+    instance: self,
+  });
+  const written = new Map<string, { value: string; at: number }>();
+  async function record(plan: AnnouncePlan, members: ReadonlySet<string>): Promise<void> {
+    // Who speaks when nobody announces: the first member by name, so the Event is written once, not per node.
+    const reporter = [...members].sort()[0];
+    const held = new Set(claimed.map((c) => ipKey(c.ip)));
+    const now = performance.now();
+    for (const p of plan.ips) {
+      for (const key of p.services) {
+        const svc = services.get(key);
+        if (svc === undefined) continue;
+        const ref = { kind: "Service", namespace: svc.namespace, name: svc.name, uid: svc.uid } as const;
+        const mine = p.election.ok && p.election.owner === self && held.has(ipKey(p.ip));
+        if (!mine) written.delete(`${key}#owner`);
+        if (mine && svc.annotations[ANNOUNCING_ANNOTATION] !== self) {
+          const iface = interfaceFor(p.ip);
+          await once(`${key}#owner`, self, now, async () => {
+            const err = await writeAnnouncingNode(ctx.client, svc.namespace, svc.name, self);
+            if (err === undefined) {
+              const on = iface === undefined ? "" : ` on ${iface}`;
+              events.record(ref, "Normal", "Announcing", `Announcing ${formatIp(p.ip)} from node ${self}${on}`);
+            }
+            return err;
+          });
+        } else if (!p.election.ok && reporter === self) {
+          const message = p.election.message;
+          await once(`${key}#none#${formatIp(p.ip)}`, message, now, async () => {
+            events.record(ref, "Warning", "NotAnnounced", message);
+            if (svc.annotations[ANNOUNCING_ANNOTATION] === undefined) return undefined;
+            return writeAnnouncingNode(ctx.client, svc.namespace, svc.name, undefined);
+          });
+        }
+      }
+    }
+    if (reporter !== self) return;
+    for (const u of plan.unannounced) {
+      const svc = services.get(u.service);
+      if (svc === undefined) continue;
+      await once(`${u.service}#refused#${formatIp(u.ip)}`, u.message, now, async () => {
+        events.record(
+          { kind: "Service", namespace: svc.namespace, name: svc.name, uid: svc.uid },
+          "Warning",
+          "NotAnnounced",
+          u.message,
+        );
+        return undefined;
+      });
+    }
+  }
+
+  /** Runs a write unless the same value was written already (or failed less than WRITE_RETRY_MS ago). */
+  async function once(slot: string, value: string, now: number, write: () => Promise<string | undefined>) {
+    const prev = written.get(slot);
+    if (prev !== undefined && prev.value === value) return;
+    if (prev !== undefined && prev.value === `failed:${value}` && now - prev.at < WRITE_RETRY_MS) return;
+    written.set(slot, { value, at: now });
+    const err = await write();
+    if (err !== undefined) {
+      written.set(slot, { value: `failed:${value}`, at: now });
+      log.warn({ slot, err }, "could not record announcement on the Service");
+    }
+  }
+
+  /** The interface the announcer will use, by its own rule, for the Event text. */
+  function interfaceFor(ip: IpAddress): string | undefined {
+    const wanted = claimed.find((c) => ipKey(c.ip) === ipKey(ip))?.interfaces;
+    if (wanted !== undefined) return wanted.join(", ");
+    const inSubnet = interfaces.find((i) =>
+      hasInterfaceFor([{ ...i, defaultRoute4: false, defaultRoute6: false }], ip),
+    );
+    return (inSubnet ?? interfaces.find((i) => (ip.family === 4 ? i.defaultRoute4 : i.defaultRoute6)))?.name;
+  }
+
+  // --- heartbeats and Lease ---
+  function peers() {
+    const leaseOf = new Map<string, SpeakerLease>();
+    for (const l of leases.values()) leaseOf.set(l.node, l);
+    const out = [];
+    for (const n of nodes.values()) {
+      if (n.name === self) continue;
+      const hb = leaseOf.get(n.name)?.heartbeat;
+      const address = hb?.address ?? n.internalIps[0];
+      const port = hb?.port ?? ctx.heartbeatPort ?? DEFAULT_HEARTBEAT_PORT;
+      if (address === undefined || port === 0) continue;
+      out.push({ node: n.name, address, port });
+    }
+    return out;
+  }
+
+  function beat(kind: "alive" | "leaving"): void {
+    if (transport === undefined) return;
+    transport.send(
+      { node: self, incarnation, seq: ++seq, sentAtMs: Date.now(), kind, apiOk: kind === "alive" && advertisedApiOk },
+      peers(),
+    );
+  }
+
+  const renew = createLeaseRenewer(ctx.client, ns, self, Math.ceil(timing.leaseDurationMs / 1000));
+  async function renewOnce(): Promise<void> {
+    interfaces = await (ctx.scanInterfaces ?? scanInterfaces)();
+    const annotations: Record<string, string> = { [INTERFACES_ANNOTATION]: encodeInterfaces(interfaces) };
+    if (transport !== undefined && hbAddress !== undefined) {
+      annotations[HEARTBEAT_ANNOTATION] = encodeHeartbeatAddress(hbAddress, transport.port);
+    }
+    // The fencing clock starts when the request is sent, which is no later than any peer can observe it.
+    const sentAt = performance.now();
+    const err = await renew(annotations, timing.renewIntervalMs);
+    if (err === undefined) {
+      membership.renewed(sentAt);
+      renewedOnce = true;
+      if (lastError !== undefined) log.info("membership Lease renewed again");
+      lastError = undefined;
+    } else if (err !== lastError) {
+      lastError = err;
+      log.warn({ err }, "cannot renew the membership Lease");
+    }
+  }
+
+  let hbAddress: IpAddress | undefined;
+  async function run(): Promise<void> {
+    for (const i of informers) i.start();
+    for (let attempt = 0; !stopped; attempt++) {
+      const r = await loadMemberlistKeys(ctx.client, ns);
+      if (r.ok) {
+        keys = r.value.map(heartbeatKey);
+        break;
+      }
+      if (attempt === 0 || attempt % 10 === 0) log.warn({ err: r.message }, "heartbeat key not available yet");
+      await new Promise((res) => setTimeout(res, Math.min(5_000, 200 * 2 ** attempt)));
+    }
+    await nodes.whenSynced();
+    while (!stopped && hbAddress === undefined) {
+      hbAddress = ctx.heartbeatAddress ?? nodes.get(self)?.internalIps[0];
+      if (hbAddress === undefined) {
+        log.warn(`Node ${self} has no InternalIP yet (or does not exist); heartbeats wait for it`);
+        await new Promise((res) => setTimeout(res, 1_000));
+      }
+    }
+    if (stopped || hbAddress === undefined) return;
+    const t = await createHeartbeatTransport({
+      address: hbAddress,
+      port: ctx.heartbeatPort ?? DEFAULT_HEARTBEAT_PORT,
+      logger: log,
+      keys: () => keys,
+      onHeartbeat: (hb) => {
+        const rejected = membership.heartbeat(hb, performance.now(), Date.now());
+        if (rejected !== undefined && rejected !== "replay")
+          log.debug({ from: hb.node, rejected }, "heartbeat refused");
+        if (hb.kind === "leaving") schedule();
+      },
+    });
+    if (!t.ok) throw new Error(t.error.message);
+    transport = t.value;
+    const a = await ctx.createAnnouncer(log);
+    if (!a.ok) throw new Error(`announcer: ${a.error.message}`);
+    announcer = a.value;
+    if (stopped) return;
+    await renewOnce();
+    let renewing = false;
+    timers.push(
+      setInterval(() => {
+        if (renewing || stopped) return;
+        renewing = true;
+        void renewOnce().finally(() => (renewing = false));
+      }, timing.renewIntervalMs),
+    );
+    timers.push(setInterval(() => !leaving && beat("alive"), timing.heartbeatIntervalMs));
+    timers.push(setInterval(() => !stopped && schedule(), EVAL_MS));
+    beat("alive");
+    schedule();
+  }
+
+  let running: Promise<void> | undefined;
+  return {
+    async start() {
+      running = run().catch((err: unknown) => {
+        lastError = err instanceof Error ? err.message : String(err);
+        log.error({ err: lastError }, "speaker failed to start");
+      });
+    },
+    async handoff() {
+      if (leaving) return;
+      leaving = true;
+      membership.stopping();
+      // Three copies: one lost datagram must not cost the successors a failure detection.
+      for (let i = 0; i < 3; i++) {
+        beat("leaving");
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      await new Promise((r) => setTimeout(r, ctx.handoffMs ?? 300));
+      await evaluating;
+      if (announcer !== undefined) await announcer.reconcile([]);
+      claimed = [];
+      claimedSig = "";
+    },
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      for (const t of timers) clearInterval(t);
+      await running;
+      await evaluating;
+      if (announcer !== undefined) {
+        await announcer.reconcile([]);
+        await announcer.close();
+      }
+      await transport?.close();
+      await events.flush();
+      await Promise.all(informers.map((i) => i.stop()));
+    },
+    telemetry() {
+      const l2 = announcer?.telemetry() ?? { layer2: [], layer2Drops: [] };
+      const restarts: Record<string, number> = {};
+      for (const [name, i] of [
+        ["speaker-services", services],
+        ["speaker-nodes", nodes],
+        ["speaker-endpointslices", slices],
+        ["speaker-leases", leases],
+      ] as const) {
+        restarts[name] = i.restarts();
+      }
+      return {
+        announcedIps: claimed.length,
+        membershipSize: membership.view(performance.now()).members.size,
+        failovers,
+        layer2: l2.layer2,
+        layer2Drops: l2.layer2Drops,
+        informerRestarts: restarts,
+      };
+    },
+    readiness() {
+      const reasons: string[] = [];
+      if (!synced()) reasons.push("speaker: informers not synced");
+      if (keys.length === 0) reasons.push("speaker: heartbeat key not loaded");
+      if (transport === undefined) reasons.push("speaker: heartbeat socket not bound");
+      if (!membership.selfApiOk(performance.now())) {
+        reasons.push(`speaker: membership Lease not renewed${lastError === undefined ? "" : ` (${lastError})`}`);
+      }
+      return { ready: reasons.length === 0, reasons };
+    },
+  };
+}

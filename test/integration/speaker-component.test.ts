@@ -1,0 +1,259 @@
+import { KubeConfig } from "@kubernetes/client-node";
+import { pino } from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { AnnounceClaim } from "../../src/core/announce-plan.ts";
+import { type IpAddress, formatIp, parseIp } from "../../src/core/ip.ts";
+import type { MembershipTiming } from "../../src/core/membership.ts";
+import { type Speaker, type SpeakerAnnouncer, createSpeaker } from "../../src/app/speaker.ts";
+import { type KubeClient, createKubeClient } from "../../src/kube/client.ts";
+import { ANNOUNCING_ANNOTATION } from "../../src/kube/speaker-resources.ts";
+import { type Sandbox, startSandbox } from "../../src/sandbox/index.ts";
+
+/**
+ * Three in-process speakers (fake announcers, real heartbeats over loopback UDP) against the embedded API server:
+ * election, failover on a dead peer, handoff, fencing when one speaker loses the API, eTP Local.
+ * Timing is scaled down 3x from the defaults so the fencing scenario stays short.
+ */
+const timing: MembershipTiming = {
+  heartbeatIntervalMs: 50,
+  deadAfterMs: 200,
+  renewIntervalMs: 200,
+  fenceAfterMs: 600,
+  leaseDurationMs: 1_200,
+  maxClockSkewMs: 10_000,
+};
+const ns = `ls-speaker-${process.pid}`;
+const logger = pino({ level: process.env["LOG_LEVEL"] ?? "silent" });
+const loopback = parseIp("127.0.0.1")!;
+const lanIfaces = async () => [
+  { name: "eth0", prefixes: [{ ip: parseIp("192.0.2.10")!, bits: 24 }], defaultRoute4: false, defaultRoute6: false },
+];
+
+let sandbox: Sandbox;
+let admin: KubeClient;
+
+/** A client whose requests can be made to fail as if the API were unreachable. */
+function cuttable(inner: KubeClient) {
+  const state = { cut: false };
+  const client: KubeClient = {
+    request: (req) =>
+      state.cut ? Promise.resolve({ status: 0, body: { message: "cut by test" } }) : inner.request(req),
+    watch: (path, q, line, done) => inner.watch(path, q, line, done),
+    close: () => inner.close(),
+  };
+  return { client, state };
+}
+
+interface Member {
+  name: string;
+  speaker: Speaker;
+  claims: () => readonly AnnounceClaim[];
+  cut: { cut: boolean };
+}
+const members = new Map<string, Member>();
+
+function startMember(name: string): Member {
+  let current: readonly AnnounceClaim[] = [];
+  const announcer: SpeakerAnnouncer = {
+    reconcile: (c) => {
+      current = c;
+    },
+    telemetry: () => ({ layer2: [], layer2Drops: [] }),
+    close: () => undefined,
+  };
+  const { client, state } = cuttable(createKubeClient(kc()));
+  const speaker = createSpeaker({
+    client,
+    namespace: ns,
+    nodeName: name,
+    logger: logger.child({ n: name }),
+    createAnnouncer: async () => ({ ok: true, value: announcer }),
+    heartbeatPort: 0,
+    heartbeatAddress: loopback,
+    timing,
+    handoffMs: 100,
+    scanInterfaces: lanIfaces,
+  });
+  const m = { name, speaker, claims: () => current, cut: state };
+  members.set(name, m);
+  void speaker.start();
+  return m;
+}
+
+function kc(): KubeConfig {
+  const k = new KubeConfig();
+  k.loadFromString(sandbox.kubeconfigYaml);
+  return k;
+}
+
+async function create(path: string, body: unknown) {
+  const r = await admin.request({ method: "POST", path, body });
+  if (r.status !== 201) throw new Error(`POST ${path}: ${r.status} ${JSON.stringify(r.body)}`);
+  return r.body;
+}
+
+async function until<T>(what: string, f: () => T | undefined | false | Promise<T | undefined | false>, ms = 5_000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await f();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+const owners = (ip: IpAddress) =>
+  [...members.values()].filter((m) => m.claims().some((c) => formatIp(c.ip) === formatIp(ip))).map((m) => m.name);
+
+async function service(name: string, ip: string, spec: Record<string, unknown> = {}) {
+  await create(`/api/v1/namespaces/${ns}/services`, {
+    metadata: { name, namespace: ns },
+    spec: { type: "LoadBalancer", ports: [{ port: 80 }], ...spec },
+  });
+  const r = await admin.request({
+    method: "PATCH",
+    path: `/api/v1/namespaces/${ns}/services/${name}/status`,
+    body: { status: { loadBalancer: { ingress: [{ ip }] } } },
+  });
+  expect(r.status).toBe(200);
+}
+
+beforeAll(async () => {
+  sandbox = await startSandbox();
+  admin = createKubeClient(kc());
+  await create("/api/v1/namespaces", { metadata: { name: ns } });
+  await create(`/api/v1/namespaces/${ns}/configmaps`, {
+    metadata: { name: "pools", namespace: ns, labels: { "lodestone.dev/pools": "true" } },
+    data: { "pools.yaml": "- name: lan\n  addresses: [192.0.2.100-192.0.2.199]\n" },
+  });
+  for (const n of ["node1", "node2", "node3"]) {
+    await create("/api/v1/nodes", {
+      metadata: { name: n, labels: { "kubernetes.io/hostname": n } },
+      status: {
+        conditions: [{ type: "Ready", status: "True" }],
+        addresses: [{ type: "InternalIP", address: "127.0.0.1" }],
+      },
+    });
+    startMember(n);
+  }
+});
+
+afterAll(async () => {
+  await Promise.all([...members.values()].map((m) => m.speaker.stop()));
+  await admin?.close();
+  await sandbox?.stop();
+});
+
+async function get(path: string): Promise<Record<string, unknown>> {
+  const r = await admin.request({ method: "GET", path });
+  return r.body as Record<string, unknown>;
+}
+const annotationOf = async (name: string) =>
+  ((await get(`/api/v1/namespaces/${ns}/services/${name}`))["metadata"] as { annotations?: Record<string, string> })
+    .annotations?.[ANNOUNCING_ANNOTATION];
+const eventsOf = async (name: string) =>
+  (
+    (await get(`/api/v1/namespaces/${ns}/events`))["items"] as {
+      involvedObject: { name: string };
+      reason: string;
+      message: string;
+    }[]
+  ).filter((e) => e.involvedObject.name === name);
+const single = (ip: IpAddress) => () => (owners(ip).length === 1 ? owners(ip)[0] : undefined);
+
+/** The single owner once it has not changed for 400 ms (a rejoining speaker takes its IPs back after a settle). */
+async function stableOwner(ip: IpAddress): Promise<string> {
+  let last: string | undefined;
+  let since = Date.now();
+  return until("a stable owner", () => {
+    const o = single(ip)();
+    if (o !== last) {
+      last = o;
+      since = Date.now();
+    }
+    return o !== undefined && Date.now() - since >= 400 ? o : undefined;
+  });
+}
+const allReady = () =>
+  until("all speakers ready", () => [...members.values()].every((m) => m.speaker.readiness().ready));
+
+describe("speaker component against the sandbox", () => {
+  const vip = parseIp("192.0.2.100")!;
+
+  it("exactly one speaker announces a Service's IP, and records it on the Service", async () => {
+    await allReady();
+    await service("web", "192.0.2.100");
+    const owner = await until("an owner", single(vip));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(owners(vip)).toEqual([owner]);
+    expect(await until("annotation", () => annotationOf("web"))).toBe(owner);
+    const events = await until("Announcing event", async () => {
+      const e = (await eventsOf("web")).filter((x) => x.reason === "Announcing");
+      return e.length > 0 ? e : undefined;
+    });
+    expect(events[0]!.message).toBe(`Announcing 192.0.2.100 from node ${owner} on eth0`);
+  });
+
+  it("a speaker that dies (no goodbye) is replaced within deadAfterMs plus a tick", async () => {
+    const owner = await stableOwner(vip);
+    const m = members.get(owner)!;
+    m.cut.cut = true; // keep it from withdrawing through the API; stop() then closes the socket like a crash
+    const t0 = performance.now();
+    await m.speaker.stop();
+    members.delete(owner);
+    const next = await until("a new owner", single(vip));
+    const took = performance.now() - t0;
+    expect(next).not.toBe(owner);
+    expect(took).toBeLessThan(timing.deadAfterMs + 400);
+    startMember(owner);
+    await until("the old owner back", () => members.get(owner)!.speaker.readiness().ready);
+  });
+
+  it("handoff: the successor announces before the leaving speaker withdraws", async () => {
+    const owner = await stableOwner(vip);
+    const m = members.get(owner)!;
+    const seen: string[][] = [];
+    const probe = setInterval(() => seen.push(owners(vip)), 5);
+    await m.speaker.handoff();
+    clearInterval(probe);
+    await m.speaker.stop();
+    members.delete(owner);
+    expect(seen.some((o) => o.length === 0)).toBe(false);
+    expect(seen.some((o) => o.length === 2)).toBe(true);
+    expect(await until("successor", single(vip))).not.toBe(owner);
+    startMember(owner);
+    await until("the old owner back", () => members.get(owner)!.speaker.readiness().ready);
+  });
+
+  it("fencing: a speaker cut from the API withdraws, and a peer takes over only after that", async () => {
+    const owner = await stableOwner(vip);
+    const m = members.get(owner)!;
+    const seen: string[][] = [];
+    const probe = setInterval(() => seen.push(owners(vip)), 5);
+    m.cut.cut = true;
+    const next = await until("a new owner", () => (owners(vip)[0] !== owner ? single(vip)() : undefined), 5_000);
+    clearInterval(probe);
+    expect(next).not.toBe(owner);
+    expect(m.claims()).toEqual([]);
+    expect(seen.some((o) => o.length === 2)).toBe(false);
+    m.cut.cut = false;
+    await until("the fenced speaker back", () => m.speaker.readiness().ready);
+  });
+
+  it("externalTrafficPolicy Local follows the ready endpoints", async () => {
+    const ip = parseIp("192.0.2.101")!;
+    await service("local", "192.0.2.101", { externalTrafficPolicy: "Local" });
+    await until("a NotAnnounced event", async () =>
+      (await eventsOf("local")).some((e) => e.reason === "NotAnnounced" && /local endpoint/.test(e.message)),
+    );
+    expect(owners(ip)).toEqual([]);
+    for (const node of ["node2", "node3"]) {
+      await create(`/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices`, {
+        metadata: { name: `local-${node}`, namespace: ns, labels: { "kubernetes.io/service-name": "local" } },
+        addressType: "IPv4",
+        endpoints: [{ addresses: ["10.0.0.1"], nodeName: node, conditions: { ready: node === "node3" } }],
+      });
+    }
+    expect(await until("owner node3", single(ip))).toBe("node3");
+  });
+});
