@@ -12,6 +12,7 @@ const commands: Readonly<Record<string, () => Promise<Command>>> = {
   "check-config": () => import("./check-config.ts").then((m) => m.command),
   sandbox: () => import("./sandbox.ts").then((m) => m.command),
   run: () => import("./run.ts").then((m) => m.command),
+  announce: () => import("./announce.ts").then((m) => m.command),
 };
 
 function version(): string {

@@ -188,3 +188,23 @@ export const refusal = {
     field,
   }),
 };
+
+/** Layer-2 announcement failures (src/net): what keeps this node from answering for its IPs. */
+export const NetCodes = {
+  /** No CAP_NET_RAW: AF_PACKET sockets are refused (run as root or grant NET_RAW). */
+  permission: "LODESTONE_E_NET_PERMISSION",
+  /** The AF_PACKET addon was not built (no compiler at `npm ci`). */
+  addonMissing: "LODESTONE_E_NET_ADDON_MISSING",
+  /** An interface to announce on is missing or unusable. */
+  interfaceUnusable: "LODESTONE_E_NET_INTERFACE",
+  /** The interface scan (`ip -j addr`) failed. */
+  scanFailed: "LODESTONE_E_NET_SCAN",
+  /** Any other socket error (open, bind, filter, multicast join), with the errno name in the message. */
+  socket: "LODESTONE_E_NET_SOCKET",
+} as const;
+export type NetCode = (typeof NetCodes)[keyof typeof NetCodes];
+
+export interface NetError {
+  readonly code: NetCode;
+  readonly message: string;
+}

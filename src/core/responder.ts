@@ -34,6 +34,8 @@ export const DropReason = {
   DadProbe: "dad-probe",
   /** The reply could not be sent (the transport reported an error). */
   SendFailed: "send-failed",
+  /** The kernel dropped frames before we read them (socket receive queue full). */
+  QueueOverflow: "queue-overflow",
 } as const;
 export type DropReason = (typeof DropReason)[keyof typeof DropReason];
 

@@ -1,0 +1,404 @@
+import type { Logger } from "pino";
+import { err, NetCodes, ok, type NetError, type Result } from "../core/errors.ts";
+import { formatMac, sameMac, type Mac } from "../core/frames/ethernet.ts";
+import { ipv6MulticastMac, solicitedNodeAddress } from "../core/frames/ndp.ts";
+import { gratuitousFrames, gratuitousRoundAt, type GratuitousSchedule } from "../core/gratuitous.ts";
+import { interfacesFor, type InterfaceSnapshot, type NetInterface } from "../core/interfaces.ts";
+import { formatIp, ipKey, type IpAddress } from "../core/ip.ts";
+import { DropReason, respond, type Ownership } from "../core/responder.ts";
+import type { Layer2Counters, TelemetrySnapshot } from "../core/telemetry.ts";
+import { scanInterfaces, watchInterfaces, type InterfaceWatch } from "./interfaces.ts";
+import {
+  checkPacketAccess,
+  ETH_P_ALL,
+  neighbourSolicitationFilter,
+  openPacketSocket,
+  type PacketSocket,
+} from "./packet-socket.ts";
+
+/** "Own this IP": what the speaker hands the announcer. */
+export interface Claim {
+  /** Who the IP is for, e.g. "namespace/service" (logs only). */
+  readonly key: string;
+  readonly ip: IpAddress;
+  /** The pool's `announce.interfaces`; when absent the interface is chosen by subnet, then default route. */
+  readonly interfaces?: readonly string[];
+  readonly gratuitous: GratuitousSchedule;
+}
+
+export interface ReconcileReport {
+  readonly announced: readonly {
+    readonly key: string;
+    readonly ip: IpAddress;
+    readonly interfaces: readonly string[];
+  }[];
+  /** Claims answered on no interface at all, and why. */
+  readonly unannounced: readonly { readonly key: string; readonly ip: IpAddress; readonly error: NetError }[];
+}
+
+export interface Announcer {
+  /** Declarative: exactly these IPs are owned from now on. New ones get a gratuitous burst; removed ones stop being answered at once. */
+  reconcile(claims: readonly Claim[]): ReconcileReport;
+  /** Starts the gratuitous burst of an owned IP again (e.g. after a switch port flap); false when not owned. */
+  announceNow(ip: IpAddress): boolean;
+  telemetry(): Pick<TelemetrySnapshot, "layer2" | "layer2Drops">;
+  close(): Promise<void>;
+}
+
+export interface AnnouncerOptions {
+  readonly logger: Logger;
+  /** Milliseconds clock for burst schedules (Date.now by default). */
+  readonly now?: () => number;
+  /** Interface scan (iproute2 by default); tests may inject a fixed one. */
+  readonly scan?: () => Promise<InterfaceSnapshot>;
+  /** Follow interface changes with `ip monitor` plus a periodic rescan (default true). */
+  readonly watch?: boolean;
+}
+
+interface Link {
+  readonly name: string;
+  readonly index: number;
+  readonly mac: Mac;
+  readonly socket: PacketSocket;
+  /** Solicited-node multicast MACs joined, with how many owned IPs need each. */
+  readonly groups: Map<string, number>;
+}
+
+interface Owned {
+  readonly claim: Claim;
+  readonly interfaces: Set<string>;
+}
+
+interface Burst {
+  readonly startedAt: number;
+  sent: number;
+  timer: NodeJS.Timeout | undefined;
+  schedule: GratuitousSchedule;
+}
+
+const pairKey = (iface: string, ip: IpAddress): string => `${iface}|${ipKey(ip)}`;
+
+export async function createAnnouncer(options: AnnouncerOptions): Promise<Result<Announcer, NetError>> {
+  const access = checkPacketAccess();
+  if (!access.ok) return access;
+  const scan = options.scan ?? scanInterfaces;
+  let snapshot: InterfaceSnapshot;
+  try {
+    snapshot = await scan();
+  } catch (e: unknown) {
+    return err({
+      code: NetCodes.scanFailed,
+      message: `listing interfaces: ${e instanceof Error ? e.message : String(e)}`,
+    });
+  }
+  return ok(new Layer2Announcer(options, scan, snapshot));
+}
+
+class Layer2Announcer implements Announcer {
+  private readonly log: Logger;
+  private readonly now: () => number;
+  private readonly links = new Map<string, Link>();
+  private readonly owned = new Map<string, Owned>();
+  private readonly bursts = new Map<string, Burst>();
+  private readonly counters = new Map<string, { -readonly [K in keyof Layer2Counters]: Layer2Counters[K] }>();
+  private readonly drops = new Map<string, { interface: string; reason: string; count: number }>();
+  private readonly watch: InterfaceWatch | undefined;
+  private claims: readonly Claim[] = [];
+  private closed = false;
+
+  private readonly scan: () => Promise<InterfaceSnapshot>;
+  private snapshot: InterfaceSnapshot;
+
+  constructor(options: AnnouncerOptions, scan: () => Promise<InterfaceSnapshot>, snapshot: InterfaceSnapshot) {
+    this.log = options.logger;
+    this.now = options.now ?? Date.now;
+    this.scan = scan;
+    this.snapshot = snapshot;
+    this.watch = options.watch === false ? undefined : watchInterfaces(() => void this.rescan(), this.log);
+  }
+
+  reconcile(claims: readonly Claim[]): ReconcileReport {
+    if (this.closed) return { announced: [], unannounced: [] };
+    this.claims = claims;
+    return this.apply();
+  }
+
+  announceNow(ip: IpAddress): boolean {
+    const o = this.owned.get(ipKey(ip));
+    if (o === undefined) return false;
+    for (const iface of o.interfaces) this.startBurst(iface, o.claim);
+    return true;
+  }
+
+  telemetry(): Pick<TelemetrySnapshot, "layer2" | "layer2Drops"> {
+    for (const link of this.links.values()) {
+      const { drops } = link.socket.kernelStats();
+      if (drops > 0) this.drop(link.name, DropReason.QueueOverflow, drops);
+    }
+    return {
+      layer2: [...this.counters.values()].map((c) => ({ ...c })),
+      layer2Drops: [...this.drops.values()].map((d) => ({ ...d })),
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.watch?.close();
+    for (const b of this.bursts.values()) clearTimeout(b.timer);
+    this.bursts.clear();
+    this.owned.clear();
+    for (const name of [...this.links.keys()]) this.closeLink(name);
+  }
+
+  /** Brings sockets, ownership and bursts in line with `this.claims` and the latest interface snapshot. */
+  private apply(): ReconcileReport {
+    const announced: ReconcileReport["announced"][number][] = [];
+    const unannounced: ReconcileReport["unannounced"][number][] = [];
+    const wanted = new Map<string, { claim: Claim; interfaces: Set<string> }>();
+
+    for (const claim of this.claims) {
+      const key = ipKey(claim.ip);
+      if (wanted.has(key)) continue; // one claim per IP; the speaker groups Services sharing an IP
+      const choice = interfacesFor(claim.ip, this.snapshot, claim.interfaces);
+      const interfaces = new Set<string>();
+      const problems: string[] = choice.skipped.map((s) => `${s.name}: ${s.reason}`);
+      for (const name of choice.interfaces) {
+        const link = this.ensureLink(name);
+        if (link.ok) interfaces.add(name);
+        else problems.push(link.error.message);
+      }
+      wanted.set(key, { claim, interfaces });
+      if (interfaces.size > 0) {
+        announced.push({ key: claim.key, ip: claim.ip, interfaces: [...interfaces] });
+      } else {
+        const message =
+          `${formatIp(claim.ip)} (${claim.key}) is announced on no interface` +
+          (choice.rule === "none" ? ": no interface has a subnet containing it and there is no default route" : "") +
+          (problems.length > 0 ? ` (${problems.join("; ")})` : "");
+        unannounced.push({ key: claim.key, ip: claim.ip, error: { code: NetCodes.interfaceUnusable, message } });
+      }
+    }
+
+    // Releases first, so an IP moving between interfaces is never answered twice.
+    for (const [key, o] of this.owned) {
+      const next = wanted.get(key);
+      for (const iface of [...o.interfaces]) {
+        if (next?.interfaces.has(iface) === true) continue;
+        o.interfaces.delete(iface);
+        this.stopBurst(iface, o.claim.ip);
+        this.leaveGroup(iface, o.claim.ip);
+        this.log.info({ ip: formatIp(o.claim.ip), interface: iface, key: o.claim.key }, "released");
+      }
+      if (next === undefined) this.owned.delete(key);
+    }
+    for (const [key, w] of wanted) {
+      let o = this.owned.get(key);
+      if (o === undefined) {
+        o = { claim: w.claim, interfaces: new Set() };
+        this.owned.set(key, o);
+      } else if (o.claim !== w.claim) {
+        this.owned.set(key, (o = { claim: w.claim, interfaces: o.interfaces }));
+        for (const iface of o.interfaces) {
+          const b = this.bursts.get(pairKey(iface, w.claim.ip));
+          if (b !== undefined) b.schedule = w.claim.gratuitous;
+        }
+      }
+      for (const iface of w.interfaces) {
+        if (o.interfaces.has(iface)) continue;
+        o.interfaces.add(iface);
+        this.joinGroup(iface, w.claim.ip);
+        this.log.info({ ip: formatIp(w.claim.ip), interface: iface, key: w.claim.key }, "claimed");
+        this.startBurst(iface, w.claim);
+      }
+    }
+    for (const name of [...this.links.keys()]) {
+      if (![...this.owned.values()].some((o) => o.interfaces.has(name))) this.closeLink(name);
+    }
+    for (const u of unannounced) this.log.warn({ code: u.error.code, ip: formatIp(u.ip) }, u.error.message);
+    return { announced, unannounced };
+  }
+
+  private async rescan(): Promise<void> {
+    let next: InterfaceSnapshot;
+    try {
+      next = await this.scan();
+    } catch (e: unknown) {
+      this.log.warn(
+        { err: e instanceof Error ? e.message : String(e) },
+        "interface rescan failed; keeping the previous view",
+      );
+      return;
+    }
+    if (this.closed || sameSnapshot(this.snapshot, next)) return;
+    this.snapshot = next;
+    this.log.info("interfaces changed; re-evaluating announcements");
+    this.apply();
+  }
+
+  private ensureLink(name: string): Result<Link, NetError> {
+    const iface = this.snapshot.interfaces.find((i) => i.name === name);
+    const existing = this.links.get(name);
+    if (
+      existing !== undefined &&
+      iface !== undefined &&
+      iface.index === existing.index &&
+      iface.mac !== undefined &&
+      sameMac(iface.mac, existing.mac)
+    ) {
+      return ok(existing);
+    }
+    if (existing !== undefined) this.closeLink(name); // re-created or new MAC: owned IPs re-join and re-announce
+    if (iface?.mac === undefined)
+      return err({ code: NetCodes.interfaceUnusable, message: `${name}: no such Ethernet interface` });
+    const opened = openPacketSocket({ ifindex: iface.index, protocol: ETH_P_ALL, filter: neighbourSolicitationFilter });
+    if (!opened.ok) return err({ code: opened.error.code, message: `${name}: ${opened.error.message}` });
+    const link: Link = { name, index: iface.index, mac: iface.mac, socket: opened.value, groups: new Map() };
+    link.socket.onFrame((frame) => this.onFrame(link, frame));
+    this.links.set(name, link);
+    this.log.debug({ interface: name, mac: formatMac(iface.mac) }, "listening for ARP and NDP");
+    return ok(link);
+  }
+
+  private closeLink(name: string): void {
+    const link = this.links.get(name);
+    if (link === undefined) return;
+    link.socket.close();
+    this.links.delete(name);
+    for (const o of this.owned.values()) {
+      if (o.interfaces.delete(name)) this.stopBurst(name, o.claim.ip);
+    }
+  }
+
+  private onFrame(link: Link, frame: Uint8Array): void {
+    const ownership = (ip: IpAddress): Ownership => {
+      const o = this.owned.get(ipKey(ip));
+      return o === undefined ? "none" : o.interfaces.has(link.name) ? "here" : "elsewhere";
+    };
+    const decision = respond(frame, { name: link.name, mac: link.mac, ownership });
+    if (decision.kind === "drop") {
+      this.drop(link.name, decision.reason);
+      return;
+    }
+    const c = this.counter(link.name, decision.ip);
+    c.requests++;
+    const sent = link.socket.send(decision.frame);
+    if (sent.ok) c.replies++;
+    else {
+      this.drop(link.name, DropReason.SendFailed);
+      this.log.debug({ interface: link.name, err: sent.error.message }, "reply not sent");
+    }
+  }
+
+  private startBurst(iface: string, claim: Claim): void {
+    this.stopBurst(iface, claim.ip);
+    const burst: Burst = { startedAt: this.now(), sent: 0, timer: undefined, schedule: claim.gratuitous };
+    this.bursts.set(pairKey(iface, claim.ip), burst);
+    this.nextRound(iface, claim.ip, burst);
+  }
+
+  private nextRound(iface: string, ip: IpAddress, burst: Burst): void {
+    const at = gratuitousRoundAt(burst.schedule, burst.startedAt, burst.sent);
+    if (at === undefined) {
+      this.bursts.delete(pairKey(iface, ip));
+      return;
+    }
+    const round = (): void => {
+      burst.timer = undefined;
+      const link = this.links.get(iface);
+      if (link === undefined || this.bursts.get(pairKey(iface, ip)) !== burst) return;
+      for (const frame of gratuitousFrames(ip, link.mac)) {
+        const sent = link.socket.send(frame);
+        if (sent.ok) this.counter(iface, ip).gratuitous++;
+        else
+          this.log.warn({ interface: iface, ip: formatIp(ip), err: sent.error.message }, "gratuitous frame not sent");
+      }
+      burst.sent++;
+      this.nextRound(iface, ip, burst);
+    };
+    const delay = at - this.now();
+    if (delay <= 0) round();
+    else {
+      burst.timer = setTimeout(round, delay);
+      burst.timer.unref();
+    }
+  }
+
+  private stopBurst(iface: string, ip: IpAddress): void {
+    const key = pairKey(iface, ip);
+    clearTimeout(this.bursts.get(key)?.timer);
+    this.bursts.delete(key);
+  }
+
+  /** RFC 4861 §7.2.1: a node joins the solicited-node group of each address, so NSs for the VIP reach us. */
+  private joinGroup(iface: string, ip: IpAddress): void {
+    const link = this.links.get(iface);
+    if (ip.family !== 6 || link === undefined) return;
+    const mac = ipv6MulticastMac(solicitedNodeAddress(ip));
+    const key = formatMac(mac);
+    const count = link.groups.get(key) ?? 0;
+    if (count === 0) {
+      const joined = link.socket.multicast(mac, true);
+      if (!joined.ok)
+        this.log.warn({ interface: iface, group: key, err: joined.error.message }, "multicast join failed");
+    }
+    link.groups.set(key, count + 1);
+  }
+
+  private leaveGroup(iface: string, ip: IpAddress): void {
+    const link = this.links.get(iface);
+    if (ip.family !== 6 || link === undefined) return;
+    const mac = ipv6MulticastMac(solicitedNodeAddress(ip));
+    const key = formatMac(mac);
+    const count = (link.groups.get(key) ?? 0) - 1;
+    if (count > 0) link.groups.set(key, count);
+    else {
+      link.groups.delete(key);
+      link.socket.multicast(mac, false);
+    }
+  }
+
+  private counter(iface: string, ip: IpAddress): { -readonly [K in keyof Layer2Counters]: Layer2Counters[K] } {
+    const key = pairKey(iface, ip);
+    let c = this.counters.get(key);
+    if (c === undefined) {
+      c = { interface: iface, ip: formatIp(ip), requests: 0, replies: 0, gratuitous: 0 };
+      this.counters.set(key, c);
+    }
+    return c;
+  }
+
+  private drop(iface: string, reason: DropReason, count = 1): void {
+    const key = `${iface}|${reason}`;
+    const d = this.drops.get(key);
+    if (d === undefined) this.drops.set(key, { interface: iface, reason, count });
+    else d.count += count;
+  }
+}
+
+function sameInterface(a: NetInterface, b: NetInterface): boolean {
+  return (
+    a.name === b.name &&
+    a.index === b.index &&
+    a.up === b.up &&
+    a.noarp === b.noarp &&
+    a.master === b.master &&
+    (a.mac === undefined ? b.mac === undefined : b.mac !== undefined && sameMac(a.mac, b.mac)) &&
+    a.addresses.length === b.addresses.length &&
+    a.addresses.every(
+      (x, i) => x.ip.value === b.addresses[i]?.ip.value && x.prefixLength === b.addresses[i]?.prefixLength,
+    )
+  );
+}
+
+function sameSnapshot(a: InterfaceSnapshot, b: InterfaceSnapshot): boolean {
+  return (
+    a.defaultRoute[4] === b.defaultRoute[4] &&
+    a.defaultRoute[6] === b.defaultRoute[6] &&
+    a.interfaces.length === b.interfaces.length &&
+    a.interfaces.every((x, i) => {
+      const y = b.interfaces[i];
+      return y !== undefined && sameInterface(x, y);
+    })
+  );
+}
