@@ -90,8 +90,12 @@ export class Api {
     return e === undefined ? fail(notFound({ resource: t.resource, group: t.group, name })) : ok(e);
   }
 
-  /** A list body, items sorted by namespace/name as etcd returns them, with limit/continue. */
-  list(t: ResourceType, namespace: string | undefined, query: URLSearchParams): Outcome<string> {
+  /** The entries of a list request (selectors, limit/continue applied) and its list metadata. */
+  listEntries(
+    t: ResourceType,
+    namespace: string | undefined,
+    query: URLSearchParams,
+  ): Outcome<{ entries: Entry[]; listMeta: JsonObject }> {
     const sel = this.selection(t, query);
     if (!sel.ok) return sel;
     const rv = this.store.resourceVersion;
@@ -125,11 +129,19 @@ export class Api {
         "base64url",
       );
     }
-    const metaJson = JSON.stringify({
+    const listMeta: JsonObject = {
       resourceVersion: String(rv),
       ...(next === "" ? {} : { continue: next, remainingItemCount: filtered.length - page.length }),
-    });
-    const items = page.map(([, e]) => this.viewJson(t, e)).join(",");
+    };
+    return ok({ entries: page.map(([, e]) => e), listMeta });
+  }
+
+  /** A list body, items sorted by namespace/name as etcd returns them, with limit/continue. */
+  list(t: ResourceType, namespace: string | undefined, query: URLSearchParams): Outcome<string> {
+    const r = this.listEntries(t, namespace, query);
+    if (!r.ok) return r;
+    const items = r.value.entries.map((e) => this.viewJson(t, e)).join(",");
+    const metaJson = JSON.stringify(r.value.listMeta);
     return ok(`{"kind":"${t.kind}List","apiVersion":"${apiVersionOf(t)}","metadata":${metaJson},"items":[${items}]}`);
   }
 

@@ -11,7 +11,7 @@ import {
   version,
 } from "./discovery.ts";
 import type { Faults } from "./faults.ts";
-import { isObject, type Json, type JsonObject } from "./json.ts";
+import { isObject, meta, str, type Json, type JsonObject } from "./json.ts";
 import { apiVersionOf, findResource, type ResourceType } from "./resources.ts";
 import {
   badRequest,
@@ -25,6 +25,7 @@ import {
   type ApiError,
 } from "./status.ts";
 import type { StoreEvent } from "./store.ts";
+import { table, wantsTable } from "./table.ts";
 
 const MAX_BODY = 3 * 1024 * 1024;
 /** A watcher further behind than this is cut off (the real server drops slow watchers too). */
@@ -249,6 +250,8 @@ export class Handler {
     if (injected !== undefined) return sendError(res, injected);
     const query = url.searchParams;
     const dryRun = query.getAll("dryRun").includes("All");
+    const asTable = wantsTable(req.headers.accept);
+    const includeObject = query.get("includeObject") ?? "Metadata";
     const { api } = this.#o;
     const t = route.type;
     const reply = (r: { ok: true; value: JsonObject } | { ok: false; error: ApiError }, code = 200): void =>
@@ -261,10 +264,35 @@ export class Handler {
       case "get": {
         if (route.subresource === "finalize") return sendError(res, methodNotAllowed(method, "namespaces/finalize"));
         const r = api.get(t, route.namespace, route.name);
-        return r.ok ? sendJson(res, 200, api.viewJson(t, r.value)) : sendError(res, r.error);
+        if (!r.ok) return sendError(res, r.error);
+        if (asTable) {
+          const tab = table(
+            t,
+            [r.value.obj],
+            [api.view(t, r.value.obj)],
+            { resourceVersion: String(r.value.rv) },
+            includeObject,
+          );
+          return sendJson(res, 200, JSON.stringify(tab));
+        }
+        return sendJson(res, 200, api.viewJson(t, r.value));
       }
       case "list": {
-        const r = api.list(t, route.namespace === "" ? undefined : route.namespace, query);
+        const ns = route.namespace === "" ? undefined : route.namespace;
+        if (asTable) {
+          const r = api.listEntries(t, ns, query);
+          if (!r.ok) return sendError(res, r.error);
+          const objs = r.value.entries.map((e) => e.obj);
+          const tab = table(
+            t,
+            objs,
+            objs.map((o) => api.view(t, o)),
+            r.value.listMeta,
+            includeObject,
+          );
+          return sendJson(res, 200, JSON.stringify(tab));
+        }
+        const r = api.list(t, ns, query);
         return r.ok ? sendJson(res, 200, r.value) : sendError(res, r.error);
       }
       case "watch":
@@ -371,7 +399,24 @@ export class Handler {
     res.flushHeaders();
     const namespace = route.namespace === "" ? undefined : route.namespace;
     const view = t.group;
+    const asTable = wantsTable(req.headers.accept);
+    const includeObject = query.get("includeObject") ?? "Metadata";
+    let columnsSent = false;
+    /** kubectl get -w asks for Table events: one row each, the column definitions with the first. */
+    const tableLine = (type: string, obj: JsonObject): string => {
+      const tab = table(
+        t,
+        [obj],
+        [api.view(t, obj)],
+        { resourceVersion: str(meta(obj)["resourceVersion"]) ?? "" },
+        includeObject,
+        !columnsSent,
+      );
+      columnsSent = true;
+      return `{"type":"${type}","object":${JSON.stringify(tab)}}\n`;
+    };
     const line = (ev: StoreEvent, type: string): string => {
+      if (asTable) return tableLine(type, ev.entry.obj);
       const key = `${view}|${type}`;
       let l = ev.lines.get(key);
       if (l === undefined) {
@@ -420,7 +465,8 @@ export class Handler {
     const initial: string[] = [];
     if (rvText === "" || rv === 0) {
       for (const e of api.store.list(t.storage, namespace)) {
-        if (selected(e.obj)) initial.push(`{"type":"ADDED","object":${api.viewJson(t, e)}}\n`);
+        if (selected(e.obj))
+          initial.push(asTable ? tableLine("ADDED", e.obj) : `{"type":"ADDED","object":${api.viewJson(t, e)}}\n`);
       }
     } else {
       const events = api.store.since(t.storage, rv);

@@ -82,6 +82,51 @@ describe("sandbox with kubectl", () => {
     expect(bad.stderr).toContain("is invalid");
   });
 
+  it("prints server-side tables: EXTERNAL-IP of a LoadBalancer Service, lease holders", async () => {
+    expect(await ok("get", "svc", "-n", ns, "web")).toMatch(
+      /web\s+LoadBalancer\s+10\.\S+\s+192\.0\.2\.10\s+80:3\d{4}\/TCP/,
+    );
+    const lease = manifest(
+      "lease.yaml",
+      `apiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata: {name: lodestone}\nspec: {holderIdentity: node-a, leaseDurationSeconds: 5}\n`,
+    );
+    await ok("create", "-n", ns, "-f", lease);
+    expect(await ok("get", "leases", "-A")).toMatch(new RegExp(`${ns}\\s+lodestone\\s+node-a`));
+  });
+
+  it("shows events written through events.k8s.io in describe and get events", async () => {
+    const uid = await ok("get", "svc", "web", "-n", ns, "-o", "jsonpath={.metadata.uid}");
+    const ev = manifest(
+      "event.yaml",
+      [
+        "apiVersion: events.k8s.io/v1",
+        "kind: Event",
+        "metadata: {name: web.1}",
+        'eventTime: "2026-01-01T00:00:00.000000Z"',
+        "reportingController: lodestone.dev/controller",
+        "reportingInstance: ctl-1",
+        "action: Allocate",
+        "reason: IPAllocated",
+        "type: Normal",
+        "note: Assigned IP 192.0.2.10",
+        `regarding: {kind: Service, apiVersion: v1, namespace: ${ns}, name: web, uid: ${uid}}`,
+      ].join("\n"),
+    );
+    await ok("create", "-n", ns, "-f", ev);
+    expect(await ok("describe", "svc", "-n", ns, "web")).toMatch(
+      /Events:[\s\S]*IPAllocated\s+\S+\s+lodestone\.dev\/controller\s+Assigned IP 192\.0\.2\.10/,
+    );
+    expect(await ok("get", "events", "-n", ns)).toMatch(/IPAllocated\s+service\/web\s+Assigned IP/);
+  });
+
+  it("streams changes to kubectl get -w", async () => {
+    const watching = kubectl("get", "svc", "-n", ns, "-w", "--request-timeout=3s");
+    await new Promise((r) => setTimeout(r, 1200));
+    await ok("label", "svc", "web", "-n", ns, "changed=yes");
+    const r = await watching;
+    expect(r.stdout.split("\n").filter((l) => l.startsWith("web ")).length).toBeGreaterThanOrEqual(2);
+  });
+
   it("does a server-side dry run without storing", async () => {
     const file = manifest("dry.yaml", service.replace("name: web", "name: dry"));
     expect(await ok("create", "-n", ns, "-f", file, "--dry-run=server")).toContain(
