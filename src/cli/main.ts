@@ -8,6 +8,7 @@ export interface Command {
 
 /** Every sub-command, loaded lazily so `lodestone --help` never pays for the Kubernetes client. */
 const commands: Readonly<Record<string, () => Promise<Command>>> = {
+  demo: () => import("./demo.ts").then((m) => m.command),
   status: () => import("./status.ts").then((m) => m.command),
   "check-config": () => import("./check-config.ts").then((m) => m.command),
   sandbox: () => import("./sandbox.ts").then((m) => m.command),

@@ -1,0 +1,63 @@
+import { parseArgs } from "node:util";
+import { runDemo } from "../app/demo.ts";
+import type { Command } from "./main.ts";
+
+const help = `Usage: lodestone demo [--no-lab] [--timeout SECONDS]
+
+Starts the embedded Kubernetes API server, declares a pool and LoadBalancer Services (IPv4, IPv6, dual-stack,
+shared, MetalLB-annotated, refused), runs the daemon and prints what a user looks at: kubectl get/describe svc
+and lodestone status. As root it then builds a three-node lab in network namespaces and measures failover.
+Everything it creates is removed at the end, also on Ctrl-C.
+
+  --no-lab            skip the failover lab even as root
+  --timeout SECONDS   how long to wait for the allocations (default 60)`;
+
+export const command: Command = {
+  summary: "show Lodestone at work on the embedded API server (what `npm run demo` runs)",
+  async run(args) {
+    let values;
+    try {
+      ({ values } = parseArgs({
+        args: [...args],
+        options: {
+          "no-lab": { type: "boolean", default: false },
+          timeout: { type: "string", default: "60" },
+          help: { type: "boolean", short: "h" },
+        },
+        strict: true,
+        allowPositionals: false,
+      }));
+    } catch (e: unknown) {
+      console.error(`lodestone demo: ${e instanceof Error ? e.message : String(e)}\n\n${help}`);
+      return 2;
+    }
+    if (values.help === true) {
+      console.log(help);
+      return 0;
+    }
+    const timeout = Number(values.timeout);
+    if (!Number.isFinite(timeout) || timeout <= 0) {
+      console.error(`lodestone demo: --timeout needs a positive number of seconds, not "${values.timeout}"`);
+      return 2;
+    }
+    const abort = new AbortController();
+    const onSignal = (): void => {
+      console.log("\nInterrupted: cleaning up…");
+      abort.abort();
+    };
+    process.once("SIGINT", onSignal);
+    process.once("SIGTERM", onSignal);
+    try {
+      const code = await runDemo({
+        print: (text) => console.log(text),
+        signal: abort.signal,
+        timeoutMs: timeout * 1000,
+        lab: values["no-lab"] !== true,
+      });
+      return abort.signal.aborted ? 130 : code;
+    } finally {
+      process.off("SIGINT", onSignal);
+      process.off("SIGTERM", onSignal);
+    }
+  },
+};
