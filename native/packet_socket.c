@@ -24,6 +24,7 @@
 #define MAX_FRAME 65536
 /* Frames handed to JavaScript per readiness event, so one busy socket cannot starve the event loop. */
 #define MAX_BATCH 256
+#define RCVBUF_BYTES (4 * 1024 * 1024)
 
 typedef struct psock {
   int fd;
@@ -167,6 +168,12 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
 
   int fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return throw_errno(env, "socket(AF_PACKET, SOCK_RAW)", errno);
+  /* A deeper receive queue rides out event-loop pauses (GC, a busy node) under an ARP storm: the default
+   * (~200 KB) holds only ~300 frames. FORCE needs CAP_NET_ADMIN; without it the kernel caps at rmem_max. */
+  int rcvbuf = RCVBUF_BYTES;
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf) != 0) {
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+  }
   if (filter != NULL && attach_filter(fd, filter, filter_len) != 0) {
     int err = errno;
     close(fd);

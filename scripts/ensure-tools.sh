@@ -5,7 +5,7 @@
 set -uo pipefail
 declare -A pkg_of=(
   [kubectl]=kubernetes-client [arping]=arping [ndisc6]=ndisc6 [tcpdump]=tcpdump [tshark]=tshark
-  [ip]=iproute2 [buildah]=buildah [debootstrap]=debootstrap
+  [ip]=iproute2 [buildah]=buildah [debootstrap]=debootstrap [openssl]=openssl
 )
 missing=()
 for tool in "${!pkg_of[@]}"; do

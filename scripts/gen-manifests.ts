@@ -1,7 +1,22 @@
-// npm run gen:manifests — writes deploy/manifests/lodestone.yaml, the chart rendered with its default values.
+// npm run gen:manifests — copies the pool schema of config/schema.json into the chart's values.schema.json, then
+// writes deploy/manifests/lodestone.yaml, the chart rendered with its default values.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, relative } from "node:path";
-import { chartDigest, findHelmTemplate, manifestFromRender, manifestPath, renderChart, repoRoot } from "./lib/chart.ts";
+import * as prettier from "prettier";
+import {
+  chartDigest,
+  findHelmTemplate,
+  manifestFromRender,
+  manifestPath,
+  renderChart,
+  repoRoot,
+  valuesSchemaWithPools,
+  valuesSchemaPath,
+} from "./lib/chart.ts";
+
+const schema = JSON.stringify(valuesSchemaWithPools(), null, 2);
+const options = (await prettier.resolveConfig(valuesSchemaPath)) ?? {};
+writeFileSync(valuesSchemaPath, await prettier.format(schema, { ...options, parser: "json" }));
 
 const tool = findHelmTemplate();
 if (tool === undefined) {

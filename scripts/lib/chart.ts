@@ -11,6 +11,8 @@ const run = promisify(execFile);
 export const repoRoot = resolve(import.meta.dirname, "../..");
 export const chartDir = join(repoRoot, "deploy/helm/lodestone");
 export const manifestPath = join(repoRoot, "deploy/manifests/lodestone.yaml");
+export const valuesSchemaPath = join(chartDir, "values.schema.json");
+export const poolSchemaPath = join(repoRoot, "config/schema.json");
 export const manifestRelease = { name: "lodestone", namespace: "lodestone-system" } as const;
 
 /**
@@ -40,6 +42,18 @@ export function chartDigest(dir: string = chartDir): string {
       .update("\0");
   }
   return hash.digest("hex");
+}
+
+type JsonObject = Record<string, unknown>;
+
+/**
+ * values.schema.json with `definitions.pool` set to one pool of config/schema.json (generated from the zod schema
+ * the daemon parses with), so `helm install` rejects exactly the pools the daemon would.
+ */
+export function valuesSchemaWithPools(): JsonObject {
+  const values = JSON.parse(readFileSync(valuesSchemaPath, "utf8")) as JsonObject & { definitions: JsonObject };
+  const pools = JSON.parse(readFileSync(poolSchemaPath, "utf8")) as { items: JsonObject };
+  return { ...values, definitions: { ...values.definitions, pool: pools.items } };
 }
 
 export interface RenderOptions {

@@ -1,23 +1,26 @@
 import type { Command } from "./main.ts";
 
-const HELP = `Usage: lodestone sandbox [--port N] [--address A] [--kubeconfig PATH] [--rbac]
+const HELP = `Usage: lodestone sandbox [--port N] [--address A] [--kubeconfig PATH] [--rbac] [--tls[=false]]
 
-Runs the embedded Kubernetes API server (plain HTTP) until SIGINT/SIGTERM and writes a kubeconfig for it.
+Runs the embedded Kubernetes API server until SIGINT/SIGTERM and writes a kubeconfig for it.
 
   --port N           TCP port (default 6443; 0 = ephemeral)
   --address A        listen address (default 127.0.0.1)
   --kubeconfig PATH  where to write the kubeconfig (default: a file in the temp directory)
-  --rbac             authenticate bearer tokens and enforce RBAC (ServiceAccount tokens via /_sandbox/tokens)`;
+  --rbac             authenticate bearer tokens and enforce RBAC (ServiceAccount tokens via /_sandbox/tokens)
+  --tls              HTTPS with a self-signed certificate (default: on with --rbac, since kubectl sends no
+                     credentials over plain HTTP; off otherwise)`;
 
 interface Flags {
   port: number;
   address: string;
   kubeconfig: string | undefined;
   rbac: boolean;
+  tls: boolean | undefined;
 }
 
 function parseFlags(args: readonly string[]): Flags | string {
-  const flags: Flags = { port: 6443, address: "127.0.0.1", kubeconfig: undefined, rbac: false };
+  const flags: Flags = { port: 6443, address: "127.0.0.1", kubeconfig: undefined, rbac: false, tls: undefined };
   for (let i = 0; i < args.length; i++) {
     const arg = args[i] ?? "";
     const [name, inline] = arg.includes("=")
@@ -48,6 +51,9 @@ function parseFlags(args: readonly string[]): Flags | string {
       case "--rbac":
         flags.rbac = inline === undefined || inline === "true";
         break;
+      case "--tls":
+        flags.tls = inline === undefined || inline === "true";
+        break;
       default:
         return `unknown flag ${arg}`;
     }
@@ -74,6 +80,7 @@ export const command: Command = {
         port: flags.port,
         host: flags.address,
         rbac: flags.rbac,
+        ...(flags.tls === undefined ? {} : { tls: flags.tls }),
         ...(flags.kubeconfig === undefined ? {} : { kubeconfigPath: flags.kubeconfig }),
       });
     } catch (err: unknown) {

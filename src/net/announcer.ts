@@ -13,6 +13,7 @@ import {
   ETH_P_ALL,
   neighbourSolicitationFilter,
   openPacketSocket,
+  type OpenOptions,
   type PacketSocket,
 } from "./packet-socket.ts";
 
@@ -53,7 +54,16 @@ export interface AnnouncerOptions {
   readonly scan?: () => Promise<InterfaceSnapshot>;
   /** Follow interface changes with `ip monitor` plus a periodic rescan (default true). */
   readonly watch?: boolean;
+  /** The link-layer transport (the AF_PACKET addon by default); unit tests inject a fake. */
+  readonly transport?: Transport;
 }
+
+export interface Transport {
+  readonly checkAccess: () => Result<void, NetError>;
+  readonly open: (options: OpenOptions) => Result<PacketSocket, NetError>;
+}
+
+const packetTransport: Transport = { checkAccess: checkPacketAccess, open: openPacketSocket };
 
 interface Link {
   readonly name: string;
@@ -79,7 +89,7 @@ interface Burst {
 const pairKey = (iface: string, ip: IpAddress): string => `${iface}|${ipKey(ip)}`;
 
 export async function createAnnouncer(options: AnnouncerOptions): Promise<Result<Announcer, NetError>> {
-  const access = checkPacketAccess();
+  const access = (options.transport ?? packetTransport).checkAccess();
   if (!access.ok) return access;
   const scan = options.scan ?? scanInterfaces;
   let snapshot: InterfaceSnapshot;
@@ -97,6 +107,7 @@ export async function createAnnouncer(options: AnnouncerOptions): Promise<Result
 class Layer2Announcer implements Announcer {
   private readonly log: Logger;
   private readonly now: () => number;
+  private readonly transport: Transport;
   private readonly links = new Map<string, Link>();
   private readonly owned = new Map<string, Owned>();
   private readonly bursts = new Map<string, Burst>();
@@ -112,6 +123,7 @@ class Layer2Announcer implements Announcer {
   constructor(options: AnnouncerOptions, scan: () => Promise<InterfaceSnapshot>, snapshot: InterfaceSnapshot) {
     this.log = options.logger;
     this.now = options.now ?? Date.now;
+    this.transport = options.transport ?? packetTransport;
     this.scan = scan;
     this.snapshot = snapshot;
     this.watch = options.watch === false ? undefined : watchInterfaces(() => void this.rescan(), this.log);
@@ -251,7 +263,11 @@ class Layer2Announcer implements Announcer {
     if (existing !== undefined) this.closeLink(name); // re-created or new MAC: owned IPs re-join and re-announce
     if (iface?.mac === undefined)
       return err({ code: NetCodes.interfaceUnusable, message: `${name}: no such Ethernet interface` });
-    const opened = openPacketSocket({ ifindex: iface.index, protocol: ETH_P_ALL, filter: neighbourSolicitationFilter });
+    const opened = this.transport.open({
+      ifindex: iface.index,
+      protocol: ETH_P_ALL,
+      filter: neighbourSolicitationFilter,
+    });
     if (!opened.ok) return err({ code: opened.error.code, message: `${name}: ${opened.error.message}` });
     const link: Link = { name, index: iface.index, mac: iface.mac, socket: opened.value, groups: new Map() };
     link.socket.onFrame((frame) => this.onFrame(link, frame));

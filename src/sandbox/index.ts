@@ -1,17 +1,19 @@
 import { randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer as createTlsServer } from "node:https";
 import type { AddressInfo, Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Api } from "./api.ts";
 import { Faults, type FailNext } from "./faults.ts";
 import { kubeconfigYaml } from "./kubeconfig.ts";
-import { Rbac } from "./rbac.ts";
+import { Rbac, selfSubjectAccessReview } from "./rbac.ts";
 import { findResource } from "./resources.ts";
 import { Handler, sendError, sendJson } from "./server.ts";
 import { badRequest, notFoundPath } from "./status.ts";
 import { Store } from "./store.ts";
+import { selfSignedCertificate } from "./tls.ts";
 
 export { Faults } from "./faults.ts";
 export type { FailNext, FaultMatch, FaultState } from "./faults.ts";
@@ -25,6 +27,11 @@ export interface SandboxOptions {
   readonly kubeconfigPath?: string;
   /** Authenticate bearer tokens and enforce RBAC (see README). */
   readonly rbac?: boolean;
+  /**
+   * Serve HTTPS with a fresh self-signed certificate (needs the openssl command). Default: on in RBAC mode,
+   * because kubectl sends no credentials over plain HTTP; off otherwise.
+   */
+  readonly tls?: boolean;
   /** Watch events kept per resource for watches that resume from a resourceVersion (default 10,000). */
   readonly historySize?: number;
   /** Interval of BOOKMARK events on watches that allow them (default 5 s). */
@@ -32,8 +39,10 @@ export interface SandboxOptions {
 }
 
 export interface Sandbox {
-  /** Base URL, e.g. http://127.0.0.1:41234 */
+  /** Base URL, e.g. http://127.0.0.1:41234 (https:// with TLS) */
   readonly url: string;
+  /** With TLS: the self-signed certificate (PEM) to trust; it is also in the kubeconfigs. */
+  readonly ca: string | undefined;
   readonly port: number;
   readonly kubeconfigPath: string;
   readonly kubeconfigYaml: string;
@@ -108,14 +117,20 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
   const handler: Handler = new Handler({
     api,
     faults,
-    gate: (req, attrs) => (opts.rbac === true ? rbac.check(req.headers.authorization, attrs) : undefined),
+    gate: (req, attrs) => (opts.rbac === true ? rbac.check(req.headers, attrs) : undefined),
+    accessReview: (req, review) =>
+      selfSubjectAccessReview(opts.rbac === true ? rbac : undefined, rbac.authenticate(req.headers), review),
     address: () => `${host}:${port}`,
     bookmarkIntervalMs: opts.bookmarkIntervalMs ?? 5000,
     extra,
   });
 
   async function listen(): Promise<void> {
-    const s = createServer({ keepAliveTimeout: 60_000 }, (req, res) => handler.handle(req, res));
+    const serve = (req: IncomingMessage, res: ServerResponse): void => handler.handle(req, res);
+    const s: Server =
+      certificate === undefined
+        ? createServer({ keepAliveTimeout: 60_000 }, serve)
+        : createTlsServer({ keepAliveTimeout: 60_000, key: certificate.key, cert: certificate.cert }, serve);
     s.on("connection", (sock) => {
       sockets.add(sock);
       sock.on("close", () => sockets.delete(sock));
@@ -132,9 +147,11 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     server = s;
   }
 
+  const certificate = (opts.tls ?? opts.rbac === true) ? selfSignedCertificate(host) : undefined;
   await listen();
-  const url = `http://${hostInUrl}:${port}`;
-  const yaml = kubeconfigYaml(url, "lodestone-sandbox-admin", adminToken);
+  const url = `${certificate === undefined ? "http" : "https"}://${hostInUrl}:${port}`;
+  const ca = certificate?.cert;
+  const yaml = kubeconfigYaml(url, "lodestone-sandbox-admin", adminToken, "default", ca);
   const kubeconfigPath = opts.kubeconfigPath ?? join(tmpdir(), `lodestone-sandbox-${process.pid}-${port}.kubeconfig`);
   writeFileSync(kubeconfigPath, yaml, { mode: 0o600 });
   let minted = 0;
@@ -143,7 +160,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     serviceAccount: string,
   ): { token: string; kubeconfigYaml: string; kubeconfigPath: string } {
     const token = rbac.tokenFor(namespace, serviceAccount);
-    const y = kubeconfigYaml(url, `system:serviceaccount:${namespace}:${serviceAccount}`, token, namespace);
+    const y = kubeconfigYaml(url, `system:serviceaccount:${namespace}:${serviceAccount}`, token, namespace, ca);
     const path = `${kubeconfigPath}.${namespace}.${serviceAccount}.${++minted}`;
     writeFileSync(path, y, { mode: 0o600 });
     return { token, kubeconfigYaml: y, kubeconfigPath: path };
@@ -151,6 +168,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
 
   return {
     url,
+    ca,
     port,
     kubeconfigPath,
     kubeconfigYaml: yaml,

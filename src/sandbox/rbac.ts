@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import type { IncomingHttpHeaders } from "node:http";
 import type { Api } from "./api.ts";
 import { isObject, meta, str, type Json, type JsonObject } from "./json.ts";
 import type { RequestAttributes } from "./server.ts";
@@ -26,12 +27,31 @@ const list = (v: Json | undefined): string[] =>
   Array.isArray(v) ? v.filter((x): x is string => typeof x === "string") : [];
 const has = (values: readonly string[], want: string): boolean => values.includes("*") || values.includes(want);
 
+/** What RBAC decides on (the authorizer's attributes; SubjectAccessReview's resourceAttributes). */
+export interface AuthzAttributes {
+  readonly verb: string;
+  readonly group: string;
+  readonly resource: string;
+  readonly subresource: string;
+  readonly namespace: string;
+  readonly name: string;
+}
+
+export const authzAttributes = (a: RequestAttributes): AuthzAttributes => ({
+  verb: a.verb,
+  group: a.type.group,
+  resource: a.type.resource,
+  subresource: a.subresource,
+  namespace: a.type.namespaced ? a.namespace : "",
+  name: a.name,
+});
+
 /** Does one PolicyRule allow the request? Same matching as k8s.io/kubernetes/plugin/pkg/auth/authorizer/rbac. */
-function ruleAllows(rule: JsonObject, a: RequestAttributes): boolean {
+function ruleAllows(rule: JsonObject, a: AuthzAttributes): boolean {
   if (!has(list(rule["verbs"]), a.verb)) return false;
-  if (!has(list(rule["apiGroups"]), a.type.group)) return false;
+  if (!has(list(rule["apiGroups"]), a.group)) return false;
   const resources = list(rule["resources"]);
-  const combined = a.subresource === "" ? a.type.resource : `${a.type.resource}/${a.subresource}`;
+  const combined = a.subresource === "" ? a.resource : `${a.resource}/${a.subresource}`;
   const resOk =
     resources.includes("*") ||
     resources.includes(combined) ||
@@ -76,9 +96,23 @@ export class Rbac {
     return token;
   }
 
-  authenticate(authorization: string | undefined): UserInfo | undefined {
-    const m = /^Bearer\s+(\S+)$/i.exec(authorization ?? "");
+  /**
+   * The user of a request: its bearer token, then `Impersonate-User`/`Impersonate-Group` (kubectl --as, --as-group)
+   * when the token's user is in system:masters. Undefined: not authenticated.
+   */
+  authenticate(headers: IncomingHttpHeaders): UserInfo | undefined {
+    const m = /^Bearer\s+(\S+)$/i.exec(headers.authorization ?? "");
     const user = m === null ? undefined : this.#tokens.get(m[1] ?? "");
+    const as = headers["impersonate-user"];
+    if (user !== undefined && user.groups.includes("system:masters") && typeof as === "string" && as !== "") {
+      const sa = /^system:serviceaccount:([^:]+):([^:]+)$/.exec(as);
+      const rawGroups = headers["impersonate-group"];
+      const groups = (Array.isArray(rawGroups) ? rawGroups : rawGroups === undefined ? [] : [rawGroups]).flatMap((g) =>
+        g.split(","),
+      );
+      const base = sa === null ? { name: as, groups: [] as string[] } : serviceAccountUser(sa[1] ?? "", sa[2] ?? "");
+      return { ...base, groups: [...new Set([...base.groups, ...groups, "system:authenticated"])] };
+    }
     if (user?.serviceAccount !== undefined) {
       const sa = this.#api.store.get("serviceaccounts", user.serviceAccount.namespace, user.serviceAccount.name);
       if (sa === undefined) return undefined;
@@ -88,11 +122,12 @@ export class Rbac {
 
   /** undefined when allowed, else the Status to send. Non-resource paths (discovery, /version) are open to any
    * authenticated user, as the default system:discovery binding makes them. */
-  check(authorization: string | undefined, attrs: RequestAttributes | undefined): ApiError | undefined {
-    const user = this.authenticate(authorization);
+  check(headers: IncomingHttpHeaders, attrs: RequestAttributes | undefined): ApiError | undefined {
+    const user = this.authenticate(headers);
     if (user === undefined) return unauthorized();
-    if (attrs === undefined || user.groups.includes("system:masters")) return undefined;
-    if (this.allows(user, attrs)) return undefined;
+    // Every authenticated user may ask what it may do (system:basic-user), and read discovery.
+    if (attrs === undefined || attrs.type.resource === "selfsubjectaccessreviews") return undefined;
+    if (this.allows(user, authzAttributes(attrs))) return undefined;
     return forbidden(
       user.name,
       attrs.verb,
@@ -104,12 +139,13 @@ export class Rbac {
     );
   }
 
-  allows(user: UserInfo, a: RequestAttributes): boolean {
+  allows(user: UserInfo, a: AuthzAttributes): boolean {
+    if (user.groups.includes("system:masters")) return true;
     const store = this.#api.store;
     for (const b of store.list("clusterrolebindings.rbac.authorization.k8s.io", undefined)) {
       if (this.#bindingAllows(b.obj, "", user, a)) return true;
     }
-    if (a.type.namespaced && a.namespace !== "") {
+    if (a.namespace !== "") {
       for (const b of store.list("rolebindings.rbac.authorization.k8s.io", a.namespace)) {
         if (this.#bindingAllows(b.obj, a.namespace, user, a)) return true;
       }
@@ -117,7 +153,7 @@ export class Rbac {
     return false;
   }
 
-  #bindingAllows(binding: JsonObject, namespace: string, user: UserInfo, a: RequestAttributes): boolean {
+  #bindingAllows(binding: JsonObject, namespace: string, user: UserInfo, a: AuthzAttributes): boolean {
     const subjects = Array.isArray(binding["subjects"]) ? binding["subjects"].filter(isObject) : [];
     if (!subjects.some((s) => subjectMatches(s, user, namespace))) return false;
     const ref = isObject(binding["roleRef"]) ? binding["roleRef"] : {};
@@ -139,4 +175,37 @@ export function roleRefChanged(old: JsonObject, obj: JsonObject): boolean {
   return (
     JSON.stringify(old["roleRef"] ?? null) !== JSON.stringify(obj["roleRef"] ?? null) && meta(old)["name"] !== undefined
   );
+}
+
+/** `kubectl auth can-i`: a SelfSubjectAccessReview answered for the requesting user (everyone may ask). */
+export function selfSubjectAccessReview(
+  rbac: Rbac | undefined,
+  user: UserInfo | undefined,
+  review: JsonObject,
+): JsonObject {
+  const spec = isObject(review["spec"]) ? review["spec"] : {};
+  const ra = isObject(spec["resourceAttributes"]) ? spec["resourceAttributes"] : undefined;
+  let allowed = rbac === undefined;
+  if (!allowed && user !== undefined) {
+    if (ra === undefined)
+      allowed = true; // non-resource URLs: discovery is open to authenticated users
+    else {
+      const a: AuthzAttributes = {
+        verb: str(ra["verb"]) ?? "",
+        group: str(ra["group"]) ?? "",
+        resource: str(ra["resource"]) ?? "",
+        subresource: str(ra["subresource"]) ?? "",
+        namespace: str(ra["namespace"]) ?? "",
+        name: str(ra["name"]) ?? "",
+      };
+      allowed = rbac?.allows(user, a) ?? true;
+    }
+  }
+  return {
+    kind: "SelfSubjectAccessReview",
+    apiVersion: "authorization.k8s.io/v1",
+    metadata: { creationTimestamp: null },
+    spec,
+    status: { allowed, ...(allowed ? { reason: "RBAC: allowed by the sandbox's bindings" } : {}) },
+  };
 }

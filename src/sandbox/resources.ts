@@ -83,6 +83,10 @@ export const resourceTypes: readonly ResourceType[] = [
   rt("rbac.authorization.k8s.io", "rolebindings", "RoleBinding", true),
   rt("rbac.authorization.k8s.io", "clusterroles", "ClusterRole", false),
   rt("rbac.authorization.k8s.io", "clusterrolebindings", "ClusterRoleBinding", false),
+  // Only `create` is answered (kubectl auth can-i); nothing is stored.
+  rt("authorization.k8s.io", "selfsubjectaccessreviews", "SelfSubjectAccessReview", false),
+  // So the Helm chart's rendered objects can be installed (stored only: nothing runs its pods).
+  rt("apps", "daemonsets", "DaemonSet", true, { shortNames: ["ds"], status: true, generation: true }),
 ];
 
 export const apiVersionOf = (t: ResourceType): string => (t.group === "" ? t.version : `${t.group}/${t.version}`);

@@ -24,6 +24,7 @@ import {
   tooLarge,
   type ApiError,
 } from "./status.ts";
+import { decodeProtobuf } from "./protobuf.ts";
 import type { StoreEvent } from "./store.ts";
 import { table, wantsTable } from "./table.ts";
 
@@ -49,6 +50,8 @@ export interface HandlerOptions {
   readonly gate: Gate;
   readonly address: () => string;
   readonly bookmarkIntervalMs: number;
+  /** Answers a SelfSubjectAccessReview for the requesting user. */
+  readonly accessReview: (req: IncomingMessage, review: JsonObject) => JsonObject;
   /** Extra paths served before the API (the fault endpoint, token minting). */
   readonly extra: (
     req: IncomingMessage,
@@ -157,7 +160,7 @@ export function sendError(res: ServerResponse, e: ApiError): void {
   );
 }
 
-function readBody(req: IncomingMessage): Promise<string | undefined> {
+function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -166,24 +169,20 @@ function readBody(req: IncomingMessage): Promise<string | undefined> {
       size += c.length;
       if (size <= MAX_BODY) chunks.push(c);
     });
-    req.on("end", () => resolve(size > MAX_BODY ? undefined : Buffer.concat(chunks).toString("utf8")));
+    req.on("end", () => resolve(size > MAX_BODY ? undefined : Buffer.concat(chunks)));
     req.on("error", reject);
   });
 }
 
-/** Decodes a create/update body: JSON, or YAML when the client says so. */
-function decodeBody(text: string, contentType: string): { ok: true; value: Json } | { ok: false; error: ApiError } {
+/** Decodes a create/update body: JSON, YAML when the client says so, or protobuf for the kinds kubectl sends so. */
+function decodeBody(body: Buffer, contentType: string): { ok: true; value: Json } | { ok: false; error: ApiError } {
   const type = (contentType.split(";")[0] ?? "").trim();
-  if (type.includes("protobuf"))
-    return {
-      ok: false,
-      error: {
-        code: 415,
-        reason: "UnsupportedMediaType",
-        message: `the body of the request was in an unknown format - accepted media types include: application/json, application/yaml`,
-      },
-    };
+  if (type === "application/vnd.kubernetes.protobuf") {
+    const r = decodeProtobuf(body);
+    return r.ok ? r : { ok: false, error: { code: 415, reason: "UnsupportedMediaType", message: r.error } };
+  }
   try {
+    const text = body.toString("utf8");
     const value = (type === "application/yaml" ? parseYaml(text) : JSON.parse(text)) as Json;
     return { ok: true, value };
   } catch (err: unknown) {
@@ -222,7 +221,7 @@ export class Handler {
     const url = new URL(req.url ?? "/", "http://sandbox");
     const path = url.pathname;
     const method = req.method ?? "GET";
-    if (this.#o.extra(req, res, path, () => readBody(req))) return;
+    if (this.#o.extra(req, res, path, () => readBody(req).then((b) => b?.toString("utf8")))) return;
     const route = parseResourcePath(path);
     if (route === undefined) {
       const denied = this.#o.gate(req, undefined, path);
@@ -256,7 +255,7 @@ export class Handler {
     const t = route.type;
     const reply = (r: { ok: true; value: JsonObject } | { ok: false; error: ApiError }, code = 200): void =>
       r.ok ? sendJson(res, code, api.written(t, r.value)) : sendError(res, r.error);
-    const needBody = async (): Promise<{ ok: true; value: string } | { ok: false; error: ApiError }> => {
+    const needBody = async (): Promise<{ ok: true; value: Buffer } | { ok: false; error: ApiError }> => {
       const text = await readBody(req);
       return text === undefined ? { ok: false, error: tooLarge() } : { ok: true, value: text };
     };
@@ -302,6 +301,8 @@ export class Handler {
         if (!b.ok) return sendError(res, b.error);
         const d = decodeBody(b.value, req.headers["content-type"] ?? "application/json");
         if (!d.ok) return sendError(res, d.error);
+        if (t.resource === "selfsubjectaccessreviews")
+          return sendJson(res, 201, JSON.stringify(this.#o.accessReview(req, isObject(d.value) ? d.value : {})));
         return reply(api.create(t, route.namespace, d.value, dryRun), 201);
       }
       case "update": {
@@ -330,7 +331,7 @@ export class Handler {
             route.name,
             route.subresource,
             req.headers["content-type"] ?? "",
-            b.value,
+            b.value.toString("utf8"),
             dryRun,
           ),
         );
@@ -339,7 +340,7 @@ export class Handler {
         const b = await needBody();
         if (!b.ok) return sendError(res, b.error);
         let opts: Json | undefined;
-        if (b.value.trim() !== "") {
+        if (b.value.toString("utf8").trim() !== "") {
           const d = decodeBody(b.value, "application/json");
           if (!d.ok) return sendError(res, d.error);
           opts = d.value;

@@ -20,7 +20,8 @@ const bah = ["--storage-driver", "vfs"];
 const samples = existsSync(join(repoRoot, "config/samples"))
   ? readdirSync(join(repoRoot, "config/samples")).filter((f) => /\.ya?ml$/.test(f))
   : [];
-const hasCheckConfig = existsSync(join(repoRoot, "src/cli/check-config.ts")) && samples.length > 0;
+const sample = samples.includes("pools.yaml") ? "pools.yaml" : samples.find((f) => !f.includes("broken"));
+const hasCheckConfig = existsSync(join(repoRoot, "src/cli/check-config.ts")) && sample !== undefined;
 
 async function sh(cmd: string, args: readonly string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
@@ -89,7 +90,7 @@ describe.skipIf(!isRoot || !hasTools)("the Lodestone image", () => {
   });
 
   it.skipIf(!hasCheckConfig)("checks a sample pool configuration", async () => {
-    const r = await inImage("lodestone", "check-config", `/opt/lodestone/config/samples/${samples[0]!}`);
+    const r = await inImage("lodestone", "check-config", `/opt/lodestone/config/samples/${sample!}`);
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
   });

@@ -4,6 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import { parseAllDocuments } from "yaml";
 import {
   chartDigest,
@@ -13,6 +15,8 @@ import {
   recordedDigest,
   renderChart,
   repoRoot,
+  valuesSchemaPath,
+  valuesSchemaWithPools,
 } from "../../scripts/lib/chart.ts";
 
 type Obj = Record<string, unknown> & { kind?: string; metadata?: { name?: string; namespace?: string } };
@@ -58,6 +62,17 @@ interface Rule {
 }
 function rules(objs: readonly Obj[], kind: "ClusterRole" | "Role"): Rule[] {
   return (find(objs, kind) as unknown as { rules: Rule[] }).rules;
+}
+
+const run = promisify(execFile);
+async function lodestone(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [join(repoRoot, "bin/lodestone.js"), ...args]);
+    return { code: 0, stdout, stderr };
+  } catch (err: unknown) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
 }
 
 const committed = readFileSync(manifestPath, "utf8");
@@ -126,6 +141,12 @@ describe("deploy/manifests/lodestone.yaml", () => {
   });
 });
 
+describe("values.schema.json", () => {
+  it("checks pools with config/schema.json, the schema the daemon parses with (`npm run gen:manifests`)", () => {
+    expect(JSON.parse(readFileSync(valuesSchemaPath, "utf8"))).toEqual(valuesSchemaWithPools());
+  });
+});
+
 describe.skipIf(tool === undefined)("chart rendering", () => {
   let dir = "";
   beforeAll(() => {
@@ -147,6 +168,12 @@ describe.skipIf(tool === undefined)("chart rendering", () => {
     const pools = objects(cm.data["pools.yaml"]!)[0] as unknown;
     const expected = (objects(readFileSync(values, "utf8"))[0] as { pools: unknown }).pools;
     expect(pools).toEqual(expected);
+    // The daemon's own parser accepts what the chart rendered.
+    const file = join(dir, "pools-configmap.yaml");
+    writeFileSync(file, JSON.stringify(cm));
+    const check = await lodestone("check-config", file);
+    expect(check.stderr).toBe("");
+    expect(check.code).toBe(0);
   });
 
   it("renders no pool ConfigMap without pools", async () => {
@@ -204,6 +231,12 @@ describe.skipIf(tool === undefined)("chart rendering", () => {
       set: [],
       values: "pools: [{name: a, addresses: 192.0.2.0/24}]",
       error: /addresses/,
+    },
+    {
+      desc: "pool name with a space",
+      set: [],
+      values: "pools: [{name: my pool, addresses: [192.0.2.1]}]",
+      error: /name/,
     },
     { desc: "pool without a name", set: [], values: "pools: [{addresses: [192.0.2.0/24]}]", error: /name/ },
     {

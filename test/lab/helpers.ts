@@ -100,7 +100,7 @@ export function tsharkFields(file: string, display: string, fields: readonly str
   const out = execFileSync(
     "tshark",
     ["-r", file, "-Y", display, "-T", "fields", "-E", "separator=|", ...fields.flatMap((f) => ["-e", f])],
-    { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] },
+    { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"], maxBuffer: 256 << 20 },
   );
   return out
     .split("\n")

@@ -154,6 +154,22 @@ describe.skipIf(skip !== undefined)("layer-2 announcer on real interfaces (bridg
     expect(na.stdout.toLowerCase()).not.toContain("target link-layer address");
   });
 
+  it("follows an address appearing and disappearing on an interface, without a restart", async () => {
+    const ip = "198.51.100.100";
+    const first = await a1.reconcile([{ key: "lab/follow", ip, gratuitous: { intervalMs: 1000, count: 0 } }]);
+    expect(first["unannounced"]).toEqual([expect.objectContaining({ ip, code: "LODESTONE_E_NET_INTERFACE" })]);
+    const answered = async (): Promise<boolean | undefined> =>
+      (await arping(ip)).stdout.toLowerCase().includes(one.mac) ? true : undefined;
+    await lab.run(one.ns, ["ip", "addr", "add", "198.51.100.1/24", "dev", "eth0"]);
+    expect(await waitFor(answered, 5000, 100), "answers once its subnet appears on eth0").toBe(true);
+    await lab.run(one.ns, ["ip", "addr", "del", "198.51.100.1/24", "dev", "eth0"]);
+    expect(
+      await waitFor(async () => ((await answered()) === true ? undefined : false), 5000, 100),
+      "stops once the subnet is gone",
+    ).toBe(false);
+    await a1.reconcile([]);
+  });
+
   it("refuses without CAP_NET_RAW with LODESTONE_E_NET_PERMISSION, not a crash", async () => {
     const r = await lab.exec(
       client.ns,

@@ -1,0 +1,241 @@
+import { pino } from "pino";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { err, NetCodes, ok } from "../../src/core/errors.ts";
+import { arpFrame, ArpOp, decodeArpFrame } from "../../src/core/frames/arp.ts";
+import { BROADCAST_MAC, formatMac, parseMac } from "../../src/core/frames/ethernet.ts";
+import { decodeNdpFrame } from "../../src/core/frames/ndp.ts";
+import type { InterfaceSnapshot, NetInterface } from "../../src/core/interfaces.ts";
+import { parseIp, type IpAddress } from "../../src/core/ip.ts";
+import { createAnnouncer, type Announcer, type Claim, type Transport } from "../../src/net/announcer.ts";
+import type { PacketSocket } from "../../src/net/packet-socket.ts";
+
+/** A transport that records what the announcer sends and lets the test deliver frames. */
+class FakeSocket implements PacketSocket {
+  readonly sent: Uint8Array[] = [];
+  readonly groups = new Set<string>();
+  closed = false;
+  private handler: ((frame: Uint8Array) => void) | undefined;
+  send(frame: Uint8Array) {
+    this.sent.push(frame);
+    return ok(frame.length);
+  }
+  onFrame(handler: (frame: Uint8Array) => void): void {
+    this.handler = handler;
+  }
+  deliver(frame: Uint8Array): void {
+    this.handler?.(frame);
+  }
+  multicast(mac: Uint8Array, join: boolean) {
+    if (join) this.groups.add(formatMac(mac));
+    else this.groups.delete(formatMac(mac));
+    return ok(undefined);
+  }
+  allMulticast() {
+    return ok(undefined);
+  }
+  kernelStats() {
+    return { packets: 0, drops: 0 };
+  }
+  close(): void {
+    this.closed = true;
+  }
+}
+
+const ipOf = (t: string): IpAddress => parseIp(t)!;
+const nic = (name: string, index: number, mac: string, cidrs: string[]): NetInterface => ({
+  name,
+  index,
+  mac: parseMac(mac),
+  up: true,
+  noarp: false,
+  loopback: false,
+  master: undefined,
+  addresses: cidrs.map((c) => ({ ip: ipOf(c.split("/")[0]!), prefixLength: Number(c.split("/")[1]) })),
+});
+const snapshot: InterfaceSnapshot = {
+  interfaces: [
+    nic("eth0", 2, "02:00:00:00:00:01", ["192.0.2.1/24", "2001:db8::1/64"]),
+    nic("eth1", 3, "02:00:00:00:00:02", ["198.51.100.1/24"]),
+  ],
+  defaultRoute: { 4: undefined, 6: undefined },
+};
+const client = parseMac("02:00:00:00:00:99")!;
+const request = (target: string): Uint8Array =>
+  arpFrame(
+    {
+      op: ArpOp.Request,
+      senderMac: client,
+      senderIp: ipOf("192.0.2.99"),
+      targetMac: new Uint8Array(6),
+      targetIp: ipOf(target),
+    },
+    BROADCAST_MAC,
+  );
+const claim = (ip: string, gratuitous: Claim["gratuitous"] = { intervalMs: 1100, count: 5 }): Claim => ({
+  key: `ns/${ip}`,
+  ip: ipOf(ip),
+  gratuitous,
+});
+
+let sockets: Map<number, FakeSocket>;
+let announcer: Announcer;
+
+async function start(transport?: Partial<Transport>): Promise<void> {
+  sockets = new Map();
+  const created = await createAnnouncer({
+    logger: pino({ level: "silent" }),
+    scan: async () => snapshot,
+    watch: false,
+    transport: {
+      checkAccess: () => ok(undefined),
+      open: (o) => {
+        const s = new FakeSocket();
+        sockets.set(o.ifindex, s);
+        return ok(s);
+      },
+      ...transport,
+    },
+  });
+  if (!created.ok) throw new Error(created.error.message);
+  announcer = created.value;
+}
+const eth0 = (): FakeSocket => sockets.get(2)!;
+const eth1 = (): FakeSocket => sockets.get(3)!;
+
+describe("Announcer (fake transport, fake clock)", () => {
+  beforeEach(async () => {
+    vi.useFakeTimers();
+    await start();
+  });
+  afterEach(async () => {
+    await announcer.close();
+    vi.useRealTimers();
+  });
+
+  it("sends a gratuitous round at once, then every intervalMs, count rounds in all", () => {
+    announcer.reconcile([claim("192.0.2.10", { intervalMs: 1100, count: 3 })]);
+    expect(eth0().sent).toHaveLength(2); // ARP request + reply
+    vi.advanceTimersByTime(1099);
+    expect(eth0().sent).toHaveLength(2);
+    vi.advanceTimersByTime(1);
+    expect(eth0().sent).toHaveLength(4);
+    vi.advanceTimersByTime(10_000);
+    expect(eth0().sent).toHaveLength(6);
+    const ops = eth0().sent.map((f) => {
+      const d = decodeArpFrame(f);
+      return d.ok ? d.value.op : 0;
+    });
+    expect(ops).toEqual([1, 2, 1, 2, 1, 2]);
+  });
+
+  it("keeps refreshing every refreshSeconds after the burst", () => {
+    announcer.reconcile([claim("192.0.2.10", { intervalMs: 1000, count: 1, refreshSeconds: 60 })]);
+    vi.advanceTimersByTime(59_999);
+    expect(eth0().sent).toHaveLength(2);
+    vi.advanceTimersByTime(60_001);
+    expect(eth0().sent).toHaveLength(6);
+  });
+
+  it("answers only for owned IPs on their interface, and stops at release", () => {
+    announcer.reconcile([
+      claim("192.0.2.10", { intervalMs: 1000, count: 0 }),
+      claim("198.51.100.10", { intervalMs: 1000, count: 0 }),
+    ]);
+    eth0().deliver(request("192.0.2.10"));
+    eth0().deliver(request("192.0.2.11"));
+    eth0().deliver(request("198.51.100.10")); // owned, but announced on eth1
+    expect(eth0().sent).toHaveLength(1);
+    const reply = decodeArpFrame(eth0().sent[0]!);
+    expect(reply.ok && [reply.value.op, formatMac(reply.value.senderMac), formatMac(reply.value.targetMac)]).toEqual([
+      ArpOp.Reply,
+      "02:00:00:00:00:01",
+      "02:00:00:00:00:99",
+    ]);
+
+    announcer.reconcile([claim("198.51.100.10", { intervalMs: 1000, count: 0 })]);
+    expect(eth0().closed).toBe(true); // nothing left to answer on eth0
+    eth1().deliver(request("198.51.100.10"));
+    expect(eth1().sent).toHaveLength(1);
+    expect(announcer.telemetry()).toEqual({
+      layer2: [
+        { interface: "eth0", ip: "192.0.2.10", requests: 1, replies: 1, gratuitous: 0 },
+        { interface: "eth1", ip: "198.51.100.10", requests: 1, replies: 1, gratuitous: 0 },
+      ],
+      layer2Drops: [
+        { interface: "eth0", reason: "not-owned", count: 1 },
+        { interface: "eth0", reason: "other-interface", count: 1 },
+      ],
+    });
+  });
+
+  it("stops a running burst at release", () => {
+    announcer.reconcile([claim("192.0.2.10"), claim("192.0.2.20")]);
+    const before = eth0().sent.length;
+    announcer.reconcile([claim("192.0.2.20")]);
+    vi.advanceTimersByTime(10_000);
+    const ips = eth0()
+      .sent.slice(before)
+      .map((f) => {
+        const d = decodeArpFrame(f);
+        return d.ok ? d.value.senderIp.value : 0n;
+      });
+    expect(new Set(ips)).toEqual(new Set([ipOf("192.0.2.20").value]));
+  });
+
+  it("joins the solicited-node group of an owned IPv6, sends unsolicited NAs, and leaves at release", () => {
+    announcer.reconcile([claim("2001:db8::100", { intervalMs: 1000, count: 2 })]);
+    expect([...eth0().groups]).toEqual(["33:33:ff:00:01:00"]);
+    vi.advanceTimersByTime(1000);
+    const nas = eth0().sent.map((f) => decodeNdpFrame(f));
+    expect(nas.map((n) => n.ok && n.value.type === 136 && n.value.override && !n.value.solicited)).toEqual([
+      true,
+      true,
+    ]);
+    announcer.reconcile([claim("2001:db8::100"), claim("2001:db8::1:0:100")]); // same low 24 bits: one group
+    expect([...eth0().groups]).toEqual(["33:33:ff:00:01:00"]);
+    announcer.reconcile([claim("2001:db8::1:0:100")]);
+    expect([...eth0().groups]).toEqual(["33:33:ff:00:01:00"]);
+    announcer.reconcile([]);
+    expect(eth0().closed).toBe(true);
+  });
+
+  it("announceNow restarts the burst of an owned IP and refuses others", () => {
+    announcer.reconcile([claim("192.0.2.10", { intervalMs: 1000, count: 1 })]);
+    expect(announcer.announceNow(ipOf("192.0.2.10"))).toBe(true);
+    expect(announcer.announceNow(ipOf("192.0.2.77"))).toBe(false);
+    expect(eth0().sent).toHaveLength(4);
+  });
+
+  it("reports IPs it cannot place on any interface", () => {
+    const report = announcer.reconcile([claim("203.0.113.5"), { ...claim("192.0.2.5"), interfaces: ["eth9"] }]);
+    expect(report.announced).toEqual([]);
+    expect(report.unannounced.map((u) => [u.error.code, u.error.message])).toEqual([
+      [NetCodes.interfaceUnusable, expect.stringContaining("no interface has a subnet containing it")],
+      [NetCodes.interfaceUnusable, expect.stringContaining("eth9: missing")],
+    ]);
+  });
+});
+
+describe("createAnnouncer errors", () => {
+  it("returns LODESTONE_E_NET_PERMISSION without CAP_NET_RAW", async () => {
+    const created = await createAnnouncer({
+      logger: pino({ level: "silent" }),
+      watch: false,
+      transport: {
+        checkAccess: () => err({ code: NetCodes.permission, message: "need CAP_NET_RAW" }),
+        open: () => err({ code: NetCodes.permission, message: "need CAP_NET_RAW" }),
+      },
+    });
+    expect(created).toEqual({ ok: false, error: { code: "LODESTONE_E_NET_PERMISSION", message: "need CAP_NET_RAW" } });
+  });
+
+  it("returns LODESTONE_E_NET_SCAN when interfaces cannot be listed", async () => {
+    const created = await createAnnouncer({
+      logger: pino({ level: "silent" }),
+      watch: false,
+      scan: () => Promise.reject(new Error("ip: not found")),
+      transport: { checkAccess: () => ok(undefined), open: () => err({ code: NetCodes.socket, message: "x" }) },
+    });
+    expect(created.ok ? "" : created.error.code).toBe("LODESTONE_E_NET_SCAN");
+  });
+});
