@@ -6,6 +6,7 @@ import { startHealthServer, type HealthServer } from "../http/server.ts";
 import { createKubeClient, loadKubeConfig, type KubeClient } from "../kube/client.ts";
 import { defaultLeaseTimings, type LeaseTimings } from "../kube/lease.ts";
 import { classMatches, createController, type Controller } from "./controller.ts";
+import { speakerComponent } from "./speaker-component.ts";
 
 /** What every component beside the controller is given (the speaker, and whatever comes next). */
 export interface ComponentContext {
@@ -49,7 +50,9 @@ export interface DaemonOptions {
   /** Run the speaker component (default true; `--speaker=false` turns it off). */
   readonly speaker?: boolean;
   readonly lease?: Partial<LeaseTimings> & { readonly name?: string };
-  /** Extra components (tests, the demo); the speaker is added from `speakerFactory` when enabled. */
+  /** Replaces the default speaker (tests: fake announcer, loopback heartbeats). */
+  readonly speakerFactory?: ComponentFactory;
+  /** Extra components (tests, the demo); the speaker is added when enabled. */
   readonly components?: readonly ComponentFactory[];
   /** Status writes in flight at once (default 16). */
   readonly workers?: number;
@@ -66,14 +69,6 @@ export interface Daemon {
   readonly metricsPort: number | undefined;
 }
 
-/**
- * The speaker plugs in here (helper "speaker"): a factory turning the shared context into a component.
- * Left undefined, `--speaker` has nothing to start and says so in the log.
- */
-export let speakerFactory: ComponentFactory | undefined;
-export function registerSpeaker(factory: ComponentFactory): void {
-  speakerFactory = factory;
-}
 
 /** Numbers add, lists concatenate, records merge (counters by key add), booleans or. */
 function mergeTelemetry(parts: readonly Partial<TelemetrySnapshot>[]): TelemetrySnapshot {
@@ -123,10 +118,7 @@ export async function startDaemon(options: DaemonOptions, logger: Logger): Promi
     pools: () => controller.pools(),
   };
   const factories = [...(options.components ?? [])];
-  if (options.speaker ?? true) {
-    if (speakerFactory === undefined) logger.warn("speaker requested but not available in this build; running without");
-    else factories.push(speakerFactory);
-  }
+  if (options.speaker ?? true) factories.push(options.speakerFactory ?? speakerComponent());
   const components: DaemonComponent[] = [];
   for (const f of factories) components.push(await f(ctx));
 
