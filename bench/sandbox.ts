@@ -6,6 +6,7 @@
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { Agent, request } from "node:http";
+import { httpRequest } from "./http.ts";
 import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
 
 const SERVICES = Number(process.env["BENCH_SERVICES"] ?? 10_000);
@@ -40,25 +41,7 @@ function http1(
   body?: unknown,
   type = "application/json",
 ): Promise<{ status: number; text: string }> {
-  return new Promise((resolve, reject) => {
-    const data = body === undefined ? undefined : JSON.stringify(body);
-    const req = request(
-      `${base}${path}`,
-      {
-        method,
-        agent,
-        headers: data === undefined ? {} : { "content-type": type, "content-length": Buffer.byteLength(data) },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on("data", (c: Buffer) => chunks.push(c));
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString("utf8") }));
-      },
-    );
-    req.on("error", reject);
-    req.setTimeout(30_000, () => req.destroy(new Error(`timeout ${method} ${path}`)));
-    req.end(data);
-  });
+  return httpRequest(agent, method, `${base}${path}`, body, type);
 }
 
 async function pool(n: number, worker: (i: number) => Promise<void>): Promise<void> {

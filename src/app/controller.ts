@@ -60,8 +60,9 @@ export function classMatches(cls: string | undefined, ours: string | undefined):
   return ours === undefined || ours === "" ? cls === undefined || cls === DEFAULT_CLASS : cls === ours;
 }
 
+/** `have` as written by us is canonical text, so comparing with the canonical form of `want` is enough. */
 const sameIps = (want: readonly IpAddress[], have: readonly string[]): boolean =>
-  want.length === have.length && want.every((ip) => have.some((h) => parseIp(h) !== undefined && h === formatIp(ip)));
+  want.length === have.length && want.every((ip) => have.includes(formatIp(ip)));
 
 const ipList = (ips: readonly IpAddress[]): string => ips.map(formatIp).join(", ");
 

@@ -1,9 +1,8 @@
-import type { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import type { Pool } from "../core/config.ts";
 import { emptyTelemetry, type Readiness, type TelemetrySnapshot } from "../core/telemetry.ts";
 import { startHealthServer, type HealthServer } from "../http/server.ts";
-import { createKubeClient, loadKubeConfig, type KubeClient } from "../kube/client.ts";
+import { createKubeClient, loadKubeConfig, type ApiSource, type KubeClient } from "../kube/client.ts";
 import { defaultLeaseTimings, type LeaseTimings } from "../kube/lease.ts";
 import { classMatches, createController, type Controller } from "./controller.ts";
 import { speakerComponent } from "./speaker-component.ts";
@@ -11,7 +10,7 @@ import { speakerComponent } from "./speaker-component.ts";
 /** What every component beside the controller is given (the speaker, and whatever comes next). */
 export interface ComponentContext {
   readonly client: KubeClient;
-  readonly kubeConfig: KubeConfig;
+  readonly kubeConfig: ApiSource;
   readonly namespace: string;
   readonly nodeName: string;
   readonly logger: Logger;
@@ -37,7 +36,7 @@ export interface DaemonOptions {
   /** kubeconfig file; unset = in-cluster ServiceAccount. Ignored when `kubeConfig` is given. */
   readonly kubeconfig?: string;
   /** An already loaded KubeConfig (tests, the demo: `KubeConfig.loadFromString(sandbox.kubeconfigYaml)`). */
-  readonly kubeConfig?: KubeConfig;
+  readonly kubeConfig?: ApiSource;
   /** The daemon's namespace: pool ConfigMaps, the controller Lease. */
   readonly namespace: string;
   readonly nodeName: string;
@@ -69,7 +68,6 @@ export interface Daemon {
   readonly metricsPort: number | undefined;
 }
 
-
 /** Numbers add, lists concatenate, records merge (counters by key add), booleans or. */
 function mergeTelemetry(parts: readonly Partial<TelemetrySnapshot>[]): TelemetrySnapshot {
   const out: Record<string, unknown> = { ...emptyTelemetry };
@@ -95,7 +93,7 @@ function mergeTelemetry(parts: readonly Partial<TelemetrySnapshot>[]): Telemetry
  * rejects only when something cannot start at all (no kubeconfig, the metrics port taken).
  */
 export async function startDaemon(options: DaemonOptions, logger: Logger): Promise<Daemon> {
-  const kc = options.kubeConfig ?? loadKubeConfig(options.kubeconfig);
+  const kc = options.kubeConfig ?? (await loadKubeConfig(options.kubeconfig));
   const client = createKubeClient(kc);
   const identity = options.identity ?? `${options.nodeName}_${process.pid}`;
   const controller: Controller = createController({

@@ -51,7 +51,7 @@ export const command: Command = {
     }
     let client;
     try {
-      client = createKubeClient(loadKubeConfig(kubeconfig));
+      client = createKubeClient(await loadKubeConfig(kubeconfig));
     } catch (e: unknown) {
       console.error(`lodestone status: cannot load kubeconfig: ${e instanceof Error ? e.message : String(e)}`);
       return 1;

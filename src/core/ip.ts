@@ -25,23 +25,36 @@ export function ip(family: Family, value: bigint): IpAddress {
  */
 export function parseIp(text: string): IpAddress | undefined {
   const t = text.trim();
+  // Decide the family by the colon first: ipaddr.js validates by parsing and catching, and an IPv6 text thrown
+  // at its IPv4 parser costs an exception each time (the sandbox validates every ingress of every status write).
+  if (t.includes(":")) {
+    return !t.includes("%") && ipaddr.IPv6.isValid(t)
+      ? ip(6, bytesToBigint(ipaddr.IPv6.parse(t).toByteArray()))
+      : undefined;
+  }
   if (ipaddr.IPv4.isValidFourPartDecimal(t)) {
     const bytes = ipaddr.IPv4.parse(t).toByteArray();
     return ip(4, bytesToBigint(bytes));
-  }
-  if (t.includes(":") && !t.includes("%") && ipaddr.IPv6.isValid(t)) {
-    return ip(6, bytesToBigint(ipaddr.IPv6.parse(t).toByteArray()));
   }
   return undefined;
 }
 
 /** Canonical text: dotted quad, or RFC 5952 for IPv6 (lower case, longest zero run compressed). */
 export function formatIp(addr: IpAddress): string {
-  const bytes = ipToBytes(addr);
-  return addr.family === 4
-    ? ipaddr.fromByteArray(Array.from(bytes)).toString()
-    : (ipaddr.fromByteArray(Array.from(bytes)) as ipaddr.IPv6).toRFC5952String();
+  let text = formatted.get(addr);
+  if (text === undefined) {
+    const bytes = Array.from(ipToBytes(addr));
+    text =
+      addr.family === 4
+        ? ipaddr.fromByteArray(bytes).toString()
+        : (ipaddr.fromByteArray(bytes) as ipaddr.IPv6).toRFC5952String();
+    formatted.set(addr, text);
+  }
+  return text;
 }
+
+/** Addresses are frozen values formatted again and again (every reconcile compares them): remember the text. */
+const formatted = new WeakMap<IpAddress, string>();
 
 /** Network byte order, 4 or 16 bytes. */
 export function ipToBytes(addr: IpAddress): Uint8Array {

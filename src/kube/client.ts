@@ -1,5 +1,8 @@
-import { HttpMethod, KubeConfig, RequestContext, Watch } from "@kubernetes/client-node";
-import { fetch, type Dispatcher } from "undici";
+import { STATUS_CODES } from "node:http";
+import { request, type Dispatcher } from "undici";
+import { accessSource, lightKubeConfig, type ApiSource } from "./kubeconfig.ts";
+
+export type { ApiSource } from "./kubeconfig.ts";
 
 export type Verb = "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
 export type QueryParams = Readonly<Record<string, string | number | boolean | undefined>>;
@@ -30,8 +33,9 @@ export type WatchLine = (type: string, object: unknown) => void;
 
 /**
  * The one seam to the API server. `request` reuses one connection pool (client-node builds a fresh undici
- * Agent, hence a fresh TLS handshake, for every call; at 10k status writes that dominates). `watch` is
- * client-node's Watch. Tests substitute fakes for both.
+ * Agent, hence a fresh TLS handshake, for every call; at 10k status writes that dominates). `watch` streams
+ * newline-delimited watch events as client-node's Watch does, without loading client-node. Tests substitute
+ * fakes for both.
  */
 export interface KubeClient {
   request(req: KubeRequest): Promise<KubeResponse>;
@@ -39,8 +43,19 @@ export interface KubeClient {
   close(): Promise<void>;
 }
 
-/** Loads `--kubeconfig PATH`, or the in-cluster ServiceAccount when no path is given. */
-export function loadKubeConfig(path?: string): KubeConfig {
+/**
+ * Loads `--kubeconfig PATH`, or the in-cluster ServiceAccount when no path is given. Tokens, client
+ * certificates and CAs are read directly; exec plugins, auth providers and proxies go through client-node's
+ * loader, imported only then. Rejects with the reason when there is no usable configuration.
+ */
+export async function loadKubeConfig(
+  path?: string,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): Promise<ApiSource> {
+  const light = lightKubeConfig(path, env);
+  if (light.kind === "ok") return accessSource(light.access);
+  if (light.kind === "error") throw new Error(light.message);
+  const { KubeConfig } = await import("@kubernetes/client-node");
   const kc = new KubeConfig();
   if (path === undefined || path === "") kc.loadFromCluster();
   else kc.loadFromFile(path);
@@ -48,12 +63,16 @@ export function loadKubeConfig(path?: string): KubeConfig {
 }
 
 const AUTH_TTL_MS = 30_000;
+/** A watch silent this long is presumed dead and ends as a TimeoutError (client-node's Watch does the same). */
+const WATCH_IDLE_MS = 30_000;
 
-export function createKubeClient(kc: KubeConfig): KubeClient {
-  const cluster = kc.getCurrentCluster();
+const timeoutError = (): DOMException => new DOMException("The operation was aborted due to timeout", "TimeoutError");
+
+/** `source` is client-node's KubeConfig (tests, the demo) or what `loadKubeConfig` returns. */
+export function createKubeClient(source: ApiSource): KubeClient {
+  const cluster = source.getCurrentCluster();
   if (cluster === null) throw new Error("kubeconfig has no current cluster");
   const server = cluster.server.replace(/\/+$/, "");
-  const watcher = new Watch(kc);
   let auth: { headers: Record<string, string>; at: number } | undefined;
   let dispatcher: Dispatcher | undefined;
   const dispatchers: Dispatcher[] = [];
@@ -62,47 +81,141 @@ export function createKubeClient(kc: KubeConfig): KubeClient {
   async function headers(): Promise<Record<string, string>> {
     const now = performance.now();
     if (auth !== undefined && now - auth.at < AUTH_TTL_MS) return auth.headers;
-    const ctx = new RequestContext(server, HttpMethod.GET);
-    await kc.applySecurityAuthentication(ctx);
-    if (dispatcher === undefined) {
-      dispatcher = ctx.getDispatcher() as Dispatcher | undefined;
-      if (dispatcher !== undefined) dispatchers.push(dispatcher);
+    const h: Record<string, string> = {};
+    let d: Dispatcher | undefined;
+    await source.applySecurityAuthentication({
+      setHeaderParam: (name, value) => (h[name] = value),
+      setDispatcher: (x) => (d = x),
+    });
+    if (dispatcher === undefined && d !== undefined) {
+      dispatcher = d;
+      dispatchers.push(d);
     }
-    auth = { headers: { ...ctx.getHeaders() }, at: now };
-    return auth.headers;
+    auth = { headers: h, at: now };
+    return h;
   }
+
+  const url = (path: string, query: QueryParams | undefined): URL => {
+    const u = new URL(server + path);
+    for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined) u.searchParams.set(k, String(v));
+    return u;
+  };
 
   return {
     async request(req) {
-      const url = new URL(server + req.path);
-      for (const [k, v] of Object.entries(req.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
       try {
         const h: Record<string, string> = { ...(await headers()), accept: "application/json" };
         if (req.body !== undefined) {
           h["content-type"] =
             req.contentType ?? (req.method === "PATCH" ? "application/merge-patch+json" : "application/json");
         }
-        const res = await fetch(url, {
+        const timeout = req.timeoutMs ?? 30_000;
+        // undici's request(), not fetch(): no WHATWG streams per call and the body written in one go; undici's
+        // own timeouts, not an AbortSignal.timeout() timer per call (thousands alive during a burst).
+        const res = await request(url(req.path, req.query), {
           method: req.method,
           headers: h,
           ...(req.body === undefined ? {} : { body: JSON.stringify(req.body) }),
           ...(dispatcher === undefined ? {} : { dispatcher }),
-          signal: AbortSignal.timeout(req.timeoutMs ?? 30_000),
+          headersTimeout: timeout,
+          bodyTimeout: timeout,
         });
-        const text = await res.text();
+        const text = await res.body.text();
         let body: unknown = text;
         try {
           body = text === "" ? {} : JSON.parse(text);
         } catch {
           // Non-JSON answers (proxies, 502 pages) stay text; the status code still says what happened.
         }
-        const retryAfterMs = parseRetryAfter(res.headers.get("retry-after"));
-        return retryAfterMs === undefined ? { status: res.status, body } : { status: res.status, body, retryAfterMs };
+        const retryAfter = res.headers["retry-after"];
+        const retryAfterMs = parseRetryAfter(
+          Array.isArray(retryAfter) ? (retryAfter[0] ?? null) : (retryAfter ?? null),
+        );
+        return retryAfterMs === undefined
+          ? { status: res.statusCode, body }
+          : { status: res.statusCode, body, retryAfterMs };
       } catch (err: unknown) {
         return { status: 0, body: { message: err instanceof Error ? err.message : String(err) } };
       }
     },
-    watch: (path, query, onLine, done) => watcher.watch(path, query, (type, obj) => onLine(type, obj), done),
+
+    /**
+     * `done` is called exactly once: null when the server ends the watch, the error otherwise (an Error with
+     * `statusCode` for a non-200 answer, a TimeoutError after WATCH_IDLE_MS of silence, an AbortError when the
+     * returned controller aborts it). Lines that are not JSON are skipped.
+     */
+    async watch(path, query, onLine, done) {
+      const controller = new AbortController();
+      let timer: NodeJS.Timeout | undefined;
+      let timedOut = false;
+      let finished = false;
+      const finish = (err: unknown): void => {
+        if (finished) return;
+        finished = true;
+        clearTimeout(timer);
+        controller.abort();
+        done(err !== null && err !== undefined && timedOut ? timeoutError() : err);
+      };
+      const resetTimer = (): void => {
+        clearTimeout(timer);
+        timer = setTimeout(() => {
+          timedOut = true;
+          controller.abort(timeoutError());
+        }, WATCH_IDLE_MS);
+        timer.unref();
+      };
+      try {
+        resetTimer();
+        const res = await request(url(path, { ...query, watch: true }), {
+          method: "GET",
+          headers: { ...(await headers()), accept: "application/json" },
+          ...(dispatcher === undefined ? {} : { dispatcher }),
+          signal: controller.signal,
+          // Silence is judged by WATCH_IDLE_MS; the server ends the watch after its timeoutSeconds.
+          bodyTimeout: 0,
+        });
+        if (res.statusCode !== 200) {
+          await res.body.text().catch(() => "");
+          const error = new Error(STATUS_CODES[res.statusCode] ?? `HTTP ${res.statusCode}`) as Error & {
+            statusCode: number;
+          };
+          error.statusCode = res.statusCode;
+          throw error;
+        }
+        resetTimer();
+        let buffered = "";
+        const line = (text: string): void => {
+          if (text.trim() === "") return;
+          try {
+            const ev = JSON.parse(text) as { type?: unknown; object?: unknown };
+            onLine(String(ev.type), ev.object);
+          } catch {
+            // As client-node: a line that is not JSON (or a callback that throws) does not end the watch.
+          }
+        };
+        res.body.setEncoding("utf8");
+        res.body.on("data", (chunk: string) => {
+          resetTimer();
+          buffered += chunk;
+          let i: number;
+          while ((i = buffered.indexOf("\n")) >= 0) {
+            const text = buffered.slice(0, i);
+            buffered = buffered.slice(i + 1);
+            if (!finished) line(text);
+          }
+        });
+        res.body.on("end", () => {
+          if (!finished) line(buffered);
+          finish(null);
+        });
+        res.body.on("error", finish);
+        res.body.on("close", () => finish(null));
+      } catch (err: unknown) {
+        finish(err);
+      }
+      return controller;
+    },
+
     async close() {
       await Promise.all(dispatchers.map((d) => d.close().catch(() => undefined)));
     },

@@ -1,0 +1,125 @@
+// The daemon's API client without client-node: requests and watches against the embedded API server, over plain
+// HTTP and over HTTPS with the sandbox's CA, from a kubeconfig file read by the light loader.
+import { writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createKubeClient, loadKubeConfig, type KubeClient } from "../../src/kube/client.ts";
+import { startSandbox, type Sandbox } from "../../src/sandbox/index.ts";
+
+let plain: Sandbox;
+let tls: Sandbox;
+
+beforeAll(async () => {
+  plain = await startSandbox();
+  tls = await startSandbox({ tls: true });
+});
+afterAll(async () => {
+  await plain.stop();
+  await tls.stop();
+});
+
+const until = async (cond: () => boolean, ms = 5000): Promise<void> => {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error("condition not met in time");
+    await new Promise((r) => setTimeout(r, 5));
+  }
+};
+
+describe.each([
+  { desc: "plain HTTP", sandbox: () => plain },
+  { desc: "HTTPS with the sandbox's CA", sandbox: () => tls },
+])("light client over $desc", ({ sandbox }) => {
+  let client: KubeClient;
+  beforeAll(async () => {
+    client = createKubeClient(await loadKubeConfig(sandbox().kubeconfigPath, {}));
+  });
+  afterAll(() => client.close());
+
+  it("creates, reads and patches with status codes as data", async () => {
+    const created = await client.request({
+      method: "POST",
+      path: "/api/v1/namespaces/default/configmaps",
+      body: { metadata: { name: "c1" }, data: { a: "1" } },
+    });
+    expect(created.status).toBe(201);
+    const patched = await client.request({
+      method: "PATCH",
+      path: "/api/v1/namespaces/default/configmaps/c1",
+      body: { data: { a: "2" } },
+    });
+    expect(patched.status).toBe(200);
+    expect((patched.body as { data: { a: string } }).data.a).toBe("2");
+    const missing = await client.request({ method: "GET", path: "/api/v1/namespaces/default/configmaps/nope" });
+    expect(missing.status).toBe(404);
+    expect((missing.body as { reason: string }).reason).toBe("NotFound");
+  });
+
+  it("streams watch events in order and reports an abort once", async () => {
+    const seen: string[] = [];
+    const ends: unknown[] = [];
+    const ctl = await client.watch(
+      "/api/v1/namespaces/default/configmaps",
+      { resourceVersion: "0" },
+      (type, obj) => seen.push(`${type} ${(obj as { metadata: { name: string } }).metadata.name}`),
+      (err) => ends.push(err),
+    );
+    for (const name of ["w1", "w2"]) {
+      await client.request({
+        method: "POST",
+        path: "/api/v1/namespaces/default/configmaps",
+        body: { metadata: { name } },
+      });
+    }
+    await client.request({ method: "DELETE", path: "/api/v1/namespaces/default/configmaps/w1" });
+    await until(() => seen.includes("DELETED w1"));
+    expect(seen.filter((s) => / w\d$/.test(s))).toEqual(["ADDED w1", "ADDED w2", "DELETED w1"]);
+    ctl.abort();
+    await until(() => ends.length > 0);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(ends).toHaveLength(1);
+    expect((ends[0] as Error).name).toBe("AbortError");
+  });
+
+  it("ends a watch the server refuses with an error carrying the status code", async () => {
+    const ends: unknown[] = [];
+    await client.watch(
+      "/api/v1/namespaces/default/nosuchthings",
+      {},
+      () => undefined,
+      (err) => ends.push(err),
+    );
+    await until(() => ends.length > 0);
+    expect((ends[0] as { statusCode?: number }).statusCode).toBe(404);
+  });
+
+  it("ends with null when the server closes the watch (timeoutSeconds)", async () => {
+    const ends: unknown[] = [];
+    await client.watch(
+      "/api/v1/namespaces/default/configmaps",
+      { timeoutSeconds: 1 },
+      () => undefined,
+      (err) => ends.push(err),
+    );
+    await until(() => ends.length > 0, 5000);
+    expect(ends).toEqual([null]);
+  });
+});
+
+describe("loadKubeConfig", () => {
+  it("refuses a kubeconfig whose CA file is missing, with the reason", async () => {
+    const path = join(tmpdir(), `lodestone-kc-${process.pid}.yaml`);
+    writeFileSync(
+      path,
+      "apiVersion: v1\ncurrent-context: c\ncontexts: [{name: c, context: {cluster: k, user: u}}]\n" +
+        "clusters: [{name: k, cluster: {server: 'https://127.0.0.1:1', certificate-authority: /nonexistent/ca.pem}}]\n" +
+        "users: [{name: u, user: {token: t}}]\n",
+    );
+    await expect(loadKubeConfig(path, {})).rejects.toThrow(/ENOENT/);
+  });
+
+  it("refuses to guess a cluster outside of one", async () => {
+    await expect(loadKubeConfig(undefined, {})).rejects.toThrow(/KUBERNETES_SERVICE_HOST/);
+  });
+});
