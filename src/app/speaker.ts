@@ -52,6 +52,8 @@ export interface SpeakerAnnouncer {
   /** Declarative: exactly these IPs are owned now. */
   reconcile(claims: readonly AnnounceClaim[]): unknown;
   telemetry(): Pick<TelemetrySnapshot, "layer2" | "layer2Drops">;
+  /** Another host announcing an IP on the wire (see src/net/announcer.ts); absent: hand-offs wait a fixed time. */
+  onForeignAnnouncement?(listener: (seen: { readonly ip: IpAddress }) => void): () => void;
   close(): unknown;
 }
 
@@ -71,7 +73,10 @@ export interface SpeakerContext {
   /** Address to bind the heartbeats to; default: the Node's first InternalIP. */
   readonly heartbeatAddress?: IpAddress;
   readonly timing?: MembershipTiming;
-  /** How long a leaving speaker keeps answering after telling its successors (default 300 ms). */
+  /**
+   * A leaving speaker keeps answering until it sees each of its IPs announced by another host, at most this long
+   * (default 2,000 ms); with an announcer that cannot observe the wire, it waits exactly this long (default 300 ms).
+   */
   readonly handoffMs?: number;
   readonly scanInterfaces?: () => Promise<InterfaceSummary[]>;
 }
@@ -519,12 +524,37 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
       if (leaving) return;
       leaving = true;
       membership.stopping();
+      const started = performance.now();
+      const held = new Set(claimed.map((c) => ipKey(c.ip)));
+      const taken = new Set<string>();
+      let allTaken = (): void => undefined;
+      const everyIpTaken = new Promise<void>((resolve) => (allTaken = resolve));
+      const unsubscribe = announcer?.onForeignAnnouncement?.((seen) => {
+        const k = ipKey(seen.ip);
+        if (!held.has(k)) return;
+        taken.add(k);
+        if (taken.size === held.size) allTaken();
+      });
       // Three copies: one lost datagram must not cost the successors a failure detection.
       for (let i = 0; i < 3; i++) {
         beat("leaving");
         await new Promise((r) => setTimeout(r, 20));
       }
-      await new Promise((r) => setTimeout(r, ctx.handoffMs ?? 300));
+      if (unsubscribe === undefined) {
+        await new Promise((r) => setTimeout(r, ctx.handoffMs ?? 300));
+      } else {
+        if (held.size === 0) allTaken();
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        await Promise.race([everyIpTaken, new Promise((r) => (timer = setTimeout(r, ctx.handoffMs ?? 2_000)))]);
+        clearTimeout(timer);
+        unsubscribe();
+        // The successor's announcement reached us; give hosts on the LAN a moment to process the same frame.
+        if (held.size > 0) await new Promise((r) => setTimeout(r, 50));
+        log.info(
+          { ips: held.size, takenOver: taken.size, ms: Math.round(performance.now() - started) },
+          taken.size === held.size ? "hand-off confirmed on the wire" : "hand-off: not every IP was taken over in time",
+        );
+      }
       await evaluating;
       if (announcer !== undefined) await announcer.reconcile([]);
       claimed = [];

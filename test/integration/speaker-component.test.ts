@@ -19,7 +19,9 @@ const timing: MembershipTiming = {
   deadAfterMs: 200,
   renewIntervalMs: 200,
   fenceAfterMs: 600,
-  leaseDurationMs: 1_200,
+  // Fencing margin (Lease duration minus fence-after) 1.8 s: room for event-loop stalls of a loaded test machine
+  // running three speakers and the API server in one process (production: 10 s - 6 s = 4 s).
+  leaseDurationMs: 2_400,
   maxClockSkewMs: 10_000,
 };
 const ns = `ls-speaker-${process.pid}`;
@@ -52,13 +54,25 @@ interface Member {
 }
 const members = new Map<string, Member>();
 
+/** The LAN as the fake announcers see it: a new claim is a gratuitous announcement every other member hears. */
+const wire = new Map<string, (seen: { ip: IpAddress }) => void>();
+
 function startMember(name: string): Member {
   let current: readonly AnnounceClaim[] = [];
   const announcer: SpeakerAnnouncer = {
     reconcile: (c) => {
+      const before = new Set(current.map((x) => formatIp(x.ip)));
       current = c;
+      for (const claim of c) {
+        if (before.has(formatIp(claim.ip))) continue;
+        for (const [other, hear] of wire) if (other !== name) hear({ ip: claim.ip });
+      }
     },
     telemetry: () => ({ layer2: [], layer2Drops: [] }),
+    onForeignAnnouncement: (listener) => {
+      wire.set(name, listener);
+      return () => wire.delete(name);
+    },
     close: () => undefined,
   };
   const { client, state } = cuttable(createKubeClient(kc()));
@@ -71,7 +85,7 @@ function startMember(name: string): Member {
     heartbeatPort: 0,
     heartbeatAddress: loopback,
     timing,
-    handoffMs: 100,
+    handoffMs: 3_000,
     scanInterfaces: lanIfaces,
   });
   const m = { name, speaker, claims: () => current, cut: state };
@@ -183,7 +197,7 @@ describe("speaker component against the sandbox", () => {
   it("exactly one speaker announces a Service's IP, and records it on the Service", async () => {
     await allReady();
     await service("web", "192.0.2.100");
-    const owner = await until("an owner", single(vip));
+    const owner = await stableOwner(vip);
     await new Promise((r) => setTimeout(r, 300));
     expect(owners(vip)).toEqual([owner]);
     expect(await until("annotation", () => annotationOf("web"))).toBe(owner);
@@ -194,7 +208,7 @@ describe("speaker component against the sandbox", () => {
     expect(events[0]!.message).toBe(`Announcing 192.0.2.100 from node ${owner} on eth0`);
   });
 
-  it("a speaker that dies (no goodbye) is replaced within deadAfterMs plus a tick", async () => {
+  it("a speaker that dies (no goodbye) is replaced by heartbeat loss, before its Lease could expire", async () => {
     const owner = await stableOwner(vip);
     const m = members.get(owner)!;
     m.cut.cut = true; // keep it from withdrawing through the API; stop() then closes the socket like a crash
@@ -204,7 +218,9 @@ describe("speaker component against the sandbox", () => {
     const next = await until("a new owner", single(vip));
     const took = performance.now() - t0;
     expect(next).not.toBe(owner);
-    expect(took).toBeLessThan(timing.deadAfterMs + 400);
+    // Detection is heartbeat loss (deadAfterMs); the Lease (leaseDurationMs) would be 6x slower. The bound leaves
+    // room for a loaded machine; the failover figures themselves come from `npm run bench:failover`.
+    expect(took).toBeLessThan(timing.leaseDurationMs);
     startMember(owner);
     await until("the old owner back", () => members.get(owner)!.speaker.readiness().ready);
   });
@@ -214,8 +230,12 @@ describe("speaker component against the sandbox", () => {
     const m = members.get(owner)!;
     const seen: string[][] = [];
     const probe = setInterval(() => seen.push(owners(vip)), 5);
+    const t0 = performance.now();
     await m.speaker.handoff();
+    const took = performance.now() - t0;
     clearInterval(probe);
+    // It withdrew because it saw the successor announce, not because the 3 s hand-off limit ran out.
+    expect(took).toBeLessThan(3_000);
     await m.speaker.stop();
     members.delete(owner);
     expect(seen.some((o) => o.length === 0)).toBe(false);
