@@ -38,10 +38,17 @@ ${indent(METALLB_CONFIG)}
 `;
 
 const apps = "apps";
+const web = "web";
 let env: Env;
 
 /** Services as MetalLB left them: an address in status.loadBalancer.ingress before Lodestone ever ran. */
-const assignedByMetalLB: { name: string; ip: string; annotations?: Record<string, string>; port?: number }[] = [
+const assignedByMetalLB: {
+  namespace?: string;
+  name: string;
+  ip: string;
+  annotations?: Record<string, string>;
+  port?: number;
+}[] = [
   { name: "kept", ip: "192.0.2.40", annotations: { "metallb.universe.tf/ip-allocated-from-pool": "default" } },
   {
     name: "dns-tcp",
@@ -56,10 +63,19 @@ const assignedByMetalLB: { name: string; ip: string; annotations?: Record<string
     port: 53,
   },
   { name: "on-bgp", ip: "203.0.113.130" },
+  // MetalLB shares by key across namespaces too.
+  { name: "edge-http", ip: "192.0.2.60", annotations: { "metallb.universe.tf/allow-shared-ip": "edge" } },
+  {
+    namespace: web,
+    name: "edge-https",
+    ip: "192.0.2.60",
+    annotations: { "metallb.universe.tf/allow-shared-ip": "edge" },
+    port: 443,
+  },
 ];
 
 beforeAll(async () => {
-  env = await startEnv([apps]);
+  env = await startEnv([apps, web]);
   await env.core.createNamespacedConfigMap({
     namespace: NS,
     body: {
@@ -69,12 +85,13 @@ beforeAll(async () => {
   });
   for (const s of assignedByMetalLB) {
     const protocol = s.name.endsWith("-udp") ? "UDP" : "TCP";
-    await lb(env.core, apps, s.name, {
+    const namespace = s.namespace ?? apps;
+    await lb(env.core, namespace, s.name, {
       ...(s.annotations ? { annotations: s.annotations } : {}),
       spec: { ports: [{ port: s.port ?? 80, protocol }] },
     });
     await env.core.patchNamespacedServiceStatus(
-      { namespace: apps, name: s.name, body: { status: { loadBalancer: { ingress: [{ ip: s.ip }] } } } },
+      { namespace, name: s.name, body: { status: { loadBalancer: { ingress: [{ ip: s.ip }] } } } },
       merge,
     );
   }
@@ -86,9 +103,9 @@ afterAll(async () => {
 });
 
 const ip = (name: string) => until(`IP of ${apps}/${name}`, () => ingress(env.core, apps, name));
-const poolOf = (name: string) =>
-  until(`lodestone.dev/pool on ${apps}/${name}`, async () => {
-    const s = await env.core.readNamespacedService({ namespace: apps, name });
+const poolOf = (core: Env["core"], namespace: string, name: string) =>
+  until(`lodestone.dev/pool on ${namespace}/${name}`, async () => {
+    const s = await core.readNamespacedService({ namespace, name });
     return s.metadata?.annotations?.["lodestone.dev/pool"];
   });
 
@@ -103,13 +120,12 @@ describe("drop-in migration from MetalLB (<= 0.12 ConfigMap, MetalLB annotations
     expect(text).toMatch(/^ {2}reserved +ConfigMap metallb-system\/config +IPv4 3 +IPv6 0 +on request only$/m);
   });
 
-  it("addresses MetalLB assigned are kept exactly: recorded, annotated with the pool, never rewritten", async () => {
-    for (const name of ["kept", "dns-tcp", "dns-udp"]) expect(await poolOf(name)).toBe("default");
-    expect(await ingress(env.core, apps, "kept")).toEqual(["192.0.2.40"]);
-    expect(await ingress(env.core, apps, "dns-tcp")).toEqual(["192.0.2.50"]);
-    expect(await ingress(env.core, apps, "dns-udp")).toEqual(["192.0.2.50"]);
-    for (const name of ["kept", "dns-tcp", "dns-udp"]) {
-      expect((await events(env.core, apps, name)).filter((e) => e.reason === "IPAllocated")).toEqual([]);
+  it("addresses MetalLB assigned are kept exactly (shared ones too): recorded, annotated, never rewritten", async () => {
+    for (const s of assignedByMetalLB.filter((a) => a.name !== "on-bgp")) {
+      const namespace = s.namespace ?? apps;
+      expect(await poolOf(env.core, namespace, s.name)).toBe("default");
+      expect(await ingress(env.core, namespace, s.name)).toEqual([s.ip]);
+      expect((await events(env.core, namespace, s.name)).filter((e) => e.reason === "IPAllocated")).toEqual([]);
     }
   });
 
@@ -125,7 +141,7 @@ describe("drop-in migration from MetalLB (<= 0.12 ConfigMap, MetalLB annotations
   it("metallb.universe.tf/address-pool picks that pool (avoid-buggy-ips skips .0) and earns DeprecatedAnnotation", async () => {
     await lb(env.core, apps, "by-pool", { annotations: { "metallb.universe.tf/address-pool": "reserved" } });
     expect(await ip("by-pool")).toEqual(["198.51.100.1"]);
-    expect(await poolOf("by-pool")).toBe("reserved");
+    expect(await poolOf(env.core, apps, "by-pool")).toBe("reserved");
     const ev = await eventWith(env.core, apps, "by-pool", "DeprecatedAnnotation", "metallb.universe.tf/address-pool");
     expect(ev.type).toBe("Warning");
   });
@@ -189,7 +205,7 @@ describe("drop-in migration from MetalLB (<= 0.12 ConfigMap, MetalLB annotations
   });
 
   it("afterwards no address is held twice except by Services sharing it, and none ends in .0 or .255", async () => {
-    const list = await env.core.listNamespacedService({ namespace: apps });
+    const list = await env.core.listServiceForAllNamespaces();
     const holders = new Map<string, string[]>();
     for (const s of list.items) {
       for (const i of s.status?.loadBalancer?.ingress ?? []) {
@@ -198,8 +214,56 @@ describe("drop-in migration from MetalLB (<= 0.12 ConfigMap, MetalLB annotations
     }
     const twice = Object.fromEntries([...holders].filter(([, names]) => names.length > 1));
     const [quic = "?"] = await ip("quic-tcp");
-    expect(twice).toEqual({ "192.0.2.50": ["dns-tcp", "dns-udp"], [quic]: ["quic-tcp", "quic-udp"] });
+    expect(twice).toEqual({
+      "192.0.2.50": ["dns-tcp", "dns-udp"],
+      "192.0.2.60": ["edge-http", "edge-https"],
+      [quic]: ["quic-tcp", "quic-udp"],
+    });
     expect([...holders.keys()].filter((a) => /\.(0|255)$/.test(a))).toEqual([]);
     expect(holders.get("192.0.2.40")).toEqual(["kept"]);
+  });
+});
+
+describe("Lodestone installed before the pool ConfigMap exists", () => {
+  let late: Env;
+  const recorded = { first: "192.0.2.3", second: "192.0.2.1" };
+  beforeAll(async () => {
+    late = await startEnv([apps]);
+    for (const [name, addr] of Object.entries(recorded)) {
+      await lb(late.core, apps, name);
+      await late.core.patchNamespacedServiceStatus(
+        { namespace: apps, name, body: { status: { loadBalancer: { ingress: [{ ip: addr }] } } } },
+        merge,
+      );
+    }
+    const daemon = await late.daemon();
+    await until("leader", () => (daemon.isLeader() ? true : undefined));
+  });
+  afterAll(async () => {
+    await late?.stop();
+  });
+
+  it("leaves MetalLB's addresses in place while no pool exists, then adopts them (no renumbering)", async () => {
+    for (const name of Object.keys(recorded)) {
+      const ev = await eventWith(late.core, apps, name, "AllocationFailed");
+      expect(ev.message).toContain("LODESTONE_E_NO_POOLS");
+    }
+    for (const [name, addr] of Object.entries(recorded)) expect(await ingress(late.core, apps, name)).toEqual([addr]);
+    await late.core.createNamespacedConfigMap({
+      namespace: NS,
+      body: {
+        metadata: { name: "config", namespace: NS, labels: { "lodestone.dev/pools": "true" } },
+        data: { config: METALLB_CONFIG },
+      },
+    });
+    // A Service created with the pools races the recorded ones for the first free addresses.
+    await lb(late.core, apps, "newcomer");
+    for (const name of Object.keys(recorded)) await poolOf(late.core, apps, name);
+    for (const [name, addr] of Object.entries(recorded)) {
+      expect(await ingress(late.core, apps, name)).toEqual([addr]);
+      expect((await events(late.core, apps, name)).filter((e) => e.reason === "IPAllocated")).toEqual([]);
+    }
+    const [fresh] = await until("IP of newcomer", () => ingress(late.core, apps, "newcomer"));
+    expect(Object.values(recorded)).not.toContain(fresh);
   });
 });
