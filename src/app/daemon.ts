@@ -69,7 +69,6 @@ export interface Daemon {
   readonly metricsPort: number | undefined;
 }
 
-
 /** Numbers add, lists concatenate, records merge (counters by key add), booleans or. */
 function mergeTelemetry(parts: readonly Partial<TelemetrySnapshot>[]): TelemetrySnapshot {
   const out: Record<string, unknown> = { ...emptyTelemetry };

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { writeFileSync } from "node:fs";
+import { rmSync, writeFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createServer as createTlsServer } from "node:https";
 import type { AddressInfo, Socket } from "node:net";
@@ -162,6 +162,8 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
   const yaml = kubeconfigYaml(url, "lodestone-sandbox-admin", adminToken, "default", ca);
   const kubeconfigPath = opts.kubeconfigPath ?? join(tmpdir(), `lodestone-sandbox-${process.pid}-${port}.kubeconfig`);
   writeFileSync(kubeconfigPath, yaml, { mode: 0o600 });
+  // Files this server chose itself are removed on stop; a path the caller gave is theirs to keep.
+  const written: string[] = opts.kubeconfigPath === undefined ? [kubeconfigPath] : [];
   let minted = 0;
   function kubeconfigFor(
     namespace: string,
@@ -171,6 +173,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     const y = kubeconfigYaml(url, `system:serviceaccount:${namespace}:${serviceAccount}`, token, namespace, ca);
     const path = `${kubeconfigPath}.${namespace}.${serviceAccount}.${++minted}`;
     writeFileSync(path, y, { mode: 0o600 });
+    written.push(path);
     return { token, kubeconfigYaml: y, kubeconfigPath: path };
   }
 
@@ -187,6 +190,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     denials: () => rbac.denials(),
     stop: async () => {
       await faults.stopServing();
+      for (const path of written.splice(0)) rmSync(path, { force: true });
     },
   };
 }
