@@ -1,5 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { NS, eventWith, events, ingress, lb, merge, startEnv, until, type Env } from "./controller-env.ts";
+import {
+  NS,
+  eventWith,
+  events,
+  ingress,
+  lb,
+  merge,
+  startEnv,
+  until,
+  type Env,
+  type SvcSpec,
+} from "./controller-env.ts";
 import { checkConfigTexts } from "../../src/cli/check-config.ts";
 
 // The MetalLB <= 0.12 ConfigMap of a cluster being migrated, copied as is (data key `config`), bgp pool and
@@ -74,33 +85,24 @@ const assignedByMetalLB: {
   },
 ];
 
-beforeAll(async () => {
-  env = await startEnv([apps, web]);
-  await env.core.createNamespacedConfigMap({
+/** The old ConfigMap copied as it is into the daemon's namespace, with the pools label. */
+const copyMetalLBConfig = (core: Env["core"]) =>
+  core.createNamespacedConfigMap({
     namespace: NS,
     body: {
       metadata: { name: "config", namespace: NS, labels: { "lodestone.dev/pools": "true" } },
       data: { config: METALLB_CONFIG },
     },
   });
-  for (const s of assignedByMetalLB) {
-    const protocol = s.name.endsWith("-udp") ? "UDP" : "TCP";
-    const namespace = s.namespace ?? apps;
-    await lb(env.core, namespace, s.name, {
-      ...(s.annotations ? { annotations: s.annotations } : {}),
-      spec: { ports: [{ port: s.port ?? 80, protocol }] },
-    });
-    await env.core.patchNamespacedServiceStatus(
-      { namespace, name: s.name, body: { status: { loadBalancer: { ingress: [{ ip: s.ip }] } } } },
-      merge,
-    );
-  }
-  const daemon = await env.daemon();
-  await until("leader", () => (daemon.isLeader() ? true : undefined));
-});
-afterAll(async () => {
-  await env?.stop();
-});
+
+/** A LoadBalancer Service with the address MetalLB wrote into its status. */
+async function assignedBefore(core: Env["core"], namespace: string, name: string, addr: string, s: SvcSpec = {}) {
+  await lb(core, namespace, name, s);
+  await core.patchNamespacedServiceStatus(
+    { namespace, name, body: { status: { loadBalancer: { ingress: [{ ip: addr }] } } } },
+    merge,
+  );
+}
 
 const ip = (name: string) => until(`IP of ${apps}/${name}`, () => ingress(env.core, apps, name));
 const poolOf = (core: Env["core"], namespace: string, name: string) =>
@@ -110,6 +112,23 @@ const poolOf = (core: Env["core"], namespace: string, name: string) =>
   });
 
 describe("drop-in migration from MetalLB (<= 0.12 ConfigMap, MetalLB annotations)", () => {
+  beforeAll(async () => {
+    env = await startEnv([apps, web]);
+    await copyMetalLBConfig(env.core);
+    for (const s of assignedByMetalLB) {
+      const protocol = s.name.endsWith("-udp") ? "UDP" : "TCP";
+      await assignedBefore(env.core, s.namespace ?? apps, s.name, s.ip, {
+        ...(s.annotations ? { annotations: s.annotations } : {}),
+        spec: { ports: [{ port: s.port ?? 80, protocol }] },
+      });
+    }
+    const daemon = await env.daemon();
+    await until("leader", () => (daemon.isLeader() ? true : undefined));
+  });
+  afterAll(async () => {
+    await env?.stop();
+  });
+
   it("check-config on the old ConfigMap names what will not carry over and lists the pools that will", () => {
     const report = checkConfigTexts([{ name: "metallb.yaml", text: oldManifest }]);
     expect(report.exitCode).toBe(1);
@@ -229,13 +248,7 @@ describe("Lodestone installed before the pool ConfigMap exists", () => {
   const recorded = { first: "192.0.2.3", second: "192.0.2.1" };
   beforeAll(async () => {
     late = await startEnv([apps]);
-    for (const [name, addr] of Object.entries(recorded)) {
-      await lb(late.core, apps, name);
-      await late.core.patchNamespacedServiceStatus(
-        { namespace: apps, name, body: { status: { loadBalancer: { ingress: [{ ip: addr }] } } } },
-        merge,
-      );
-    }
+    for (const [name, addr] of Object.entries(recorded)) await assignedBefore(late.core, apps, name, addr);
     const daemon = await late.daemon();
     await until("leader", () => (daemon.isLeader() ? true : undefined));
   });
@@ -249,13 +262,7 @@ describe("Lodestone installed before the pool ConfigMap exists", () => {
       expect(ev.message).toContain("LODESTONE_E_NO_POOLS");
     }
     for (const [name, addr] of Object.entries(recorded)) expect(await ingress(late.core, apps, name)).toEqual([addr]);
-    await late.core.createNamespacedConfigMap({
-      namespace: NS,
-      body: {
-        metadata: { name: "config", namespace: NS, labels: { "lodestone.dev/pools": "true" } },
-        data: { config: METALLB_CONFIG },
-      },
-    });
+    await copyMetalLBConfig(late.core);
     // A Service created with the pools races the recorded ones for the first free addresses.
     await lb(late.core, apps, "newcomer");
     for (const name of Object.keys(recorded)) await poolOf(late.core, apps, name);
