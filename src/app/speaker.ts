@@ -458,6 +458,19 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     }
   }
 
+  // Start-up waits (the key, the Node list, its InternalIP) can last forever, e.g. when RBAC refuses a list:
+  // stop() cuts them short, or a pod that never finished starting could not shut down.
+  let stopRequested: () => void = () => undefined;
+  const stopping = new Promise<void>((resolve) => (stopRequested = resolve));
+  const pause = (ms: number): Promise<void> =>
+    new Promise((resolve) => {
+      const t = setTimeout(resolve, ms);
+      void stopping.then(() => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+
   let hbAddress: IpAddress | undefined;
   async function run(): Promise<void> {
     for (const i of informers) i.start();
@@ -468,14 +481,14 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
         break;
       }
       if (attempt === 0 || attempt % 10 === 0) log.warn({ err: r.message }, "heartbeat key not available yet");
-      await new Promise((res) => setTimeout(res, Math.min(5_000, 200 * 2 ** attempt)));
+      await pause(Math.min(5_000, 200 * 2 ** attempt));
     }
-    await nodes.whenSynced();
+    await Promise.race([nodes.whenSynced(), stopping]);
     while (!stopped && hbAddress === undefined) {
       hbAddress = ctx.heartbeatAddress ?? nodes.get(self)?.internalIps[0];
       if (hbAddress === undefined) {
         log.warn(`Node ${self} has no InternalIP yet (or does not exist); heartbeats wait for it`);
-        await new Promise((res) => setTimeout(res, 1_000));
+        await pause(1_000);
       }
     }
     if (stopped || hbAddress === undefined) return;
@@ -563,6 +576,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     async stop() {
       if (stopped) return;
       stopped = true;
+      stopRequested();
       for (const t of timers) clearInterval(t);
       await running;
       await evaluating;

@@ -3,33 +3,21 @@ import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AnnounceClaim } from "../../src/core/announce-plan.ts";
 import { type IpAddress, formatIp, parseIp } from "../../src/core/ip.ts";
-import type { MembershipTiming } from "../../src/core/membership.ts";
 import { type Speaker, type SpeakerAnnouncer, createSpeaker } from "../../src/app/speaker.ts";
 import { type KubeClient, createKubeClient } from "../../src/kube/client.ts";
 import { ANNOUNCING_ANNOTATION } from "../../src/kube/speaker-resources.ts";
 import { type Sandbox, startSandbox } from "../../src/sandbox/index.ts";
+import { fastMembership, lanIfaces } from "./speaker-env.ts";
 
 /**
  * Three in-process speakers (fake announcers, real heartbeats over loopback UDP) against the embedded API server:
  * election, failover on a dead peer, handoff, fencing when one speaker loses the API, eTP Local.
  * Timing is scaled down 3x from the defaults so the fencing scenario stays short.
  */
-const timing: MembershipTiming = {
-  heartbeatIntervalMs: 50,
-  deadAfterMs: 200,
-  renewIntervalMs: 200,
-  fenceAfterMs: 600,
-  // Fencing margin (Lease duration minus fence-after) 1.8 s: room for event-loop stalls of a loaded test machine
-  // running three speakers and the API server in one process (production: 10 s - 6 s = 4 s).
-  leaseDurationMs: 2_400,
-  maxClockSkewMs: 10_000,
-};
+const timing = fastMembership;
 const ns = `ls-speaker-${process.pid}`;
 const logger = pino({ level: process.env["LOG_LEVEL"] ?? "silent" });
 const loopback = parseIp("127.0.0.1")!;
-const lanIfaces = async () => [
-  { name: "eth0", prefixes: [{ ip: parseIp("192.0.2.10")!, bits: 24 }], defaultRoute4: false, defaultRoute6: false },
-];
 
 let sandbox: Sandbox;
 let admin: KubeClient;
