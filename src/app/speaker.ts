@@ -54,6 +54,8 @@ export interface SpeakerAnnouncer {
   telemetry(): Pick<TelemetrySnapshot, "layer2" | "layer2Drops">;
   /** Another host announcing an IP on the wire (see src/net/announcer.ts); absent: hand-offs wait a fixed time. */
   onForeignAnnouncement?(listener: (seen: { readonly ip: IpAddress }) => void): () => void;
+  /** Starts the gratuitous burst of an owned IP again. */
+  announceNow?(ip: IpAddress): unknown;
   close(): unknown;
 }
 
@@ -272,6 +274,12 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     const now = performance.now();
     const view = membership.view(now);
     const sig = `${[...view.members].sort().join(",")}|${view.selfApiOk}|${view.fenced}`;
+    // A failed annotation/Event write is retried on the next evaluation after WRITE_RETRY_MS, even when nothing
+    // else changed in between.
+    if (retryWritesAt !== undefined && now >= retryWritesAt) {
+      retryWritesAt = undefined;
+      dirty = true;
+    }
     if (!dirty && sig === signature && pending.size === 0) {
       if (view.selfApiOk) advertisedApiOk = true;
       return;
@@ -342,6 +350,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     instance: self,
   });
   const written = new Map<string, { value: string; at: number }>();
+  let retryWritesAt: number | undefined;
   async function record(plan: AnnouncePlan, members: ReadonlySet<string>): Promise<void> {
     // Who speaks when nobody announces: the first member by name, so the Event is written once, not per node.
     const reporter = [...members].sort()[0];
@@ -399,6 +408,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     const err = await write();
     if (err !== undefined) {
       written.set(slot, { value: `failed:${value}`, at: now });
+      retryWritesAt ??= now + WRITE_RETRY_MS;
       log.warn({ slot, err }, "could not record announcement on the Service");
     }
   }
@@ -509,6 +519,20 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     const a = await ctx.createAnnouncer(log);
     if (!a.ok) throw new Error(`announcer: ${a.error.message}`);
     announcer = a.value;
+    // Defence (RFC 5227 §2.4): another host announcing an IP this node owns — a peer that wrongly believes it owns
+    // it during a membership disagreement, or a stale claimant — gets our own announcement again, at most once
+    // a second per IP, so the LAN's caches end on the owner once the disagreement is over. Not while handing off.
+    const defended = new Map<string, number>();
+    announcer.onForeignAnnouncement?.((seen) => {
+      if (leaving || stopped) return;
+      const k = ipKey(seen.ip);
+      if (!claimed.some((c) => ipKey(c.ip) === k)) return;
+      const at = performance.now();
+      if (at - (defended.get(k) ?? -Infinity) < 1_000) return;
+      defended.set(k, at);
+      log.warn({ ip: formatIp(seen.ip) }, "another host announces an IP this node owns; announcing it again");
+      announcer?.announceNow?.(seen.ip);
+    });
     if (stopped) return;
     await renewOnce();
     let renewing = false;

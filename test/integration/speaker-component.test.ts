@@ -39,28 +39,35 @@ interface Member {
   speaker: Speaker;
   claims: () => readonly AnnounceClaim[];
   cut: { cut: boolean };
+  /** IPs the speaker asked its announcer to announce again (its defence against another claimant). */
+  reannounced: string[];
 }
 const members = new Map<string, Member>();
 
 /** The LAN as the fake announcers see it: a new claim is a gratuitous announcement every other member hears. */
-const wire = new Map<string, (seen: { ip: IpAddress }) => void>();
+const wire = new Map<string, Set<(seen: { ip: IpAddress }) => void>>();
 
 function startMember(name: string): Member {
   let current: readonly AnnounceClaim[] = [];
+  const reannounced: string[] = [];
   const announcer: SpeakerAnnouncer = {
     reconcile: (c) => {
       const before = new Set(current.map((x) => formatIp(x.ip)));
       current = c;
       for (const claim of c) {
         if (before.has(formatIp(claim.ip))) continue;
-        for (const [other, hear] of wire) if (other !== name) hear({ ip: claim.ip });
+        for (const [other, listeners] of wire) {
+          if (other !== name) for (const hear of listeners) hear({ ip: claim.ip });
+        }
       }
     },
     telemetry: () => ({ layer2: [], layer2Drops: [] }),
     onForeignAnnouncement: (listener) => {
-      wire.set(name, listener);
-      return () => wire.delete(name);
+      const listeners = wire.get(name) ?? new Set();
+      wire.set(name, listeners.add(listener));
+      return () => listeners.delete(listener);
     },
+    announceNow: (ip) => reannounced.push(formatIp(ip)),
     close: () => undefined,
   };
   const { client, state } = cuttable(createKubeClient(kc()));
@@ -76,7 +83,7 @@ function startMember(name: string): Member {
     handoffMs: 3_000,
     scanInterfaces: lanIfaces,
   });
-  const m = { name, speaker, claims: () => current, cut: state };
+  const m = { name, speaker, claims: () => current, cut: state, reannounced };
   members.set(name, m);
   void speaker.start();
   return m;
@@ -194,6 +201,23 @@ describe("speaker component against the sandbox", () => {
       return e.length > 0 ? e : undefined;
     });
     expect(events[0]!.message).toBe(`Announcing 192.0.2.100 from node ${owner} on eth0`);
+  });
+
+  it("the owner answers another host announcing its IP with its own announcement, at most once a second", async () => {
+    const owner = await stableOwner(vip);
+    const m = members.get(owner)!;
+    const before = m.reannounced.length;
+    const intruder = (ip: IpAddress) => {
+      for (const hear of wire.get(owner) ?? []) hear({ ip });
+    };
+    intruder(vip);
+    intruder(vip);
+    intruder(parseIp("192.0.2.150")!); // not an IP this node owns: nothing to defend
+    expect(m.reannounced.slice(before)).toEqual(["192.0.2.100"]);
+    await new Promise((r) => setTimeout(r, 1_100));
+    intruder(vip);
+    expect(m.reannounced.slice(before)).toEqual(["192.0.2.100", "192.0.2.100"]);
+    expect(owners(vip)).toEqual([owner]);
   });
 
   it("a speaker that dies (no goodbye) is replaced by heartbeat loss, before its Lease could expire", async () => {
