@@ -189,6 +189,13 @@ export function createController(o: ControllerOptions): Controller {
           "pool change took addresses away",
         );
       }
+      // Addresses recorded while no pool covered them (pools created after the daemon started) are taken back
+      // before anything new is allocated, so a late ConfigMap does not renumber Services.
+      const records = recordedAllocations();
+      const refused = allocator.adopt(records);
+      if (records.length > refused.length) {
+        log.info({ adopted: records.length - refused.length }, "recorded ingress IPs adopted after a pool change");
+      }
       enqueueAll();
     }
   }
@@ -233,13 +240,7 @@ export function createController(o: ControllerOptions): Controller {
     annotated.clear();
     failed.clear();
     allocator = new Allocator(pools);
-    const records: RecordedAllocation[] = [];
-    for (const svc of services.values()) {
-      if (!handles(svc) || svc.ingress.length === 0) continue;
-      const parsed = serviceRequestFrom(svc, namespaces.get(svc.namespace)?.labels ?? {});
-      const ips = svc.ingress.map(parseIp).filter((ip): ip is IpAddress => ip !== undefined);
-      if (parsed.ok && ips.length > 0) records.push({ request: parsed.value.request, ips });
-    }
+    const records = recordedAllocations();
     const refused = allocator.rebuild(records);
     for (const r of refused)
       log.warn({ service: r.service, reason: r.error.code }, `recorded IP not kept: ${r.error.message}`);
@@ -265,6 +266,18 @@ export function createController(o: ControllerOptions): Controller {
 
   const handles = (svc: SlimService): boolean =>
     svc.type === "LoadBalancer" && classMatches(svc.loadBalancerClass, o.loadBalancerClass);
+
+  /** What the status of our Services records that the allocator does not hold (all of it on becoming leader). */
+  function recordedAllocations(): RecordedAllocation[] {
+    const records: RecordedAllocation[] = [];
+    for (const svc of services.values()) {
+      if (!handles(svc) || svc.ingress.length === 0 || allocator.get(svc.key) !== undefined) continue;
+      const parsed = serviceRequestFrom(svc, namespaces.get(svc.namespace)?.labels ?? {});
+      const ips = svc.ingress.map(parseIp).filter((ip): ip is IpAddress => ip !== undefined);
+      if (parsed.ok && ips.length > 0) records.push({ request: parsed.value.request, ips });
+    }
+    return records;
+  }
 
   // ---------- work ----------
 
@@ -394,10 +407,11 @@ export function createController(o: ControllerOptions): Controller {
     if (!result.ok) {
       if (held !== undefined) requeueFailed();
       fail(svc, result.error);
-      if (svc.ingress.length > 0) {
-        // The Service lost a valid address (pool shrank, clash after a restart): say so instead of keeping it.
-        await writeIngress(svc, [], myEpoch);
-      }
+      // The Service lost a valid address (pool shrank, clash after a restart): say so instead of keeping it.
+      // Not while no pool exists at all, unless a pool change took the address: a ConfigMap not created yet
+      // (Lodestone installed first, MetalLB's status still in place) must not wipe every address.
+      const noConfig = pools.length === 0 && !lostTo.has(key);
+      if (svc.ingress.length > 0 && !noConfig) await writeIngress(svc, [], myEpoch);
       return;
     }
     failed.delete(key);

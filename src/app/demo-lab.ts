@@ -22,7 +22,7 @@ export async function runFailoverLab(print: (text: string) => void, signal: Abor
     const ownerNode = cluster.nodes.find((n) => n.name === owner);
     const neighbours = await cluster.lab.neighbours(cluster.clientHost.ns);
     const entry = neighbours.find((n) => n.ip === ip);
-    print(`  Service lab/web got ${ip}; announced by ${owner ?? "?"} (MAC ${ownerNode?.host.mac ?? "?"})`);
+    print(`  Service default/web got ${ip}; announced by ${owner ?? "?"} (MAC ${ownerNode?.host.mac ?? "?"})`);
     print(
       `  client: ip neigh ${ip} -> ${entry?.mac ?? "(no entry)"}; TCP ${ip}:8080 answered by ${answeredBy ?? "nobody"}`,
     );

@@ -52,6 +52,10 @@ export interface SpeakerAnnouncer {
   /** Declarative: exactly these IPs are owned now. */
   reconcile(claims: readonly AnnounceClaim[]): unknown;
   telemetry(): Pick<TelemetrySnapshot, "layer2" | "layer2Drops">;
+  /** Another host announcing an IP on the wire (see src/net/announcer.ts); absent: hand-offs wait a fixed time. */
+  onForeignAnnouncement?(listener: (seen: { readonly ip: IpAddress }) => void): () => void;
+  /** Starts the gratuitous burst of an owned IP again. */
+  announceNow?(ip: IpAddress): unknown;
   close(): unknown;
 }
 
@@ -71,7 +75,10 @@ export interface SpeakerContext {
   /** Address to bind the heartbeats to; default: the Node's first InternalIP. */
   readonly heartbeatAddress?: IpAddress;
   readonly timing?: MembershipTiming;
-  /** How long a leaving speaker keeps answering after telling its successors (default 300 ms). */
+  /**
+   * A leaving speaker keeps answering until it sees each of its IPs announced by another host, at most this long
+   * (default 2,000 ms); with an announcer that cannot observe the wire, it waits exactly this long (default 300 ms).
+   */
   readonly handoffMs?: number;
   readonly scanInterfaces?: () => Promise<InterfaceSummary[]>;
 }
@@ -267,6 +274,12 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     const now = performance.now();
     const view = membership.view(now);
     const sig = `${[...view.members].sort().join(",")}|${view.selfApiOk}|${view.fenced}`;
+    // A failed annotation/Event write is retried on the next evaluation after WRITE_RETRY_MS, even when nothing
+    // else changed in between.
+    if (retryWritesAt !== undefined && now >= retryWritesAt) {
+      retryWritesAt = undefined;
+      dirty = true;
+    }
     if (!dirty && sig === signature && pending.size === 0) {
       if (view.selfApiOk) advertisedApiOk = true;
       return;
@@ -337,6 +350,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     instance: self,
   });
   const written = new Map<string, { value: string; at: number }>();
+  let retryWritesAt: number | undefined;
   async function record(plan: AnnouncePlan, members: ReadonlySet<string>): Promise<void> {
     // Who speaks when nobody announces: the first member by name, so the Event is written once, not per node.
     const reporter = [...members].sort()[0];
@@ -394,6 +408,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     const err = await write();
     if (err !== undefined) {
       written.set(slot, { value: `failed:${value}`, at: now });
+      retryWritesAt ??= now + WRITE_RETRY_MS;
       log.warn({ slot, err }, "could not record announcement on the Service");
     }
   }
@@ -453,6 +468,19 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     }
   }
 
+  // Start-up waits (the key, the Node list, its InternalIP) can last forever, e.g. when RBAC refuses a list:
+  // stop() cuts them short, or a pod that never finished starting could not shut down.
+  let stopRequested: () => void = () => undefined;
+  const stopping = new Promise<void>((resolve) => (stopRequested = resolve));
+  const pause = (ms: number): Promise<void> =>
+    new Promise((resolve) => {
+      const t = setTimeout(resolve, ms);
+      void stopping.then(() => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+
   let hbAddress: IpAddress | undefined;
   async function run(): Promise<void> {
     for (const i of informers) i.start();
@@ -463,14 +491,14 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
         break;
       }
       if (attempt === 0 || attempt % 10 === 0) log.warn({ err: r.message }, "heartbeat key not available yet");
-      await new Promise((res) => setTimeout(res, Math.min(5_000, 200 * 2 ** attempt)));
+      await pause(Math.min(5_000, 200 * 2 ** attempt));
     }
-    await nodes.whenSynced();
+    await Promise.race([nodes.whenSynced(), stopping]);
     while (!stopped && hbAddress === undefined) {
       hbAddress = ctx.heartbeatAddress ?? nodes.get(self)?.internalIps[0];
       if (hbAddress === undefined) {
         log.warn(`Node ${self} has no InternalIP yet (or does not exist); heartbeats wait for it`);
-        await new Promise((res) => setTimeout(res, 1_000));
+        await pause(1_000);
       }
     }
     if (stopped || hbAddress === undefined) return;
@@ -491,6 +519,20 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     const a = await ctx.createAnnouncer(log);
     if (!a.ok) throw new Error(`announcer: ${a.error.message}`);
     announcer = a.value;
+    // Defence (RFC 5227 §2.4): another host announcing an IP this node owns — a peer that wrongly believes it owns
+    // it during a membership disagreement, or a stale claimant — gets our own announcement again, at most once
+    // a second per IP, so the LAN's caches end on the owner once the disagreement is over. Not while handing off.
+    const defended = new Map<string, number>();
+    announcer.onForeignAnnouncement?.((seen) => {
+      if (leaving || stopped) return;
+      const k = ipKey(seen.ip);
+      if (!claimed.some((c) => ipKey(c.ip) === k)) return;
+      const at = performance.now();
+      if (at - (defended.get(k) ?? -Infinity) < 1_000) return;
+      defended.set(k, at);
+      log.warn({ ip: formatIp(seen.ip) }, "another host announces an IP this node owns; announcing it again");
+      announcer?.announceNow?.(seen.ip);
+    });
     if (stopped) return;
     await renewOnce();
     let renewing = false;
@@ -519,12 +561,37 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
       if (leaving) return;
       leaving = true;
       membership.stopping();
+      const started = performance.now();
+      const held = new Set(claimed.map((c) => ipKey(c.ip)));
+      const taken = new Set<string>();
+      let allTaken = (): void => undefined;
+      const everyIpTaken = new Promise<void>((resolve) => (allTaken = resolve));
+      const unsubscribe = announcer?.onForeignAnnouncement?.((seen) => {
+        const k = ipKey(seen.ip);
+        if (!held.has(k)) return;
+        taken.add(k);
+        if (taken.size === held.size) allTaken();
+      });
       // Three copies: one lost datagram must not cost the successors a failure detection.
       for (let i = 0; i < 3; i++) {
         beat("leaving");
         await new Promise((r) => setTimeout(r, 20));
       }
-      await new Promise((r) => setTimeout(r, ctx.handoffMs ?? 300));
+      if (unsubscribe === undefined) {
+        await new Promise((r) => setTimeout(r, ctx.handoffMs ?? 300));
+      } else {
+        if (held.size === 0) allTaken();
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        await Promise.race([everyIpTaken, new Promise((r) => (timer = setTimeout(r, ctx.handoffMs ?? 2_000)))]);
+        clearTimeout(timer);
+        unsubscribe();
+        // The successor's announcement reached us; give hosts on the LAN a moment to process the same frame.
+        if (held.size > 0) await new Promise((r) => setTimeout(r, 50));
+        log.info(
+          { ips: held.size, takenOver: taken.size, ms: Math.round(performance.now() - started) },
+          taken.size === held.size ? "hand-off confirmed on the wire" : "hand-off: not every IP was taken over in time",
+        );
+      }
       await evaluating;
       if (announcer !== undefined) await announcer.reconcile([]);
       claimed = [];
@@ -533,6 +600,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     async stop() {
       if (stopped) return;
       stopped = true;
+      stopRequested();
       for (const t of timers) clearInterval(t);
       await running;
       await evaluating;

@@ -3,6 +3,7 @@ import { parseArgs } from "node:util";
 import { parseAllDocuments } from "yaml";
 import type { ConfigMapInput, Pool } from "../core/config.ts";
 import { METALLB_KEY, mergePools, parsePoolConfigMap, poolCapacity, POOLS_KEY, POOLS_LABEL } from "../core/config.ts";
+import { ConfigCodes, configMessages } from "../core/errors.ts";
 import type { Family } from "../core/ip.ts";
 import { familyName } from "../core/ip.ts";
 import type { Command } from "./main.ts";
@@ -10,7 +11,8 @@ import type { Command } from "./main.ts";
 const help = `Usage: lodestone check-config FILE...
 
 Validates pool ConfigMaps offline: Lodestone (data key ${POOLS_KEY}) and MetalLB <= 0.12 (data key ${METALLB_KEY}).
-Each FILE may hold several YAML documents or a kind: List; other kinds and ConfigMaps without pool data are skipped.
+Each FILE may hold several YAML documents or a kind: List; other kinds and ConfigMaps without pool data are skipped,
+but MetalLB >= 0.13 custom resources (apiVersion metallb.io/...) are reported as not supported.
 Prints every problem as FILE: ConfigMap NAMESPACE/NAME: PATH: MESSAGE [CODE], then the pools with their sizes.
 Exit status: 0 valid, 1 problems found, 2 usage error.`;
 
@@ -43,6 +45,11 @@ export function checkConfigTexts(files: readonly { readonly name: string; readon
       for (const obj of objects(doc.toJS())) {
         const cm = asPoolConfigMap(obj);
         if (cm !== undefined) found.push({ file: name, cm });
+        const crd = metallbResource(obj);
+        if (crd !== undefined) {
+          problems++;
+          lines.push(`${name}: ${crd}`);
+        }
       }
     }
   }
@@ -125,20 +132,39 @@ const stringMap = (v: unknown): Record<string, string> | undefined =>
     ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, typeof x === "string" ? x : JSON.stringify(x)]))
     : undefined;
 
+function metadataOf(obj: Record<string, unknown>): { namespace: string; name: string; raw: Record<string, unknown> } {
+  const m = obj["metadata"];
+  const raw = (typeof m === "object" && m !== null ? m : {}) as Record<string, unknown>;
+  return {
+    namespace: typeof raw["namespace"] === "string" ? raw["namespace"] : "default",
+    name: typeof raw["name"] === "string" ? raw["name"] : "(unnamed)",
+    raw,
+  };
+}
+
+/**
+ * MetalLB >= 0.13 keeps its configuration in custom resources, which Lodestone does not read: say so for each one
+ * rather than skip it like an unrelated kind (a file of them would otherwise read as "no pool ConfigMap found").
+ */
+function metallbResource(obj: Record<string, unknown>): string | undefined {
+  const apiVersion = obj["apiVersion"];
+  if (typeof apiVersion !== "string" || !apiVersion.startsWith("metallb.io/")) return undefined;
+  const meta = metadataOf(obj);
+  const why = `Lodestone reads pools from ConfigMaps only (see README, Migrating from MetalLB)`;
+  return `${String(obj["kind"])} ${meta.namespace}/${meta.name}: ${configMessages.unsupported(`MetalLB custom resource ${apiVersion}`, why)} [${ConfigCodes.unsupported}]`;
+}
+
 /** A ConfigMap that carries pools (by label or data key), as the parser's input; undefined for anything else. */
 function asPoolConfigMap(obj: Record<string, unknown>): ConfigMapInput | undefined {
   if (obj["kind"] !== "ConfigMap") return undefined;
-  const meta = (typeof obj["metadata"] === "object" && obj["metadata"] !== null ? obj["metadata"] : {}) as Record<
-    string,
-    unknown
-  >;
-  const labels = stringMap(meta["labels"]) ?? {};
+  const meta = metadataOf(obj);
+  const labels = stringMap(meta.raw["labels"]) ?? {};
   const data = stringMap(obj["data"]) ?? {};
   if (labels[POOLS_LABEL] === undefined && data[POOLS_KEY] === undefined && data[METALLB_KEY] === undefined)
     return undefined;
   return {
-    namespace: typeof meta["namespace"] === "string" ? meta["namespace"] : "default",
-    name: typeof meta["name"] === "string" ? meta["name"] : "(unnamed)",
+    namespace: meta.namespace,
+    name: meta.name,
     labels,
     // A MetalLB ConfigMap is read as such, unlabelled; the label rule applies to the Lodestone format.
     data,

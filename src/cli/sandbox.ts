@@ -8,6 +8,7 @@ Runs the embedded Kubernetes API server until SIGINT/SIGTERM and writes a kubeco
   --address A        listen address (default 127.0.0.1)
   --kubeconfig PATH  where to write the kubeconfig (default: a file in the temp directory)
   --rbac             authenticate bearer tokens and enforce RBAC (ServiceAccount tokens via /_sandbox/tokens)
+                     and list the requests it refused at GET /_sandbox/denials
   --tls              HTTPS with a self-signed certificate (default: on with --rbac, since kubectl sends no
                      credentials over plain HTTP; off otherwise)`;
 

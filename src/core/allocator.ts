@@ -215,9 +215,20 @@ export class Allocator {
    */
   rebuild(records: readonly RecordedAllocation[]): { service: string; error: AllocationError }[] {
     for (const key of [...this.#entries.keys()]) this.release(key);
+    return this.adopt(records);
+  }
+
+  /**
+   * Replays recorded allocations of Services that hold nothing here yet, in Service-key order, leaving every
+   * current allocation alone: addresses recorded while no pool covered them (pools created after the daemon
+   * started, a Service handed over by MetalLB) are taken back before anything new is allocated. Records of
+   * Services that already hold addresses are skipped; the others that do not fit are returned with the reason.
+   */
+  adopt(records: readonly RecordedAllocation[]): { service: string; error: AllocationError }[] {
     const refused: { service: string; error: AllocationError }[] = [];
     const sorted = [...records].sort((a, b) => (serviceKey(a.request) < serviceKey(b.request) ? -1 : 1));
     for (const record of sorted) {
+      if (this.#entries.has(serviceKey(record.request))) continue;
       const r = this.assign(record.request, record.ips);
       if (!r.ok) refused.push({ service: serviceKey(record.request), error: r.error });
     }

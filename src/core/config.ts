@@ -349,6 +349,9 @@ function parseMetalLB(text: string, configMap: string, pools: Pool[], problems: 
       addresses: l.addresses,
       autoAssign: l["auto-assign"] ?? true,
       avoidBuggyIPs: l["avoid-buggy-ips"] ?? false,
+      // MetalLB lets Services of any namespaces share an address by key; keep that, or a migration would split
+      // the Services it paired across namespaces.
+      serviceAllocation: { allowCrossNamespaceSharing: true },
     });
     const before = problems.length;
     const pool = buildPool(raw, configMap, at, problems);

@@ -96,3 +96,34 @@ export function respond(frame: Uint8Array, iface: ResponderInterface): Decision 
   }
   return drop(DropReason.Unsupported);
 }
+
+/** Another host claiming an IP on the wire: its gratuitous ARP, or its unsolicited NA with Override set. */
+export interface ForeignAnnouncement {
+  readonly ip: IpAddress;
+  readonly mac: Mac;
+}
+
+/**
+ * Whether `frame` announces an IP (RFC 5227 §3 ARP announcement — request or reply with sender IP = target IP —
+ * or an unsolicited Neighbor Advertisement with Override, RFC 4861 §7.2.6) and from which link-layer address.
+ * A speaker handing its IPs over uses it to see its successor take them before it stops answering.
+ */
+export function announcementIn(frame: Uint8Array): ForeignAnnouncement | undefined {
+  const eth = decodeEthernet(frame);
+  if (eth === undefined) return undefined;
+  if (eth.etherType === ETHERTYPE_ARP) {
+    const arp = decodeArp(eth.payload);
+    if (!arp.ok || arp.value.senderIp.value !== arp.value.targetIp.value) return undefined;
+    if (arp.value.senderIp.value === 0n || isMulticastMac(arp.value.senderMac)) return undefined;
+    return { ip: arp.value.senderIp, mac: arp.value.senderMac };
+  }
+  if (eth.etherType === ETHERTYPE_IPV6) {
+    const ndp = decodeNdp(eth.payload);
+    if (!ndp.ok || ndp.value.type !== NdpType.NeighborAdvertisement) return undefined;
+    const na = ndp.value;
+    if (na.solicited || !na.override) return undefined;
+    const mac = na.targetMac ?? eth.src;
+    return isMulticastMac(mac) ? undefined : { ip: na.target, mac };
+  }
+  return undefined;
+}

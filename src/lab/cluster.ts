@@ -1,5 +1,5 @@
 import type { ChildProcess } from "node:child_process";
-import { createWriteStream, rmSync, writeFileSync } from "node:fs";
+import { createWriteStream, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { type Server, connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -33,7 +33,10 @@ export interface LabClusterOptions {
   readonly logLevel?: string;
   /** Labels per node (index from 0). */
   readonly nodeLabels?: (index: number) => Record<string, string>;
-  /** Directory for the daemons' logs (default: the temp directory). */
+  /**
+   * Directory for the daemons' logs. Default: a fresh temp directory removed by destroy(), unless the environment
+   * sets LODESTONE_KEEP_LAB_LOGS=1 (then its path is printed on destroy).
+   */
   readonly logDir?: string;
 }
 
@@ -148,7 +151,13 @@ export async function startLabCluster(options: LabClusterOptions = {}): Promise<
   const count = options.nodes ?? 3;
   if (count < 1 || count > 9) throw new Error("lab cluster: 1 to 9 nodes");
   const lab = createLab(options.area ?? "cluster");
-  const logDir = options.logDir ?? tmpdir();
+  const ownLogDir = options.logDir === undefined ? mkdtempSync(join(tmpdir(), `${lab.id}-logs-`)) : undefined;
+  const logDir = options.logDir ?? ownLogDir ?? tmpdir();
+  const removeLogs = (): void => {
+    if (ownLogDir === undefined) return;
+    if (process.env["LODESTONE_KEEP_LAB_LOGS"] === "1") console.error(`lab cluster: daemon logs kept in ${ownLogDir}`);
+    else rmSync(ownLogDir, { recursive: true, force: true });
+  };
   const sockPath = join(tmpdir(), `${lab.id}-api.sock`);
   const nodeKubeconfigPath = join(tmpdir(), `${lab.id}-kubeconfig.yaml`);
   let sandbox: Sandbox | undefined;
@@ -398,6 +407,7 @@ export async function startLabCluster(options: LabClusterOptions = {}): Promise<
         rmSync(sockPath, { force: true });
         rmSync(nodeKubeconfigPath, { force: true });
         await sb.stop();
+        removeLogs();
       },
     };
     return cluster;
@@ -408,6 +418,7 @@ export async function startLabCluster(options: LabClusterOptions = {}): Promise<
     rmSync(sockPath, { force: true });
     rmSync(nodeKubeconfigPath, { force: true });
     await sandbox?.stop();
+    removeLogs();
     throw err;
   }
 }

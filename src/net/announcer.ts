@@ -5,7 +5,7 @@ import { ipv6MulticastMac, solicitedNodeAddress } from "../core/frames/ndp.ts";
 import { gratuitousFrames, gratuitousRoundAt, type GratuitousSchedule } from "../core/gratuitous.ts";
 import { interfacesFor, type InterfaceSnapshot, type NetInterface } from "../core/interfaces.ts";
 import { formatIp, ipKey, type IpAddress } from "../core/ip.ts";
-import { DropReason, respond, type Ownership } from "../core/responder.ts";
+import { announcementIn, DropReason, respond, type ForeignAnnouncement, type Ownership } from "../core/responder.ts";
 import type { Layer2Counters, TelemetrySnapshot } from "../core/telemetry.ts";
 import { scanInterfaces, watchInterfaces, type InterfaceWatch } from "./interfaces.ts";
 import {
@@ -43,6 +43,11 @@ export interface Announcer {
   /** Starts the gratuitous burst of an owned IP again (e.g. after a switch port flap); false when not owned. */
   announceNow(ip: IpAddress): boolean;
   telemetry(): Pick<TelemetrySnapshot, "layer2" | "layer2Drops">;
+  /**
+   * Calls `listener` for every announcement of an IP by another host seen on an announcing interface (gratuitous
+   * ARP, unsolicited NA); returns the unsubscribe function. A leaving speaker waits on it for its successors.
+   */
+  onForeignAnnouncement(listener: (seen: ForeignAnnouncement & { readonly interface: string }) => void): () => void;
   close(): Promise<void>;
 }
 
@@ -286,7 +291,21 @@ class Layer2Announcer implements Announcer {
     }
   }
 
+  private readonly foreignListeners = new Set<(seen: ForeignAnnouncement & { readonly interface: string }) => void>();
+
+  onForeignAnnouncement(listener: (seen: ForeignAnnouncement & { readonly interface: string }) => void): () => void {
+    this.foreignListeners.add(listener);
+    return () => this.foreignListeners.delete(listener);
+  }
+
   private onFrame(link: Link, frame: Uint8Array): void {
+    if (this.foreignListeners.size > 0) {
+      // Only while someone listens (a hand-off): the common path decodes each frame once.
+      const seen = announcementIn(frame);
+      if (seen !== undefined && !sameMac(seen.mac, link.mac)) {
+        for (const l of this.foreignListeners) l({ ...seen, interface: link.name });
+      }
+    }
     const ownership = (ip: IpAddress): Ownership => {
       const o = this.owned.get(ipKey(ip));
       return o === undefined ? "none" : o.interfaces.has(link.name) ? "here" : "elsewhere";

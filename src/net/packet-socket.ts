@@ -162,17 +162,19 @@ const RET_K = 0x06;
 
 /**
  * The kernel-side filter of the announcer's sockets: ARP frames, and IPv6 frames whose next header is ICMPv6
- * (58) with type Neighbor Solicitation (135). Everything else on the wire never wakes the process. NS frames
- * with extension headers are not expected (RFC 4861 messages carry none) and are filtered out.
+ * (58) with type Neighbor Solicitation (135, the questions it answers) or Neighbor Advertisement (136, how a
+ * leaving speaker sees its successor take over). Everything else on the wire never wakes the process. NDP
+ * frames with extension headers are not expected (RFC 4861 messages carry none) and are filtered out.
  */
 export const neighbourSolicitationFilter: Uint8Array = assembleBpf([
-  { code: LDH_ABS, jt: 0, jf: 0, k: 12 }, // EtherType
-  { code: JEQ_K, jt: 5, jf: 0, k: 0x0806 }, // ARP -> accept
-  { code: JEQ_K, jt: 0, jf: 5, k: 0x86dd }, // not IPv6 -> drop
-  { code: LDB_ABS, jt: 0, jf: 0, k: 20 }, // IPv6 next header
-  { code: JEQ_K, jt: 0, jf: 3, k: 58 }, // not ICMPv6 -> drop
-  { code: LDB_ABS, jt: 0, jf: 0, k: 54 }, // ICMPv6 type
-  { code: JEQ_K, jt: 0, jf: 1, k: 135 }, // not NS -> drop
-  { code: RET_K, jt: 0, jf: 0, k: 0xffff }, // accept
-  { code: RET_K, jt: 0, jf: 0, k: 0 }, // drop
+  { code: LDH_ABS, jt: 0, jf: 0, k: 12 }, // 0 EtherType
+  { code: JEQ_K, jt: 6, jf: 0, k: 0x0806 }, // 1 ARP -> accept
+  { code: JEQ_K, jt: 0, jf: 6, k: 0x86dd }, // 2 not IPv6 -> drop
+  { code: LDB_ABS, jt: 0, jf: 0, k: 20 }, // 3 IPv6 next header
+  { code: JEQ_K, jt: 0, jf: 4, k: 58 }, // 4 not ICMPv6 -> drop
+  { code: LDB_ABS, jt: 0, jf: 0, k: 54 }, // 5 ICMPv6 type
+  { code: JEQ_K, jt: 1, jf: 0, k: 135 }, // 6 NS -> accept
+  { code: JEQ_K, jt: 0, jf: 1, k: 136 }, // 7 not NA -> drop
+  { code: RET_K, jt: 0, jf: 0, k: 0xffff }, // 8 accept
+  { code: RET_K, jt: 0, jf: 0, k: 0 }, // 9 drop
 ]);

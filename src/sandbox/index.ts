@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { writeFileSync } from "node:fs";
+import { rmSync, writeFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createServer as createTlsServer } from "node:https";
 import type { AddressInfo, Socket } from "node:net";
@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { Api } from "./api.ts";
 import { Faults, type FailNext } from "./faults.ts";
 import { kubeconfigYaml } from "./kubeconfig.ts";
-import { Rbac, selfSubjectAccessReview } from "./rbac.ts";
+import { Rbac, selfSubjectAccessReview, type Denial } from "./rbac.ts";
 import { findResource } from "./resources.ts";
 import { Handler, sendError, sendJson } from "./server.ts";
 import { badRequest, notFoundPath } from "./status.ts";
@@ -17,6 +17,7 @@ import { selfSignedCertificate } from "./tls.ts";
 
 export { Faults } from "./faults.ts";
 export type { FailNext, FaultMatch, FaultState } from "./faults.ts";
+export type { Denial } from "./rbac.ts";
 
 export interface SandboxOptions {
   /** TCP port (0 or unset: an ephemeral port). */
@@ -56,6 +57,8 @@ export interface Sandbox {
     namespace: string,
     serviceAccount: string,
   ): { token: string; kubeconfigYaml: string; kubeconfigPath: string };
+  /** RBAC mode: the requests refused with 403, oldest first (the last 1,000); also `GET /_sandbox/denials`. */
+  denials(): readonly Denial[];
   stop(): Promise<void>;
 }
 
@@ -108,6 +111,11 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     body: () => Promise<string | undefined>,
   ): boolean => {
     if (!path.startsWith("/_sandbox/")) return false;
+    if (path === "/_sandbox/denials") {
+      if (req.method !== "GET") sendError(res, badRequest("use GET"));
+      else sendJson(res, 200, JSON.stringify({ items: rbac.denials() }));
+      return true;
+    }
     void sandboxEndpoint(req, res, path, body, faults, kubeconfigFor).catch((err: unknown) =>
       sendError(res, badRequest(String(err))),
     );
@@ -154,6 +162,8 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
   const yaml = kubeconfigYaml(url, "lodestone-sandbox-admin", adminToken, "default", ca);
   const kubeconfigPath = opts.kubeconfigPath ?? join(tmpdir(), `lodestone-sandbox-${process.pid}-${port}.kubeconfig`);
   writeFileSync(kubeconfigPath, yaml, { mode: 0o600 });
+  // Files this server chose itself are removed on stop; a path the caller gave is theirs to keep.
+  const written: string[] = opts.kubeconfigPath === undefined ? [kubeconfigPath] : [];
   let minted = 0;
   function kubeconfigFor(
     namespace: string,
@@ -163,6 +173,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     const y = kubeconfigYaml(url, `system:serviceaccount:${namespace}:${serviceAccount}`, token, namespace, ca);
     const path = `${kubeconfigPath}.${namespace}.${serviceAccount}.${++minted}`;
     writeFileSync(path, y, { mode: 0o600 });
+    written.push(path);
     return { token, kubeconfigYaml: y, kubeconfigPath: path };
   }
 
@@ -176,8 +187,10 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     api,
     tokenFor: (namespace, serviceAccount) => rbac.tokenFor(namespace, serviceAccount),
     kubeconfigFor,
+    denials: () => rbac.denials(),
     stop: async () => {
       await faults.stopServing();
+      for (const path of written.splice(0)) rmSync(path, { force: true });
     },
   };
 }

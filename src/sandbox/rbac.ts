@@ -46,6 +46,14 @@ export const authzAttributes = (a: RequestAttributes): AuthzAttributes => ({
   name: a.name,
 });
 
+/** A request RBAC refused with 403: who sent it, and what the authorizer decided on. */
+export interface Denial extends AuthzAttributes {
+  readonly user: string;
+}
+
+/** How many denials are kept (the most recent). */
+const DENIALS_KEPT = 1000;
+
 /** Does one PolicyRule allow the request? Same matching as k8s.io/kubernetes/plugin/pkg/auth/authorizer/rbac. */
 function ruleAllows(rule: JsonObject, a: AuthzAttributes): boolean {
   if (!has(list(rule["verbs"]), a.verb)) return false;
@@ -83,6 +91,7 @@ function subjectMatches(subject: JsonObject, user: UserInfo, bindingNamespace: s
 export class Rbac {
   readonly #api: Api;
   readonly #tokens = new Map<string, UserInfo>();
+  readonly #denials: Denial[] = [];
 
   constructor(api: Api, adminToken: string) {
     this.#api = api;
@@ -127,7 +136,10 @@ export class Rbac {
     if (user === undefined) return unauthorized();
     // Every authenticated user may ask what it may do (system:basic-user), and read discovery.
     if (attrs === undefined || attrs.type.resource === "selfsubjectaccessreviews") return undefined;
-    if (this.allows(user, authzAttributes(attrs))) return undefined;
+    const a = authzAttributes(attrs);
+    if (this.allows(user, a)) return undefined;
+    this.#denials.push({ user: user.name, ...a });
+    if (this.#denials.length > DENIALS_KEPT) this.#denials.shift();
     return forbidden(
       user.name,
       attrs.verb,
@@ -137,6 +149,11 @@ export class Rbac {
       attrs.name,
       attrs.subresource,
     );
+  }
+
+  /** The requests refused with 403 so far, oldest first (the last 1,000): what a least-privilege test counts. */
+  denials(): readonly Denial[] {
+    return [...this.#denials];
   }
 
   allows(user: UserInfo, a: AuthzAttributes): boolean {

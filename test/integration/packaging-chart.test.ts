@@ -134,7 +134,7 @@ describe("deploy/manifests/lodestone.yaml", () => {
     }
     const secretRules = all.filter((r) => r.resources.includes("secrets"));
     expect(secretRules).toEqual([
-      { apiGroups: [""], resources: ["secrets"], resourceNames: ["lodestone-memberlist"], verbs: ["get", "watch"] },
+      { apiGroups: [""], resources: ["secrets"], resourceNames: ["lodestone-memberlist"], verbs: ["get"] },
       { apiGroups: [""], resources: ["secrets"], verbs: ["create"] },
     ]);
     expect(rules(objs, "ClusterRole").flatMap((r) => r.resources)).not.toContain("configmaps");

@@ -155,6 +155,31 @@ describe("sandbox RBAC mode", () => {
     );
   });
 
+  it("records each 403 with who asked and what was refused, in process and at /_sandbox/denials", async () => {
+    const token = sandbox.tokenFor(ns, "controller");
+    const before = sandbox.denials().length;
+    await fetch(`${sandbox.url}/api/v1/namespaces/${ns}/configmaps/other`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    await fetch(`${sandbox.url}/api/v1/namespaces/${ns}/configmaps/pools`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    const refused = {
+      user: `system:serviceaccount:${ns}:controller`,
+      verb: "get",
+      group: "",
+      resource: "configmaps",
+      subresource: "",
+      namespace: ns,
+      name: "other",
+    };
+    expect(sandbox.denials().slice(before)).toEqual([refused]); // the allowed read of "pools" is not recorded
+    const res = await fetch(`${sandbox.url}/_sandbox/denials`);
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { items: unknown[] };
+    expect(body.items.at(-1)).toEqual(refused);
+  });
+
   it("answers 401 without a token, with an unknown one, or for a deleted ServiceAccount", async () => {
     expect((await fetch(`${sandbox.url}/api/v1/services`)).status).toBe(401);
     expect((await fetch(`${sandbox.url}/api/v1/services`, { headers: { authorization: "Bearer nope" } })).status).toBe(

@@ -1,5 +1,5 @@
-import { existsSync } from "node:fs";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { existsSync, readFileSync } from "node:fs";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type Fault, type LabCluster, startLabCluster } from "../../src/lab/cluster.ts";
 import { labUnavailable } from "../../src/lab/netns.ts";
 
@@ -32,15 +32,26 @@ async function until<T>(what: string, f: () => Promise<T | undefined>, ms = 10_0
  * once they agree on that node: a change takes a moment to reach the speakers).
  */
 async function settledOwner(service: string, address: string, ms = 10_000, expected?: string): Promise<string> {
-  return until(
-    `${service} settled${expected === undefined ? "" : ` on ${expected}`}`,
-    async () => {
-      const a = await cluster.announcingNode(service);
-      const b = await cluster.whoAnswers(address, 500);
-      return a !== undefined && a === b && (expected === undefined || a === expected) ? a : undefined;
-    },
-    ms,
-  );
+  let last = "";
+  try {
+    return await until(
+      `${service} settled${expected === undefined ? "" : ` on ${expected}`}`,
+      async () => {
+        const a = await cluster.announcingNode(service);
+        const b = await cluster.whoAnswers(address, 500);
+        last = `annotation ${a ?? "none"}, client reaches ${b ?? "nobody"}`;
+        return a !== undefined && a === b && (expected === undefined || a === expected) ? a : undefined;
+      },
+      ms,
+    );
+  } catch (e) {
+    const neighbours = await cluster.lab.neighbours(cluster.clientHost.ns).catch(() => []);
+    const entry = neighbours.find((n) => n.ip === address);
+    throw new Error(
+      `${e instanceof Error ? e.message : String(e)} (${address}: ${last}; client neighbour entry ${JSON.stringify(entry)})`,
+      { cause: e },
+    );
+  }
 }
 
 describe.skipIf(why !== undefined)("speaker lab: failover between three nodes", () => {
@@ -49,7 +60,19 @@ describe.skipIf(why !== undefined)("speaker lab: failover between three nodes", 
     await cluster.waitReady(30_000);
   }, 60_000);
 
+  let failed = false;
+  afterEach((ctx) => {
+    if (ctx.task.result?.state === "fail") failed = true;
+  });
+
   afterAll(async () => {
+    // A failure in CI leaves nothing to look at once the lab is gone: print the daemons' last log lines first.
+    if (failed && cluster !== undefined) {
+      for (const n of cluster.nodes) {
+        const lines = existsSync(n.logPath) ? readFileSync(n.logPath, "utf8").trimEnd().split("\n") : [];
+        console.log(`--- ${n.name} daemon log (last 40 lines)\n${lines.slice(-40).join("\n")}`);
+      }
+    }
     await cluster?.destroy();
   }, 30_000);
 

@@ -73,6 +73,22 @@ describe("checkConfigTexts", () => {
       lines: [/^x\.yaml: no pool ConfigMap found/],
     },
     {
+      desc: "MetalLB >= 0.13 custom resources are named as not supported, beside a valid ConfigMap",
+      files: [
+        {
+          name: "crs.yaml",
+          text: `apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: first, namespace: metallb-system}\nspec: {addresses: [192.0.2.0/24]}\n---\napiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: l2}\n---\n${lodestoneCm("p", "- {name: d, addresses: [198.51.100.0/24]}")}`,
+        },
+      ],
+      exit: 1,
+      lines: [
+        /^crs\.yaml: IPAddressPool metallb-system\/first: MetalLB custom resource metallb\.io\/v1beta1 is not supported: .* \[LODESTONE_E_UNSUPPORTED\]$/,
+        /^crs\.yaml: L2Advertisement default\/l2: MetalLB custom resource/,
+        /^ {2}d {2}ConfigMap ls\/p {2}IPv4 256/,
+        /^2 problems found\.$/,
+      ],
+    },
+    {
       desc: "unlabelled Lodestone ConfigMap",
       files: [
         { name: "a.yaml", text: "kind: ConfigMap\nmetadata: {name: p, namespace: ls}\ndata:\n  pools.yaml: '[]'\n" },

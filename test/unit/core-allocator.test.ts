@@ -311,6 +311,32 @@ describe("Allocator: stability", () => {
     ]);
   });
 
+  it("adopt takes recorded addresses back once a pool covers them, leaving current allocations alone", () => {
+    const a = new Allocator([]);
+    const recorded = [
+      { request: svc("kept"), ips: ips("192.0.2.11") },
+      { request: svc("held"), ips: ips("198.51.100.7") },
+      { request: svc("outside"), ips: ips("203.0.113.200") },
+    ];
+    // No pool yet: nothing can be adopted, every record says why.
+    expect(a.adopt(recorded).map((r) => r.error.code)).toEqual(Array(3).fill("LODESTONE_E_IP_NOT_IN_POOL"));
+    expect(a.size).toBe(0);
+    a.setPools(basic);
+    a.ensure(svc("held"));
+    expect(texts(a.get("default/held")?.ips)).toEqual(["192.0.2.10"]);
+    const refused = a.adopt(recorded);
+    // "held" already has an allocation of its own: skipped, not refused and not replaced.
+    expect(refused).toEqual([
+      { service: "default/outside", error: expect.objectContaining({ code: "LODESTONE_E_IP_NOT_IN_POOL" }) },
+    ]);
+    expect(texts(a.get("default/kept")?.ips)).toEqual(["192.0.2.11"]);
+    expect(texts(a.get("default/held")?.ips)).toEqual(["192.0.2.10"]);
+    // A record clashing with a current allocation is refused, never taken from its holder.
+    expect(a.adopt([{ request: svc("thief"), ips: ips("192.0.2.10") }])).toEqual([
+      { service: "default/thief", error: expect.objectContaining({ code: "LODESTONE_E_IP_IN_USE" }) },
+    ]);
+  });
+
   it("usage reports exact sizes per pool and family", () => {
     const a = new Allocator(basic);
     a.ensure(svc("a", { requestedPool: "dual", ipFamilyPolicy: "RequireDualStack", ipFamilies: [4, 6] }));

@@ -276,6 +276,8 @@ address-pools:
       name: "l2",
       autoAssign: false,
       avoidBuggyIPs: true,
+      // As in MetalLB, whose allocator has no namespace rule for sharing keys.
+      serviceAllocation: { allowCrossNamespaceSharing: true },
       configMap: "metallb-system/config",
     });
     expect(r.problems.map((p) => [p.code, p.path])).toEqual([

@@ -4,8 +4,16 @@ import { ipKey, parseIp, type IpAddress } from "../../src/core/ip.ts";
 import { arpFrame, ArpOp, decodeArpFrame } from "../../src/core/frames/arp.ts";
 import { BROADCAST_MAC, parseMac } from "../../src/core/frames/ethernet.ts";
 import { decodeNdpFrame, ndpFrame, NdpType, UNSPECIFIED_IPV6 } from "../../src/core/frames/ndp.ts";
-import { DropReason, respond, type Ownership, type ResponderInterface } from "../../src/core/responder.ts";
-import { gratuitousRoundAt } from "../../src/core/gratuitous.ts";
+import {
+  announcementIn,
+  DropReason,
+  respond,
+  type Ownership,
+  type ResponderInterface,
+} from "../../src/core/responder.ts";
+import { gratuitousFrames, gratuitousRoundAt } from "../../src/core/gratuitous.ts";
+import { formatMac } from "../../src/core/frames/ethernet.ts";
+import { formatIp } from "../../src/core/ip.ts";
 
 function fixture(name: string): Uint8Array {
   const text = readFileSync(new URL(`../fixtures/frames/${name}.hex`, import.meta.url), "utf8");
@@ -146,5 +154,32 @@ describe("gratuitousRoundAt: the takeover schedule as data", () => {
     expect(rounds.map((_, i) => gratuitousRoundAt(schedule, start, i))).toEqual(
       rounds.map((r) => (r === undefined ? r : start + r)),
     );
+  });
+});
+
+describe("announcementIn: another host taking an IP (what a leaving speaker waits for)", () => {
+  const successor = parseMac("02:00:00:00:00:13")!;
+  const seen = (frame: Uint8Array) => {
+    const a = announcementIn(frame);
+    return a === undefined ? undefined : `${formatIp(a.ip)} at ${formatMac(a.mac)}`;
+  };
+
+  it("recognises every frame of a takeover burst, IPv4 (request and reply) and IPv6 (unsolicited NA)", () => {
+    for (const frame of gratuitousFrames(ipOf("192.0.2.100"), successor)) {
+      expect(seen(frame)).toBe("192.0.2.100 at 02:00:00:00:00:13");
+    }
+    const [na] = gratuitousFrames(ipOf("2001:db8::100"), successor);
+    expect(seen(na!)).toBe("2001:db8::100 at 02:00:00:00:00:13");
+  });
+
+  it.each([
+    { desc: "an ordinary ARP request", frame: arpRequest("192.0.2.11") },
+    { desc: "an ARP probe (sender 0.0.0.0)", frame: arpRequest("0.0.0.0", "0.0.0.0") },
+    { desc: "an ARP reply to a question", frame: fixture("arp-reply") },
+    { desc: "a solicited NA (an answer, not an announcement)", frame: fixture("na-solicited") },
+    { desc: "a Neighbor Solicitation", frame: ns("2001:db8::b", ipOf("2001:db8::a")) },
+    { desc: "a truncated frame", frame: new Uint8Array(10) },
+  ])("ignores $desc", ({ frame }) => {
+    expect(announcementIn(frame)).toBeUndefined();
   });
 });
