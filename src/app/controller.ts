@@ -317,7 +317,9 @@ export function createController(o: ControllerOptions): Controller {
           }
         });
     }
-    while (poolInFlight < 2) {
+    // The pool annotation is bookkeeping: it waits until no status write is ready, so a burst of new Services gets
+    // its addresses first and the annotations follow.
+    while (poolInFlight < 2 && queue.ready === 0) {
       const key = poolQueue.take(now);
       if (key === undefined) break;
       poolInFlight++;

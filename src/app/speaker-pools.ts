@@ -1,3 +1,4 @@
+import { poolServesNamespace } from "../core/allocation-rules.ts";
 import type { AnnouncePool } from "../core/announce-plan.ts";
 import { type ConfigMapInput, type Pool, mergePools, parsePoolConfigMap } from "../core/config.ts";
 import { rangeContains } from "../core/range.ts";
@@ -35,18 +36,11 @@ export function createPoolCache() {
 
 export function toAnnouncePool(pool: Pool, namespaceLabels: NamespaceLabels): AnnouncePool {
   const a = pool.announce;
-  const alloc = pool.serviceAllocation;
   const selector = a.nodeSelector;
   return {
     name: pool.name,
     contains: (ip) => pool.addresses.some((r) => rangeContains(r, ip)),
-    allowsNamespace: (ns) => {
-      if (alloc.namespaces !== undefined && !alloc.namespaces.includes(ns)) return false;
-      if (alloc.namespaceSelector !== undefined) {
-        return matchesSelector(alloc.namespaceSelector, namespaceLabels(ns) ?? {});
-      }
-      return true;
-    },
+    allowsNamespace: (ns) => poolServesNamespace(pool.serviceAllocation, ns, namespaceLabels(ns) ?? {}),
     ...(a.interfaces === undefined ? {} : { interfaces: a.interfaces }),
     ...(selector === undefined ? {} : { nodeSelector: (labels) => matchesSelector(selector, labels) }),
     externalIPs: a.externalIPs,

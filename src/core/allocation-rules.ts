@@ -1,4 +1,4 @@
-import type { Pool } from "./config.ts";
+import type { Pool, ServiceAllocation } from "./config.ts";
 import type { AllocationError } from "./errors.ts";
 import { refusal } from "./errors.ts";
 import type { Family } from "./ip.ts";
@@ -7,15 +7,26 @@ import type { ServiceRequest } from "./service-request.ts";
 import { serviceKey } from "./service-request.ts";
 
 /**
- * Whether a pool's serviceAllocation admits a Service. `namespaces` and `namespaceSelector` are two ways of naming
- * namespaces (either admits); `serviceSelector` must hold as well.
+ * Whether a pool's serviceAllocation serves a namespace. `namespaces` and `namespaceSelector` are two ways of
+ * naming namespaces: either admits; with neither, every namespace is served. The allocator and the speaker (which
+ * accepts `spec.externalIPs` only from namespaces a pool serves) both ask this, so they cannot disagree.
  */
+export function poolServesNamespace(
+  allocation: Pick<ServiceAllocation, "namespaces" | "namespaceSelector">,
+  namespace: string,
+  namespaceLabels: Readonly<Record<string, string>>,
+): boolean {
+  const { namespaces, namespaceSelector } = allocation;
+  if (namespaces === undefined && namespaceSelector === undefined) return true;
+  if (namespaces?.includes(namespace) ?? false) return true;
+  return namespaceSelector !== undefined && matchesSelector(namespaceSelector, namespaceLabels);
+}
+
+/** Whether a pool's serviceAllocation admits a Service: its namespace is served and `serviceSelector` holds. */
 export function poolRefusal(pool: Pool, req: ServiceRequest): AllocationError | undefined {
-  const { namespaces, namespaceSelector, serviceSelector } = pool.serviceAllocation;
-  if (namespaces !== undefined || namespaceSelector !== undefined) {
-    const byName = namespaces?.includes(req.namespace) ?? false;
-    const byLabels = namespaceSelector !== undefined && matchesSelector(namespaceSelector, req.namespaceLabels);
-    if (!byName && !byLabels) return refusal.namespaceNotAllowed(pool.name, req.namespace);
+  const { serviceSelector } = pool.serviceAllocation;
+  if (!poolServesNamespace(pool.serviceAllocation, req.namespace, req.namespaceLabels)) {
+    return refusal.namespaceNotAllowed(pool.name, req.namespace);
   }
   if (serviceSelector !== undefined && !matchesSelector(serviceSelector, req.labels)) {
     return refusal.serviceNotAllowed(pool.name);
