@@ -24,6 +24,7 @@ import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs"
 import { Agent } from "node:http";
 import { connect, createServer, type Server } from "node:net";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { join } from "node:path";
 import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
 import type { JsonObject } from "../src/sandbox/json.ts";
@@ -35,6 +36,7 @@ const SYSTEM_NS = "lodestone-system";
 const CONCURRENCY = 16;
 const POOL = "2001:db8:4c::/64";
 const STEADY_PER_SECOND = 100;
+const SPEAKER_IP = "192.0.2.10";
 const BIN = new URL("../bin/lodestone.js", import.meta.url).pathname;
 
 // ---------- load generator (worker thread) ----------
@@ -199,6 +201,8 @@ const ingressOf = (obj: JsonObject): number => {
 class Tracker {
   readonly created = new Map<string, number>();
   readonly written = new Map<string, number>();
+  /** First time the Service carried the lodestone.dev/pool annotation. */
+  readonly annotated = new Map<string, number>();
   #waiters: { n: number; resolve: () => void }[] = [];
 
   deliver(ev: StoreEvent): void {
@@ -207,6 +211,8 @@ class Tracker {
     if (name === undefined || !name.startsWith("svc-")) return;
     const now = performance.now();
     if (ev.type === "ADDED" && !this.created.has(name)) this.created.set(name, now);
+    const annotations = (ev.entry.obj["metadata"] as { annotations?: Record<string, string> }).annotations;
+    if (annotations?.["lodestone.dev/pool"] !== undefined && !this.annotated.has(name)) this.annotated.set(name, now);
     if (ev.type !== "DELETED" && ingressOf(ev.entry.obj) > 0 && !this.written.has(name)) {
       this.written.set(name, now);
       this.#waiters = this.#waiters.filter((w) => {
@@ -300,12 +306,14 @@ async function main(): Promise<number> {
     const must = async (method: string, path: string, body: unknown): Promise<void> => {
       const res = await fetch(`${sandbox.url}${path}`, {
         method,
-        headers: { "content-type": "application/json" },
+        headers: { "content-type": method === "PATCH" ? "application/merge-patch+json" : "application/json" },
         body: JSON.stringify(body),
       });
       if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
     };
     const tracker = new Tracker();
+    let lastEventAt = 0;
+    sandbox.api.store.subscribe("events", { namespace: NS, deliver: () => (lastEventAt = performance.now()) });
     sandbox.api.store.subscribe("services", { namespace: NS, deliver: (ev) => tracker.deliver(ev) });
     const leaseHolders = new Map<string, number>();
     sandbox.api.store.subscribe("leases.coordination.k8s.io", {
@@ -401,16 +409,32 @@ async function main(): Promise<number> {
         `p99 ${round(pct(burst, 99))} ms, max ${round(pct(burst, 100))} ms (queueing behind the burst); ` +
         `daemon CPU ${round((cpuA / BURST) * 1e6, 0)} µs per Service`,
     );
-    // Let the trailing pool annotations and Events finish: the steady phase starts from a quiet daemon.
-    await new Promise((r) => setTimeout(r, 5000));
+    // The pool annotations and Events trail the addresses; the steady phase starts once they are done.
+    const quietBy = performance.now() + 180_000;
+    while (tracker.annotated.size < BURST || performance.now() - lastEventAt < 1000) {
+      if (performance.now() > quietBy) throw new Error(`burst: ${tracker.annotated.size} of ${BURST} pool annotations`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const annotatedAt = Math.max(...tracker.annotated.values());
+    console.log(
+      `         the pool annotations followed, the last ${round((annotatedAt - lastWritten) / 1000, 2)} s after ` +
+        `the last IP; the Events went quiet ${round((lastEventAt - lastWritten) / 1000, 2)} s after it`,
+    );
+    const cpuSteady0 = cpuSeconds(a.pid);
+    // How late this process's event loop (the API server's) runs: on a loaded machine, part of every latency.
+    const lag = monitorEventLoopDelay({ resolution: 10 });
+    lag.enable();
     await run("services", STEADY, BURST, STEADY_PER_SECOND);
     if (!(await tracker.allWritten(N, 60_000)))
       throw new Error(`steady: only ${tracker.written.size} of ${N} Services got an IP within 60 s (log: ${logPath})`);
+    lag.disable();
     const latencies = tracker.latencies(BURST, N);
+    const cpuSteady = cpuSeconds(a.pid) - cpuSteady0;
     console.log(
       `  steady: ${STEADY} more Services, ${STEADY_PER_SECOND}/s, with ${BURST} allocated: creation → ingress ` +
         `p50 ${round(pct(latencies, 50))} ms, p90 ${round(pct(latencies, 90))} ms, p99 ${round(pct(latencies, 99))} ms, ` +
-        `max ${round(pct(latencies, 100))} ms`,
+        `max ${round(pct(latencies, 100))} ms; daemon CPU ${round((cpuSteady / STEADY) * 1e6, 0)} µs per Service; ` +
+        `API server event-loop delay p99 ${round(lag.percentile(99) / 1e6)} ms`,
     );
     await new Promise((r) => setTimeout(r, 2000));
     const memA = memory(a.pid);
@@ -458,7 +482,17 @@ async function main(): Promise<number> {
     if (speakerRss) {
       const speakerUp = (): boolean =>
         sandbox.api.store.get("leases.coordination.k8s.io", SYSTEM_NS, "lodestone-speaker-bench-c") !== undefined;
-      speakerMem = await measureSpeakerRss(sandbox.port, dir, startDaemon, leading, speakerUp, cleanups);
+      // The speaker binds its heartbeats to its Node's InternalIP: a documentation address on the namespace's loopback.
+      const node = async (): Promise<void> => {
+        await must("POST", "/api/v1/nodes", { metadata: { name: "bench-c" } });
+        await must("PATCH", "/api/v1/nodes/bench-c/status", {
+          status: {
+            conditions: [{ type: "Ready", status: "True" }],
+            addresses: [{ type: "InternalIP", address: SPEAKER_IP }],
+          },
+        });
+      };
+      speakerMem = await measureSpeakerRss(sandbox.port, dir, startDaemon, leading, speakerUp, node, cleanups);
     }
     if (speakerMem !== undefined) {
       console.log(
@@ -520,6 +554,7 @@ async function measureSpeakerRss(
   startDaemon: StartDaemon,
   leading: (identity: string, timeoutMs: number) => Promise<number>,
   speakerUp: () => boolean,
+  createNode: () => Promise<void>,
   cleanups: (() => Promise<void> | void)[],
 ): Promise<{ rssMb: number; peakMb: number } | undefined> {
   const { createLab, labUnavailable } = await import("../src/lab/netns.ts");
@@ -540,6 +575,8 @@ async function measureSpeakerRss(
   await new Promise<void>((r) => bridge.listen(sock, () => r()));
   cleanups.push(() => new Promise<void>((r) => bridge.close(() => r())));
   const ns = await lab.namespace("speaker");
+  await lab.run(ns, ["ip", "addr", "add", `${SPEAKER_IP}/32`, "dev", "lo"]);
+  await createNode();
   const forwarder = `
 const net = require("node:net");
 net.createServer((c) => { const u = net.connect(process.argv[1]); c.pipe(u).pipe(c);

@@ -14,6 +14,7 @@ import { type HeartbeatKey, heartbeatKey } from "../core/heartbeat-codec.ts";
 import { type IpAddress, formatIp, ipKey, parseIp } from "../core/ip.ts";
 import { Membership, type MembershipTiming, checkTiming, defaultTiming } from "../core/membership.ts";
 import type { Readiness, TelemetrySnapshot } from "../core/telemetry.ts";
+import type { LoopReport } from "../core/liveness.ts";
 import type { KubeClient } from "../kube/client.ts";
 import { type Informer, createInformer } from "../kube/informer.ts";
 import {
@@ -81,6 +82,8 @@ export interface SpeakerContext {
    */
   readonly handoffMs?: number;
   readonly scanInterfaces?: () => Promise<InterfaceSummary[]>;
+  /** How long one evaluation may run before liveness calls the speaker hung (default 30 s). */
+  readonly stallMs?: number;
 }
 
 export interface Speaker {
@@ -93,6 +96,8 @@ export interface Speaker {
     "announcedIps" | "membershipSize" | "failovers" | "layer2" | "layer2Drops" | "informerRestarts"
   >;
   readiness(): Readiness;
+  /** For liveness: the informers' loops and the evaluation in progress. */
+  loops(): LoopReport[];
 }
 
 const parseIps = (texts: readonly string[]): IpAddress[] =>
@@ -102,6 +107,11 @@ const parseIps = (texts: readonly string[]): IpAddress[] =>
   });
 const defaultClass = (cls: string | undefined): boolean => cls === undefined || cls === "lodestone.dev/lb";
 const EVAL_MS = 50;
+/**
+ * An evaluation is local work (planning, the announcer's sockets); its API writes are not awaited. Thirty seconds
+ * is six hundred ticks: only a promise that never settles gets there, never a slow API server.
+ */
+export const DEFAULT_SPEAKER_STALL_MS = 30_000;
 const WRITE_RETRY_MS = 5_000;
 const OVERWRITTEN_AFTER_MS = 1_000;
 
@@ -203,6 +213,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
   let previousOwners: Map<string, string> | undefined;
   const pending = new Map<string, number>();
   let evaluating: Promise<void> | undefined;
+  let evaluatingSince = 0;
   let again = false;
 
   function synced(): boolean {
@@ -258,6 +269,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
       again = true;
       return;
     }
+    evaluatingSince = performance.now();
     evaluating = evaluate()
       .catch((err: unknown) => log.error({ err }, "speaker evaluation failed"))
       .finally(() => {
@@ -647,5 +659,13 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
       }
       return { ready: reasons.length === 0, reasons };
     },
+    loops: () => [
+      ...informers.map((i) => ({ loop: `informer ${i.resource}`, ended: i.crashed() })),
+      {
+        loop: "speaker evaluation",
+        busyForMs: evaluating === undefined ? undefined : performance.now() - evaluatingSince,
+        stallMs: ctx.stallMs ?? DEFAULT_SPEAKER_STALL_MS,
+      },
+    ],
   };
 }
