@@ -113,6 +113,7 @@ const EVAL_MS = 50;
  */
 export const DEFAULT_SPEAKER_STALL_MS = 30_000;
 const WRITE_RETRY_MS = 5_000;
+const OVERWRITTEN_AFTER_MS = 1_000;
 
 export function createSpeaker(ctx: SpeakerContext): Speaker {
   const self = ctx.nodeName;
@@ -376,6 +377,10 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
         const mine = p.election.ok && p.election.owner === self && held.has(ipKey(p.ip));
         if (!mine) written.delete(`${key}#owner`);
         if (mine && svc.annotations[ANNOUNCING_ANNOTATION] !== self) {
+          // Written before, yet the Service names another node: someone wrote since (a peer that held the IP while
+          // this node was cut off). Write again once our own write has had time to show in the informer.
+          const prev = written.get(`${key}#owner`);
+          if (prev?.value === self && now - prev.at > OVERWRITTEN_AFTER_MS) written.delete(`${key}#owner`);
           const iface = interfaceFor(p.ip);
           await once(`${key}#owner`, self, now, async () => {
             const err = await writeAnnouncingNode(ctx.client, svc.namespace, svc.name, self);
