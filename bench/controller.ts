@@ -3,16 +3,19 @@
 // run on the sandbox's event loop. Services are IPv6 single-stack from one /64 in 2001:db8::/32 (the IPv4
 // documentation ranges hold only 768 addresses), and each has an EndpointSlice.
 //
-//   burst    the daemon leads; N Services are created (concurrency 16). Latency: from the Service's creation in
-//            the store until its status.loadBalancer.ingress is written, both seen in the store itself.
+//   burst    the daemon leads; N - S Services are created as fast as 16 clients can (S = N/10, at most 1000).
+//            Latency: from the Service's creation in the store until its status.loadBalancer.ingress is written,
+//            both seen in the store itself. Here it measures the queue behind the burst.
+//   steady   then the last S Services, one every 10 ms (100/s, ten times a busy cluster's rate), among the N - S
+//            already allocated: the latency of one Service, which the JSON line reports.
 //   floor    the daemon is stopped; the load generator clears every ingress with a status PATCH (concurrency 16,
 //            the controller's worker count): the sandbox's raw status-PATCH throughput in this run.
 //   backlog  a fresh daemon finds N Services without an IP (and without the pool annotation) and allocates them
 //            all: allocations/s from the moment it holds the Lease to the last ingress written.
-//   speaker  (root only, --speaker-rss) the full daemon, speaker on, in a network namespace holding only a
+//   speaker  (root only; --speaker-rss=false skips it) the full daemon, speaker on, in a network namespace holding only a
 //            loopback (nothing to announce on), to report the RSS of controller + speaker too.
 //
-//   npm run bench:controller [-- --services N] [-- --speaker-rss]
+//   npm run bench:controller [-- --services N] [--speaker-rss=false]
 //
 // The machine's 2 cores are shared with other jobs: wall-clock figures are noisy, so the daemon's CPU time per
 // allocation is reported too. Last line: one JSON object.
@@ -21,6 +24,7 @@ import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs"
 import { Agent } from "node:http";
 import { connect, createServer, type Server } from "node:net";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { join } from "node:path";
 import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
 import type { JsonObject } from "../src/sandbox/json.ts";
@@ -31,6 +35,8 @@ const NS = "bench";
 const SYSTEM_NS = "lodestone-system";
 const CONCURRENCY = 16;
 const POOL = "2001:db8:4c::/64";
+const STEADY_PER_SECOND = 100;
+const SPEAKER_IP = "192.0.2.10";
 const BIN = new URL("../bin/lodestone.js", import.meta.url).pathname;
 
 // ---------- load generator (worker thread) ----------
@@ -40,7 +46,11 @@ type Job = "slices" | "services" | "clear-ingress" | "clear-pool";
 interface JobRequest {
   readonly id: number;
   readonly job: Job;
+  /** Items [from, from + n). */
+  readonly from: number;
   readonly n: number;
+  /** Start item k at k / perSecond seconds instead of as fast as possible. */
+  readonly perSecond?: number;
 }
 
 interface JobResult {
@@ -108,7 +118,12 @@ function loadThread(): void {
       await Promise.all(
         Array.from({ length: CONCURRENCY }, async () => {
           while (next < m.n) {
-            const [method, path, body, type, want] = jobItem(m.job, next++);
+            const k = next++;
+            if (m.perSecond !== undefined) {
+              const wait = t0 + (k * 1000) / m.perSecond - performance.now();
+              if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+            }
+            const [method, path, body, type, want] = jobItem(m.job, m.from + k);
             const r = await httpRequest(agent, method, `${base}${path}`, body, type).catch((err: unknown) => ({
               status: 0,
               text: String(err),
@@ -136,7 +151,7 @@ interface Options {
 /** Pure: flags → options, or the one-line reason they are wrong. */
 function parseFlags(args: readonly string[]): { ok: true; value: Options } | { ok: false; error: string } {
   let services = 10_000;
-  let speakerRss = false;
+  let speakerRss = true;
   for (let i = 0; i < args.length; i++) {
     const a = args[i] ?? "";
     const [name, inline] = a.includes("=") ? [a.slice(0, a.indexOf("=")), a.slice(a.indexOf("=") + 1)] : [a, undefined];
@@ -145,8 +160,9 @@ function parseFlags(args: readonly string[]): { ok: true; value: Options } | { o
       services = Number(text);
       if (!Number.isInteger(services) || services < 1 || services > 50_000)
         return { ok: false, error: `--services must be an integer from 1 to 50000, got "${text}"` };
-    } else if (name === "--speaker-rss") speakerRss = inline === undefined || inline === "true";
-    else return { ok: false, error: `unknown argument "${a}" (flags: --services N, --speaker-rss)` };
+    } else if (name === "--speaker-rss" && (inline === undefined || inline === "true" || inline === "false")) {
+      speakerRss = inline !== "false";
+    } else return { ok: false, error: `unknown argument "${a}" (flags: --services N, --speaker-rss=false)` };
   }
   return { ok: true, value: { services, speakerRss } };
 }
@@ -185,6 +201,8 @@ const ingressOf = (obj: JsonObject): number => {
 class Tracker {
   readonly created = new Map<string, number>();
   readonly written = new Map<string, number>();
+  /** First time the Service carried the lodestone.dev/pool annotation. */
+  readonly annotated = new Map<string, number>();
   #waiters: { n: number; resolve: () => void }[] = [];
 
   deliver(ev: StoreEvent): void {
@@ -193,6 +211,8 @@ class Tracker {
     if (name === undefined || !name.startsWith("svc-")) return;
     const now = performance.now();
     if (ev.type === "ADDED" && !this.created.has(name)) this.created.set(name, now);
+    const annotations = (ev.entry.obj["metadata"] as { annotations?: Record<string, string> }).annotations;
+    if (annotations?.["lodestone.dev/pool"] !== undefined && !this.annotated.has(name)) this.annotated.set(name, now);
     if (ev.type !== "DELETED" && ingressOf(ev.entry.obj) > 0 && !this.written.has(name)) {
       this.written.set(name, now);
       this.#waiters = this.#waiters.filter((w) => {
@@ -201,6 +221,17 @@ class Tracker {
         return false;
       });
     }
+  }
+
+  /** Creation → ingress of svc-from … svc-(to-1), in ms. */
+  latencies(from: number, to: number): number[] {
+    const out: number[] = [];
+    for (let i = from; i < to; i++) {
+      const c = this.created.get(`svc-${i}`);
+      const w = this.written.get(`svc-${i}`);
+      if (c !== undefined && w !== undefined) out.push(w - c);
+    }
+    return out;
   }
 
   reset(): void {
@@ -243,6 +274,8 @@ async function main(): Promise<number> {
     return 2;
   }
   const { services: N, speakerRss } = flags.value;
+  const STEADY = Math.min(1000, Math.floor(N / 10));
+  const BURST = N - STEADY;
   const { startSandbox } = await import("../src/sandbox/index.ts");
   const dir = mkdtempSync(join(tmpdir(), "lodestone-bench-controller-"));
   const sandbox = await startSandbox({ port: 0, kubeconfigPath: join(dir, "kubeconfig") });
@@ -252,7 +285,7 @@ async function main(): Promise<number> {
   const load1 = loadavg()[0] ?? NaN;
   try {
     let jobs = 0;
-    const run = (job: Job, n: number): Promise<JobResult> =>
+    const run = (job: Job, n: number, from = 0, perSecond?: number): Promise<JobResult> =>
       new Promise((resolve, reject) => {
         const id = ++jobs;
         const onMessage = (r: JobResult): void => {
@@ -262,17 +295,25 @@ async function main(): Promise<number> {
           else resolve(r);
         };
         worker.on("message", onMessage);
-        worker.postMessage({ id, job, n } satisfies JobRequest);
+        worker.postMessage({
+          id,
+          job,
+          from,
+          n,
+          ...(perSecond === undefined ? {} : { perSecond }),
+        } satisfies JobRequest);
       });
     const must = async (method: string, path: string, body: unknown): Promise<void> => {
       const res = await fetch(`${sandbox.url}${path}`, {
         method,
-        headers: { "content-type": "application/json" },
+        headers: { "content-type": method === "PATCH" ? "application/merge-patch+json" : "application/json" },
         body: JSON.stringify(body),
       });
       if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
     };
     const tracker = new Tracker();
+    let lastEventAt = 0;
+    sandbox.api.store.subscribe("events", { namespace: NS, deliver: () => (lastEventAt = performance.now()) });
     sandbox.api.store.subscribe("services", { namespace: NS, deliver: (ev) => tracker.deliver(ev) });
     const leaseHolders = new Map<string, number>();
     sandbox.api.store.subscribe("leases.coordination.k8s.io", {
@@ -348,27 +389,56 @@ async function main(): Promise<number> {
     const a = startDaemon("bench-a", ["--speaker=false"]);
     await leading(a.identity, 60_000);
     const cpuA0 = cpuSeconds(a.pid);
-    const created = await run("services", N);
-    if (!(await tracker.allWritten(N, 120_000)))
-      throw new Error(`burst: only ${tracker.written.size} of ${N} Services got an IP within 120 s (log: ${logPath})`);
-    const latencies = [...tracker.written].map(([name, at]) => at - (tracker.created.get(name) ?? at));
+    const created = await run("services", BURST);
+    if (!(await tracker.allWritten(BURST, 120_000)))
+      throw new Error(
+        `burst: only ${tracker.written.size} of ${BURST} Services got an IP within 120 s (log: ${logPath})`,
+      );
+    const burst = tracker.latencies(0, BURST);
     const firstCreated = Math.min(...tracker.created.values());
     const lastWritten = Math.max(...tracker.written.values());
-    const burstPerSec = N / ((lastWritten - firstCreated) / 1000);
-    const createPerSec = N / (created.ms / 1000);
+    const burstPerSec = BURST / ((lastWritten - firstCreated) / 1000);
+    const createPerSec = BURST / (created.ms / 1000);
     const cpuA = cpuSeconds(a.pid) - cpuA0;
-    await new Promise((r) => setTimeout(r, 2000));
-    const memA = memory(a.pid);
     console.log(
-      `  burst: ${N} Services created at ${createPerSec.toFixed(0)}/s with the daemon leading; ` +
+      `  burst: ${BURST} Services created at ${createPerSec.toFixed(0)}/s with the daemon leading; ` +
         `all had an IP ${round((lastWritten - firstCreated) / 1000, 2)} s after the first creation (${burstPerSec.toFixed(0)}/s)`,
     );
     console.log(
-      `         creation → ingress written: p50 ${round(pct(latencies, 50))} ms, p90 ${round(pct(latencies, 90))} ms, ` +
-        `p99 ${round(pct(latencies, 99))} ms, max ${round(pct(latencies, 100))} ms; ` +
-        `daemon CPU ${round((cpuA / N) * 1e6, 0)} µs per Service`,
+      `         creation → ingress written: p50 ${round(pct(burst, 50))} ms, p90 ${round(pct(burst, 90))} ms, ` +
+        `p99 ${round(pct(burst, 99))} ms, max ${round(pct(burst, 100))} ms (queueing behind the burst); ` +
+        `daemon CPU ${round((cpuA / BURST) * 1e6, 0)} µs per Service`,
     );
-    console.log(`         daemon RSS after the burst: ${round(memA.rssMb)} MB (peak ${round(memA.peakMb)} MB)`);
+    // The pool annotations and Events trail the addresses; the steady phase starts once they are done.
+    const quietBy = performance.now() + 180_000;
+    while (tracker.annotated.size < BURST || performance.now() - lastEventAt < 1000) {
+      if (performance.now() > quietBy) throw new Error(`burst: ${tracker.annotated.size} of ${BURST} pool annotations`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const annotatedAt = Math.max(...tracker.annotated.values());
+    console.log(
+      `         the pool annotations followed, the last ${round((annotatedAt - lastWritten) / 1000, 2)} s after ` +
+        `the last IP; the Events went quiet ${round((lastEventAt - lastWritten) / 1000, 2)} s after it`,
+    );
+    const cpuSteady0 = cpuSeconds(a.pid);
+    // How late this process's event loop (the API server's) runs: on a loaded machine, part of every latency.
+    const lag = monitorEventLoopDelay({ resolution: 10 });
+    lag.enable();
+    await run("services", STEADY, BURST, STEADY_PER_SECOND);
+    if (!(await tracker.allWritten(N, 60_000)))
+      throw new Error(`steady: only ${tracker.written.size} of ${N} Services got an IP within 60 s (log: ${logPath})`);
+    lag.disable();
+    const latencies = tracker.latencies(BURST, N);
+    const cpuSteady = cpuSeconds(a.pid) - cpuSteady0;
+    console.log(
+      `  steady: ${STEADY} more Services, ${STEADY_PER_SECOND}/s, with ${BURST} allocated: creation → ingress ` +
+        `p50 ${round(pct(latencies, 50))} ms, p90 ${round(pct(latencies, 90))} ms, p99 ${round(pct(latencies, 99))} ms, ` +
+        `max ${round(pct(latencies, 100))} ms; daemon CPU ${round((cpuSteady / STEADY) * 1e6, 0)} µs per Service; ` +
+        `API server event-loop delay p99 ${round(lag.percentile(99) / 1e6)} ms`,
+    );
+    await new Promise((r) => setTimeout(r, 2000));
+    const memA = memory(a.pid);
+    console.log(`         daemon RSS with ${N} Services: ${round(memA.rssMb)} MB (peak ${round(memA.peakMb)} MB)`);
     await a.stop();
 
     // ---- floor: the sandbox's raw status-PATCH throughput ----
@@ -409,7 +479,21 @@ async function main(): Promise<number> {
     await b.stop();
 
     let speakerMem: { rssMb: number; peakMb: number } | undefined;
-    if (speakerRss) speakerMem = await measureSpeakerRss(sandbox.port, dir, startDaemon, leading, cleanups);
+    if (speakerRss) {
+      const speakerUp = (): boolean =>
+        sandbox.api.store.get("leases.coordination.k8s.io", SYSTEM_NS, "lodestone-speaker-bench-c") !== undefined;
+      // The speaker binds its heartbeats to its Node's InternalIP: a documentation address on the namespace's loopback.
+      const node = async (): Promise<void> => {
+        await must("POST", "/api/v1/nodes", { metadata: { name: "bench-c" } });
+        await must("PATCH", "/api/v1/nodes/bench-c/status", {
+          status: {
+            conditions: [{ type: "Ready", status: "True" }],
+            addresses: [{ type: "InternalIP", address: SPEAKER_IP }],
+          },
+        });
+      };
+      speakerMem = await measureSpeakerRss(sandbox.port, dir, startDaemon, leading, speakerUp, node, cleanups);
+    }
     if (speakerMem !== undefined) {
       console.log(
         `  speaker: the full daemon (controller + speaker, in a network namespace with only a loopback) with ` +
@@ -424,7 +508,7 @@ async function main(): Promise<number> {
       `targets: ratio ≥ 0.8 ${ratio >= 0.8 ? "met" : "MISSED"}; p99 ≤ 200 ms ${p99 <= 200 ? "met" : "MISSED"}; ` +
         `RSS ≤ 150 MB ${rssMb <= 150 ? "met" : "MISSED"} (controller only${
           speakerMem === undefined
-            ? "; --speaker-rss adds the speaker's figure"
+            ? "; the speaker's figure was not measured"
             : `; with the speaker ${round(speakerMem.rssMb)} MB, ${speakerMem.rssMb <= 150 ? "met" : "MISSED"}`
         }); load average ${load1.toFixed(2)} at the start, ${(loadavg()[0] ?? NaN).toFixed(2)} at the end`,
     );
@@ -440,6 +524,9 @@ async function main(): Promise<number> {
         ...(speakerMem === undefined ? {} : { rss_with_speaker_mb: round(speakerMem.rssMb) }),
         services: N,
         endpoint_slices: N,
+        latency_scope: `${STEADY} Services at ${STEADY_PER_SECOND}/s with ${BURST} allocated`,
+        burst_p50_ms: round(pct(burst, 50)),
+        burst_p99_ms: round(pct(burst, 99)),
         burst_per_s: Math.round(burstPerSec),
         create_per_s: Math.round(createPerSec),
         daemon_cpu_us_per_alloc: Math.round((cpuB / N) * 1e6),
@@ -466,6 +553,8 @@ async function measureSpeakerRss(
   dir: string,
   startDaemon: StartDaemon,
   leading: (identity: string, timeoutMs: number) => Promise<number>,
+  speakerUp: () => boolean,
+  createNode: () => Promise<void>,
   cleanups: (() => Promise<void> | void)[],
 ): Promise<{ rssMb: number; peakMb: number } | undefined> {
   const { createLab, labUnavailable } = await import("../src/lab/netns.ts");
@@ -486,6 +575,8 @@ async function measureSpeakerRss(
   await new Promise<void>((r) => bridge.listen(sock, () => r()));
   cleanups.push(() => new Promise<void>((r) => bridge.close(() => r())));
   const ns = await lab.namespace("speaker");
+  await lab.run(ns, ["ip", "addr", "add", `${SPEAKER_IP}/32`, "dev", "lo"]);
+  await createNode();
   const forwarder = `
 const net = require("node:net");
 net.createServer((c) => { const u = net.connect(process.argv[1]); c.pipe(u).pipe(c);
@@ -495,7 +586,12 @@ net.createServer((c) => { const u = net.connect(process.argv[1]); c.pipe(u).pipe
     lab.spawn(ns, argv, { stdio: ["ignore", fd, fd] }),
   );
   await leading(c.identity, 60_000);
-  // The speaker lists Services, EndpointSlices, Nodes and Leases after the controller; give it time to settle.
+  const end = performance.now() + 30_000;
+  while (!speakerUp()) {
+    if (performance.now() > end) throw new Error("speaker: no membership Lease from bench-c within 30 s");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  // Its membership Lease is up once its caches (Services, EndpointSlices, Nodes, Leases) are listed; let it settle.
   await new Promise((r) => setTimeout(r, 10_000));
   const mem = memory(c.pid);
   await c.stop();

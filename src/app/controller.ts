@@ -7,6 +7,7 @@ import { formatIp, parseIp, type IpAddress } from "../core/ip.ts";
 import { serviceRequestFrom } from "../core/service-request.ts";
 import type { Readiness, TelemetrySnapshot } from "../core/telemetry.ts";
 import { WorkQueue } from "../core/workqueue.ts";
+import { InFlight, type LoopReport } from "../core/liveness.ts";
 import type { KubeClient } from "../kube/client.ts";
 import { createEventRecorder, type EventRecorder, type ObjectRef } from "../kube/events.ts";
 import { createInformer, type Informer } from "../kube/informer.ts";
@@ -23,6 +24,12 @@ import { POOL_ANNOTATION, createStatusWriter, type StatusWriter } from "../kube/
 
 export const DEFAULT_CLASS = "lodestone.dev/lb";
 export const POOLS_SELECTOR = "lodestone.dev/pools=true";
+/**
+ * Liveness limit of one reconcile or pool write. It makes at most a PATCH (10 s timeout) and, after a 409, a GET
+ * (30 s), so it ends within about a minute even when the API server never answers: a slow API server stays clear
+ * of the limit, and only a promise that never settles reaches it.
+ */
+export const DEFAULT_CONTROLLER_STALL_MS = 120_000;
 
 export interface ControllerOptions {
   readonly client: KubeClient;
@@ -38,6 +45,8 @@ export interface ControllerOptions {
   readonly workers?: number;
   readonly informerBackoff?: { readonly initialMs: number; readonly maxMs: number };
   readonly clock?: Clock;
+  /** How long one status or annotation write may run before liveness calls the workqueue hung. */
+  readonly stallMs?: number;
 }
 
 export type ControllerTelemetry = Pick<
@@ -50,6 +59,8 @@ export interface Controller {
   stop(): Promise<void>;
   telemetry(): ControllerTelemetry;
   readiness(): Readiness;
+  /** For liveness: the informers' loops and the workqueue's oldest write in flight. */
+  loops(): LoopReport[];
   isLeader(): boolean;
   /** The pools in force (all pods parse the config; only the leader allocates). */
   pools(): readonly Pool[];
@@ -82,6 +93,7 @@ export function createController(o: ControllerOptions): Controller {
   const log = o.logger.child({ component: "controller" });
   const clock = o.clock ?? systemClock;
   const workers = o.workers ?? 16;
+  const stallMs = o.stallMs ?? DEFAULT_CONTROLLER_STALL_MS;
   const common = { client: o.client, logger: log, ...(o.informerBackoff ? { backoff: o.informerBackoff } : {}) };
   const services: Informer<SlimService> = createInformer({
     ...common,
@@ -130,6 +142,8 @@ export function createController(o: ControllerOptions): Controller {
   let poolQueue = new WorkQueue({ baseDelayMs: 500, maxDelayMs: 30_000 });
   let inFlight = 0;
   let poolInFlight = 0;
+  /** Every reconcile and pool write running, whatever its epoch: one that never settles is what liveness sees. */
+  const working = new InFlight();
   let timer: (() => void) | undefined;
   /** Fresher copies than the cache: what a 409 re-read returned. Dropped when the watch catches up. */
   const overrides = new Map<string, SlimService>();
@@ -307,9 +321,11 @@ export function createController(o: ControllerOptions): Controller {
       inFlight++;
       const myEpoch = epoch;
       const q = queue;
+      const token = working.begin(now);
       reconcile(key, myEpoch)
         .catch((err: unknown) => log.error({ err, service: key }, "reconcile crashed"))
         .finally(() => {
+          working.end(token);
           q.done(key);
           if (myEpoch === epoch) {
             inFlight--;
@@ -317,15 +333,19 @@ export function createController(o: ControllerOptions): Controller {
           }
         });
     }
-    while (poolInFlight < 2) {
+    // The pool annotation is bookkeeping: it waits until no status write is ready, so a burst of new Services gets
+    // its addresses first and the annotations follow.
+    while (poolInFlight < 2 && queue.ready === 0) {
       const key = poolQueue.take(now);
       if (key === undefined) break;
       poolInFlight++;
       const myEpoch = epoch;
       const q = poolQueue;
+      const token = working.begin(now);
       writePool(key, myEpoch)
         .catch((err: unknown) => log.error({ err, service: key }, "pool annotation crashed"))
         .finally(() => {
+          working.end(token);
           q.done(key);
           if (myEpoch === epoch) {
             poolInFlight--;
@@ -572,6 +592,10 @@ export function createController(o: ControllerOptions): Controller {
       }
       return { ready: reasons.length === 0, reasons };
     },
+    loops: () => [
+      ...informers.map((i) => ({ loop: `informer ${i.resource}`, ended: i.crashed() })),
+      { loop: "controller workqueue", busyForMs: working.busyForMs(clock.now()), stallMs },
+    ],
     isLeader: () => acting,
     pools: () => pools,
   };

@@ -1,6 +1,7 @@
 import type { Logger } from "pino";
 import type { Pool } from "../core/config.ts";
 import { emptyTelemetry, type Readiness, type TelemetrySnapshot } from "../core/telemetry.ts";
+import { livenessOf, type LoopReport } from "../core/liveness.ts";
 import { startHealthServer, type HealthServer } from "../http/server.ts";
 import { createKubeClient, loadKubeConfig, type ApiSource, type KubeClient } from "../kube/client.ts";
 import { defaultLeaseTimings, type LeaseTimings } from "../kube/lease.ts";
@@ -18,6 +19,8 @@ export interface ComponentContext {
   readonly handlesClass: (cls: string | undefined) => boolean;
   /** The pools in force, as the controller parsed them. */
   readonly pools: () => readonly Pool[];
+  /** Overrides the component's own limit on one unit of work before liveness calls it hung (tests). */
+  readonly stallMs?: number;
 }
 
 /** A part of the daemon with its own life cycle; `handoff` runs before `stop` on a graceful shutdown. */
@@ -28,6 +31,8 @@ export interface DaemonComponent {
   stop(): Promise<void>;
   telemetry?(): Partial<TelemetrySnapshot>;
   readiness?(): Readiness;
+  /** Its loops, for liveness (see src/core/liveness.ts). */
+  loops?(): readonly LoopReport[];
 }
 
 export type ComponentFactory = (ctx: ComponentContext) => DaemonComponent | Promise<DaemonComponent>;
@@ -56,12 +61,16 @@ export interface DaemonOptions {
   /** Status writes in flight at once (default 16). */
   readonly workers?: number;
   readonly informerBackoff?: { readonly initialMs: number; readonly maxMs: number };
+  /** Overrides every loop's limit on one unit of work before `/healthz` calls it hung (tests; defaults 120 s, 30 s). */
+  readonly stallMs?: number;
 }
 
 export interface Daemon {
   stop(reason: string): Promise<void>;
   telemetry(): TelemetrySnapshot;
   readiness(): Readiness;
+  /** What `/healthz` answers: not live only when a restart would help (src/core/liveness.ts). */
+  liveness(): Readiness;
   /** True while this pod holds the controller Lease and allocates. */
   isLeader(): boolean;
   /** The health server's port, undefined when off. */
@@ -105,6 +114,7 @@ export async function startDaemon(options: DaemonOptions, logger: Logger): Promi
     lease: { ...defaultLeaseTimings, name: "lodestone-controller", ...options.lease },
     ...(options.workers === undefined ? {} : { workers: options.workers }),
     ...(options.informerBackoff === undefined ? {} : { informerBackoff: options.informerBackoff }),
+    ...(options.stallMs === undefined ? {} : { stallMs: options.stallMs }),
   });
   const ctx: ComponentContext = {
     client,
@@ -114,6 +124,7 @@ export async function startDaemon(options: DaemonOptions, logger: Logger): Promi
     logger,
     handlesClass: (cls) => classMatches(cls, options.loadBalancerClass),
     pools: () => controller.pools(),
+    ...(options.stallMs === undefined ? {} : { stallMs: options.stallMs }),
   };
   const factories = [...(options.components ?? [])];
   if (options.speaker ?? true) factories.push(options.speakerFactory ?? speakerComponent());
@@ -129,6 +140,8 @@ export async function startDaemon(options: DaemonOptions, logger: Logger): Promi
     const parts = [controller.readiness(), ...components.map((c) => c.readiness?.() ?? { ready: true, reasons: [] })];
     return { ready: parts.every((p) => p.ready), reasons: parts.flatMap((p) => p.reasons) };
   };
+  const liveness = (): Readiness =>
+    livenessOf([...controller.loops(), ...components.flatMap((c) => c.loops?.() ?? [])]);
   let health: HealthServer | undefined;
   const port = options.metricsPort ?? 7472;
   if (port >= 0) {
@@ -137,7 +150,7 @@ export async function startDaemon(options: DaemonOptions, logger: Logger): Promi
       ...(options.metricsHost === undefined ? {} : { host: options.metricsHost }),
       logger,
       snapshot: telemetry,
-      live: () => ({ ready: true, reasons: [] }),
+      live: liveness,
       ready: readiness,
     });
   }
@@ -168,6 +181,7 @@ export async function startDaemon(options: DaemonOptions, logger: Logger): Promi
     },
     telemetry,
     readiness,
+    liveness,
     isLeader: () => controller.isLeader(),
     metricsPort: health?.port,
   };

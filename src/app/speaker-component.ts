@@ -19,6 +19,7 @@ export function speakerComponent(overrides: Partial<SpeakerContext> = {}): Compo
         const r = await createAnnouncer({ logger: logger.child({ component: "announcer" }) });
         return r.ok ? { ok: true, value: r.value } : { ok: false, error: { message: r.error.message } };
       },
+      ...(ctx.stallMs === undefined ? {} : { stallMs: ctx.stallMs }),
       ...overrides,
     });
     return {
@@ -28,6 +29,7 @@ export function speakerComponent(overrides: Partial<SpeakerContext> = {}): Compo
       stop: () => speaker.stop(),
       telemetry: () => speaker.telemetry(),
       readiness: () => speaker.readiness(),
+      loops: () => speaker.loops(),
     };
   };
 }

@@ -16,6 +16,7 @@ import { type HeartbeatKey, heartbeatKey } from "../core/heartbeat-codec.ts";
 import { type IpAddress, formatIp, ipKey, parseIp } from "../core/ip.ts";
 import { Membership, type MembershipTiming, checkTiming, defaultTiming } from "../core/membership.ts";
 import type { Readiness, TelemetrySnapshot } from "../core/telemetry.ts";
+import type { LoopReport } from "../core/liveness.ts";
 import type { KubeClient } from "../kube/client.ts";
 import { type Informer, createInformer } from "../kube/informer.ts";
 import {
@@ -83,6 +84,8 @@ export interface SpeakerContext {
    */
   readonly handoffMs?: number;
   readonly scanInterfaces?: () => Promise<InterfaceSummary[]>;
+  /** How long one evaluation may run before liveness calls the speaker hung (default 30 s). */
+  readonly stallMs?: number;
 }
 
 export interface Speaker {
@@ -95,6 +98,8 @@ export interface Speaker {
     "announcedIps" | "membershipSize" | "failovers" | "layer2" | "layer2Drops" | "informerRestarts"
   >;
   readiness(): Readiness;
+  /** For liveness: the informers' loops and the evaluation in progress. */
+  loops(): LoopReport[];
 }
 
 const parseIps = (texts: readonly string[]): IpAddress[] =>
@@ -104,7 +109,13 @@ const parseIps = (texts: readonly string[]): IpAddress[] =>
   });
 const defaultClass = (cls: string | undefined): boolean => cls === undefined || cls === "lodestone.dev/lb";
 const EVAL_MS = 50;
+/**
+ * An evaluation is local work (planning, the announcer's sockets); its API writes are not awaited. Thirty seconds
+ * is six hundred ticks: only a promise that never settles gets there, never a slow API server.
+ */
+export const DEFAULT_SPEAKER_STALL_MS = 30_000;
 const WRITE_RETRY_MS = 5_000;
+const OVERWRITTEN_AFTER_MS = 1_000;
 
 export function createSpeaker(ctx: SpeakerContext): Speaker {
   const self = ctx.nodeName;
@@ -204,6 +215,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
   let previousOwners: Map<string, string> | undefined;
   const pending = new Map<string, number>();
   let evaluating: Promise<void> | undefined;
+  let evaluatingSince = 0;
   let again = false;
 
   function synced(): boolean {
@@ -259,6 +271,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
       again = true;
       return;
     }
+    evaluatingSince = performance.now();
     evaluating = evaluate()
       .catch((err: unknown) => log.error({ err }, "speaker evaluation failed"))
       .finally(() => {
@@ -402,11 +415,19 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
       const first = owners[0];
       const writer = first === undefined ? reporter === self : first.node === self && held.has(ipKey(first.ip));
       const slot = `${key}#annotation`;
+      const prev = written.get(slot);
       if (!writer || current === desired) {
-        written.delete(slot);
+        // In place: whatever is seen next is written again (keeping the time of the last write for the limit below).
+        if (prev !== undefined) written.set(slot, { value: "", at: prev.at });
         continue;
       }
-      // The slot names what was seen too: when another writer changes the annotation, this one corrects it again.
+      // The slot names what was seen too: when another node overwrote the annotation (a peer that held an IP while
+      // this node was cut off), this one writes it again — once its own write has had time to show in the informer,
+      // so two nodes that briefly disagree do not rewrite it at the API's pace.
+      if (prev !== undefined && now - prev.at < OVERWRITTEN_AFTER_MS) {
+        retryWritesAt ??= prev.at + OVERWRITTEN_AFTER_MS;
+        continue;
+      }
       await once(slot, `${current ?? ""} -> ${desired ?? ""}`, now, () =>
         writeAnnouncingNode(ctx.client, svc.namespace, svc.name, desired),
       );
@@ -670,5 +691,13 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
       }
       return { ready: reasons.length === 0, reasons };
     },
+    loops: () => [
+      ...informers.map((i) => ({ loop: `informer ${i.resource}`, ended: i.crashed() })),
+      {
+        loop: "speaker evaluation",
+        busyForMs: evaluating === undefined ? undefined : performance.now() - evaluatingSince,
+        stallMs: ctx.stallMs ?? DEFAULT_SPEAKER_STALL_MS,
+      },
+    ],
   };
 }

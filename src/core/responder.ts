@@ -13,7 +13,7 @@ import { decodeNdp, neighborAdvertisementFor, NdpType } from "./frames/ndp.ts";
 
 /**
  * Why a received frame got no answer. Stable strings: they are metric label values
- * (`lodestone_layer2_drops_total{reason}`) and log fields.
+ * (`lodestone_l2_drops_total{interface,reason}`, see metricCatalogue in src/http/metrics.ts) and log fields.
  */
 export const DropReason = {
   /** Truncated, bad checksum, hop limit not 255, zero-length option: RFC 4861 §7.1 says silently discard. */

@@ -99,6 +99,11 @@ export class WorkQueue {
     return this.#queued.size + this.#delayed.size;
   }
 
+  /** Keys ready to be taken now (not delayed, not being processed). */
+  get ready(): number {
+    return this.#queued.size;
+  }
+
   get busy(): number {
     return this.#processing.size;
   }

@@ -9,7 +9,7 @@ export interface HealthServerOptions {
   readonly host?: string;
   readonly logger: Logger;
   readonly snapshot: () => TelemetrySnapshot;
-  /** Live: the process can make progress (its loops are turning). */
+  /** Live: no loop has crashed or hung, i.e. a restart would not help (src/core/liveness.ts). */
   readonly live: () => Readiness;
   /** Ready: first full sync done and the configuration usable. */
   readonly ready: () => Readiness;
@@ -23,8 +23,8 @@ export interface HealthServer {
 /** Serves /metrics, /healthz and /readyz. Any other path is a 404; nothing here can crash the daemon. */
 export async function startHealthServer(opts: HealthServerOptions): Promise<HealthServer> {
   const registry = createMetricsRegistry(opts.snapshot);
-  const probe = (r: Readiness): [number, string] =>
-    r.ready ? [200, "ok\n"] : [503, `not ready: ${r.reasons.join("; ")}\n`];
+  const probe = (r: Readiness, not: string): [number, string] =>
+    r.ready ? [200, "ok\n"] : [503, `${not}: ${r.reasons.join("; ")}\n`];
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? "/").split("?")[0];
     const reply = (code: number, body: string, type = "text/plain; charset=utf-8"): void => {
@@ -43,9 +43,9 @@ export async function startHealthServer(opts: HealthServerOptions): Promise<Heal
         );
         return;
       case "/healthz":
-        return reply(...probe(opts.live()));
+        return reply(...probe(opts.live(), "not live"));
       case "/readyz":
-        return reply(...probe(opts.ready()));
+        return reply(...probe(opts.ready(), "not ready"));
       default:
         return reply(404, "not found: try /metrics, /healthz or /readyz\n");
     }

@@ -34,6 +34,8 @@ export interface InformerOptions<T extends Slim> {
 }
 
 export interface Informer<T extends Slim> {
+  /** Its name in logs and metrics (the option `resource`). */
+  readonly resource: string;
   start(): void;
   stop(): Promise<void>;
   subscribe(h: InformerHandlers<T>): () => void;
@@ -46,6 +48,8 @@ export interface Informer<T extends Slim> {
   whenSynced(): Promise<void>;
   /** Restarts after errors since start (a relist after 410 is not an error). */
   restarts(): number;
+  /** True once its loop has ended by a crash (a bug: API errors restart it): the cache is frozen for good. */
+  crashed(): boolean;
 }
 
 type WatchEnd = { kind: "closed"; events: number } | { kind: "gone" } | { kind: "error"; message: string };
@@ -87,6 +91,7 @@ export function createInformer<T extends Slim>(opts: InformerOptions<T>): Inform
   let rv = "";
   let isSynced = false;
   let restarts = 0;
+  let crashed = false;
   let stopped = true;
   let running: Promise<void> | undefined;
   let abort: AbortController | undefined;
@@ -287,10 +292,14 @@ export function createInformer<T extends Slim>(opts: InformerOptions<T>): Inform
   }
 
   return {
+    resource: opts.resource,
     start() {
       if (!stopped) return;
       stopped = false;
-      running = loop().catch((err: unknown) => log.error({ err }, "informer loop crashed"));
+      running = loop().catch((err: unknown) => {
+        crashed = true;
+        log.error({ err }, "informer loop crashed: its cache is frozen until the process restarts");
+      });
     },
     async stop() {
       stopped = true;
@@ -310,6 +319,7 @@ export function createInformer<T extends Slim>(opts: InformerOptions<T>): Inform
     synced: () => isSynced,
     whenSynced: () => syncedPromise,
     restarts: () => restarts,
+    crashed: () => crashed,
   };
 }
 

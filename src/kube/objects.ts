@@ -58,10 +58,34 @@ const rec = (v: unknown): Record<string, unknown> =>
 const str = (v: unknown): string | undefined => (typeof v === "string" ? v : undefined);
 const arr = (v: unknown): readonly unknown[] => (Array.isArray(v) ? v : []);
 
+const EMPTY_STRINGS: Strings = Object.freeze({});
+const EMPTY_LIST: readonly never[] = Object.freeze([]);
+
 function strings(v: unknown, keep: (k: string) => boolean = () => true): Strings {
-  const out: Record<string, string> = {};
-  for (const [k, val] of Object.entries(rec(v))) if (typeof val === "string" && keep(k)) out[k] = val;
-  return Object.freeze(out);
+  let out: Record<string, string> | undefined;
+  for (const [k, val] of Object.entries(rec(v))) if (typeof val === "string" && keep(k)) (out ??= {})[k] = val;
+  return out === undefined ? EMPTY_STRINGS : Object.freeze(out);
+}
+
+/**
+ * One shared copy of the values nearly every Service repeats ("LoadBalancer", ["IPv4"], one TCP port 80…):
+ * JSON.parse makes a fresh string or array each time, and 10k cached Services would keep 10k of each.
+ */
+const shared = new Map<string, unknown>();
+function share<T>(key: string, make: () => T): T {
+  const hit = shared.get(key);
+  if (hit !== undefined) return hit as T;
+  const v = make();
+  // Bounded: odd values (a port list of its own) are simply not shared once the table is full.
+  if (shared.size < 1024) shared.set(key, v);
+  return v;
+}
+const sharedText = (v: string | undefined): string | undefined =>
+  v === undefined ? undefined : share(`s:${v}`, () => v);
+
+function textList(v: unknown): readonly string[] {
+  const list = arr(v).filter((f): f is string => typeof f === "string");
+  return list.length === 0 ? EMPTY_LIST : share(`l:${list.join("\u0000")}`, () => Object.freeze(list));
 }
 
 /** The identity every namespaced projection starts from, plus the raw metadata to read the rest. */
@@ -69,7 +93,8 @@ function identity(raw: unknown) {
   const m = objectMeta(raw);
   if (m === undefined) return undefined;
   const meta = rec(rec(raw).metadata);
-  const id = { key: m.key, resourceVersion: m.rv, namespace: m.namespace, name: m.name, uid: str(meta.uid) ?? "" };
+  const namespace = sharedText(m.namespace) ?? m.namespace;
+  const id = { key: m.key, resourceVersion: m.rv, namespace, name: m.name, uid: str(meta.uid) ?? "" };
   return { id, meta };
 }
 
@@ -82,24 +107,35 @@ export function projectService(raw: unknown): SlimService | undefined {
   const lb = rec(rec(o.status).loadBalancer);
   return Object.freeze({
     ...id,
-    type: str(spec.type) ?? "ClusterIP",
-    loadBalancerClass: str(spec.loadBalancerClass),
+    type: sharedText(str(spec.type)) ?? "ClusterIP",
+    loadBalancerClass: sharedText(str(spec.loadBalancerClass)),
     loadBalancerIP: str(spec.loadBalancerIP),
-    ipFamilies: Object.freeze(arr(spec.ipFamilies).filter((f): f is string => typeof f === "string")),
-    ipFamilyPolicy: str(spec.ipFamilyPolicy),
-    ports: Object.freeze(
-      arr(spec.ports).map((p) => {
-        const r = rec(p);
-        return Object.freeze({ port: typeof r.port === "number" ? r.port : 0, protocol: str(r.protocol) ?? "TCP" });
-      }),
-    ),
-    externalTrafficPolicy: str(spec.externalTrafficPolicy),
+    ipFamilies: textList(spec.ipFamilies),
+    ipFamilyPolicy: sharedText(str(spec.ipFamilyPolicy)),
+    ports: servicePorts(spec.ports),
+    externalTrafficPolicy: sharedText(str(spec.externalTrafficPolicy)),
     selector: strings(spec.selector),
     labels: strings(meta.labels),
     annotations: strings(meta.annotations, (k) => ANNOTATION_PREFIXES.some((p) => k.startsWith(p))),
-    externalIPs: Object.freeze(arr(spec.externalIPs).filter((f): f is string => typeof f === "string")),
-    ingress: Object.freeze(arr(lb.ingress).flatMap((i) => str(rec(i).ip) ?? [])),
+    externalIPs: textList(spec.externalIPs),
+    ingress: ingressIps(lb.ingress),
   });
+}
+
+function servicePorts(v: unknown): SlimService["ports"] {
+  const ports = arr(v).map((p) => {
+    const r = rec(p);
+    return { port: typeof r.port === "number" ? r.port : 0, protocol: str(r.protocol) ?? "TCP" };
+  });
+  if (ports.length === 0) return EMPTY_LIST;
+  return share(`p:${ports.map((p) => `${p.port}/${p.protocol}`).join(",")}`, () =>
+    Object.freeze(ports.map((p) => Object.freeze(p))),
+  );
+}
+
+function ingressIps(v: unknown): readonly string[] {
+  const ips = arr(v).flatMap((i) => str(rec(i).ip) ?? []);
+  return ips.length === 0 ? EMPTY_LIST : Object.freeze(ips);
 }
 
 export function projectConfigMap(raw: unknown): SlimConfigMap | undefined {

@@ -6,6 +6,7 @@ import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { repoRoot } from "../../scripts/lib/chart.ts";
+import { NetCodes } from "../../src/core/errors.ts";
 
 const exec = promisify(execFile);
 const isRoot = process.getuid?.() === 0;
@@ -83,11 +84,35 @@ describe.skipIf(!isRoot || !hasTools)("the Lodestone image", () => {
     figures["rootfs_mb"] = Number(du.stdout.split(/\s/)[0]);
   });
 
-  it.skipIf(!existsSync(join(repoRoot, "binding.gyp")))("carries the compiled AF_PACKET addon", async () => {
-    const r = await inImage("sh", "-c", "ls /opt/lodestone/build/Release/*.node");
-    expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/\.node$/m);
-  });
+  it.skipIf(!existsSync(join(repoRoot, "binding.gyp")))(
+    "loads the AF_PACKET addon, which refuses the non-root user a packet socket with the permission code",
+    async () => {
+      expect((await inImage("sh", "-c", "ls /opt/lodestone/build/Release/*.node")).stdout).toMatch(/\.node$/m);
+      // The addon opens the socket, so the permission code proves it loaded (a missing or unloadable addon gives
+      // LODESTONE_E_NET_ADDON_MISSING before any socket). chroot isolation shares the host's network namespace;
+      // `unshare --net` gives the run an empty one of its own, so nothing could reach a real LAN even as root.
+      const r = await sh("unshare", [
+        "--net",
+        "buildah",
+        ...bah,
+        "run",
+        "--isolation",
+        "chroot",
+        container,
+        "--",
+        "lodestone",
+        "announce",
+        "--for",
+        "1",
+        "--interface",
+        "lo",
+        "192.0.2.1",
+      ]);
+      expect(r.stderr).toContain(NetCodes.permission);
+      expect(r.stderr).not.toContain(NetCodes.addonMissing);
+      expect(r.code).toBe(1);
+    },
+  );
 
   it.skipIf(!hasCheckConfig)("checks a sample pool configuration", async () => {
     const r = await inImage("lodestone", "check-config", `/opt/lodestone/config/samples/${sample!}`);

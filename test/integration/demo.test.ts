@@ -24,16 +24,29 @@ async function namespaces(): Promise<string[]> {
     .filter((n) => n.startsWith("ls-demo-"));
 }
 
-function runDemo(): Promise<{ code: number | null; out: string }> {
+/** Runs the demo; with `interruptAt`, sends SIGINT (Ctrl-C) once the output matches it. */
+function runDemo(interruptAt?: RegExp): Promise<{ code: number | null; out: string; interrupted: boolean }> {
   return new Promise((resolve) => {
-    const child = spawn("npm", ["run", "--silent", "demo"], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+    // `npm run demo` as the README says; for Ctrl-C the CLI itself, so the signal reaches the demo, not npm.
+    const child =
+      interruptAt === undefined
+        ? spawn("npm", ["run", "--silent", "demo"], { cwd: root, stdio: ["ignore", "pipe", "pipe"] })
+        : spawn(process.execPath, ["bin/lodestone.js", "demo"], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
-    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (out += d.toString()));
+    let interrupted = false;
+    const take = (d: Buffer): void => {
+      out += d.toString();
+      if (interruptAt !== undefined && !interrupted && interruptAt.test(out)) {
+        interrupted = true;
+        child.kill("SIGINT");
+      }
+    };
+    child.stdout.on("data", take);
+    child.stderr.on("data", take);
     const timer = setTimeout(() => child.kill("SIGINT"), LIMIT_MS);
     child.on("close", (code) => {
       clearTimeout(timer);
-      resolve({ code, out });
+      resolve({ code, out, interrupted });
     });
   });
 }
@@ -59,6 +72,22 @@ describe("npm run demo", () => {
         expect(out).toMatch(/Skipped the three-node failover lab/);
       }
       expect(out).toContain("Demo done; cleaning up.");
+      const leftovers = readdirSync(tmpdir()).filter((n) => ours(n) && !before.has(n));
+      expect(leftovers).toEqual([]);
+      expect(await namespaces()).toEqual([]);
+    },
+    LIMIT_MS + 20_000,
+  );
+
+  it(
+    "Ctrl-C in the middle (during the lab as root) exits 130 and still removes everything it created",
+    async () => {
+      const before = new Set(readdirSync(tmpdir()).filter(ours));
+      const lab = isRoot && labUnavailable(["arping"]) === undefined;
+      const { code, out, interrupted } = await runDemo(lab ? /^ {2}nodes: node1/m : /^== lodestone status/m);
+      expect(interrupted, out.slice(-2000)).toBe(true);
+      expect(code).toBe(130);
+      expect(out).not.toContain("Demo done");
       const leftovers = readdirSync(tmpdir()).filter((n) => ours(n) && !before.has(n));
       expect(leftovers).toEqual([]);
       expect(await namespaces()).toEqual([]);

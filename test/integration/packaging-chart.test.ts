@@ -18,6 +18,7 @@ import {
   valuesSchemaPath,
   valuesSchemaWithPools,
 } from "../../scripts/lib/chart.ts";
+import { parseRunFlags } from "../../src/cli/run.ts";
 
 type Obj = Record<string, unknown> & { kind?: string; metadata?: { name?: string; namespace?: string } };
 
@@ -112,8 +113,9 @@ describe("deploy/manifests/lodestone.yaml", () => {
     expect(c.args).toEqual(["run", "--metrics-port=7472", "--log-level=info", "--speaker=true"]);
   });
 
-  it("gets NODE_NAME and POD_NAMESPACE from the downward API", () => {
+  it("gets NODE_NAME, POD_NAMESPACE and POD_NAME (the Lease holder identity) from the downward API", () => {
     const env = podSpec(objs).containers[0]!.env;
+    expect(env).toContainEqual({ name: "POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } });
     expect(env).toContainEqual({ name: "NODE_NAME", valueFrom: { fieldRef: { fieldPath: "spec.nodeName" } } });
     expect(env).toContainEqual({ name: "POD_NAMESPACE", valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } });
   });
@@ -203,6 +205,10 @@ describe.skipIf(tool === undefined)("chart rendering", () => {
       "--speaker=true",
       "--load-balancer-class=example.com/lb",
       "--kubeconfig=/etc/lodestone/kubeconfig",
+      "--lease-name=lb-controller",
+      "--lease-duration=20s",
+      "--renew-deadline=15s",
+      "--retry-period=1500ms",
       "--example-flag=1",
     ]);
     expect(find(objs, "ServiceMonitor")).toMatchObject({
@@ -210,6 +216,32 @@ describe.skipIf(tool === undefined)("chart rendering", () => {
       spec: { endpoints: [{ port: "metrics", path: "/metrics", interval: "15s" }] },
     });
     expect(find(objs, "Service")).toMatchObject({ spec: { clusterIP: "None", ports: [{ port: 9472 }] } });
+  });
+
+  it.each([
+    {
+      desc: "all four",
+      set: [
+        "daemon.lease.name=lb-lease",
+        "daemon.lease.duration=2m",
+        "daemon.lease.renewDeadline=90s",
+        "daemon.lease.retryPeriod=500ms",
+      ],
+      args: ["--lease-name=lb-lease", "--lease-duration=2m", "--renew-deadline=90s", "--retry-period=500ms"],
+      timings: { name: "lb-lease", leaseDurationMs: 120_000, renewDeadlineMs: 90_000, retryPeriodMs: 500 },
+    },
+    {
+      desc: "only the retry period",
+      set: ["daemon.lease.retryPeriod=1s"],
+      args: ["--retry-period=1s"],
+      timings: { name: "lodestone-controller", leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 1000 },
+    },
+  ])("passes lease values set ($desc) as flags that `lodestone run` parses", async ({ set, args, timings }) => {
+    const rendered = podSpec(await render({ set })).containers[0]!.args;
+    expect(rendered.filter((a) => /^--(lease|renew|retry)-/.test(a))).toEqual(args);
+    const parsed = parseRunFlags(rendered.slice(1), { NODE_NAME: "n1" });
+    if (parsed.ok !== true) throw new Error(`lodestone run refuses the rendered args: ${JSON.stringify(parsed)}`);
+    expect(parsed.value.daemon.lease).toEqual(timings);
   });
 
   it("runs the controller alone as a non-root user with no capability and no host network", async () => {
@@ -252,6 +284,32 @@ describe.skipIf(tool === undefined)("chart rendering", () => {
         "pools: [{name: a, addresses: [192.0.2.1], serviceAllocation: {namespaceSelector: {matchExpressions: [{key: k, operator: Equals}]}}}]",
       error: /operator/,
     },
+    {
+      desc: "lease duration without a unit",
+      set: [],
+      values: "daemon: {lease: {duration: '15'}}",
+      error: /daemon\.lease\.duration:/,
+    },
+    {
+      desc: "lease duration as a number",
+      set: [],
+      values: "daemon: {lease: {duration: 15}}",
+      error: /daemon\.lease\.duration:/,
+    },
+    {
+      desc: "zero renew deadline",
+      set: ["daemon.lease.renewDeadline=0s"],
+      values: "",
+      error: /daemon\.lease\.renewDeadline:/,
+    },
+    {
+      desc: "retry period in hours",
+      set: ["daemon.lease.retryPeriod=1h"],
+      values: "",
+      error: /daemon\.lease\.retryPeriod:/,
+    },
+    { desc: "lease name in capitals", set: ["daemon.lease.name=Lodestone"], values: "", error: /daemon\.lease\.name:/ },
+    { desc: "misspelt lease field", set: ["daemon.lease.durationSeconds=15"], values: "", error: /durationSeconds/ },
     { desc: "CPU request as a boolean", set: [], values: "resources: {requests: {cpu: true}}", error: /cpu/ },
     { desc: "scrape interval in words", set: [], values: "serviceMonitor: {interval: 30 seconds}", error: /interval/ },
   ])("rejects wrong values: $desc", async ({ set, values, error }) => {

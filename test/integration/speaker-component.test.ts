@@ -223,7 +223,10 @@ describe("speaker component against the sandbox", () => {
     const owner = await stableOwner(vip);
     await new Promise((r) => setTimeout(r, 300));
     expect(owners(vip)).toEqual([owner]);
-    expect(await until("annotation", () => annotationOf("web"))).toBe(owner);
+    // The first annotation may come from a transient owner while the speakers join; it must end on the owner.
+    expect(await until("annotation", async () => ((await annotationOf("web")) === owner ? owner : undefined))).toBe(
+      owner,
+    );
     const events = await until("Announcing event", async () => {
       const e = (await eventsOf("web")).filter((x) => x.reason === "Announcing");
       return e.length > 0 ? e : undefined;
@@ -234,6 +237,8 @@ describe("speaker component against the sandbox", () => {
   it("the owner answers another host announcing its IP with its own announcement, at most once a second", async () => {
     const owner = await stableOwner(vip);
     const m = members.get(owner)!;
+    // Past the one-a-second limit of any defence the start-up (peers joining) may have caused already.
+    await new Promise((r) => setTimeout(r, 1_100));
     const before = m.reannounced.length;
     const intruder = (ip: IpAddress) => {
       for (const hear of wire.get(owner) ?? []) hear({ ip });
@@ -245,7 +250,20 @@ describe("speaker component against the sandbox", () => {
     await new Promise((r) => setTimeout(r, 1_100));
     intruder(vip);
     expect(m.reannounced.slice(before)).toEqual(["192.0.2.100", "192.0.2.100"]);
-    expect(owners(vip)).toEqual([owner]);
+  });
+
+  it("the owner puts its name back when another writer overwrote the announcing-node annotation", async () => {
+    const owner = await stableOwner(vip);
+    const other = [...members.keys()].find((n) => n !== owner)!;
+    const r = await admin.request({
+      method: "PATCH",
+      path: `/api/v1/namespaces/${ns}/services/web`,
+      body: { metadata: { annotations: { [ANNOUNCING_ANNOTATION]: other } } },
+    });
+    expect(r.status).toBe(200);
+    expect(
+      await until("the owner's name back", async () => ((await annotationOf("web")) === owner ? true : undefined)),
+    ).toBe(true);
   });
 
   it("a speaker that dies (no goodbye) is replaced by heartbeat loss, before its Lease could expire", async () => {

@@ -4,10 +4,13 @@ import type { MembershipTiming } from "../../src/core/membership.ts";
 
 /** Shared by the integration tests that run speakers in process (fake announcer, loopback heartbeats). */
 
-/** The default membership timing scaled down (heartbeats 3x, fencing 10x), so the scenarios stay short. */
+/** The default membership timing with fencing scaled down 10x, so the scenarios stay short. */
 export const fastMembership: MembershipTiming = {
-  heartbeatIntervalMs: 50,
-  deadAfterMs: 200,
+  // Heartbeats at 100 ms and the production dead-after (600 ms): the speakers share one event loop with the API
+  // server and the test, and a loaded machine stalls it for hundreds of ms — a shorter dead-after turns every
+  // stall into a false suspicion (and the tests into a measure of the machine, not of the speaker).
+  heartbeatIntervalMs: 100,
+  deadAfterMs: 600,
   renewIntervalMs: 200,
   fenceAfterMs: 600,
   // Fencing margin (Lease duration minus fence-after) 1.8 s: room for event-loop stalls of a loaded test machine

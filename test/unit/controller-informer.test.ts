@@ -170,6 +170,20 @@ describe("informer", () => {
     api.last().done(null);
     await until(() => api.watches.length === 3);
     expect(inf.restarts()).toBe(3);
+    expect(inf.crashed()).toBe(false);
     await inf.stop();
+  });
+
+  it("reports a crash of its own loop (a bug, not an API error), which liveness turns into a restart", async () => {
+    const api = new FakeApi();
+    // No spec: the test's projection throws on it, as a projection bug would on an object it did not expect.
+    api.items = [obj("a", 1), { metadata: obj("b", 2).metadata } as Obj];
+    const { inf } = make(api);
+    inf.start();
+    await until(() => inf.crashed());
+    expect(inf.synced()).toBe(false);
+    expect(inf.restarts()).toBe(0);
+    await inf.stop();
+    expect(inf.crashed()).toBe(true);
   });
 });

@@ -62,6 +62,23 @@ describe("WorkQueue", () => {
     expect(q.nextDueAt()).toBeUndefined();
   });
 
+  it("counts as ready only keys that can be taken now: not delayed ones, not those being processed", () => {
+    const q = new WorkQueue();
+    q.add("a");
+    q.add("b");
+    q.addAt("c", 100);
+    expect(q.ready).toBe(2);
+    expect(q.take(0)).toBe("a");
+    expect(q.ready).toBe(1);
+    q.add("a"); // dirty while processing: not ready until done
+    expect(q.ready).toBe(1);
+    q.done("a");
+    expect(q.ready).toBe(2);
+    expect(drain(q, 0)).toEqual(["b", "a"]);
+    expect(q.ready).toBe(0);
+    expect(q.length).toBe(1);
+  });
+
   it("keeps order and memory bounded across many keys", () => {
     const q = new WorkQueue();
     const keys = Array.from({ length: 5000 }, (_, i) => `ns/svc-${i}`);
