@@ -9,38 +9,48 @@ import { startLabCluster } from "../lab/cluster.ts";
  */
 export async function runFailoverLab(print: (text: string) => void, signal: AbortSignal): Promise<void> {
   print("\n== Failover lab: three nodes and a client in network namespaces (documentation ranges only)");
-  let cluster: LabCluster | undefined;
-  const onAbort = (): void => void cluster?.destroy();
-  signal.addEventListener("abort", onAbort);
+  // Ctrl-C ends the lab at once: every step races the abort, and the cluster (once started) is destroyed.
+  let stopWaiting = (): void => undefined;
+  const interrupted = new Promise<never>((_, reject) => {
+    stopWaiting = () => reject(new Error("interrupted"));
+    if (signal.aborted) stopWaiting();
+  });
+  interrupted.catch(() => undefined);
+  signal.addEventListener("abort", stopWaiting);
+  const starting = startLabCluster({ area: "demo", nodes: 3 });
   try {
-    cluster = await startLabCluster({ area: "demo", nodes: 3 });
-    await cluster.waitReady(60_000);
-    print(`  nodes: ${cluster.nodes.map((n) => `${n.name} ${n.lanIp} (${n.host.mac})`).join(", ")}`);
-    const ip = await cluster.createService("web", {}, 30_000);
-    const owner = await waitFor(() => cluster?.announcingNode("web"), 15_000);
-    const answeredBy = await cluster.whoAnswers(ip, 2_000);
-    const ownerNode = cluster.nodes.find((n) => n.name === owner);
-    const neighbours = await cluster.lab.neighbours(cluster.clientHost.ns);
-    const entry = neighbours.find((n) => n.ip === ip);
-    print(`  Service default/web got ${ip}; announced by ${owner ?? "?"} (MAC ${ownerNode?.host.mac ?? "?"})`);
-    print(
-      `  client: ip neigh ${ip} -> ${entry?.mac ?? "(no entry)"}; TCP ${ip}:8080 answered by ${answeredBy ?? "nobody"}`,
-    );
-    if (signal.aborted) return;
-    const r = await cluster.measureFailover("web", ip, "sigkill", { timeoutMs: 10_000 });
-    print(
-      r.failoverMs === undefined
-        ? `Failover after SIGKILL of the owner: none within 10 s (from ${r.from})`
-        : `Failover after SIGKILL of the owner: ${Math.round(r.failoverMs)} ms (${r.from} -> ${r.to ?? "?"}; ` +
-            `${r.failedConnections} client connections failed meanwhile; two nodes answered ARP for at most ` +
-            `${Math.round(r.doubleAnswerMs)} ms)`,
-    );
-    const after = (await cluster.lab.neighbours(cluster.clientHost.ns)).find((n) => n.ip === ip);
-    print(`  client: ip neigh ${ip} -> ${after?.mac ?? "(no entry)"} (the gratuitous ARP moved it)`);
+    const cluster = await Promise.race([starting, interrupted]);
+    await Promise.race([show(cluster, print), interrupted]);
   } finally {
-    signal.removeEventListener("abort", onAbort);
+    signal.removeEventListener("abort", stopWaiting);
+    const cluster = await starting.catch(() => undefined);
     await cluster?.destroy();
   }
+}
+
+async function show(cluster: LabCluster, print: (text: string) => void): Promise<void> {
+  await cluster.waitReady(60_000);
+  print(`  nodes: ${cluster.nodes.map((n) => `${n.name} ${n.lanIp} (${n.host.mac})`).join(", ")}`);
+  const ip = await cluster.createService("web", {}, 30_000);
+  const owner = await waitFor(() => cluster.announcingNode("web"), 15_000);
+  const answeredBy = await cluster.whoAnswers(ip, 2_000);
+  const ownerNode = cluster.nodes.find((n) => n.name === owner);
+  const neighbours = await cluster.lab.neighbours(cluster.clientHost.ns);
+  const entry = neighbours.find((n) => n.ip === ip);
+  print(`  Service default/web got ${ip}; announced by ${owner ?? "?"} (MAC ${ownerNode?.host.mac ?? "?"})`);
+  print(
+    `  client: ip neigh ${ip} -> ${entry?.mac ?? "(no entry)"}; TCP ${ip}:8080 answered by ${answeredBy ?? "nobody"}`,
+  );
+  const r = await cluster.measureFailover("web", ip, "sigkill", { timeoutMs: 10_000 });
+  print(
+    r.failoverMs === undefined
+      ? `Failover after SIGKILL of the owner: none within 10 s (from ${r.from})`
+      : `Failover after SIGKILL of the owner: ${Math.round(r.failoverMs)} ms (${r.from} -> ${r.to ?? "?"}; ` +
+          `${r.failedConnections} client connections failed meanwhile; two nodes answered ARP for at most ` +
+          `${Math.round(r.doubleAnswerMs)} ms)`,
+  );
+  const after = (await cluster.lab.neighbours(cluster.clientHost.ns)).find((n) => n.ip === ip);
+  print(`  client: ip neigh ${ip} -> ${after?.mac ?? "(no entry)"} (the gratuitous ARP moved it)`);
 }
 
 async function waitFor<T>(f: () => Promise<T | undefined> | undefined, timeoutMs: number): Promise<T | undefined> {

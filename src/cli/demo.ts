@@ -1,6 +1,7 @@
 import { parseArgs } from "node:util";
 import { runDemo } from "../app/demo.ts";
 import { runFailoverLab } from "../app/demo-lab.ts";
+import { leaveSignalsToCaller } from "../lab/netns.ts";
 import type { Command } from "./main.ts";
 
 const help = `Usage: lodestone demo [--no-lab] [--timeout SECONDS]
@@ -43,11 +44,14 @@ export const command: Command = {
     }
     const abort = new AbortController();
     const onSignal = (): void => {
-      console.log("\nInterrupted: cleaning up…");
+      // A second Ctrl-C does not wait for the orderly clean-up (network namespaces still go, on exit).
+      if (abort.signal.aborted) process.exit(130);
+      console.log("\nInterrupted: cleaning up… (Ctrl-C again to quit at once)");
       abort.abort();
     };
-    process.once("SIGINT", onSignal);
-    process.once("SIGTERM", onSignal);
+    process.on("SIGINT", onSignal);
+    process.on("SIGTERM", onSignal);
+    leaveSignalsToCaller();
     try {
       const code = await runDemo({
         print: (text) => console.log(text),

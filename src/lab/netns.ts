@@ -99,6 +99,16 @@ function checkCidr(cidr: string): void {
 const live = new Set<LabImpl>();
 let labCounter = 0;
 let exitHooked = false;
+let callerHandlesSignals = false;
+
+/**
+ * By default a SIGINT/SIGTERM removes every live lab at once and then ends the process with that signal. A
+ * program with its own orderly shutdown (the demo: temp files, the API server) calls this: labs are still
+ * removed at once, and the signal is left to the program.
+ */
+export function leaveSignalsToCaller(): void {
+  callerHandlesSignals = true;
+}
 
 function hookExit(): void {
   if (exitHooked) return;
@@ -109,6 +119,7 @@ function hookExit(): void {
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     const onSignal = (): void => {
       for (const lab of live) lab.destroySync();
+      if (callerHandlesSignals) return;
       process.off(signal, onSignal);
       process.kill(process.pid, signal);
     };

@@ -25,7 +25,9 @@ async function namespaces(): Promise<string[]> {
 }
 
 /** Runs the demo; with `interruptAt`, sends SIGINT (Ctrl-C) once the output matches it. */
-function runDemo(interruptAt?: RegExp): Promise<{ code: number | null; out: string; interrupted: boolean }> {
+function runDemo(
+  interruptAt?: RegExp,
+): Promise<{ code: number | null; signal: NodeJS.Signals | null; out: string; interrupted: boolean }> {
   return new Promise((resolve) => {
     // `npm run demo` as the README says; for Ctrl-C the CLI itself, so the signal reaches the demo, not npm.
     const child =
@@ -44,9 +46,9 @@ function runDemo(interruptAt?: RegExp): Promise<{ code: number | null; out: stri
     child.stdout.on("data", take);
     child.stderr.on("data", take);
     const timer = setTimeout(() => child.kill("SIGINT"), LIMIT_MS);
-    child.on("close", (code) => {
+    child.on("close", (code, signal) => {
       clearTimeout(timer);
-      resolve({ code, out, interrupted });
+      resolve({ code, signal, out, interrupted });
     });
   });
 }
@@ -80,13 +82,15 @@ describe("npm run demo", () => {
   );
 
   it(
-    "Ctrl-C in the middle (during the lab as root) exits 130 and still removes everything it created",
+    "Ctrl-C in the middle (during the lab as root) ends it as interrupted and still removes everything it created",
     async () => {
       const before = new Set(readdirSync(tmpdir()).filter(ours));
       const lab = isRoot && labUnavailable(["arping"]) === undefined;
-      const { code, out, interrupted } = await runDemo(lab ? /^ {2}nodes: node1/m : /^== lodestone status/m);
+      const { code, signal, out, interrupted } = await runDemo(lab ? /^ {2}nodes: node1/m : /^== lodestone status/m);
       expect(interrupted, out.slice(-2000)).toBe(true);
-      expect(code).toBe(130);
+      // 130 from the demo's own handler, or death by SIGINT re-raised after the lab's clean-up (a shell shows 130
+      // for both, the Unix convention for an interrupted program).
+      expect(code === 130 || signal === "SIGINT", `exit code ${code}, signal ${signal}`).toBe(true);
       expect(out).not.toContain("Demo done");
       const leftovers = readdirSync(tmpdir()).filter((n) => ours(n) && !before.has(n));
       expect(leftovers).toEqual([]);
