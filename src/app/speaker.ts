@@ -116,6 +116,12 @@ const EVAL_MS = 50;
 export const DEFAULT_SPEAKER_STALL_MS = 30_000;
 const WRITE_RETRY_MS = 5_000;
 const OVERWRITTEN_AFTER_MS = 1_000;
+/**
+ * After seeing its successor's announcement, a leaving speaker still answers this long: a host whose cache entry
+ * is being re-validated at that moment (unicast probe to the old MAC) still gets an answer. Both nodes serve the
+ * Service meanwhile, so the overlap costs nothing.
+ */
+const HANDOFF_GRACE_MS = 250;
 
 export function createSpeaker(ctx: SpeakerContext): Speaker {
   const self = ctx.nodeName;
@@ -635,7 +641,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
         clearTimeout(timer);
         unsubscribe();
         // The successor's announcement reached us; give hosts on the LAN a moment to process the same frame.
-        if (held.size > 0) await new Promise((r) => setTimeout(r, 50));
+        if (held.size > 0) await new Promise((r) => setTimeout(r, HANDOFF_GRACE_MS));
         log.info(
           { ips: held.size, takenOver: taken.size, ms: Math.round(performance.now() - started) },
           taken.size === held.size ? "hand-off confirmed on the wire" : "hand-off: not every IP was taken over in time",
