@@ -4,10 +4,12 @@ import {
   type AnnouncePlan,
   type AnnouncePool,
   type AnnouncedService,
+  type PlannedIp,
   gainsToSettle,
   ownersOf,
   planAnnouncements,
 } from "../core/announce-plan.ts";
+import { announcingNodeFor, formatAnnouncingNodes } from "../core/announcing-node.ts";
 import { POOLS_LABEL } from "../core/config.ts";
 import { type ElectionNode, type InterfaceSummary, hasInterfaceFor } from "../core/election.ts";
 import { type HeartbeatKey, heartbeatKey } from "../core/heartbeat-codec.ts";
@@ -114,6 +116,12 @@ const EVAL_MS = 50;
 export const DEFAULT_SPEAKER_STALL_MS = 30_000;
 const WRITE_RETRY_MS = 5_000;
 const OVERWRITTEN_AFTER_MS = 1_000;
+/**
+ * After seeing its successor's announcement, a leaving speaker still answers this long: a host whose cache entry
+ * is being re-validated at that moment (unicast probe to the old MAC) still gets an answer. Both nodes serve the
+ * Service meanwhile, so the overlap costs nothing.
+ */
+const HANDOFF_GRACE_MS = 250;
 
 export function createSpeaker(ctx: SpeakerContext): Speaker {
   const self = ctx.nodeName;
@@ -355,7 +363,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     if (plan !== undefined) void record(plan, view.members);
   }
 
-  // --- visibility: annotation + Events, written by the owner only, once per change ---
+  // --- visibility: Events per IP from its owner, the annotation from one node per Service, once per change ---
   const events = createEventRecorder({
     client: ctx.client,
     logger: log,
@@ -363,42 +371,72 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     instance: self,
   });
   const written = new Map<string, { value: string; at: number }>();
+  const inherited = new Set<string>();
+  let recordedOnce = false;
   let retryWritesAt: number | undefined;
   async function record(plan: AnnouncePlan, members: ReadonlySet<string>): Promise<void> {
     // Who speaks when nobody announces: the first member by name, so the Event is written once, not per node.
     const reporter = [...members].sort()[0];
     const held = new Set(claimed.map((c) => ipKey(c.ip)));
     const now = performance.now();
-    for (const p of plan.ips) {
-      for (const key of p.services) {
-        const svc = services.get(key);
-        if (svc === undefined) continue;
-        const ref = { kind: "Service", namespace: svc.namespace, name: svc.name, uid: svc.uid } as const;
+    const firstPass = !recordedOnce;
+    recordedOnce = true;
+    const perService = new Map<string, PlannedIp[]>();
+    for (const p of plan.ips) for (const key of p.services) perService.set(key, [...(perService.get(key) ?? []), p]);
+    for (const [key, planned] of perService) {
+      const svc = services.get(key);
+      if (svc === undefined) continue;
+      const ref = { kind: "Service", namespace: svc.namespace, name: svc.name, uid: svc.uid } as const;
+      const current = svc.annotations[ANNOUNCING_ANNOTATION];
+      // Each IP is elected on its own (a dual-stack Service may have two owners): its owner records its Event.
+      for (const p of planned) {
+        const slot = `${key}#announcing#${formatIp(p.ip)}`;
         const mine = p.election.ok && p.election.owner === self && held.has(ipKey(p.ip));
-        if (!mine) written.delete(`${key}#owner`);
-        if (mine && svc.annotations[ANNOUNCING_ANNOTATION] !== self) {
-          // Written before, yet the Service names another node: someone wrote since (a peer that held the IP while
-          // this node was cut off). Write again once our own write has had time to show in the informer.
-          const prev = written.get(`${key}#owner`);
-          if (prev?.value === self && now - prev.at > OVERWRITTEN_AFTER_MS) written.delete(`${key}#owner`);
-          const iface = interfaceFor(p.ip);
-          await once(`${key}#owner`, self, now, async () => {
-            const err = await writeAnnouncingNode(ctx.client, svc.namespace, svc.name, self);
-            if (err === undefined) {
-              const on = iface === undefined ? "" : ` on ${iface}`;
-              events.record(ref, "Normal", "Announcing", `Announcing ${formatIp(p.ip)} from node ${self}${on}`);
-            }
-            return err;
+        if (!mine) written.delete(slot);
+        // A restarted speaker finds the annotation naming it for IPs it announced before: that Event exists. Only
+        // what the first pass finds counts; later, the annotation may name this node from another node's plan
+        // before this one announces, which proves nothing.
+        const namesSelf = announcingNodeFor(current, p.ip) === self;
+        if (namesSelf && firstPass) inherited.add(slot);
+        if (!namesSelf) inherited.delete(slot);
+        if (mine && !inherited.has(slot)) {
+          const on = interfaceFor(p.ip);
+          const text = `Announcing ${formatIp(p.ip)} from node ${self}${on === undefined ? "" : ` on ${on}`}`;
+          await once(slot, self, now, async () => {
+            events.record(ref, "Normal", "Announcing", text);
+            return undefined;
           });
         } else if (!p.election.ok && reporter === self) {
           const message = p.election.message;
           await once(`${key}#none#${formatIp(p.ip)}`, message, now, async () => {
             events.record(ref, "Warning", "NotAnnounced", message);
-            if (svc.annotations[ANNOUNCING_ANNOTATION] === undefined) return undefined;
-            return writeAnnouncingNode(ctx.client, svc.namespace, svc.name, undefined);
+            return undefined;
           });
         }
       }
+      // One writer per Service, so owners of different IPs never overwrite each other: the owner of its first
+      // announced IP once it announces it, or the reporter when no IP has an owner (the annotation goes).
+      const owners = planned.flatMap((p) => (p.election.ok ? [{ ip: p.ip, node: p.election.owner }] : []));
+      const desired = formatAnnouncingNodes(owners);
+      const first = owners[0];
+      const writer = first === undefined ? reporter === self : first.node === self && held.has(ipKey(first.ip));
+      const slot = `${key}#annotation`;
+      const prev = written.get(slot);
+      if (!writer || current === desired) {
+        // In place: whatever is seen next is written again (keeping the time of the last write for the limit below).
+        if (prev !== undefined) written.set(slot, { value: "", at: prev.at });
+        continue;
+      }
+      // The slot names what was seen too: when another node overwrote the annotation (a peer that held an IP while
+      // this node was cut off), this one writes it again — once its own write has had time to show in the informer,
+      // so two nodes that briefly disagree do not rewrite it at the API's pace.
+      if (prev !== undefined && now - prev.at < OVERWRITTEN_AFTER_MS) {
+        retryWritesAt ??= prev.at + OVERWRITTEN_AFTER_MS;
+        continue;
+      }
+      await once(slot, `${current ?? ""} -> ${desired ?? ""}`, now, () =>
+        writeAnnouncingNode(ctx.client, svc.namespace, svc.name, desired),
+      );
     }
     if (reporter !== self) return;
     for (const u of plan.unannounced) {
@@ -603,7 +641,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
         clearTimeout(timer);
         unsubscribe();
         // The successor's announcement reached us; give hosts on the LAN a moment to process the same frame.
-        if (held.size > 0) await new Promise((r) => setTimeout(r, 50));
+        if (held.size > 0) await new Promise((r) => setTimeout(r, HANDOFF_GRACE_MS));
         log.info(
           { ips: held.size, takenOver: taken.size, ms: Math.round(performance.now() - started) },
           taken.size === held.size ? "hand-off confirmed on the wire" : "hand-off: not every IP was taken over in time",

@@ -53,7 +53,7 @@ export interface PlannedIp {
 export interface Unannounced {
   readonly service: string;
   readonly ip: IpAddress;
-  readonly reason: "outside-pools" | "external-ips-disabled" | "namespace-not-allowed";
+  readonly reason: "outside-pools" | "external-ips-disabled" | "namespace-not-allowed" | "ingress-of-another-service";
   readonly message: string;
 }
 
@@ -85,6 +85,11 @@ export function planAnnouncements(
     groups.set(k, g);
   };
   const poolOf = (ip: IpAddress) => pools.find((p) => p.contains(ip));
+  // Who holds each IP in status.loadBalancer.ingress: the allocator's decision, which an externalIP never overrides.
+  const ingressHolders = new Map<string, string[]>();
+  for (const svc of services) {
+    for (const ip of svc.ingressIps) ingressHolders.set(ipKey(ip), [...(ingressHolders.get(ipKey(ip)) ?? []), svc.key]);
+  }
   for (const svc of services) {
     for (const ip of svc.ingressIps) {
       const pool = poolOf(ip);
@@ -100,8 +105,18 @@ export function planAnnouncements(
     for (const ip of svc.externalIps) {
       const pool = poolOf(ip);
       // CVE-2020-8554: any tenant may write spec.externalIPs; announcing arbitrary ones would let it capture
-      // another's traffic. Only IPs of a pool that opts in, and only for namespaces that pool serves.
-      if (pool === undefined) {
+      // another's traffic. Never an IP another Service holds as its ingress (Services sharing an IP through the
+      // allocator each hold it there themselves); then only IPs of a pool that opts in, and only for namespaces
+      // that pool serves.
+      const holders = ingressHolders.get(ipKey(ip)) ?? [];
+      if (holders.length > 0 && !holders.includes(svc.key)) {
+        unannounced.push({
+          service: svc.key,
+          ip,
+          reason: "ingress-of-another-service",
+          message: `externalIP ${formatIp(ip)} refused: it is the load-balancer IP of Service ${holders.join(", ")}, which always wins`,
+        });
+      } else if (pool === undefined) {
         unannounced.push({
           service: svc.key,
           ip,

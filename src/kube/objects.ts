@@ -175,8 +175,9 @@ export function projectEndpointSlice(raw: unknown): SlimEndpointSlice | undefine
   return Object.freeze({
     key: m.key,
     resourceVersion: m.rv,
-    namespace: m.namespace,
+    namespace: sharedText(m.namespace) ?? m.namespace,
     service: typeof service === "string" ? service : "",
-    readyNodes: Object.freeze([...nodes].sort()),
+    // Most slices name the same few nodes: one frozen list per distinct set.
+    readyNodes: textList([...nodes].sort()),
   });
 }

@@ -2,7 +2,10 @@ import { KubeConfig } from "@kubernetes/client-node";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AnnounceClaim } from "../../src/core/announce-plan.ts";
+import { rankKey } from "../../src/core/election.ts";
 import { type IpAddress, formatIp, parseIp } from "../../src/core/ip.ts";
+import { emptyTelemetry } from "../../src/core/telemetry.ts";
+import { createMetricsRegistry } from "../../src/http/metrics.ts";
 import { type Speaker, type SpeakerAnnouncer, createSpeaker } from "../../src/app/speaker.ts";
 import { type KubeClient, createKubeClient } from "../../src/kube/client.ts";
 import { ANNOUNCING_ANNOTATION } from "../../src/kube/speaker-resources.ts";
@@ -114,15 +117,16 @@ async function until<T>(what: string, f: () => T | undefined | false | Promise<T
 const owners = (ip: IpAddress) =>
   [...members.values()].filter((m) => m.claims().some((c) => formatIp(c.ip) === formatIp(ip))).map((m) => m.name);
 
-async function service(name: string, ip: string, spec: Record<string, unknown> = {}) {
+async function service(name: string, ip: string | string[], spec: Record<string, unknown> = {}) {
   await create(`/api/v1/namespaces/${ns}/services`, {
     metadata: { name, namespace: ns },
     spec: { type: "LoadBalancer", ports: [{ port: 80 }], ...spec },
   });
+  const ingress = (typeof ip === "string" ? [ip] : ip).map((x) => ({ ip: x }));
   const r = await admin.request({
     method: "PATCH",
     path: `/api/v1/namespaces/${ns}/services/${name}/status`,
-    body: { status: { loadBalancer: { ingress: [{ ip }] } } },
+    body: { status: { loadBalancer: { ingress } } },
   });
   expect(r.status).toBe(200);
 }
@@ -133,7 +137,7 @@ beforeAll(async () => {
   await create("/api/v1/namespaces", { metadata: { name: ns } });
   await create(`/api/v1/namespaces/${ns}/configmaps`, {
     metadata: { name: "pools", namespace: ns, labels: { "lodestone.dev/pools": "true" } },
-    data: { "pools.yaml": "- name: lan\n  addresses: [192.0.2.100-192.0.2.199]\n" },
+    data: { "pools.yaml": '- name: lan\n  addresses: [192.0.2.100-192.0.2.199, "2001:db8::100-2001:db8::1ff"]\n' },
   });
   for (const n of ["node1", "node2", "node3"]) {
     await create("/api/v1/nodes", {
@@ -183,6 +187,30 @@ async function stableOwner(ip: IpAddress): Promise<string> {
     return o !== undefined && Date.now() - since >= 400 ? o : undefined;
   });
 }
+/** A member's speaker metrics, rendered by the Prometheus registry the daemon's /metrics serves. */
+async function scrape(m: Member): Promise<{ announced: number; members: number; failovers: number }> {
+  const text = await createMetricsRegistry(() => ({ ...emptyTelemetry, ...m.speaker.telemetry() })).metrics();
+  const value = (name: string): number => {
+    const line = text.split("\n").find((l) => l.startsWith(`${name} `));
+    if (line === undefined) throw new Error(`${name} missing from:\n${text}`);
+    return Number(line.slice(name.length + 1));
+  };
+  return {
+    announced: value("lodestone_announced_ips"),
+    members: value("lodestone_membership_size"),
+    failovers: value("lodestone_failover_events_total"),
+  };
+}
+const scrapeAll = async () =>
+  Object.fromEntries(await Promise.all([...members.values()].map(async (m) => [m.name, await scrape(m)] as const)));
+
+/** Every speaker's view has all three members (a speaker back from a fault is ready before its peers see it). */
+const fullMembership = () =>
+  until("three members in every view", async () => {
+    const all = await scrapeAll();
+    return Object.values(all).every((x) => x.members === 3) ? all : undefined;
+  });
+
 const allReady = () =>
   until("all speakers ready", () => [...members.values()].every((m) => m.speaker.readiness().ready));
 
@@ -241,6 +269,11 @@ describe("speaker component against the sandbox", () => {
   it("a speaker that dies (no goodbye) is replaced by heartbeat loss, before its Lease could expire", async () => {
     const owner = await stableOwner(vip);
     const m = members.get(owner)!;
+    // /metrics before: the one Service IP is announced by its owner only, and every speaker sees three members.
+    const before = await fullMembership();
+    expect(Object.fromEntries(Object.entries(before).map(([n, x]) => [n, x.announced]))).toEqual(
+      Object.fromEntries([...members.keys()].map((n) => [n, n === owner ? 1 : 0])),
+    );
     m.cut.cut = true; // keep it from withdrawing through the API; stop() then closes the socket like a crash
     const t0 = performance.now();
     await m.speaker.stop();
@@ -251,6 +284,14 @@ describe("speaker component against the sandbox", () => {
     // Detection is heartbeat loss (deadAfterMs); the Lease (leaseDurationMs) would be 6x slower. The bound leaves
     // room for a loaded machine; the failover figures themselves come from `npm run bench:failover`.
     expect(took).toBeLessThan(timing.leaseDurationMs);
+    // /metrics after: two members left, the successor announces the IP (the other survivor none) and counted the
+    // failover.
+    const after = await until("two members in every surviving view, the IP on the successor only", async () => {
+      const all = await scrapeAll();
+      const settled = Object.entries(all).every(([n, x]) => x.members === 2 && x.announced === (n === next ? 1 : 0));
+      return settled ? all : undefined;
+    });
+    expect(after[next]!.failovers).toBeGreaterThan(before[next]!.failovers);
     startMember(owner);
     await until("the old owner back", () => members.get(owner)!.speaker.readiness().ready);
   });
@@ -288,6 +329,49 @@ describe("speaker component against the sandbox", () => {
     expect(seen.some((o) => o.length === 2)).toBe(false);
     m.cut.cut = false;
     await until("the fenced speaker back", () => m.speaker.readiness().ready);
+  });
+
+  it("dual stack: each IP's owner records its own Announcing Event; the annotation names both owners", async () => {
+    await fullMembership();
+    const v4 = "192.0.2.110";
+    const rank = (ip: string) =>
+      ["node1", "node2", "node3"].sort((a, b) => (rankKey(a, parseIp(ip)!) < rankKey(b, parseIp(ip)!) ? -1 : 1));
+    // IPv6 addresses whose first choice differs from / equals the IPv4 one (all three nodes alive and eligible).
+    const candidates = Array.from({ length: 40 }, (_, i) => `2001:db8::${(0x100 + i).toString(16)}`);
+    const split = candidates.find((ip) => rank(ip)[0] !== rank(v4)[0])!;
+    const v4b = "192.0.2.111";
+    const same = candidates.find((ip) => rank(ip)[0] === rank(v4b)[0])!;
+    await service("dual", [v4, split]);
+    await service("dual-same", [same, v4b]);
+    const [o4, o6] = [rank(v4)[0]!, rank(split)[0]!];
+    await until(
+      `IPv4 on ${o4}, IPv6 on ${o6}`,
+      () => single(parseIp(v4)!)() === o4 && single(parseIp(split)!)() === o6,
+    );
+    const both = `${v4}=${o4},${split}=${o6}`;
+    await until(`annotation ${both}`, async () => (await annotationOf("dual")) === both);
+    // A loaded machine can make a speaker miss heartbeats and announce for a moment, with an Event of its own:
+    // what matters is that every IP has the Event of its owner.
+    const announcingEvents = (name: string, expected: string[]) =>
+      until(`an Announcing Event per IP of ${name}`, async () => {
+        const e = (await eventsOf(name)).filter((x) => x.reason === "Announcing").map((x) => x.message);
+        return expected.every((m) => e.includes(m)) ? e : undefined;
+      });
+    await announcingEvents("dual", [
+      `Announcing ${v4} from node ${o4} on eth0`,
+      `Announcing ${split} from node ${o6} on eth0`,
+    ]);
+    // Every IP with the same owner: the plain node name, as for a single-IP Service.
+    const o = rank(v4b)[0]!;
+    await until(`annotation ${o} on dual-same`, async () => (await annotationOf("dual-same")) === o);
+    // ...and still one Announcing Event per IP, though one node owns both.
+    await announcingEvents("dual-same", [
+      `Announcing ${v4b} from node ${o} on eth0`,
+      `Announcing ${same} from node ${o} on eth0`,
+    ]);
+    // The two owners do not overwrite each other.
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await annotationOf("dual")).toBe(both);
   });
 
   it("externalTrafficPolicy Local follows the ready endpoints", async () => {

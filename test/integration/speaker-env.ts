@@ -19,7 +19,15 @@ export const fastMembership: MembershipTiming = {
   maxClockSkewMs: 10_000,
 };
 
-/** What the interface scan of a node on 192.0.2.0/24 finds: one interface, eth0, no default route. */
+/** What the interface scan of a node on 192.0.2.0/24 and 2001:db8::/64 finds: one interface, eth0, no default route. */
 export const lanIfaces = async (): Promise<InterfaceSummary[]> => [
-  { name: "eth0", prefixes: [{ ip: parseIp("192.0.2.10")!, bits: 24 }], defaultRoute4: false, defaultRoute6: false },
+  {
+    name: "eth0",
+    prefixes: [
+      { ip: parseIp("192.0.2.10")!, bits: 24 },
+      { ip: parseIp("2001:db8::10")!, bits: 64 },
+    ],
+    defaultRoute4: false,
+    defaultRoute6: false,
+  },
 ];

@@ -6,6 +6,7 @@ import {
   ownersOf,
   planAnnouncements,
 } from "../../src/core/announce-plan.ts";
+import { announcingNodeFor, formatAnnouncingNodes } from "../../src/core/announcing-node.ts";
 import type { ElectionNode } from "../../src/core/election.ts";
 import { type IpAddress, formatIp, ipKey, parseIp } from "../../src/core/ip.ts";
 
@@ -120,6 +121,48 @@ describe("planAnnouncements", () => {
   });
 });
 
+describe("planAnnouncements: an externalIP never takes another Service's load-balancer IP (CVE-2020-8554)", () => {
+  const ip = addr("192.0.2.150");
+  const opted = [pool({ externalIPs: true })];
+  const victim = svc("shop/web", { ingressIps: [ip] });
+
+  it.each<{ desc: string; first: boolean }>([
+    { desc: "the intruder listed before the holder", first: true },
+    { desc: "the intruder listed after the holder", first: false },
+  ])("refused, with the holder named: $desc", ({ first }) => {
+    // With eTP Local and an endpoint on node3 the intruder would also steer the election if it joined the group.
+    const intruder = svc("default/grab", { externalIps: [ip], localTraffic: true, endpointNodes: new Set(["node3"]) });
+    const plan = planAnnouncements("node1", first ? [intruder, victim] : [victim, intruder], opted, nodes);
+    expect(plan.ips.map((p) => [formatIp(p.ip), p.services])).toEqual([["192.0.2.150", ["shop/web"]]]);
+    expect(ownerOf("192.0.2.150", [victim], opted)).toBe(plan.ips[0]!.election.ok && plan.ips[0]!.election.owner);
+    expect(plan.unannounced).toEqual([
+      {
+        service: "default/grab",
+        ip,
+        reason: "ingress-of-another-service",
+        message: "externalIP 192.0.2.150 refused: it is the load-balancer IP of Service shop/web, which always wins",
+      },
+    ]);
+  });
+
+  it.each<{ desc: string; services: AnnouncedService[]; group: string[] }>([
+    {
+      desc: "the same Service lists its own load-balancer IP as an externalIP",
+      services: [svc("shop/web", { ingressIps: [ip], externalIps: [ip] })],
+      group: ["shop/web"],
+    },
+    {
+      desc: "Services sharing the IP through the allocator, one also listing it",
+      services: [victim, svc("shop/api", { ingressIps: [ip], externalIps: [ip] })],
+      group: ["shop/api", "shop/web"],
+    },
+  ])("accepted: $desc", ({ services, group }) => {
+    const plan = planAnnouncements("node1", services, opted, nodes);
+    expect(plan.unannounced).toEqual([]);
+    expect(plan.ips.map((p) => p.services)).toEqual([group]);
+  });
+});
+
 describe("gainsToSettle", () => {
   const ip = addr("192.0.2.150");
   const plan = planAnnouncements("node1", [svc("default/a", { ingressIps: [ip] })], [pool()], nodes);
@@ -133,5 +176,37 @@ describe("gainsToSettle", () => {
     const s = gainsToSettle(owner, new Map([[ipKey(ip), previous]]), plan, new Set(members));
     expect(s.has(ipKey(ip))).toBe(settle);
     expect(ownersOf(plan).get(ipKey(ip))).toBe(owner);
+  });
+});
+
+describe("annotation lodestone.dev/announcing-node", () => {
+  const [v4, v6] = [addr("192.0.2.5"), addr("2001:db8::5")];
+  it.each<{ desc: string; owners: { ip: IpAddress; node: string }[]; value: string | undefined }>([
+    { desc: "one IP: the node (unchanged from single-stack)", owners: [{ ip: v4, node: "node2" }], value: "node2" },
+    {
+      desc: "every IP on one node: the node",
+      owners: [
+        { ip: v6, node: "node2" },
+        { ip: v4, node: "node2" },
+      ],
+      value: "node2",
+    },
+    {
+      desc: "IPs on different nodes: ip=node pairs in IP order",
+      owners: [
+        { ip: v6, node: "node3" },
+        { ip: v4, node: "node2" },
+      ],
+      value: "192.0.2.5=node2,2001:db8::5=node3",
+    },
+    { desc: "no announced IP: no annotation", owners: [], value: undefined },
+  ])("$desc", ({ owners, value }) => {
+    expect(formatAnnouncingNodes(owners)).toBe(value);
+    for (const o of owners) expect(announcingNodeFor(value, o.ip)).toBe(o.node);
+  });
+
+  it("names nobody for an IP the value does not list", () => {
+    expect(announcingNodeFor("192.0.2.5=node2,2001:db8::5=node3", addr("192.0.2.6"))).toBeUndefined();
+    expect(announcingNodeFor(undefined, v4)).toBeUndefined();
   });
 });
