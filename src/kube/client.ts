@@ -1,3 +1,4 @@
+import { delimiter } from "node:path";
 import { STATUS_CODES } from "node:http";
 import { request, type Dispatcher } from "undici";
 import { accessSource, lightKubeConfig, type ApiSource } from "./kubeconfig.ts";
@@ -57,8 +58,18 @@ export async function loadKubeConfig(
   if (light.kind === "error") throw new Error(light.message);
   const { KubeConfig } = await import("@kubernetes/client-node");
   const kc = new KubeConfig();
-  if (path === undefined || path === "") kc.loadFromCluster();
-  else kc.loadFromFile(path);
+  if (path === undefined || path === "") {
+    kc.loadFromCluster();
+    return kc;
+  }
+  // KUBECONFIG style `a:b`: merged as kubectl does, the first file's current context winning.
+  const [first = path, ...rest] = path.split(delimiter).filter((p) => p !== "");
+  kc.loadFromFile(first);
+  for (const file of rest) {
+    const more = new KubeConfig();
+    more.loadFromFile(file);
+    kc.mergeConfig(more, true);
+  }
   return kc;
 }
 

@@ -1,6 +1,6 @@
 // The daemon's API client without client-node: requests and watches against the embedded API server, over plain
 // HTTP and over HTTPS with the sandbox's CA, from a kubeconfig file read by the light loader.
-import { writeFileSync } from "node:fs";
+import { rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -117,6 +117,25 @@ describe("loadKubeConfig", () => {
         "users: [{name: u, user: {token: t}}]\n",
     );
     await expect(loadKubeConfig(path, {})).rejects.toThrow(/ENOENT/);
+  });
+
+  it("merges KUBECONFIG-style paths (a:b) as kubectl does: the first file's context wins", async () => {
+    const other = join(tmpdir(), `lodestone-kc-other-${process.pid}.yaml`);
+    writeFileSync(
+      other,
+      "apiVersion: v1\ncurrent-context: o\ncontexts: [{name: o, context: {cluster: ko, user: uo}}]\n" +
+        "clusters: [{name: ko, cluster: {server: 'http://127.0.0.1:1'}}]\nusers: [{name: uo, user: {token: t}}]\n",
+    );
+    try {
+      const source = await loadKubeConfig(`${plain.kubeconfigPath}:${other}`, {});
+      expect(source.getCurrentCluster()?.server).toBe(plain.url);
+      const client = createKubeClient(source);
+      const r = await client.request({ method: "GET", path: "/api/v1/namespaces/default" });
+      await client.close();
+      expect(r.status).toBe(200);
+    } finally {
+      rmSync(other, { force: true });
+    }
   });
 
   it("refuses to guess a cluster outside of one", async () => {
