@@ -42,22 +42,27 @@ export function byPriority(a: Pool, b: Pool): number {
   return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
 }
 
-const other = (f: Family): Family => (f === 4 ? 6 : 4);
+/** Shared answers of desiredFamilies: asked on every allocation, so no array is made for them each time. */
+const SINGLE = { 4: Object.freeze([4] as const), 6: Object.freeze([6] as const) };
+const DUAL = { 4: Object.freeze([4, 6] as const), 6: Object.freeze([6, 4] as const) };
 
 /** The families a Service wants, primary first, from ipFamilies / ipFamilyPolicy (or its requested IPs). */
-export function desiredFamilies(req: ServiceRequest): Family[] {
+export function desiredFamilies(req: ServiceRequest): readonly Family[] {
   const primary = req.ipFamilies[0] ?? req.requestedIps[0]?.family ?? 4;
   switch (req.ipFamilyPolicy) {
     case "SingleStack":
-      return [primary];
+      return SINGLE[primary];
     case "RequireDualStack":
-      return [primary, other(primary)];
+      return DUAL[primary];
     case "PreferDualStack":
-      if (req.ipFamilies.length > 0) return [...req.ipFamilies];
+      if (req.ipFamilies.length > 0) return req.ipFamilies;
       if (req.requestedIps.length > 0) return req.requestedIps.map((r) => r.family);
-      return [primary, other(primary)];
+      return DUAL[primary];
   }
 }
+
+/** Tells familiesFrom's refusal from its families (Array.isArray does not narrow a readonly array). */
+export const isRefusal = (x: readonly Family[] | AllocationError): x is AllocationError => !Array.isArray(x);
 
 /**
  * The families to take from a pool that has `available`: all of them for Single/RequireDualStack, those the
@@ -67,14 +72,14 @@ export function familiesFrom(
   req: ServiceRequest,
   pool: string,
   available: ReadonlySet<Family>,
-): Family[] | AllocationError {
+): readonly Family[] | AllocationError {
   const desired = desiredFamilies(req);
   if (req.ipFamilyPolicy === "PreferDualStack") {
     const some = desired.filter((f) => available.has(f));
     return some.length > 0 ? some : refusal.familyUnavailable(desired[0] ?? 4, [pool]);
   }
-  const missing = desired.find((f) => !available.has(f));
-  return missing === undefined ? desired : refusal.familyUnavailable(missing, [pool]);
+  for (const f of desired) if (!available.has(f)) return refusal.familyUnavailable(f, [pool]);
+  return desired;
 }
 
 /**

@@ -1,4 +1,4 @@
-import { byPriority, familiesFrom, poolRefusal, sharingRefusal } from "./allocation-rules.ts";
+import { byPriority, familiesFrom, isRefusal, poolRefusal, sharingRefusal } from "./allocation-rules.ts";
 import type { Pool } from "./config.ts";
 import { poolCapacity } from "./config.ts";
 import type { AllocationError, Result } from "./errors.ts";
@@ -70,10 +70,11 @@ export class Allocator {
   #pools = new Map<string, PoolState>();
   #autoPools: PoolState[] = [];
   /**
-   * Address value -> the Services holding it, per family: bigint keys need no string formatting on the hot path,
-   * and more than one holder exists only while shared, so an array beats a Set.
+   * Address value -> the Service(s) holding it, per family: bigint keys need no string formatting on the hot path.
+   * More than one holder exists only while shared, so a lone holder is kept as its key string (no array to
+   * allocate and keep alive per address) and an array is made only when a second Service shares the address.
    */
-  #holders = { 4: new Map<bigint, string[]>(), 6: new Map<bigint, string[]>() } as const;
+  #holders = { 4: new Map<bigint, Holders>(), 6: new Map<bigint, Holders>() } as const;
   #entries = new Map<string, Entry>();
   /** sharing key -> Services using it, to find an address to share without scanning every allocation. */
   #groups = new Map<string, Set<string>>();
@@ -116,7 +117,7 @@ export class Allocator {
    * free address per family from the first suitable pool, sharing an address where its sharing key allows.
    * `prefer` lists addresses to take again when still possible (stability across edits and pool changes).
    */
-  allocate(req: ServiceRequest, prefer: readonly IpAddress[] = []): Result<Allocation, AllocationError> {
+  allocate(req: ServiceRequest, prefer: readonly IpAddress[] = NONE): Result<Allocation, AllocationError> {
     if (req.requestedIps.length > 0) return this.assign(req, req.requestedIps);
     const key = serviceKey(req);
     this.release(key);
@@ -129,7 +130,7 @@ export class Allocator {
       candidates = this.#autoPools;
       if (candidates.length === 0) return err(refusal.noPools());
     }
-    const failures: AllocationError[] = [];
+    let failures: AllocationError[] | undefined;
     let denied: AllocationError | undefined;
     for (const state of candidates) {
       const refused = poolRefusal(state.pool, req);
@@ -138,11 +139,11 @@ export class Allocator {
         continue;
       }
       const taken = this.#takeFrom(state, req, prefer);
-      if (taken.ok) return ok(this.#commit(req, key, state.pool.name, taken.value));
-      failures.push(taken.error);
+      if (Array.isArray(taken)) return ok(this.#commit(req, key, state.pool.name, taken, undefined, true));
+      (failures ??= []).push(taken);
     }
     // Only when every candidate pool excluded the Service is the (first) restriction the reason.
-    return err(failures.length === 0 && denied !== undefined ? denied : summarize(failures));
+    return err(failures === undefined && denied !== undefined ? denied : summarize(failures ?? []));
   }
 
   /** Gives a Service exactly these addresses (replacing what it held), or says why not. */
@@ -161,9 +162,9 @@ export class Allocator {
       const holders = this.#holders[addr.family];
       const services = holders.get(addr.value);
       if (services === undefined) continue;
-      const at = services.indexOf(service);
-      if (at >= 0) services.splice(at, 1);
-      if (services.length === 0) {
+      const rest = withoutHolder(services, service);
+      if (rest !== services && rest !== undefined) holders.set(addr.value, rest);
+      if (rest === undefined) {
         holders.delete(addr.value);
         this.#pools.get(entry.allocation.pool)?.families.get(addr.family)?.used.delete(addr.value);
       }
@@ -294,7 +295,7 @@ export class Allocator {
     // gains the second family once the pool has it).
     const state = this.#pools.get(checked.value);
     const wanted = state && familiesFrom(req, state.pool.name, state.familySet);
-    if (Array.isArray(wanted) && wanted.length !== allocation.ips.length) {
+    if (wanted !== undefined && !isRefusal(wanted) && wanted.length !== allocation.ips.length) {
       return err(refusal.requestInvalid("spec.ipFamilyPolicy", "the Service now wants other address families"));
     }
     return checked;
@@ -307,7 +308,7 @@ export class Allocator {
       return err(refusal.requestInvalid("requested IPs", "give one address per family"));
     }
     const shape = familiesFrom(req, "", new Set(families));
-    if (!Array.isArray(shape)) {
+    if (isRefusal(shape)) {
       const missing = shape.code === AllocationCodes.familyUnavailable ? familyName(shape.family) : "a family";
       return err(
         refusal.requestInvalid(
@@ -355,7 +356,7 @@ export class Allocator {
 
   /** Why `req` may not use `addr` given its current holders (undefined when free or shareable). */
   #shareRefusal(addr: IpAddress, req: ServiceRequest, pool: Pool, self?: string): AllocationError | undefined {
-    for (const other of this.#holders[addr.family].get(addr.value) ?? []) {
+    for (const other of holderList(this.#holders[addr.family].get(addr.value))) {
       if (other === self) continue;
       const entry = this.#entries.get(other);
       const refused = entry && sharingRefusal(formatIp(addr), entry.request, req, pool);
@@ -364,27 +365,47 @@ export class Allocator {
     return undefined;
   }
 
-  /** One address per needed family from this pool: a preferred one, a shareable one, or the next free one. */
-  #takeFrom(state: PoolState, req: ServiceRequest, prefer: readonly IpAddress[]): Result<IpAddress[], AllocationError> {
+  /**
+   * One address per needed family from this pool: a preferred one, a shareable one, or the next free one. The
+   * addresses or the refusal (no Result wrapper to allocate on this hot path).
+   */
+  #takeFrom(state: PoolState, req: ServiceRequest, prefer: readonly IpAddress[]): IpAddress[] | AllocationError {
     const families = familiesFrom(req, state.pool.name, state.familySet);
-    if (!Array.isArray(families)) return err(families);
-    const taken: IpAddress[] = [];
+    if (isRefusal(families)) return families;
+    // At most one address per family, so two variables and an array literal of the final length (an array
+    // grown by push would carry spare room into the allocation it becomes).
+    let first: IpAddress | undefined;
+    let second: IpAddress | undefined;
     for (const family of families) {
       const f = state.families.get(family);
       if (f === undefined) continue;
-      const usable = (a: IpAddress): boolean =>
-        a.family === family &&
-        f.ranges.some((r) => rangeContains(r, a)) &&
-        !(state.pool.avoidBuggyIPs && isBuggyIp(a)) &&
-        this.#shareRefusal(a, req, state.pool) === undefined;
-      const addr =
-        prefer.find(usable) ?? this.#shareable(req, family, usable) ?? nextFree(f, state.pool.avoidBuggyIPs, family);
-      if (addr !== undefined) taken.push(addr);
-      else if (req.ipFamilyPolicy !== "PreferDualStack" || family === families[0]) {
-        return err(refusal.poolExhausted([state.pool.name], family));
-      }
+      const addr = this.#reusable(state, f, req, family, prefer) ?? nextFree(f, state.pool.avoidBuggyIPs, family);
+      if (addr === undefined) {
+        if (req.ipFamilyPolicy !== "PreferDualStack" || family === families[0]) {
+          return refusal.poolExhausted([state.pool.name], family);
+        }
+      } else if (first === undefined) first = addr;
+      else second = addr;
     }
-    return ok(taken);
+    return first === undefined ? [] : second === undefined ? [first] : [first, second];
+  }
+
+  /** A preferred address still usable, else one to share under the Service's sharing key, else undefined. */
+  #reusable(
+    state: PoolState,
+    f: FamilyState,
+    req: ServiceRequest,
+    family: Family,
+    prefer: readonly IpAddress[],
+  ): IpAddress | undefined {
+    // Most allocations have neither: skip making the closure below.
+    if (prefer.length === 0 && req.sharingKey === undefined) return undefined;
+    const usable = (a: IpAddress): boolean =>
+      a.family === family &&
+      f.ranges.some((r) => rangeContains(r, a)) &&
+      !(state.pool.avoidBuggyIPs && isBuggyIp(a)) &&
+      this.#shareRefusal(a, req, state.pool) === undefined;
+    return prefer.find(usable) ?? this.#shareable(req, family, usable);
   }
 
   /** An address already held by a Service of the same sharing key that this one may share. */
@@ -397,29 +418,38 @@ export class Allocator {
     return undefined;
   }
 
-  /** Records an allocation; `previousKey` is the sharing key of the entry it replaces (callers know it already). */
+  /**
+   * Records an allocation; `previousKey` is the sharing key of the entry it replaces (callers know it already).
+   * `fresh`: `ips` is an array of the caller's own, of its final length, kept (ordered and frozen) rather than
+   * copied.
+   */
   #commit(
     req: ServiceRequest,
     service: string,
     pool: string,
     ips: readonly IpAddress[],
     previousKey?: string,
+    fresh = false,
   ): Allocation {
     const state = this.#pools.get(pool);
     for (const addr of ips) {
       const holders = this.#holders[addr.family];
-      const services = holders.get(addr.value);
-      if (services === undefined) {
-        holders.set(addr.value, [service]);
-        state?.families.get(addr.family)?.used.add(addr.value);
-      } else if (!services.includes(service)) {
-        services.push(service);
+      // An address is held exactly when it is in its pool's used set, so a newly used one needs no lookup here.
+      if (state?.families.get(addr.family)?.used.add(addr.value) === true) {
+        holders.set(addr.value, service);
+        continue;
       }
+      const services = holders.get(addr.value);
+      if (services === undefined) holders.set(addr.value, service);
+      else if (typeof services === "string") {
+        if (services !== service) holders.set(addr.value, [services, service]);
+      } else if (!services.includes(service)) services.push(service);
     }
     const allocation: Allocation = Object.freeze({
       service,
       pool,
-      ips: Object.freeze(ips.length > 1 ? [...ips].sort(primaryFirst(req)) : [...ips]),
+      // Frozen, and a copy unless fresh: the caller may hold on to its array, the allocation must not change.
+      ips: Object.freeze(inPrimaryOrder(req, fresh ? (ips as IpAddress[]) : [...ips])),
     });
     if (previousKey !== undefined && previousKey !== req.sharingKey) {
       const members = this.#groups.get(previousKey);
@@ -436,13 +466,30 @@ export class Allocator {
   }
 }
 
-const primaryFirst =
-  (req: ServiceRequest) =>
-  (a: IpAddress, b: IpAddress): number => {
-    const primary = req.ipFamilies[0];
-    if (primary !== undefined && a.family !== b.family) return a.family === primary ? -1 : 1;
-    return compareIp(a, b);
-  };
+/** The Services holding one address: a lone holder's key, or the sharing holders' keys (two or more). */
+type Holders = string | string[];
+
+const holderList = (h: Holders | undefined): readonly string[] =>
+  h === undefined ? [] : typeof h === "string" ? [h] : h;
+
+/** The holders left once `service` lets go of the address; undefined when none is left. */
+function withoutHolder(h: Holders, service: string): Holders | undefined {
+  if (typeof h === "string") return h === service ? undefined : h;
+  if (!h.includes(service)) return h;
+  const rest = h.filter((s) => s !== service);
+  return rest.length > 1 ? rest : rest[0];
+}
+
+/** Sorts in place, primary family first. */
+function inPrimaryOrder(req: ServiceRequest, ips: IpAddress[]): IpAddress[] {
+  if (ips.length < 2) return ips;
+  const primary = req.ipFamilies[0];
+  return ips.sort((a, b) =>
+    primary !== undefined && a.family !== b.family ? (a.family === primary ? -1 : 1) : compareIp(a, b),
+  );
+}
+
+const NONE: readonly IpAddress[] = Object.freeze([]);
 
 /**
  * The next free address at or after the cursor, wrapping once around the pool's ranges. The capacity check first
@@ -450,20 +497,26 @@ const primaryFirst =
  */
 function nextFree(f: FamilyState, avoidBuggy: boolean, family: Family): IpAddress | undefined {
   if (f.used.size >= f.capacityNumber) return undefined;
-  const n = f.ranges.length;
-  let ri = f.ranges.findIndex((r) => r.last >= f.cursor);
-  if (ri < 0) ri = 0;
+  const { ranges, cursor } = f;
+  const n = ranges.length;
+  // The first range that ends at or after the cursor (a loop, not findIndex: no closure per allocation).
+  let ri = 0;
+  while (ri < n && (ranges[ri]?.last ?? cursor) < cursor) ri++;
+  if (ri === n) ri = 0;
+  const skipBuggy = avoidBuggy && family === 4;
   for (let step = 0; step <= n; step++) {
-    const r = f.ranges[(ri + step) % n];
+    const r = ranges[(ri + step) % n];
     if (r === undefined) break;
-    let x = step === 0 && f.cursor > r.first ? f.cursor : r.first;
+    let x = step === 0 && cursor > r.first ? cursor : r.first;
     while (x <= r.last) {
       x = f.used.nextAbsent(x);
       if (x > r.last) break;
-      const low = x & 0xffn;
-      if (avoidBuggy && family === 4 && (low === 0n || low === 0xffn)) {
-        x++;
-        continue;
+      if (skipBuggy) {
+        const low = x & 0xffn;
+        if (low === 0n || low === 0xffn) {
+          x++;
+          continue;
+        }
       }
       f.cursor = x + 1n;
       return ip(family, x);

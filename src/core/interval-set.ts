@@ -28,6 +28,18 @@ export class IntervalSet {
 
   /** Adds v; false when it was already there. */
   add(v: bigint): boolean {
+    // Allocation walks forward, so most additions land after the last span: no search needed.
+    const lastChunk = this.#chunks.at(-1);
+    const last = lastChunk?.at(-1);
+    if (lastChunk !== undefined && last !== undefined && v > last.hi) {
+      if (v - last.hi === 1n) last.hi = v;
+      else {
+        lastChunk.push({ lo: v, hi: v });
+        this.#split(this.#chunks.length - 1);
+      }
+      this.#size++;
+      return true;
+    }
     const at = this.#locate(v);
     if (at === undefined) {
       this.#chunks.push([{ lo: v, hi: v }]);
@@ -80,6 +92,8 @@ export class IntervalSet {
 
   /** The smallest value >= v that is not in the set. */
   nextAbsent(v: bigint): bigint {
+    const last = this.#chunks.at(-1)?.at(-1);
+    if (last === undefined || v > last.hi) return v;
     const at = this.#locate(v);
     if (at?.span === undefined || at.span.lo > v) return v;
     let { c, i } = at;
