@@ -80,7 +80,8 @@ const WATCH_IDLE_MS = 30_000;
 const timeoutError = (): DOMException => new DOMException("The operation was aborted due to timeout", "TimeoutError");
 
 /** `source` is client-node's KubeConfig (tests, the demo) or what `loadKubeConfig` returns. */
-export function createKubeClient(source: ApiSource): KubeClient {
+export function createKubeClient(source: ApiSource, options: { readonly authTtlMs?: number } = {}): KubeClient {
+  const authTtlMs = options.authTtlMs ?? AUTH_TTL_MS;
   const cluster = source.getCurrentCluster();
   if (cluster === null) throw new Error("kubeconfig has no current cluster");
   const server = cluster.server.replace(/\/+$/, "");
@@ -91,7 +92,7 @@ export function createKubeClient(source: ApiSource): KubeClient {
   // Bearer tokens rotate (projected ServiceAccount tokens): re-read them now and then, keep the connections.
   async function headers(): Promise<Record<string, string>> {
     const now = performance.now();
-    if (auth !== undefined && now - auth.at < AUTH_TTL_MS) return auth.headers;
+    if (auth !== undefined && now - auth.at < authTtlMs) return auth.headers;
     const h: Record<string, string> = {};
     let d: Dispatcher | undefined;
     await source.applySecurityAuthentication({
