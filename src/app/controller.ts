@@ -16,6 +16,7 @@ import {
   projectConfigMap,
   projectNamespace,
   projectService,
+  projectWatchedService,
   type SlimConfigMap,
   type SlimNamespace,
   type SlimService,
@@ -54,6 +55,16 @@ export type ControllerTelemetry = Pick<
   "pools" | "servicesAllocated" | "allocationFailures" | "configMaps" | "leader" | "informerRestarts"
 >;
 
+/**
+ * The controller's caches, for the speaker of the same daemon to read instead of watching the same objects again.
+ * The controller starts and stops them; a reader only subscribes.
+ */
+export interface WatchedObjects {
+  readonly services: Informer<SlimService>;
+  readonly configMaps: Informer<SlimConfigMap>;
+  readonly namespaces: Informer<SlimNamespace>;
+}
+
 export interface Controller {
   start(): void;
   stop(): Promise<void>;
@@ -64,6 +75,7 @@ export interface Controller {
   isLeader(): boolean;
   /** The pools in force (all pods parse the config; only the leader allocates). */
   pools(): readonly Pool[];
+  readonly watched: WatchedObjects;
 }
 
 /** Pure: whether a Service's class is ours (see `--load-balancer-class`). */
@@ -99,11 +111,7 @@ export function createController(o: ControllerOptions): Controller {
     ...common,
     resource: "services",
     path: "/api/v1/services",
-    // ClusterIP Services without an ingress are of no interest; dropping them keeps the cache small.
-    project: (raw) => {
-      const s = projectService(raw);
-      return s !== undefined && (s.type === "LoadBalancer" || s.ingress.length > 0) ? s : undefined;
-    },
+    project: projectWatchedService,
   });
   const configMaps: Informer<SlimConfigMap> = createInformer({
     ...common,
@@ -598,5 +606,6 @@ export function createController(o: ControllerOptions): Controller {
     ],
     isLeader: () => acting,
     pools: () => pools,
+    watched: { services, configMaps, namespaces },
   };
 }

@@ -5,7 +5,7 @@ import { livenessOf, type LoopReport } from "../core/liveness.ts";
 import { startHealthServer, type HealthServer } from "../http/server.ts";
 import { createKubeClient, loadKubeConfig, type ApiSource, type KubeClient } from "../kube/client.ts";
 import { defaultLeaseTimings, type LeaseTimings } from "../kube/lease.ts";
-import { classMatches, createController, type Controller } from "./controller.ts";
+import { classMatches, createController, type Controller, type WatchedObjects } from "./controller.ts";
 import { speakerComponent } from "./speaker-component.ts";
 
 /** What every component beside the controller is given (the speaker, and whatever comes next). */
@@ -19,6 +19,8 @@ export interface ComponentContext {
   readonly handlesClass: (cls: string | undefined) => boolean;
   /** The pools in force, as the controller parsed them. */
   readonly pools: () => readonly Pool[];
+  /** The controller's Service, pool ConfigMap and Namespace caches: read and subscribe, never start or stop. */
+  readonly watched: WatchedObjects;
   /** Overrides the component's own limit on one unit of work before liveness calls it hung (tests). */
   readonly stallMs?: number;
 }
@@ -124,6 +126,7 @@ export async function startDaemon(options: DaemonOptions, logger: Logger): Promi
     logger,
     handlesClass: (cls) => classMatches(cls, options.loadBalancerClass),
     pools: () => controller.pools(),
+    watched: controller.watched,
     ...(options.stallMs === undefined ? {} : { stallMs: options.stallMs }),
   };
   const factories = [...(options.components ?? [])];

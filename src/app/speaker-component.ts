@@ -5,7 +5,8 @@ import { type SpeakerContext, createSpeaker } from "./speaker.ts";
 /**
  * The speaker as a daemon component: membership, per-IP election and the layer-2 announcer on this node's
  * interfaces. `lodestone run` starts it unless `--speaker=false`. It needs CAP_NET_RAW; without it the speaker
- * reports the announcer's error in its readiness and the log, and the controller half keeps allocating.
+ * reports the announcer's error in its readiness and the log, and the controller half keeps allocating. It reads
+ * Services, pool ConfigMaps and Namespaces from the controller's caches instead of watching them a second time.
  */
 export function speakerComponent(overrides: Partial<SpeakerContext> = {}): ComponentFactory {
   return (ctx): DaemonComponent => {
@@ -15,6 +16,7 @@ export function speakerComponent(overrides: Partial<SpeakerContext> = {}): Compo
       nodeName: ctx.nodeName,
       logger: ctx.logger,
       handlesClass: ctx.handlesClass,
+      shared: ctx.watched,
       createAnnouncer: async (logger) => {
         const r = await createAnnouncer({ logger: logger.child({ component: "announcer" }) });
         return r.ok ? { ok: true, value: r.value } : { ok: false, error: { message: r.error.message } };

@@ -44,10 +44,11 @@ import {
   projectConfigMap,
   projectEndpointSlice,
   projectNamespace,
-  projectService,
+  projectWatchedService,
 } from "../kube/objects.ts";
 import { DEFAULT_HEARTBEAT_PORT, type HeartbeatTransport, createHeartbeatTransport } from "../net/heartbeat.ts";
 import { scanInterfaces } from "../net/interface-summary.ts";
+import type { WatchedObjects } from "./controller.ts";
 import { createPoolCache } from "./speaker-pools.ts";
 
 /** The part of the layer-2 announcer (src/net/announcer.ts) the speaker drives. */
@@ -86,6 +87,11 @@ export interface SpeakerContext {
   readonly scanInterfaces?: () => Promise<InterfaceSummary[]>;
   /** How long one evaluation may run before liveness calls the speaker hung (default 30 s). */
   readonly stallMs?: number;
+  /**
+   * The controller's Service, pool ConfigMap and Namespace caches when both run in one daemon: the speaker reads
+   * and subscribes to them but never starts or stops them. Absent, the speaker watches those objects itself.
+   */
+  readonly shared?: WatchedObjects;
 }
 
 export interface Speaker {
@@ -137,12 +143,6 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
   const common = { client: ctx.client, logger: log };
   const announcePools = createPoolCache();
 
-  const services = createInformer<SlimService>({
-    ...common,
-    resource: "speaker-services",
-    path: "/api/v1/services",
-    project: projectService,
-  });
   const nodes = createInformer<SpeakerNode>({
     ...common,
     resource: "speaker-nodes",
@@ -162,19 +162,35 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     labelSelector: `${SPEAKER_LABEL}=${SPEAKER_LABEL_VALUE}`,
     project: projectLease,
   });
-  const configMaps = createInformer<SlimConfigMap>({
-    ...common,
-    resource: "speaker-configmaps",
-    path: `/api/v1/namespaces/${ns}/configmaps`,
-    labelSelector: `${POOLS_LABEL}=true`,
-    project: projectConfigMap,
-  });
-  const namespaces = createInformer<SlimNamespace>({
-    ...common,
-    resource: "speaker-namespaces",
-    path: "/api/v1/namespaces",
-    project: projectNamespace,
-  });
+  const watched: WatchedObjects = ctx.shared ?? {
+    services: createInformer<SlimService>({
+      ...common,
+      resource: "speaker-services",
+      path: "/api/v1/services",
+      project: projectWatchedService,
+    }),
+    configMaps: createInformer<SlimConfigMap>({
+      ...common,
+      resource: "speaker-configmaps",
+      path: `/api/v1/namespaces/${ns}/configmaps`,
+      labelSelector: `${POOLS_LABEL}=true`,
+      project: projectConfigMap,
+    }),
+    namespaces: createInformer<SlimNamespace>({
+      ...common,
+      resource: "speaker-namespaces",
+      path: "/api/v1/namespaces",
+      project: projectNamespace,
+    }),
+  };
+  const { services, configMaps, namespaces } = watched;
+  /** The informers this speaker runs (and counts restarts of); shared ones belong to the controller. */
+  const owned: readonly Informer<never>[] = [
+    nodes,
+    slices,
+    leases,
+    ...(ctx.shared === undefined ? [services, configMaps, namespaces] : []),
+  ] as never;
   const informers: readonly Informer<never>[] = [services, nodes, slices, leases, configMaps, namespaces] as never;
 
   let keys: HeartbeatKey[] = [];
@@ -538,7 +554,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
 
   let hbAddress: IpAddress | undefined;
   async function run(): Promise<void> {
-    for (const i of informers) i.start();
+    for (const i of owned) i.start();
     for (let attempt = 0; !stopped; attempt++) {
       const r = await loadMemberlistKeys(ctx.client, ns);
       if (r.ok) {
@@ -665,19 +681,12 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
       }
       await transport?.close();
       await events.flush();
-      await Promise.all(informers.map((i) => i.stop()));
+      await Promise.all(owned.map((i) => i.stop()));
     },
     telemetry() {
       const l2 = announcer?.telemetry() ?? { layer2: [], layer2Drops: [] };
       const restarts: Record<string, number> = {};
-      for (const [name, i] of [
-        ["speaker-services", services],
-        ["speaker-nodes", nodes],
-        ["speaker-endpointslices", slices],
-        ["speaker-leases", leases],
-      ] as const) {
-        restarts[name] = i.restarts();
-      }
+      for (const i of owned) restarts[i.resource] = i.restarts();
       return {
         announcedIps: claimed.length,
         membershipSize: membership.view(performance.now()).members.size,
@@ -698,7 +707,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
       return { ready: reasons.length === 0, reasons };
     },
     loops: () => [
-      ...informers.map((i) => ({ loop: `informer ${i.resource}`, ended: i.crashed() })),
+      ...owned.map((i) => ({ loop: `informer ${i.resource}`, ended: i.crashed() })),
       {
         loop: "speaker evaluation",
         busyForMs: evaluating === undefined ? undefined : performance.now() - evaluatingSince,

@@ -1,3 +1,4 @@
+import { delimiter } from "node:path";
 import { STATUS_CODES } from "node:http";
 import { request, type Dispatcher } from "undici";
 import { accessSource, lightKubeConfig, type ApiSource } from "./kubeconfig.ts";
@@ -57,8 +58,18 @@ export async function loadKubeConfig(
   if (light.kind === "error") throw new Error(light.message);
   const { KubeConfig } = await import("@kubernetes/client-node");
   const kc = new KubeConfig();
-  if (path === undefined || path === "") kc.loadFromCluster();
-  else kc.loadFromFile(path);
+  if (path === undefined || path === "") {
+    kc.loadFromCluster();
+    return kc;
+  }
+  // KUBECONFIG style `a:b`: merged as kubectl does, the first file's current context winning.
+  const [first = path, ...rest] = path.split(delimiter).filter((p) => p !== "");
+  kc.loadFromFile(first);
+  for (const file of rest) {
+    const more = new KubeConfig();
+    more.loadFromFile(file);
+    kc.mergeConfig(more, true);
+  }
   return kc;
 }
 
@@ -69,7 +80,8 @@ const WATCH_IDLE_MS = 30_000;
 const timeoutError = (): DOMException => new DOMException("The operation was aborted due to timeout", "TimeoutError");
 
 /** `source` is client-node's KubeConfig (tests, the demo) or what `loadKubeConfig` returns. */
-export function createKubeClient(source: ApiSource): KubeClient {
+export function createKubeClient(source: ApiSource, options: { readonly authTtlMs?: number } = {}): KubeClient {
+  const authTtlMs = options.authTtlMs ?? AUTH_TTL_MS;
   const cluster = source.getCurrentCluster();
   if (cluster === null) throw new Error("kubeconfig has no current cluster");
   const server = cluster.server.replace(/\/+$/, "");
@@ -80,7 +92,7 @@ export function createKubeClient(source: ApiSource): KubeClient {
   // Bearer tokens rotate (projected ServiceAccount tokens): re-read them now and then, keep the connections.
   async function headers(): Promise<Record<string, string>> {
     const now = performance.now();
-    if (auth !== undefined && now - auth.at < AUTH_TTL_MS) return auth.headers;
+    if (auth !== undefined && now - auth.at < authTtlMs) return auth.headers;
     const h: Record<string, string> = {};
     let d: Dispatcher | undefined;
     await source.applySecurityAuthentication({

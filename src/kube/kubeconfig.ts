@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { isIPv6 } from "node:net";
-import { dirname, isAbsolute, join } from "node:path";
+import { delimiter, dirname, isAbsolute, join } from "node:path";
 import { Agent, type Dispatcher } from "undici";
 import { parse } from "yaml";
 
@@ -177,7 +177,7 @@ export function accessSource(access: ApiAccess): ApiSource {
 
 /**
  * `--kubeconfig PATH` (or the in-cluster ServiceAccount without one) read without client-node, or why it needs
- * client-node's loader. Several paths in KUBECONFIG style (`a:b`) are merged by client-node only.
+ * client-node's loader. Several paths in KUBECONFIG style (`a:b`) are merged with client-node (loadKubeConfig).
  */
 export function lightKubeConfig(
   path: string | undefined,
@@ -190,7 +190,7 @@ export function lightKubeConfig(
       return { kind: "error", message: err instanceof Error ? err.message : String(err) };
     }
   }
-  if (path.includes(":")) return { kind: "unsupported", why: "several kubeconfig files" };
+  if (path.includes(delimiter)) return { kind: "unsupported", why: "several kubeconfig files" };
   let text: string;
   try {
     text = readFileSync(path, "utf8");

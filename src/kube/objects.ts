@@ -122,6 +122,18 @@ export function projectService(raw: unknown): SlimService | undefined {
   });
 }
 
+/**
+ * The Services either half of the daemon reads: LoadBalancers (allocated and announced), any Service with a
+ * recorded ingress (the controller clears it after a type change) and any with `spec.externalIPs` (the speaker
+ * announces those too). A plain ClusterIP Service is dropped, which keeps the one shared cache small.
+ */
+export function projectWatchedService(raw: unknown): SlimService | undefined {
+  const s = projectService(raw);
+  return s !== undefined && (s.type === "LoadBalancer" || s.ingress.length > 0 || s.externalIPs.length > 0)
+    ? s
+    : undefined;
+}
+
 function servicePorts(v: unknown): SlimService["ports"] {
   const ports = arr(v).map((p) => {
     const r = rec(p);

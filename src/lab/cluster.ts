@@ -71,6 +71,8 @@ export interface FailoverResult {
   /** Fault → first connection answered by another node (or, for sigterm, any failed connection counts). */
   readonly failoverMs: number | undefined;
   readonly failedConnections: number;
+  /** Each failed connection: when it was opened and when it gave up, in ms after the fault. */
+  readonly failures: readonly { readonly startMs: number; readonly endMs: number }[];
   /** Longest run of ARP probes answered by two MACs, in ms. */
   readonly doubleAnswerMs: number;
 }
@@ -513,6 +515,7 @@ async function measure(
     to,
     failoverMs: firstMoved === undefined ? undefined : firstMoved.end - t0,
     failedConnections: after.filter((s) => s.node === undefined).length,
+    failures: after.filter((s) => s.node === undefined).map((s) => ({ startMs: s.start - t0, endMs: s.end - t0 })),
     doubleAnswerMs,
   };
 }

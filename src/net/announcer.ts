@@ -298,14 +298,15 @@ class Layer2Announcer implements Announcer {
     return () => this.foreignListeners.delete(listener);
   }
 
+  /** Another host's announcement (not one of ours, from any of our links) goes to the listeners. */
+  private noticeAnnouncement(link: Link, frame: Uint8Array): void {
+    const seen = announcementIn(frame);
+    if (seen === undefined) return;
+    for (const l of this.links.values()) if (sameMac(l.mac, seen.mac)) return;
+    for (const listener of this.foreignListeners) listener({ ...seen, interface: link.name });
+  }
+
   private onFrame(link: Link, frame: Uint8Array): void {
-    if (this.foreignListeners.size > 0) {
-      // Only while someone listens (a hand-off): the common path decodes each frame once.
-      const seen = announcementIn(frame);
-      if (seen !== undefined && !sameMac(seen.mac, link.mac)) {
-        for (const l of this.foreignListeners) l({ ...seen, interface: link.name });
-      }
-    }
     const ownership = (ip: IpAddress): Ownership => {
       const o = this.owned.get(ipKey(ip));
       return o === undefined ? "none" : o.interfaces.has(link.name) ? "here" : "elsewhere";
@@ -313,6 +314,14 @@ class Layer2Announcer implements Announcer {
     const decision = respond(frame, { name: link.name, mac: link.mac, ownership });
     if (decision.kind === "drop") {
       this.drop(link.name, decision.reason);
+      // Announcements are among the frames not answered; only those are decoded a second time, and only when
+      // someone listens (the speaker's hand-off and defence).
+      if (
+        this.foreignListeners.size > 0 &&
+        (decision.reason === DropReason.Gratuitous || decision.reason === DropReason.NotRequest)
+      ) {
+        this.noticeAnnouncement(link, frame);
+      }
       return;
     }
     const c = this.counter(link.name, decision.ip);

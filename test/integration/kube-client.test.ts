@@ -1,10 +1,11 @@
 // The daemon's API client without client-node: requests and watches against the embedded API server, over plain
 // HTTP and over HTTPS with the sandbox's CA, from a kubeconfig file read by the light loader.
-import { writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createKubeClient, loadKubeConfig, type KubeClient } from "../../src/kube/client.ts";
+import { accessSource, inClusterAccess } from "../../src/kube/kubeconfig.ts";
 import { startSandbox, type Sandbox } from "../../src/sandbox/index.ts";
 
 let plain: Sandbox;
@@ -119,7 +120,83 @@ describe("loadKubeConfig", () => {
     await expect(loadKubeConfig(path, {})).rejects.toThrow(/ENOENT/);
   });
 
+  it("merges KUBECONFIG-style paths (a:b) as kubectl does: the first file's context wins", async () => {
+    const other = join(tmpdir(), `lodestone-kc-other-${process.pid}.yaml`);
+    writeFileSync(
+      other,
+      "apiVersion: v1\ncurrent-context: o\ncontexts: [{name: o, context: {cluster: ko, user: uo}}]\n" +
+        "clusters: [{name: ko, cluster: {server: 'http://127.0.0.1:1'}}]\nusers: [{name: uo, user: {token: t}}]\n",
+    );
+    try {
+      const source = await loadKubeConfig(`${plain.kubeconfigPath}:${other}`, {});
+      expect(source.getCurrentCluster()?.server).toBe(plain.url);
+      const client = createKubeClient(source);
+      const r = await client.request({ method: "GET", path: "/api/v1/namespaces/default" });
+      await client.close();
+      expect(r.status).toBe(200);
+    } finally {
+      rmSync(other, { force: true });
+    }
+  });
+
   it("refuses to guess a cluster outside of one", async () => {
     await expect(loadKubeConfig(undefined, {})).rejects.toThrow(/KUBERNETES_SERVICE_HOST/);
+  });
+});
+
+describe("in-cluster ServiceAccount (projected token, cluster CA)", () => {
+  it("talks HTTPS with the mounted CA and follows a rotated token file", async () => {
+    const sandbox = await startSandbox({ rbac: true });
+    const prefix = mkdtempSync(join(tmpdir(), "lodestone-incluster-"));
+    const mount = join(prefix, "var/run/secrets/kubernetes.io/serviceaccount");
+    const admin = createKubeClient(await loadKubeConfig(sandbox.kubeconfigPath, {}));
+    try {
+      mkdirSync(mount, { recursive: true });
+      writeFileSync(join(mount, "ca.crt"), sandbox.ca ?? "");
+      for (const name of ["reader", "nobody"]) {
+        await admin.request({
+          method: "POST",
+          path: "/api/v1/namespaces/default/serviceaccounts",
+          body: { metadata: { name } },
+        });
+      }
+      await admin.request({
+        method: "POST",
+        path: "/apis/rbac.authorization.k8s.io/v1/clusterroles",
+        body: {
+          metadata: { name: "ns-reader" },
+          rules: [{ apiGroups: [""], resources: ["namespaces"], verbs: ["get"] }],
+        },
+      });
+      await admin.request({
+        method: "POST",
+        path: "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+        body: {
+          metadata: { name: "ns-reader" },
+          roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "ns-reader" },
+          subjects: [{ kind: "ServiceAccount", namespace: "default", name: "reader" }],
+        },
+      });
+      writeFileSync(join(mount, "token"), sandbox.tokenFor("default", "reader"));
+      const access = inClusterAccess(
+        { KUBERNETES_SERVICE_HOST: "127.0.0.1", KUBERNETES_SERVICE_PORT: String(sandbox.port) },
+        prefix,
+      );
+      if (access.kind !== "ok") throw new Error(JSON.stringify(access));
+      expect(access.access.server).toBe(`https://127.0.0.1:${sandbox.port}`);
+      const client = createKubeClient(accessSource(access.access), { authTtlMs: 0 });
+      const get = () => client.request({ method: "GET", path: "/api/v1/namespaces/default" });
+      expect((await get()).status).toBe(200);
+      // The kubelet rotates the projected token: the next request must carry the new one (this one has no rights).
+      writeFileSync(join(mount, "token"), sandbox.tokenFor("default", "nobody"));
+      expect((await get()).status).toBe(403);
+      writeFileSync(join(mount, "token"), sandbox.tokenFor("default", "reader"));
+      expect((await get()).status).toBe(200);
+      await client.close();
+    } finally {
+      await admin.close();
+      await sandbox.stop();
+      rmSync(prefix, { recursive: true, force: true });
+    }
   });
 });

@@ -10,7 +10,7 @@ import { type Speaker, type SpeakerAnnouncer, createSpeaker } from "../../src/ap
 import { type KubeClient, createKubeClient } from "../../src/kube/client.ts";
 import { ANNOUNCING_ANNOTATION } from "../../src/kube/speaker-resources.ts";
 import { type Sandbox, startSandbox } from "../../src/sandbox/index.ts";
-import { fastMembership, lanIfaces } from "./speaker-env.ts";
+import { createOrFail, createPoolNamespace, fastMembership, lanIfaces } from "./speaker-env.ts";
 
 /**
  * Three in-process speakers (fake announcers, real heartbeats over loopback UDP) against the embedded API server:
@@ -98,11 +98,7 @@ function kc(): KubeConfig {
   return k;
 }
 
-async function create(path: string, body: unknown) {
-  const r = await admin.request({ method: "POST", path, body });
-  if (r.status !== 201) throw new Error(`POST ${path}: ${r.status} ${JSON.stringify(r.body)}`);
-  return r.body;
-}
+const create = (path: string, body: unknown): Promise<void> => createOrFail(admin, path, body);
 
 async function until<T>(what: string, f: () => T | undefined | false | Promise<T | undefined | false>, ms = 5_000) {
   const end = Date.now() + ms;
@@ -134,11 +130,11 @@ async function service(name: string, ip: string | string[], spec: Record<string,
 beforeAll(async () => {
   sandbox = await startSandbox();
   admin = createKubeClient(kc());
-  await create("/api/v1/namespaces", { metadata: { name: ns } });
-  await create(`/api/v1/namespaces/${ns}/configmaps`, {
-    metadata: { name: "pools", namespace: ns, labels: { "lodestone.dev/pools": "true" } },
-    data: { "pools.yaml": '- name: lan\n  addresses: [192.0.2.100-192.0.2.199, "2001:db8::100-2001:db8::1ff"]\n' },
-  });
+  await createPoolNamespace(
+    admin,
+    ns,
+    '- name: lan\n  addresses: [192.0.2.100-192.0.2.199, "2001:db8::100-2001:db8::1ff"]\n',
+  );
   for (const n of ["node1", "node2", "node3"]) {
     await create("/api/v1/nodes", {
       metadata: { name: n, labels: { "kubernetes.io/hostname": n } },

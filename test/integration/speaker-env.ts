@@ -1,6 +1,7 @@
 import { parseIp } from "../../src/core/ip.ts";
 import type { InterfaceSummary } from "../../src/core/election.ts";
 import type { MembershipTiming } from "../../src/core/membership.ts";
+import type { KubeClient } from "../../src/kube/client.ts";
 
 /** Shared by the integration tests that run speakers in process (fake announcer, loopback heartbeats). */
 
@@ -31,3 +32,18 @@ export const lanIfaces = async (): Promise<InterfaceSummary[]> => [
     defaultRoute6: false,
   },
 ];
+
+/** POST that must create (201), else the test's set-up fails with the API server's answer. */
+export async function createOrFail(client: KubeClient, path: string, body: unknown): Promise<void> {
+  const r = await client.request({ method: "POST", path, body });
+  if (r.status !== 201) throw new Error(`POST ${path}: ${r.status} ${JSON.stringify(r.body)}`);
+}
+
+/** A speaker test's namespace with one pool ConfigMap holding `poolsYaml`. */
+export async function createPoolNamespace(client: KubeClient, ns: string, poolsYaml: string): Promise<void> {
+  await createOrFail(client, "/api/v1/namespaces", { metadata: { name: ns } });
+  await createOrFail(client, `/api/v1/namespaces/${ns}/configmaps`, {
+    metadata: { name: "pools", namespace: ns, labels: { "lodestone.dev/pools": "true" } },
+    data: { "pools.yaml": poolsYaml },
+  });
+}

@@ -3,7 +3,12 @@ import pino from "pino";
 import type { KubeClient, KubeRequest, KubeResponse } from "../../src/kube/client.ts";
 import { createStatusWriter } from "../../src/kube/status-writer.ts";
 import { createEventRecorder } from "../../src/kube/events.ts";
-import { projectConfigMap, projectEndpointSlice, projectService } from "../../src/kube/objects.ts";
+import {
+  projectConfigMap,
+  projectEndpointSlice,
+  projectService,
+  projectWatchedService,
+} from "../../src/kube/objects.ts";
 import { parseIp } from "../../src/core/ip.ts";
 
 const logger = pino({ level: "silent" });
@@ -146,6 +151,26 @@ describe("event recorder", () => {
 });
 
 describe("slim projections", () => {
+  it.each([
+    { desc: "a LoadBalancer", spec: { type: "LoadBalancer" }, status: {}, kept: true },
+    { desc: "a ClusterIP Service", spec: { type: "ClusterIP" }, status: {}, kept: false },
+    {
+      desc: "a NodePort with opt-in externalIPs",
+      spec: { type: "NodePort", externalIPs: ["192.0.2.5"] },
+      status: {},
+      kept: true,
+    },
+    {
+      desc: "a ClusterIP Service whose ingress is left to clear",
+      spec: { type: "ClusterIP" },
+      status: { loadBalancer: { ingress: [{ ip: "192.0.2.1" }] } },
+      kept: true,
+    },
+  ])("the shared Service cache keeps $desc: $kept", ({ spec, status, kept }) => {
+    const raw = { metadata: { namespace: "a", name: "s", resourceVersion: "1" }, spec, status };
+    expect(projectWatchedService(raw) !== undefined).toBe(kept);
+  });
+
   it("keep only what Lodestone reads", () => {
     const s = projectService({
       metadata: {
