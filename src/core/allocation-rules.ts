@@ -42,7 +42,10 @@ export function byPriority(a: Pool, b: Pool): number {
   return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
 }
 
-/** Shared answers of desiredFamilies: asked on every allocation, so no array is made for them each time. */
+/**
+ * Shared answers of desiredFamilies: asked on every allocation, so no array is made for them each time. Callers
+ * walk them with an index: V8 does not inline for-of over a frozen array and calls its iterator per element.
+ */
 const SINGLE = { 4: Object.freeze([4] as const), 6: Object.freeze([6] as const) };
 const DUAL = { 4: Object.freeze([4, 6] as const), 6: Object.freeze([6, 4] as const) };
 
@@ -78,7 +81,10 @@ export function familiesFrom(
     const some = desired.filter((f) => available.has(f));
     return some.length > 0 ? some : refusal.familyUnavailable(desired[0] ?? 4, [pool]);
   }
-  for (const f of desired) if (!available.has(f)) return refusal.familyUnavailable(f, [pool]);
+  for (let k = 0; k < desired.length; k++) {
+    const f = desired[k];
+    if (f !== undefined && !available.has(f)) return refusal.familyUnavailable(f, [pool]);
+  }
   return desired;
 }
 

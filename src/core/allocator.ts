@@ -158,7 +158,11 @@ export class Allocator {
   release(service: string): boolean {
     const entry = this.#entries.get(service);
     if (entry === undefined) return false;
-    for (const addr of entry.allocation.ips) {
+    const ips = entry.allocation.ips;
+    // An index, not for-of: V8 calls the iterator of a frozen array per element.
+    for (let k = 0; k < ips.length; k++) {
+      const addr = ips[k];
+      if (addr === undefined) continue;
       const holders = this.#holders[addr.family];
       const services = holders.get(addr.value);
       if (services === undefined) continue;
@@ -376,9 +380,10 @@ export class Allocator {
     // grown by push would carry spare room into the allocation it becomes).
     let first: IpAddress | undefined;
     let second: IpAddress | undefined;
-    for (const family of families) {
-      const f = state.families.get(family);
-      if (f === undefined) continue;
+    for (let k = 0; k < families.length; k++) {
+      const family = families[k];
+      const f = family === undefined ? undefined : state.families.get(family);
+      if (family === undefined || f === undefined) continue;
       const addr = this.#reusable(state, f, req, family, prefer) ?? nextFree(f, state.pool.avoidBuggyIPs, family);
       if (addr === undefined) {
         if (req.ipFamilyPolicy !== "PreferDualStack" || family === families[0]) {
