@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import {
   type AnnounceClaim,
@@ -541,16 +542,14 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
 
   // Start-up waits (the key, the Node list, its InternalIP) can last forever, e.g. when RBAC refuses a list:
   // stop() cuts them short, or a pod that never finished starting could not shut down.
-  let stopRequested: () => void = () => undefined;
-  const stopping = new Promise<void>((resolve) => (stopRequested = resolve));
+  const stopSignal = new AbortController();
+  const stopRequested = (): void => stopSignal.abort();
+  const stopping = new Promise<void>((resolve) =>
+    stopSignal.signal.addEventListener("abort", () => resolve(), { once: true }),
+  );
+  // Aborted by stop(); nothing is left behind per call, however long the wait lasts.
   const pause = (ms: number): Promise<void> =>
-    new Promise((resolve) => {
-      const t = setTimeout(resolve, ms);
-      void stopping.then(() => {
-        clearTimeout(t);
-        resolve();
-      });
-    });
+    sleep(ms, undefined, { signal: stopSignal.signal }).catch(() => undefined);
 
   let hbAddress: IpAddress | undefined;
   async function run(): Promise<void> {
