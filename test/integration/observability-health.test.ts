@@ -52,7 +52,13 @@ describe("health and metrics of a running daemon", () => {
     const d = env.daemons[0]!;
     const port = d.metricsPort!;
     const scrape = async (): Promise<string> => (await get(port, "/metrics")).text;
-    const before = await scrape();
+    // /readyz turns ready on the parsed config; the pool gauges follow once the leader has built its allocator.
+    const before = await until("the pool gauges", async () => {
+      const text = await scrape();
+      return sample(text, "lodestone_pool_addresses_total", '{pool="obs",family="IPv4"}') === undefined
+        ? undefined
+        : text;
+    });
     expect(sample(before, "lodestone_pool_addresses_total", '{pool="obs",family="IPv4"}')).toBe(4);
     expect(sample(before, "lodestone_pool_addresses_in_use", '{pool="obs",family="IPv4"}')).toBe(0);
 
