@@ -30,6 +30,7 @@ import { isMainThread, parentPort, Worker, workerData } from "node:worker_thread
 import type { JsonObject } from "../src/sandbox/json.ts";
 import { httpRequest } from "./http.ts";
 import type { StoreEvent } from "../src/sandbox/store.ts";
+import { percentile } from "./stats.ts";
 
 const NS = "bench";
 const SYSTEM_NS = "lodestone-system";
@@ -183,10 +184,7 @@ function shebangFlags(): string[] {
   return line.split(/\s+/).filter((w) => w.startsWith("--"));
 }
 
-const pct = (xs: readonly number[], p: number): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
-};
+const pct = percentile;
 const round = (x: number, digits = 1): number => Number(x.toFixed(digits));
 
 /** VmRSS and VmHWM (peak) of a process, in MB, from /proc. */

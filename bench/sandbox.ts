@@ -8,6 +8,7 @@ import { readFileSync } from "node:fs";
 import { Agent, request } from "node:http";
 import { httpRequest } from "./http.ts";
 import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
+import { percentile } from "./stats.ts";
 
 const SERVICES = Number(process.env["BENCH_SERVICES"] ?? 10_000);
 const WATCHERS = 10;
@@ -53,10 +54,7 @@ async function pool(n: number, worker: (i: number) => Promise<void>): Promise<vo
   );
 }
 
-const pct = (xs: number[], p: number): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return Number((s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? 0).toFixed(2));
-};
+const pct = (xs: number[], p: number): number => (xs.length === 0 ? 0 : Number(percentile(xs, p).toFixed(2)));
 
 let serverPid = 0;
 

@@ -399,7 +399,13 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     const firstPass = !recordedOnce;
     recordedOnce = true;
     const perService = new Map<string, PlannedIp[]>();
-    for (const p of plan.ips) for (const key of p.services) perService.set(key, [...(perService.get(key) ?? []), p]);
+    for (const p of plan.ips) {
+      for (const key of p.services) {
+        const list = perService.get(key);
+        if (list === undefined) perService.set(key, [p]);
+        else list.push(p);
+      }
+    }
     for (const [key, planned] of perService) {
       const svc = services.get(key);
       if (svc === undefined) continue;

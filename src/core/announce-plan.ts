@@ -88,7 +88,11 @@ export function planAnnouncements(
   // Who holds each IP in status.loadBalancer.ingress: the allocator's decision, which an externalIP never overrides.
   const ingressHolders = new Map<string, string[]>();
   for (const svc of services) {
-    for (const ip of svc.ingressIps) ingressHolders.set(ipKey(ip), [...(ingressHolders.get(ipKey(ip)) ?? []), svc.key]);
+    for (const ip of svc.ingressIps) {
+      const holders = ingressHolders.get(ipKey(ip));
+      if (holders === undefined) ingressHolders.set(ipKey(ip), [svc.key]);
+      else holders.push(svc.key);
+    }
   }
   for (const svc of services) {
     for (const ip of svc.ingressIps) {
