@@ -155,7 +155,10 @@ interface Options {
   readonly nodeFlags: readonly string[] | undefined;
 }
 
-/** Pure: flags → options, or the one-line reason they are wrong. */
+/**
+ * Pure: flags → options, or the one-line reason they are wrong. By hand, not node:util parseArgs: that refuses
+ * `--node-flags "--max-semi-space-size=1"` (a value starting with a dash) unless written with `=`.
+ */
 function parseFlags(args: readonly string[]): { ok: true; value: Options } | { ok: false; error: string } {
   let services = 10_000;
   let speakerRss = true;
