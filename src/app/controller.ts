@@ -133,8 +133,9 @@ export function createController(o: ControllerOptions): Controller {
     logger: log,
     component: "lodestone-controller",
     instance: o.identity,
-    // IPs first: a burst's Events wait until no status write is ready (see pump).
-    holdWhile: () => acting && queue.ready > 0,
+    // IPs first: a backlog's Events wait while more status writes are ready than the workers take at once (see
+    // pump); a steady stream of Services, which never empties the queue for long, keeps its Events flowing.
+    holdWhile: () => acting && queue.ready > workers,
   });
 
   const configStates = new Map<string, ConfigMapState>();
@@ -344,8 +345,9 @@ export function createController(o: ControllerOptions): Controller {
           }
         });
     }
-    // The pool annotation is bookkeeping: it waits until no status write is ready, so a burst of new Services gets
-    // its addresses first and the annotations follow.
+    // A new address carries its pool annotation in the same write; this queue repairs annotations that are missing
+    // or wrong on an address already recorded (another writer's, a user's edit). It is bookkeeping: it waits until
+    // no status write is ready, so a burst of new Services gets its addresses first.
     while (poolInFlight < 2 && queue.ready === 0) {
       const key = poolQueue.take(now);
       if (key === undefined) break;
@@ -364,7 +366,7 @@ export function createController(o: ControllerOptions): Controller {
           }
         });
     }
-    if (queue.ready === 0) events.resume();
+    if (queue.ready <= workers) events.resume();
     const due = [queue.nextDueAt(), poolQueue.nextDueAt()].filter((d): d is number => d !== undefined);
     timer?.();
     timer = due.length === 0 ? undefined : clock.setTimer(Math.max(1, Math.min(...due) - now), () => pump());
@@ -454,8 +456,10 @@ export function createController(o: ControllerOptions): Controller {
       sameIps(alloc.ips, svc.ingress) ||
       (fresh !== undefined && fresh.basedOn === svc.resourceVersion && fresh.ips === ipList(alloc.ips));
     if (!statusDone) {
-      const ok = await writeIngress(svc, alloc.ips, myEpoch);
+      const pool = svc.annotations[POOL_ANNOTATION] === alloc.pool ? undefined : alloc.pool;
+      const ok = await writeIngress(svc, alloc.ips, myEpoch, pool);
       if (!ok || myEpoch !== epoch) return;
+      if (pool !== undefined) annotated.set(key, pool);
       const previous = svc.ingress.filter((h) => !alloc.ips.some((a) => formatIp(a) === h));
       const lost = lostTo.get(key);
       lostTo.delete(key);
@@ -471,15 +475,20 @@ export function createController(o: ControllerOptions): Controller {
         `Assigned IP ${ipList(alloc.ips)} from pool ${alloc.pool}${was === undefined ? "" : ` (was ${was})`}`,
       );
     }
-    if (svc.annotations[POOL_ANNOTATION] !== alloc.pool && annotated.get(key) !== alloc.pool) {
-      poolQueue.add(key);
-    }
+    // What we wrote counts until the watch shows it; after that the object speaks, so a removal gets repaired.
+    if (svc.annotations[POOL_ANNOTATION] === alloc.pool) annotated.delete(key);
+    else if (annotated.get(key) !== alloc.pool) poolQueue.add(key);
   }
 
   /** Writes and files the outcome; true when written. */
-  async function writeIngress(svc: SlimService, ips: readonly IpAddress[], myEpoch: number): Promise<boolean> {
+  async function writeIngress(
+    svc: SlimService,
+    ips: readonly IpAddress[],
+    myEpoch: number,
+    pool?: string,
+  ): Promise<boolean> {
     if (!acting || myEpoch !== epoch || !elector?.isLeader()) return false;
-    const out = await writer.writeIngress(svc, ips);
+    const out = await writer.writeIngress(svc, ips, pool);
     if (myEpoch !== epoch) return false;
     switch (out.kind) {
       case "written":

@@ -42,8 +42,9 @@ export interface EventRecorderOptions {
   /** Queue bound; beyond it Events are dropped and counted (client-go drops too). */
   readonly maxQueued?: number;
   /**
-   * While this returns true no new Event write starts (the controller: while status writes are ready), so a burst
-   * of Services gets its addresses before their Events; `resume()` restarts the queue.
+   * While this returns true no new Event write starts (the controller: while more status writes are ready than
+   * its workers take at once), so a burst of Services gets its addresses before their Events; `resume()` restarts
+   * the queue. Once half of `maxQueued` is waiting, Events go out regardless, so holding never drops one.
    */
   readonly holdWhile?: () => boolean;
   readonly now?: () => Date;
@@ -143,7 +144,8 @@ export function createEventRecorder(o: EventRecorderOptions): EventRecorder {
   }
 
   function pump(): void {
-    while (inFlight < concurrency && !(o.holdWhile?.() ?? false)) {
+    // Held Events are never dropped for it: past half the queue bound they go out whatever holdWhile says.
+    while (inFlight < concurrency && (queue.length > maxQueued / 2 || !(o.holdWhile?.() ?? false))) {
       const p = queue.shift();
       if (p === undefined) break;
       inFlight++;

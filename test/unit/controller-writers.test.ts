@@ -46,6 +46,15 @@ describe("status writer", () => {
     });
   });
 
+  it("writes the pool annotation in the same /status write when asked", async () => {
+    const { client, seen } = scripted([]);
+    await createStatusWriter(client).writeIngress(ref, ips, "lan");
+    expect(seen[0]).toMatchObject({
+      path: "/api/v1/namespaces/team-a/services/web/status",
+      body: { metadata: { resourceVersion: "41", annotations: { "lodestone.dev/pool": "lan" } } },
+    });
+  });
+
   it("clears the ingress list with a null (a merge patch of {} would keep it)", async () => {
     const { client, seen } = scripted([]);
     await createStatusWriter(client).writeIngress(ref, []);
@@ -164,6 +173,23 @@ describe("event recorder", () => {
     rec.resume();
     await rec.flush();
     expect(seen.map((r) => (r.body as { reason: string }).reason)).toEqual(["IPAllocated", "IPReleased"]);
+  });
+
+  it("never drops an Event for holding it: past half its queue bound it sends whatever holdWhile says", async () => {
+    const { client, seen } = scripted([]);
+    const rec = createEventRecorder({
+      client,
+      logger,
+      component: "c",
+      instance: "i",
+      maxQueued: 4,
+      holdWhile: () => true,
+    });
+    for (let i = 0; i < 4; i++) rec.record(svc, "Normal", "IPReleased", `m${i}`);
+    await new Promise((r) => setTimeout(r, 10));
+    // 3 and 4 waiting is more than half of 4: one went out each time; two stay held, none dropped.
+    expect(seen.map((r) => (r.body as { message: string }).message)).toEqual(["m0", "m1"]);
+    expect(rec.dropped()).toBe(0);
   });
 
   it("asks the client not to parse the Event it created (nobody reads it)", async () => {
