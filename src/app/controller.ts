@@ -133,6 +133,8 @@ export function createController(o: ControllerOptions): Controller {
     logger: log,
     component: "lodestone-controller",
     instance: o.identity,
+    // IPs first: a burst's Events wait until no status write is ready (see pump).
+    holdWhile: () => acting && queue.ready > 0,
   });
 
   const configStates = new Map<string, ConfigMapState>();
@@ -283,6 +285,7 @@ export function createController(o: ControllerOptions): Controller {
     epoch++;
     timer?.();
     timer = undefined;
+    events.resume();
     log.warn("no longer leading: stopped allocating and writing");
   }
 
@@ -361,6 +364,7 @@ export function createController(o: ControllerOptions): Controller {
           }
         });
     }
+    if (queue.ready === 0) events.resume();
     const due = [queue.nextDueAt(), poolQueue.nextDueAt()].filter((d): d is number => d !== undefined);
     timer?.();
     timer = due.length === 0 ? undefined : clock.setTimer(Math.max(1, Math.min(...due) - now), () => pump());

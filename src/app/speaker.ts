@@ -462,6 +462,15 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
       );
     }
     if (reporter !== self) return;
+    // A Service that left the plan (no IP any more, its IP outside every pool, no longer a LoadBalancer) keeps no
+    // announcing-node annotation: nobody announces it.
+    for (const svc of services.values()) {
+      const current = svc.annotations[ANNOUNCING_ANNOTATION];
+      if (current === undefined || perService.has(svc.key)) continue;
+      await once(`${svc.key}#annotation`, `${current} -> `, now, () =>
+        writeAnnouncingNode(ctx.client, svc.namespace, svc.name, undefined),
+      );
+    }
     for (const u of plan.unannounced) {
       const svc = services.get(u.service);
       if (svc === undefined) continue;

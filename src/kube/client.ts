@@ -17,6 +17,11 @@ export interface KubeRequest {
   /** Defaults to JSON; PATCH defaults to merge patch. */
   readonly contentType?: string;
   readonly timeoutMs?: number;
+  /**
+   * The caller needs only the status code of a 2xx answer (a write whose returned object nobody reads): its body
+   * is drained unparsed, `{}` in the response. Error answers are always read, for their message.
+   */
+  readonly discardSuccessBody?: boolean;
 }
 
 /**
@@ -132,6 +137,10 @@ export function createKubeClient(source: ApiSource, options: { readonly authTtlM
           headersTimeout: timeout,
           bodyTimeout: timeout,
         });
+        if (req.discardSuccessBody === true && res.statusCode >= 200 && res.statusCode < 300) {
+          await res.body.dump();
+          return { status: res.statusCode, body: {} };
+        }
         const text = await res.body.text();
         let body: unknown = text;
         try {

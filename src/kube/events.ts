@@ -27,6 +27,8 @@ export interface EventRecorder {
   /** Resolves when every queued Event has been written or dropped. */
   flush(): Promise<void>;
   dropped(): number;
+  /** Sends what `holdWhile` held back; call it when the condition may have turned false. */
+  resume(): void;
 }
 
 export interface EventRecorderOptions {
@@ -39,6 +41,11 @@ export interface EventRecorderOptions {
   readonly concurrency?: number;
   /** Queue bound; beyond it Events are dropped and counted (client-go drops too). */
   readonly maxQueued?: number;
+  /**
+   * While this returns true no new Event write starts (the controller: while status writes are ready), so a burst
+   * of Services gets its addresses before their Events; `resume()` restarts the queue.
+   */
+  readonly holdWhile?: () => boolean;
   readonly now?: () => Date;
 }
 
@@ -85,6 +92,7 @@ export function createEventRecorder(o: EventRecorderOptions): EventRecorder {
         method: "PATCH",
         path: `${eventsPath(p.obj.namespace)}/${prev.name}`,
         body: { count: prev.count + 1, lastTimestamp: ts },
+        discardSuccessBody: true,
       });
       if (res.status === 200) {
         prev.count++;
@@ -123,6 +131,7 @@ export function createEventRecorder(o: EventRecorderOptions): EventRecorder {
         action: p.reason,
         count: 1,
       },
+      discardSuccessBody: true,
     });
     if (res.status === 201 || res.status === 200) {
       written.set(key, { name, count: 1 });
@@ -134,7 +143,7 @@ export function createEventRecorder(o: EventRecorderOptions): EventRecorder {
   }
 
   function pump(): void {
-    while (inFlight < concurrency) {
+    while (inFlight < concurrency && !(o.holdWhile?.() ?? false)) {
       const p = queue.shift();
       if (p === undefined) break;
       inFlight++;
@@ -166,5 +175,6 @@ export function createEventRecorder(o: EventRecorderOptions): EventRecorder {
       return new Promise((resolve) => idle.push(resolve));
     },
     dropped: () => dropped,
+    resume: pump,
   };
 }

@@ -50,6 +50,9 @@ export interface SlimEndpointSlice extends Slim {
   readonly readyNodes: readonly string[];
 }
 
+/** Written by the speaker: the node(s) announcing a Service's IPs. */
+export const ANNOUNCING_ANNOTATION = "lodestone.dev/announcing-node";
+
 const ANNOTATION_PREFIXES = ["lodestone.dev/", "metallb.io/", "metallb.universe.tf/"];
 const CONFIG_KEYS = ["pools.yaml", "config"];
 
@@ -125,11 +128,16 @@ export function projectService(raw: unknown): SlimService | undefined {
 /**
  * The Services either half of the daemon reads: LoadBalancers (allocated and announced), any Service with a
  * recorded ingress (the controller clears it after a type change) and any with `spec.externalIPs` (the speaker
- * announces those too). A plain ClusterIP Service is dropped, which keeps the one shared cache small.
+ * announces those too), and any still carrying the speaker's announcing-node annotation (the speaker removes it
+ * once nothing is announced). A plain ClusterIP Service is dropped, which keeps the one shared cache small.
  */
 export function projectWatchedService(raw: unknown): SlimService | undefined {
   const s = projectService(raw);
-  return s !== undefined && (s.type === "LoadBalancer" || s.ingress.length > 0 || s.externalIPs.length > 0)
+  return s !== undefined &&
+    (s.type === "LoadBalancer" ||
+      s.ingress.length > 0 ||
+      s.externalIPs.length > 0 ||
+      s.annotations[ANNOUNCING_ANNOTATION] !== undefined)
     ? s
     : undefined;
 }

@@ -4,13 +4,14 @@ import { type IpAddress, formatIp, parseIp } from "../core/ip.ts";
 import { type KubeClient, responseMessage } from "./client.ts";
 import { type Slim, objectMeta } from "./informer.ts";
 import { microTime } from "./lease.ts";
+import { ANNOUNCING_ANNOTATION } from "./objects.ts";
 
 /**
  * What only the speaker watches (Nodes, membership Leases) and writes (its Lease, the heartbeat key Secret, the
  * announcing-node annotation). Services, EndpointSlices, ConfigMaps and Namespaces use kube/objects.ts.
  */
 
-export const ANNOUNCING_ANNOTATION = "lodestone.dev/announcing-node";
+export { ANNOUNCING_ANNOTATION };
 export const INTERFACES_ANNOTATION = "lodestone.dev/interfaces";
 export const HEARTBEAT_ANNOTATION = "lodestone.dev/heartbeat";
 export const SPEAKER_LABEL = "lodestone.dev/component";

@@ -15,7 +15,7 @@ export interface ServiceRef {
  * of a 409), or undefined when it could not be read; `retry` says when, honouring Retry-After.
  */
 export type WriteOutcome =
-  | { readonly kind: "written"; readonly resourceVersion: string }
+  | { readonly kind: "written" }
   | { readonly kind: "gone" }
   | { readonly kind: "conflict"; readonly current: unknown }
   | { readonly kind: "retry"; readonly afterMs: number | undefined; readonly reason: string }
@@ -38,10 +38,7 @@ export function ingressOf(ips: readonly IpAddress[]): { ip: string }[] {
 
 export function createStatusWriter(client: KubeClient): StatusWriter {
   async function outcome(res: KubeResponse, ns: string, name: string): Promise<WriteOutcome> {
-    if (res.status === 200) {
-      const rv = (res.body as { metadata?: { resourceVersion?: string } }).metadata?.resourceVersion ?? "";
-      return { kind: "written", resourceVersion: rv };
-    }
+    if (res.status === 200) return { kind: "written" };
     if (res.status === 404) return { kind: "gone" };
     if (res.status === 409) {
       // Our view was stale: read the Service as it is now, so the caller decides again on fresh data.
@@ -66,6 +63,8 @@ export function createStatusWriter(client: KubeClient): StatusWriter {
           status: { loadBalancer: { ingress: ips.length === 0 ? null : ingressOf(ips) } },
         },
         timeoutMs: 10_000,
+        // The returned Service is not read: the watch brings it.
+        discardSuccessBody: true,
       });
       return outcome(res, ref.namespace, ref.name);
     },
@@ -75,6 +74,8 @@ export function createStatusWriter(client: KubeClient): StatusWriter {
         path: servicePath(ref.namespace, ref.name),
         body: { metadata: { annotations: { [POOL_ANNOTATION]: pool ?? null } } },
         timeoutMs: 10_000,
+        // The returned Service is not read: the watch brings it.
+        discardSuccessBody: true,
       });
       return outcome(res, ref.namespace, ref.name);
     },

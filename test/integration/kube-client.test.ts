@@ -57,6 +57,29 @@ describe.each([
     expect((missing.body as { reason: string }).reason).toBe("NotFound");
   });
 
+  it("drains a success body unread when asked, but still reads an error's message", async () => {
+    const path = "/api/v1/namespaces/default/configmaps";
+    const written = await client.request({
+      method: "POST",
+      path,
+      body: { metadata: { name: "c2" }, data: { a: "1" } },
+      discardSuccessBody: true,
+    });
+    expect(written).toEqual({ status: 201, body: {} });
+    const stored = await client.request({ method: "GET", path: `${path}/c2` });
+    expect((stored.body as { data: { a: string } }).data.a).toBe("1");
+    const refused = await client.request({
+      method: "POST",
+      path,
+      body: { metadata: { name: "c2" } },
+      discardSuccessBody: true,
+    });
+    expect(refused.status).toBe(409);
+    expect((refused.body as { reason: string }).reason).toBe("AlreadyExists");
+    // The connection is reusable after a drained body.
+    expect((await client.request({ method: "GET", path: `${path}/c2` })).status).toBe(200);
+  });
+
   it("streams watch events in order and reports an abort once", async () => {
     const seen: string[] = [];
     const ends: unknown[] = [];

@@ -270,6 +270,33 @@ describe("speaker component against the sandbox", () => {
     ).toBe(true);
   });
 
+  it("the announcing-node annotation goes when the IP leaves every pool, and when the Service stops being one", async () => {
+    const status = (name: string, ip: string | null) =>
+      admin.request({
+        method: "PATCH",
+        path: `/api/v1/namespaces/${ns}/services/${name}/status`,
+        body: { status: { loadBalancer: { ingress: ip === null ? null : [{ ip }] } } },
+      });
+    const named = (name: string) => until(`${name} annotated`, annotationOf.bind(undefined, name));
+    const cleared = (name: string) =>
+      until(`${name}'s annotation removed`, async () => ((await annotationOf(name)) === undefined ? true : undefined));
+    await service("leaves", "192.0.2.110");
+    await named("leaves");
+    expect((await status("leaves", "203.0.113.7")).status).toBe(200); // in no pool: nobody announces it
+    expect(await cleared("leaves")).toBe(true);
+
+    await service("retyped", "192.0.2.111");
+    await named("retyped");
+    const r = await admin.request({
+      method: "PATCH",
+      path: `/api/v1/namespaces/${ns}/services/retyped`,
+      body: { spec: { type: "ClusterIP", allocateLoadBalancerNodePorts: null } },
+    });
+    expect(r.status).toBe(200);
+    expect((await status("retyped", null)).status).toBe(200);
+    expect(await cleared("retyped")).toBe(true);
+  });
+
   it("a speaker that dies (no goodbye) is replaced by heartbeat loss, before its Lease could expire", async () => {
     const owner = await stableOwner(vip);
     const m = members.get(owner)!;

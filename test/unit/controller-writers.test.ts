@@ -34,8 +34,9 @@ describe("status writer", () => {
   it("patches /status with the IPs (IPv4 first) conditional on the resourceVersion it saw", async () => {
     const { client, seen } = scripted([]);
     const out = await createStatusWriter(client).writeIngress(ref, ips);
-    expect(out).toEqual({ kind: "written", resourceVersion: "9" });
+    expect(out).toEqual({ kind: "written" });
     expect(seen[0]).toMatchObject({
+      discardSuccessBody: true,
       method: "PATCH",
       path: "/api/v1/namespaces/team-a/services/web/status",
       body: {
@@ -147,6 +148,35 @@ describe("event recorder", () => {
     for (let i = 0; i < 10; i++) rec.record(svc, "Normal", "IPReleased", `m${i}`);
     await rec.flush();
     expect(rec.dropped()).toBe(6);
+  });
+
+  it("holds new writes while its holdWhile says so and sends them on resume (status writes go first)", async () => {
+    const { client, seen } = scripted([]);
+    let busy = true;
+    const rec = createEventRecorder({ client, logger, component: "c", instance: "i", holdWhile: () => busy });
+    rec.record(svc, "Normal", "IPAllocated", "Assigned IP 192.0.2.10 from pool lan");
+    rec.record(svc, "Normal", "IPReleased", "Released 192.0.2.10");
+    await new Promise((r) => setTimeout(r, 10));
+    expect(seen).toHaveLength(0);
+    rec.resume();
+    expect(seen).toHaveLength(0);
+    busy = false;
+    rec.resume();
+    await rec.flush();
+    expect(seen.map((r) => (r.body as { reason: string }).reason)).toEqual(["IPAllocated", "IPReleased"]);
+  });
+
+  it("asks the client not to parse the Event it created (nobody reads it)", async () => {
+    const { client, seen } = scripted([{ status: 201, body: {} }]);
+    const rec = createEventRecorder({ client, logger, component: "c", instance: "i" });
+    rec.record(svc, "Normal", "IPAllocated", "x");
+    await rec.flush();
+    rec.record(svc, "Normal", "IPAllocated", "x");
+    await rec.flush();
+    expect(seen.map((r) => [r.method, r.discardSuccessBody])).toEqual([
+      ["POST", true],
+      ["PATCH", true],
+    ]);
   });
 });
 
