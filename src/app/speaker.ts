@@ -31,7 +31,9 @@ import {
   createLeaseRenewer,
   encodeHeartbeatAddress,
   encodeInterfaces,
+  leaseChangesElection,
   loadMemberlistKeys,
+  nodeChangesElection,
   projectLease,
   projectNode,
   writeAnnouncingNode,
@@ -39,11 +41,9 @@ import {
 import { createEventRecorder } from "../kube/events.ts";
 import {
   type SlimConfigMap,
-  type SlimEndpointSlice,
   type SlimNamespace,
   type SlimService,
   projectConfigMap,
-  projectEndpointSlice,
   projectNamespace,
   projectWatchedService,
 } from "../kube/objects.ts";
@@ -51,6 +51,7 @@ import { DEFAULT_HEARTBEAT_PORT, type HeartbeatTransport, createHeartbeatTranspo
 import { scanInterfaces } from "../net/interface-summary.ts";
 import type { WatchedObjects } from "./controller.ts";
 import { createPoolCache } from "./speaker-pools.ts";
+import { createLocalSlices } from "./speaker-slices.ts";
 
 /** The part of the layer-2 announcer (src/net/announcer.ts) the speaker drives. */
 export interface SpeakerAnnouncer {
@@ -114,6 +115,7 @@ const parseIps = (texts: readonly string[]): IpAddress[] =>
     const a = parseIp(t);
     return a === undefined ? [] : [a];
   });
+const NO_NODES: ReadonlySet<string> = new Set();
 const defaultClass = (cls: string | undefined): boolean => cls === undefined || cls === "lodestone.dev/lb";
 const EVAL_MS = 50;
 /**
@@ -150,12 +152,6 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     path: "/api/v1/nodes",
     project: projectNode,
   });
-  const slices = createInformer<SlimEndpointSlice>({
-    ...common,
-    resource: "speaker-endpointslices",
-    path: "/apis/discovery.k8s.io/v1/endpointslices",
-    project: projectEndpointSlice,
-  });
   const leases = createInformer<SpeakerLease>({
     ...common,
     resource: "speaker-leases",
@@ -185,6 +181,8 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     }),
   };
   const { services, configMaps, namespaces } = watched;
+  const localSlices = createLocalSlices({ ...common, services, loaded: () => (dirty = true) });
+  const slices = localSlices.informer;
   /** The informers this speaker runs (and counts restarts of); shared ones belong to the controller. */
   const owned: readonly Informer<never>[] = [
     nodes,
@@ -209,10 +207,11 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
 
   // --- inputs to membership ---
   leases.subscribe({
-    upsert: (l) => {
+    upsert: (l, old) => {
       const renew = l.renewTime === undefined ? undefined : Date.parse(l.renewTime);
       membership.lease(l.node, l.renewTime, renew, performance.now(), Date.now());
-      dirty = true;
+      // Not on every renewal: with 10k Services a plan allocates tens of MB, and each node renews every 2 s.
+      if (leaseChangesElection(old, l)) dirty = true;
     },
     delete: (l) => {
       membership.leaseGone(l.node);
@@ -220,7 +219,9 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     },
   });
   nodes.subscribe({
-    upsert: () => (dirty = true),
+    upsert: (n, old) => {
+      if (nodeChangesElection(old, n)) dirty = true;
+    },
     delete: (n) => {
       membership.forget(n.name);
       dirty = true;
@@ -258,26 +259,23 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
   }
 
   function announcedServices(): AnnouncedService[] {
-    const endpointNodes = new Map<string, Set<string>>();
-    for (const s of slices.values()) {
-      const key = `${s.namespace}/${s.service}`;
-      const set = endpointNodes.get(key) ?? new Set<string>();
-      for (const n of s.readyNodes) set.add(n);
-      endpointNodes.set(key, set);
-    }
+    const endpointNodes = localSlices.endpointNodes();
     const out: AnnouncedService[] = [];
     for (const s of services.values()) {
       if (!handlesClass(s.loadBalancerClass)) continue;
       const ingressIps = s.type === "LoadBalancer" ? parseIps(s.ingress) : [];
       const externalIps = parseIps(s.externalIPs);
       if (ingressIps.length === 0 && externalIps.length === 0) continue;
+      const localTraffic = s.externalTrafficPolicy === "Local";
+      // Turned Local while its slices were not kept: left out (withdrawn, no Event) until they are listed again.
+      if (localTraffic && localSlices.loading(s.key)) continue;
       out.push({
         key: s.key,
         namespace: s.namespace,
         ingressIps,
         externalIps,
-        localTraffic: s.externalTrafficPolicy === "Local",
-        endpointNodes: endpointNodes.get(s.key) ?? new Set(),
+        localTraffic,
+        endpointNodes: endpointNodes.get(s.key) ?? NO_NODES,
       });
     }
     return out;
@@ -327,6 +325,8 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     signature = sig;
     let claims: AnnounceClaim[] = [];
     const ready = synced() && renewedOnce && keys.length > 0;
+    // Not ready yet: look again on the next tick (becoming ready is not an informer event).
+    if (!ready) dirty = true;
     let plan: AnnouncePlan | undefined;
     if (ready) {
       const electionInput = electionNodes(view.members);
@@ -568,7 +568,10 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
 
   let hbAddress: IpAddress | undefined;
   async function run(): Promise<void> {
-    for (const i of owned) i.start();
+    for (const i of owned) if (i !== slices) i.start();
+    // Which slices are kept depends on the Services: listed before them, every slice would be dropped and listed
+    // again as soon as its Local Service showed up.
+    void services.whenSynced().then(() => !stopped && slices.start());
     for (let attempt = 0; !stopped; attempt++) {
       const r = await loadMemberlistKeys(ctx.client, ns);
       if (r.ok) {
@@ -695,6 +698,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
       }
       await transport?.close();
       await events.flush();
+      localSlices.detach();
       await Promise.all(owned.map((i) => i.stop()));
     },
     telemetry() {

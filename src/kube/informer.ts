@@ -50,6 +50,11 @@ export interface Informer<T extends Slim> {
   restarts(): number;
   /** True once its loop has ended by a crash (a bug: API errors restart it): the cache is frozen for good. */
   crashed(): boolean;
+  /**
+   * Drops the watch and lists again (after the backoff, if one is running), so `project` sees every object anew;
+   * resolves once a complete list begun after the call has been delivered (never, if stopped first).
+   */
+  relist(): Promise<void>;
 }
 
 type WatchEnd = { kind: "closed"; events: number } | { kind: "gone" } | { kind: "error"; message: string };
@@ -97,6 +102,8 @@ export function createInformer<T extends Slim>(opts: InformerOptions<T>): Inform
   let abort: AbortController | undefined;
   let wake: (() => void) | undefined;
   let resolveSynced: () => void = () => undefined;
+  /** Callers of relist() whose list has not begun yet; one list serves all of them. */
+  let relistWaiters: (() => void)[] = [];
   const syncedPromise = new Promise<void>((r) => (resolveSynced = r));
 
   const emit = <K extends keyof InformerHandlers<T>>(
@@ -140,6 +147,8 @@ export function createInformer<T extends Slim>(opts: InformerOptions<T>): Inform
   }
 
   async function list(): Promise<{ ok: true } | { ok: false; gone: boolean; message: string }> {
+    const served = relistWaiters;
+    relistWaiters = [];
     const fresh = new Map<string, T>();
     let cont: string | undefined;
     let listRv = "";
@@ -149,7 +158,10 @@ export function createInformer<T extends Slim>(opts: InformerOptions<T>): Inform
         path: opts.path,
         query: { limit: pageSize, continue: cont, labelSelector: opts.labelSelector },
       });
-      if (res.status !== 200) return { ok: false, gone: res.status === 410, message: responseMessage(res) };
+      if (res.status !== 200) {
+        relistWaiters = [...served, ...relistWaiters];
+        return { ok: false, gone: res.status === 410, message: responseMessage(res) };
+      }
       const body = res.body as { metadata?: { resourceVersion?: string; continue?: string }; items?: unknown[] };
       for (const item of body.items ?? []) {
         const slim = opts.project(item);
@@ -172,6 +184,7 @@ export function createInformer<T extends Slim>(opts: InformerOptions<T>): Inform
       resolveSynced();
     }
     emit("synced");
+    for (const w of served) w();
     return { ok: true };
   }
 
@@ -231,7 +244,7 @@ export function createInformer<T extends Slim>(opts: InformerOptions<T>): Inform
           (c) => {
             ctl = c;
             abort = c;
-            if (stopped || end !== undefined) c.abort();
+            if (stopped || end !== undefined || relistWaiters.length > 0) c.abort();
           },
           (err: unknown) => {
             finish({ kind: "error", message: err instanceof Error ? err.message : String(err) });
@@ -269,9 +282,18 @@ export function createInformer<T extends Slim>(opts: InformerOptions<T>): Inform
         } else failure = `list failed: ${r.message}`;
       }
       if (failure === undefined) {
+        if (relistWaiters.length > 0) {
+          needList = true;
+          continue;
+        }
         const started = performance.now();
         const end = await watchOnce();
         if (stopped) break;
+        // Ended by relist(), not by the server: no error, no backoff.
+        if (relistWaiters.length > 0) {
+          needList = true;
+          continue;
+        }
         if (end.kind === "gone") {
           log.info({ resourceVersion: rv }, "watch history expired (410 Gone); relisting");
           needList = true;
@@ -320,6 +342,12 @@ export function createInformer<T extends Slim>(opts: InformerOptions<T>): Inform
     whenSynced: () => syncedPromise,
     restarts: () => restarts,
     crashed: () => crashed,
+    relist() {
+      return new Promise<void>((resolve) => {
+        relistWaiters.push(resolve);
+        abort?.abort();
+      });
+    },
   };
 }
 

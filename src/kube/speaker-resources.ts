@@ -87,6 +87,26 @@ export function projectLease(raw: unknown): SpeakerLease | undefined {
   };
 }
 
+/**
+ * Pure: whether a Node update can change an election (readiness, labels). Status updates that change neither —
+ * most of them — need no new plan.
+ */
+export function nodeChangesElection(old: SpeakerNode | undefined, n: SpeakerNode): boolean {
+  if (old === undefined || old.ready !== n.ready) return true;
+  const [a, b] = [Object.keys(old.labels), Object.keys(n.labels)];
+  return a.length !== b.length || a.some((k) => old.labels[k] !== n.labels[k]);
+}
+
+/**
+ * Pure: whether a membership Lease update can change an election (its holder, or the interfaces it publishes).
+ * A plain renewal, every two seconds per node, does not: what it says about liveness reaches the plan through the
+ * membership view, which the speaker compares on every tick.
+ */
+export function leaseChangesElection(old: SpeakerLease | undefined, l: SpeakerLease): boolean {
+  const text = (i: readonly InterfaceSummary[] | undefined) => (i === undefined ? undefined : encodeInterfaces(i));
+  return old === undefined || old.node !== l.node || text(old.interfaces) !== text(l.interfaces);
+}
+
 // ---- Lease annotations: what peers need to know about a speaker ----
 
 /** "192.0.2.11/24,2001:db8::11/64" per interface; compact because every Lease renewal carries it. */

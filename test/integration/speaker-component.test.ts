@@ -25,12 +25,16 @@ const loopback = parseIp("127.0.0.1")!;
 let sandbox: Sandbox;
 let admin: KubeClient;
 
-/** A client whose requests can be made to fail as if the API were unreachable. */
+/** A client whose requests can be made to fail as if the API were unreachable; it counts its EndpointSlice lists. */
 function cuttable(inner: KubeClient) {
-  const state = { cut: false };
+  const state = { cut: false, sliceLists: 0 };
   const client: KubeClient = {
-    request: (req) =>
-      state.cut ? Promise.resolve({ status: 0, body: { message: "cut by test" } }) : inner.request(req),
+    request: (req) => {
+      if (req.method === "GET" && req.path === "/apis/discovery.k8s.io/v1/endpointslices" && !req.query?.continue) {
+        state.sliceLists++;
+      }
+      return state.cut ? Promise.resolve({ status: 0, body: { message: "cut by test" } }) : inner.request(req);
+    },
     watch: (path, q, line, done) => inner.watch(path, q, line, done),
     close: () => inner.close(),
   };
@@ -41,7 +45,7 @@ interface Member {
   name: string;
   speaker: Speaker;
   claims: () => readonly AnnounceClaim[];
-  cut: { cut: boolean };
+  cut: { cut: boolean; sliceLists: number };
   /** IPs the speaker asked its announcer to announce again (its defence against another claimant). */
   reannounced: string[];
 }
@@ -207,6 +211,10 @@ const fullMembership = () =>
     return Object.values(all).every((x) => x.members === 3) ? all : undefined;
   });
 
+/** The three nodes in their election order for an IP (all alive and eligible). */
+const rank = (ip: string) =>
+  ["node1", "node2", "node3"].sort((a, b) => (rankKey(a, parseIp(ip)!) < rankKey(b, parseIp(ip)!) ? -1 : 1));
+
 const allReady = () =>
   until("all speakers ready", () => [...members.values()].every((m) => m.speaker.readiness().ready));
 
@@ -357,8 +365,6 @@ describe("speaker component against the sandbox", () => {
   it("dual stack: each IP's owner records its own Announcing Event; the annotation names both owners", async () => {
     await fullMembership();
     const v4 = "192.0.2.110";
-    const rank = (ip: string) =>
-      ["node1", "node2", "node3"].sort((a, b) => (rankKey(a, parseIp(ip)!) < rankKey(b, parseIp(ip)!) ? -1 : 1));
     // IPv6 addresses whose first choice differs from / equals the IPv4 one (all three nodes alive and eligible).
     const candidates = Array.from({ length: 40 }, (_, i) => `2001:db8::${(0x100 + i).toString(16)}`);
     const split = candidates.find((ip) => rank(ip)[0] !== rank(v4)[0])!;
@@ -412,5 +418,61 @@ describe("speaker component against the sandbox", () => {
       });
     }
     expect(await until("owner node3", single(ip))).toBe("node3");
+  });
+
+  it("externalTrafficPolicy Cluster → Local → Cluster → Local: the endpoints are those of the moment", async () => {
+    await fullMembership();
+    const text = "192.0.2.102";
+    const ip = parseIp(text)!;
+    const [first, second, third] = rank(text) as [string, string, string];
+    const lists = () => [...members.values()].map((m) => m.cut.sliceLists);
+    const patch = async (path: string, body: unknown) =>
+      expect((await admin.request({ method: "PATCH", path, body })).status).toBe(200);
+    const policy = (p: "Local" | "Cluster") =>
+      patch(`/api/v1/namespaces/${ns}/services/flip`, { spec: { externalTrafficPolicy: p } });
+    const ready = (node: string, r: boolean) =>
+      patch(`/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices/flip-${node}`, {
+        endpoints: [{ addresses: ["10.0.0.2"], nodeName: node, conditions: { ready: r } }],
+      });
+    await service("flip", text);
+    for (const node of [first, second, third]) {
+      await create(`/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices`, {
+        metadata: { name: `flip-${node}`, namespace: ns, labels: { "kubernetes.io/service-name": "flip" } },
+        addressType: "IPv4",
+        endpoints: [{ addresses: ["10.0.0.2"], nodeName: node, conditions: { ready: node === third } }],
+      });
+    }
+    // Cluster: the first in rank, without a ready endpoint; the speakers kept none of these slices.
+    expect(await stableOwner(ip)).toBe(first);
+    const beforeLocal = lists();
+
+    await policy("Local");
+    await until(`${third} (the only ready endpoint) announces`, () => single(ip)() === third || undefined);
+    expect(await stableOwner(ip)).toBe(third);
+    // Each speaker listed the slices again to learn them (no slice event would have brought them).
+    expect(lists().every((n, i) => n > beforeLocal[i]!)).toBe(true);
+    // While they were being listed, the Service was left out, not reported as having no local endpoint.
+    expect((await eventsOf("flip")).filter((e) => e.reason === "NotAnnounced")).toEqual([]);
+
+    // Back to Cluster; the endpoints move while it is Cluster (the speakers drop the updated slices)...
+    await policy("Cluster");
+    expect(await stableOwner(ip)).toBe(first);
+    await ready(third, false);
+    await ready(second, true);
+    await new Promise((r) => setTimeout(r, 200));
+    const beforeSecondLocal = lists();
+    // ...and Local again: the node with a ready endpoint now, not the one the dropped slices named before.
+    await policy("Local");
+    await until(`${second} announces`, () => single(ip)() === second || undefined);
+    expect(await stableOwner(ip)).toBe(second);
+    expect(lists().every((n, i) => n > beforeSecondLocal[i]!)).toBe(true);
+
+    // Local → Cluster → Local with no slice change in between: the kept slices still hold, nothing is listed.
+    await policy("Cluster");
+    expect(await stableOwner(ip)).toBe(first);
+    const unchanged = lists();
+    await policy("Local");
+    expect(await stableOwner(ip)).toBe(second);
+    expect(lists()).toEqual(unchanged);
   });
 });

@@ -147,6 +147,46 @@ describe("informer", () => {
     await inf.stop();
   });
 
+  it("relist() drops the watch, lists again without counting a restart, and resolves after that list", async () => {
+    const api = new FakeApi();
+    api.items = [obj("a", 1), obj("b", 2)];
+    const { inf, events } = make(api);
+    inf.start();
+    await until(() => api.watches.length === 1);
+    const first = api.last();
+    api.items = [obj("b", 3), obj("c", 4)];
+    api.rv = 300;
+    const relisted = inf.relist();
+    expect(first.ctl.signal.aborted).toBe(true);
+    await relisted;
+    expect(events.slice(3)).toEqual(["delete ns/a", "update ns/b@3", "add ns/c@4", "synced"]);
+    expect(inf.restarts()).toBe(0);
+    await until(() => api.watches.length === 2);
+    expect(api.last().query.resourceVersion).toBe("300");
+    await inf.stop();
+  });
+
+  it("relist() called while a list is being delivered waits for the next list", async () => {
+    const api = new FakeApi();
+    api.items = [obj("a", 1)];
+    const { inf } = make(api);
+    const order: string[] = [];
+    let second: Promise<void> | undefined;
+    inf.subscribe({
+      upsert: () => {
+        // During the first list's delivery: that list began before the call, so it must not count.
+        if (second === undefined) second = inf.relist().then(() => void order.push("second resolved"));
+      },
+      synced: () => order.push(`synced after ${api.listCalls.length} list call(s)`),
+    });
+    inf.start();
+    await until(() => second !== undefined);
+    await second;
+    expect(order).toEqual(["synced after 1 list call(s)", "synced after 2 list call(s)", "second resolved"]);
+    expect(inf.restarts()).toBe(0);
+    await inf.stop();
+  });
+
   it("restarts with backoff after list and watch errors, counts them, and resumes from the last version", async () => {
     const api = new FakeApi();
     api.items = [obj("a", 1)];

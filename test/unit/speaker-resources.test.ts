@@ -5,8 +5,12 @@ import {
   decodeInterfaces,
   encodeHeartbeatAddress,
   encodeInterfaces,
+  leaseChangesElection,
+  nodeChangesElection,
   projectLease,
   projectNode,
+  type SpeakerLease,
+  type SpeakerNode,
 } from "../../src/kube/speaker-resources.ts";
 
 const ifaces = [
@@ -88,5 +92,73 @@ describe("projections", () => {
     expect(l?.heartbeat?.port).toBe(7947);
     expect(Date.parse(l!.renewTime!)).toBe(Date.UTC(2026, 10, 25, 10));
     expect(projectLease({ metadata: { name: "x" }, spec: {} })).toBeUndefined();
+  });
+});
+
+describe("which updates need a new announcement plan", () => {
+  const node = (over: Partial<SpeakerNode> = {}): SpeakerNode => ({
+    key: "node1",
+    resourceVersion: "1",
+    name: "node1",
+    labels: { zone: "a" },
+    ready: true,
+    internalIps: [parseIp("192.0.2.11")!],
+    ...over,
+  });
+  it.each<{ desc: string; old: SpeakerNode | undefined; now: SpeakerNode; want: boolean }>([
+    { desc: "a new Node", old: undefined, now: node(), want: true },
+    {
+      desc: "a status update that changes nothing elected on",
+      old: node(),
+      now: node({ resourceVersion: "2" }),
+      want: false,
+    },
+    { desc: "an InternalIP change (heartbeats only)", old: node(), now: node({ internalIps: [] }), want: false },
+    { desc: "readiness", old: node(), now: node({ ready: false }), want: true },
+    { desc: "a label value", old: node(), now: node({ labels: { zone: "b" } }), want: true },
+    { desc: "a label added", old: node(), now: node({ labels: { zone: "a", x: "" } }), want: true },
+    { desc: "a label removed", old: node(), now: node({ labels: {} }), want: true },
+  ])("Node: $desc → $want", ({ old, now, want }) => {
+    expect(nodeChangesElection(old, now)).toBe(want);
+  });
+
+  const lease = (over: Partial<SpeakerLease> = {}): SpeakerLease => ({
+    key: "ns/lodestone-speaker-node1",
+    resourceVersion: "1",
+    node: "node1",
+    renewTime: "2026-11-29T20:00:00.000000Z",
+    interfaces: ifaces,
+    heartbeat: { address: parseIp("192.0.2.11")!, port: 7947 },
+    ...over,
+  });
+  it.each<{ desc: string; old: SpeakerLease | undefined; now: SpeakerLease; want: boolean }>([
+    { desc: "a new Lease", old: undefined, now: lease(), want: true },
+    {
+      desc: "a renewal (interfaces decoded anew, equal)",
+      old: lease(),
+      now: lease({
+        resourceVersion: "2",
+        renewTime: "2026-11-29T20:00:02.000000Z",
+        interfaces: structuredClone(ifaces),
+      }),
+      want: false,
+    },
+    { desc: "another heartbeat port", old: lease(), now: lease({ heartbeat: undefined }), want: false },
+    { desc: "another holder", old: lease(), now: lease({ node: "node2" }), want: true },
+    {
+      desc: "interfaces published for the first time",
+      old: lease({ interfaces: undefined }),
+      now: lease(),
+      want: true,
+    },
+    { desc: "an interface gone", old: lease(), now: lease({ interfaces: [] }), want: true },
+    {
+      desc: "a default route gained",
+      old: lease(),
+      now: lease({ interfaces: [{ ...ifaces[0]!, defaultRoute6: true }] }),
+      want: true,
+    },
+  ])("Lease: $desc → $want", ({ old, now, want }) => {
+    expect(leaseChangesElection(old, now)).toBe(want);
   });
 });
