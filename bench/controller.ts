@@ -31,6 +31,7 @@ import type { JsonObject } from "../src/sandbox/json.ts";
 import { httpRequest } from "./http.ts";
 import type { StoreEvent } from "../src/sandbox/store.ts";
 import { percentile } from "./stats.ts";
+import { DAEMON_BIN, daemonNodeFlags } from "../src/lab/daemon-command.ts";
 
 const NS = "bench";
 const SYSTEM_NS = "lodestone-system";
@@ -39,7 +40,6 @@ const POOL = "2001:db8:4c::/64";
 const STEADY_PER_SECOND = 100;
 const SPEAKER_IP = "192.0.2.10";
 const floorIp = (i: number): string => `2001:db8:4d::${i.toString(16)}`;
-const BIN = new URL("../bin/lodestone.js", import.meta.url).pathname;
 
 // ---------- load generator (worker thread) ----------
 
@@ -185,12 +185,6 @@ function parseFlags(args: readonly string[]): { ok: true; value: Options } | { o
   return { ok: true, value: { services, speakerRss, nodeFlags } };
 }
 
-/** The node flags of bin/lodestone.js's `#!` line: the daemon runs as the image's entrypoint runs it. */
-function shebangFlags(): string[] {
-  const line = readFileSync(BIN, "utf8").split("\n", 1)[0] ?? "";
-  return line.split(/\s+/).filter((w) => w.startsWith("--"));
-}
-
 const pct = percentile;
 const round = (x: number, digits = 1): number => Number(x.toFixed(digits));
 
@@ -296,7 +290,7 @@ async function main(): Promise<number> {
     return 2;
   }
   const { services: N, speakerRss } = flags.value;
-  const daemonFlags = flags.value.nodeFlags ?? shebangFlags();
+  const daemonFlags = flags.value.nodeFlags ?? daemonNodeFlags();
   const STEADY = Math.min(1000, Math.floor(N / 10));
   const BURST = N - STEADY;
   const { startSandbox } = await import("../src/sandbox/index.ts");
@@ -368,7 +362,7 @@ async function main(): Promise<number> {
       const argv = [
         process.execPath,
         ...daemonFlags,
-        BIN,
+        DAEMON_BIN,
         "run",
         // In the speaker's namespace a forwarder listens on the same address, so one kubeconfig serves both.
         `--kubeconfig=${sandbox.kubeconfigPath}`,
