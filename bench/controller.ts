@@ -58,6 +58,8 @@ interface JobRequest {
 interface JobResult {
   readonly id: number;
   readonly ms: number;
+  /** CPU time of the load generator's thread for the job, µs. */
+  readonly cpuUs: number;
   readonly failures: number;
   readonly firstFailure: string | undefined;
 }
@@ -120,6 +122,7 @@ function loadThread(): void {
       let failures = 0;
       let firstFailure: string | undefined;
       const t0 = performance.now();
+      const cpu0 = process.threadCpuUsage();
       await Promise.all(
         Array.from({ length: CONCURRENCY }, async () => {
           while (next < m.n) {
@@ -140,7 +143,14 @@ function loadThread(): void {
           }
         }),
       );
-      const result: JobResult = { id: m.id, ms: performance.now() - t0, failures, firstFailure };
+      const cpu = process.threadCpuUsage(cpu0);
+      const result: JobResult = {
+        id: m.id,
+        ms: performance.now() - t0,
+        cpuUs: cpu.user + cpu.system,
+        failures,
+        firstFailure,
+      };
       parentPort?.postMessage(result);
     })();
   });
@@ -274,6 +284,8 @@ interface Floor {
   readonly perSec: number;
   readonly passes: readonly number[];
   readonly cpuUsPerPatch: number;
+  /** Of which the load generator's thread (the client side of a bare PATCH). */
+  readonly clientUsPerPatch: number;
 }
 
 interface DaemonProcess {
@@ -471,21 +483,25 @@ async function main(): Promise<number> {
     // short enough for one collection or one burst of another job to halve it, so the median is the figure.
     const floorPasses = async (): Promise<Floor> => {
       const passes: number[] = [];
+      let clientUs = 0;
       const cpu0 = process.cpuUsage();
       for (const job of ["clear-ingress", "set-ingress", "clear-ingress"] as const) {
         const r = await run(job, N);
         passes.push(N / (r.ms / 1000));
+        clientUs += r.cpuUs;
       }
       const cpu = process.cpuUsage(cpu0);
       return {
         perSec: pct(passes, 50),
         passes,
         cpuUsPerPatch: (cpu.user + cpu.system) / (3 * N),
+        clientUsPerPatch: clientUs / (3 * N),
       };
     };
     const showFloor = (f: Floor): string =>
       `${f.perSec.toFixed(0)}/s (median of ${f.passes.map((x) => x.toFixed(0)).join(", ")}); ` +
-      `API server + load generator CPU ${round(f.cpuUsPerPatch, 0)} µs per PATCH`;
+      `CPU per PATCH: API server ${round(f.cpuUsPerPatch - f.clientUsPerPatch, 0)} µs + its client ` +
+      `(the load generator) ${round(f.clientUsPerPatch, 0)} µs`;
     const floorBefore = await floorPasses();
     await run("clear-pool", N);
     console.log(
@@ -594,6 +610,7 @@ async function main(): Promise<number> {
         daemon_cpu_us_per_alloc: Math.round(daemonUsPerAlloc),
         api_server_cpu_us_per_alloc: Math.round(apiUsPerAlloc),
         floor_cpu_us_per_patch: Math.round(floorCpu),
+        floor_client_cpu_us_per_patch: Math.round((floorBefore.clientUsPerPatch + floorAgain.clientUsPerPatch) / 2),
         cpu_ratio: round(cpuRatio, 2),
         load_average: round(load1, 2),
         daemon_node_flags: daemonFlags.join(" "),
