@@ -160,7 +160,16 @@ export function createController(o: ControllerOptions): Controller {
   const overrides = new Map<string, SlimService>();
   /** A status write of ours landed for the version in the value; until the watch shows it, trust the write. */
   const written = new Map<string, { basedOn: string; ips: string }>();
-  const annotated = new Map<string, string>();
+  /**
+   * Pool annotations we wrote, with the resourceVersion each write was based on: while the cache still shows that
+   * version the write is trusted; once it shows any other, the object speaks — even when the version carrying our
+   * write was never seen (in a backlog the watch's events for a key coalesce, e.g. with a removal right after it).
+   */
+  const annotated = new Map<string, { pool: string; basedOn: string }>();
+  const trustedPool = (svc: SlimService): string | undefined => {
+    const a = annotated.get(svc.key);
+    return a !== undefined && a.basedOn === svc.resourceVersion ? a.pool : undefined;
+  };
   const failed = new Set<string>();
   /** Addresses a pool change took away, for the Event of the Service's next write. */
   const lostTo = new Map<string, readonly IpAddress[]>();
@@ -459,7 +468,7 @@ export function createController(o: ControllerOptions): Controller {
       const pool = svc.annotations[POOL_ANNOTATION] === alloc.pool ? undefined : alloc.pool;
       const ok = await writeIngress(svc, alloc.ips, myEpoch, pool);
       if (!ok || myEpoch !== epoch) return;
-      if (pool !== undefined) annotated.set(key, pool);
+      if (pool !== undefined) annotated.set(key, { pool, basedOn: svc.resourceVersion });
       const previous = svc.ingress.filter((h) => !alloc.ips.some((a) => formatIp(a) === h));
       const lost = lostTo.get(key);
       lostTo.delete(key);
@@ -475,9 +484,9 @@ export function createController(o: ControllerOptions): Controller {
         `Assigned IP ${ipList(alloc.ips)} from pool ${alloc.pool}${was === undefined ? "" : ` (was ${was})`}`,
       );
     }
-    // What we wrote counts until the watch shows it; after that the object speaks, so a removal gets repaired.
+    // What we wrote counts until the watch shows a newer version; then the object speaks, so a removal gets repaired.
     if (svc.annotations[POOL_ANNOTATION] === alloc.pool) annotated.delete(key);
-    else if (annotated.get(key) !== alloc.pool) poolQueue.add(key);
+    else if (trustedPool(svc) !== alloc.pool) poolQueue.add(key);
   }
 
   /** Writes and files the outcome; true when written. */
@@ -523,11 +532,11 @@ export function createController(o: ControllerOptions): Controller {
     const svc = latest(key);
     const alloc: Allocation | undefined = allocator.get(key);
     if (svc === undefined || alloc === undefined || !acting || myEpoch !== epoch || !elector?.isLeader()) return;
-    if (svc.annotations[POOL_ANNOTATION] === alloc.pool || annotated.get(key) === alloc.pool) return;
+    if (svc.annotations[POOL_ANNOTATION] === alloc.pool || trustedPool(svc) === alloc.pool) return;
     const out = await writer.writePool(svc, alloc.pool);
     if (myEpoch !== epoch) return;
     if (out.kind === "written") {
-      annotated.set(key, alloc.pool);
+      annotated.set(key, { pool: alloc.pool, basedOn: svc.resourceVersion });
       poolQueue.forget(key);
     } else if (out.kind === "retry" || out.kind === "conflict") {
       poolQueue.retry(key, clock.now(), out.kind === "retry" ? (out.afterMs ?? 0) : 0);
