@@ -40,6 +40,11 @@ const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
 /** Key of an object inside its storage: "" namespace for cluster-scoped resources. */
 const nsOf = (t: ResourceType, namespace: string): string => (t.namespaced ? namespace : "");
+/** A /status write changes status, labels and annotations only (see #replace): the same of those is no change. */
+const sameStatusWrite = (a: JsonObject, b: JsonObject): boolean =>
+  jsonEqual(a["status"], b["status"]) &&
+  jsonEqual(meta(a)["labels"], meta(b)["labels"]) &&
+  jsonEqual(meta(a)["annotations"], meta(b)["annotations"]);
 
 /**
  * The API semantics of the sandbox, independent of HTTP: versioned objects, optimistic concurrency, status
@@ -329,7 +334,7 @@ export class Api {
     const m = meta(obj);
     if (old !== undefined) {
       m["resourceVersion"] = meta(old.obj)["resourceVersion"] ?? null;
-      if (statusOnly ? jsonEqual(obj["status"], old.obj["status"]) : jsonEqual(obj, old.obj)) return old.obj;
+      if (statusOnly ? sameStatusWrite(obj, old.obj) : jsonEqual(obj, old.obj)) return old.obj;
     }
     if (dryRun) return obj;
     const rv = this.store.nextVersion();
@@ -415,8 +420,9 @@ export class Api {
       const metadata: JsonObject = { ...oldMeta };
       for (const f of ["labels", "annotations"]) {
         const v = newMeta[f];
-        if (isObject(v) && Object.keys(v).length > 0) metadata[f] = v;
-        else dropKey(metadata, f);
+        // Not a map: kept, so the validation below refuses it (as on the object) instead of it removing them all.
+        if (v === undefined || v === null || (isObject(v) && Object.keys(v).length === 0)) dropKey(metadata, f);
+        else metadata[f] = v;
       }
       obj = { ...cur.obj, metadata, status: candidate["status"] ?? null };
       if (obj["status"] === null) delete obj["status"];

@@ -245,6 +245,31 @@ describe("sandbox API: Services", () => {
       "application/merge-patch+json",
     );
     expect(invalid.status).toBe(422);
+    // Metadata alone is a change too (the status as it was): kept, under a new resourceVersion.
+    const rv = (removed.body["metadata"] as { resourceVersion: string }).resourceVersion;
+    const metaOnly = await call(
+      "PATCH",
+      `${services}/dual/status`,
+      { metadata: { annotations: { "example.com/note": "metadata only" } } },
+      "application/merge-patch+json",
+    );
+    expect(metaOnly.status).toBe(200);
+    const m3 = (await call("GET", `${services}/dual`)).body["metadata"] as {
+      annotations?: Record<string, string>;
+      resourceVersion: string;
+    };
+    expect(m3.annotations?.["example.com/note"]).toBe("metadata only");
+    expect(m3.resourceVersion).not.toBe(rv);
+    // Annotations that are not a map are refused, as on the object, not taken for the removal of every one of them.
+    const notMap = await call(
+      "PATCH",
+      `${services}/dual/status`,
+      { metadata: { annotations: "x" }, status: { loadBalancer: { ingress: [{ ip: "192.0.2.78" }] } } },
+      "application/merge-patch+json",
+    );
+    expect(notMap.status).toBe(422);
+    const m4 = (await call("GET", `${services}/dual`)).body["metadata"] as { annotations?: Record<string, string> };
+    expect(m4.annotations?.["example.com/note"]).toBe("metadata only");
   });
 
   it("applies strategic-merge and JSON patches", async () => {
