@@ -31,6 +31,7 @@ import type { JsonObject } from "../src/sandbox/json.ts";
 import { httpRequest } from "./http.ts";
 import type { StoreEvent } from "../src/sandbox/store.ts";
 import { percentile } from "./stats.ts";
+import { DAEMON_BIN, daemonNodeFlags } from "../src/lab/daemon-command.ts";
 
 const NS = "bench";
 const SYSTEM_NS = "lodestone-system";
@@ -39,7 +40,6 @@ const POOL = "2001:db8:4c::/64";
 const STEADY_PER_SECOND = 100;
 const SPEAKER_IP = "192.0.2.10";
 const floorIp = (i: number): string => `2001:db8:4d::${i.toString(16)}`;
-const BIN = new URL("../bin/lodestone.js", import.meta.url).pathname;
 
 // ---------- load generator (worker thread) ----------
 
@@ -58,6 +58,8 @@ interface JobRequest {
 interface JobResult {
   readonly id: number;
   readonly ms: number;
+  /** CPU time of the load generator's thread for the job, µs. */
+  readonly cpuUs: number;
   readonly failures: number;
   readonly firstFailure: string | undefined;
 }
@@ -120,6 +122,7 @@ function loadThread(): void {
       let failures = 0;
       let firstFailure: string | undefined;
       const t0 = performance.now();
+      const cpu0 = process.threadCpuUsage();
       await Promise.all(
         Array.from({ length: CONCURRENCY }, async () => {
           while (next < m.n) {
@@ -140,7 +143,14 @@ function loadThread(): void {
           }
         }),
       );
-      const result: JobResult = { id: m.id, ms: performance.now() - t0, failures, firstFailure };
+      const cpu = process.threadCpuUsage(cpu0);
+      const result: JobResult = {
+        id: m.id,
+        ms: performance.now() - t0,
+        cpuUs: cpu.user + cpu.system,
+        failures,
+        firstFailure,
+      };
       parentPort?.postMessage(result);
     })();
   });
@@ -155,7 +165,10 @@ interface Options {
   readonly nodeFlags: readonly string[] | undefined;
 }
 
-/** Pure: flags → options, or the one-line reason they are wrong. */
+/**
+ * Pure: flags → options, or the one-line reason they are wrong. By hand, not node:util parseArgs: that refuses
+ * `--node-flags "--max-semi-space-size=1"` (a value starting with a dash) unless written with `=`.
+ */
 function parseFlags(args: readonly string[]): { ok: true; value: Options } | { ok: false; error: string } {
   let services = 10_000;
   let speakerRss = true;
@@ -180,12 +193,6 @@ function parseFlags(args: readonly string[]): { ok: true; value: Options } | { o
     }
   }
   return { ok: true, value: { services, speakerRss, nodeFlags } };
-}
-
-/** The node flags of bin/lodestone.js's `#!` line: the daemon runs as the image's entrypoint runs it. */
-function shebangFlags(): string[] {
-  const line = readFileSync(BIN, "utf8").split("\n", 1)[0] ?? "";
-  return line.split(/\s+/).filter((w) => w.startsWith("--"));
 }
 
 const pct = percentile;
@@ -277,6 +284,8 @@ interface Floor {
   readonly perSec: number;
   readonly passes: readonly number[];
   readonly cpuUsPerPatch: number;
+  /** Of which the load generator's thread (the client side of a bare PATCH). */
+  readonly clientUsPerPatch: number;
 }
 
 interface DaemonProcess {
@@ -293,7 +302,7 @@ async function main(): Promise<number> {
     return 2;
   }
   const { services: N, speakerRss } = flags.value;
-  const daemonFlags = flags.value.nodeFlags ?? shebangFlags();
+  const daemonFlags = flags.value.nodeFlags ?? daemonNodeFlags();
   const STEADY = Math.min(1000, Math.floor(N / 10));
   const BURST = N - STEADY;
   const { startSandbox } = await import("../src/sandbox/index.ts");
@@ -333,7 +342,14 @@ async function main(): Promise<number> {
     };
     const tracker = new Tracker();
     let lastEventAt = 0;
-    sandbox.api.store.subscribe("events", { namespace: NS, deliver: () => (lastEventAt = performance.now()) });
+    let ipAllocatedEvents = 0;
+    sandbox.api.store.subscribe("events", {
+      namespace: NS,
+      deliver: (ev) => {
+        lastEventAt = performance.now();
+        if (ev.type === "ADDED" && ev.entry.obj["reason"] === "IPAllocated") ipAllocatedEvents++;
+      },
+    });
     sandbox.api.store.subscribe("services", { namespace: NS, deliver: (ev) => tracker.deliver(ev) });
     const leaseHolders = new Map<string, number>();
     sandbox.api.store.subscribe("leases.coordination.k8s.io", {
@@ -358,7 +374,7 @@ async function main(): Promise<number> {
       const argv = [
         process.execPath,
         ...daemonFlags,
-        BIN,
+        DAEMON_BIN,
         "run",
         // In the speaker's namespace a forwarder listens on the same address, so one kubeconfig serves both.
         `--kubeconfig=${sandbox.kubeconfigPath}`,
@@ -435,10 +451,11 @@ async function main(): Promise<number> {
       if (performance.now() > quietBy) throw new Error(`burst: ${tracker.annotated.size} of ${BURST} pool annotations`);
       await new Promise((r) => setTimeout(r, 100));
     }
-    const annotatedAt = Math.max(...tracker.annotated.values());
+    const sameWrite = [...tracker.annotated].filter(([name, at]) => tracker.written.get(name) === at).length;
     console.log(
-      `         the pool annotations followed, the last ${round((annotatedAt - lastWritten) / 1000, 2)} s after ` +
-        `the last IP; the Events went quiet ${round((lastEventAt - lastWritten) / 1000, 2)} s after it`,
+      `         the pool annotation came in the same write as the IP for ${sameWrite} of ${BURST} Services; ` +
+        `the Events went quiet ${round((lastEventAt - lastWritten) / 1000, 2)} s after it ` +
+        `(${ipAllocatedEvents} IPAllocated Events for ${BURST} Services)`,
     );
     const cpuSteady0 = cpuSeconds(a.pid);
     // How late this process's event loop (the API server's) runs: on a loaded machine, part of every latency.
@@ -466,21 +483,25 @@ async function main(): Promise<number> {
     // short enough for one collection or one burst of another job to halve it, so the median is the figure.
     const floorPasses = async (): Promise<Floor> => {
       const passes: number[] = [];
+      let clientUs = 0;
       const cpu0 = process.cpuUsage();
       for (const job of ["clear-ingress", "set-ingress", "clear-ingress"] as const) {
         const r = await run(job, N);
         passes.push(N / (r.ms / 1000));
+        clientUs += r.cpuUs;
       }
       const cpu = process.cpuUsage(cpu0);
       return {
         perSec: pct(passes, 50),
         passes,
         cpuUsPerPatch: (cpu.user + cpu.system) / (3 * N),
+        clientUsPerPatch: clientUs / (3 * N),
       };
     };
     const showFloor = (f: Floor): string =>
       `${f.perSec.toFixed(0)}/s (median of ${f.passes.map((x) => x.toFixed(0)).join(", ")}); ` +
-      `API server + load generator CPU ${round(f.cpuUsPerPatch, 0)} µs per PATCH`;
+      `CPU per PATCH: API server ${round(f.cpuUsPerPatch - f.clientUsPerPatch, 0)} µs + its client ` +
+      `(the load generator) ${round(f.clientUsPerPatch, 0)} µs`;
     const floorBefore = await floorPasses();
     await run("clear-pool", N);
     console.log(
@@ -589,6 +610,7 @@ async function main(): Promise<number> {
         daemon_cpu_us_per_alloc: Math.round(daemonUsPerAlloc),
         api_server_cpu_us_per_alloc: Math.round(apiUsPerAlloc),
         floor_cpu_us_per_patch: Math.round(floorCpu),
+        floor_client_cpu_us_per_patch: Math.round((floorBefore.clientUsPerPatch + floorAgain.clientUsPerPatch) / 2),
         cpu_ratio: round(cpuRatio, 2),
         load_average: round(load1, 2),
         daemon_node_flags: daemonFlags.join(" "),

@@ -133,8 +133,9 @@ export function createController(o: ControllerOptions): Controller {
     logger: log,
     component: "lodestone-controller",
     instance: o.identity,
-    // IPs first: a burst's Events wait until no status write is ready (see pump).
-    holdWhile: () => acting && queue.ready > 0,
+    // IPs first: a backlog's Events wait while more status writes are ready than the workers take at once (see
+    // pump); a steady stream of Services, which never empties the queue for long, keeps its Events flowing.
+    holdWhile: () => acting && queue.ready > workers,
   });
 
   const configStates = new Map<string, ConfigMapState>();
@@ -159,7 +160,16 @@ export function createController(o: ControllerOptions): Controller {
   const overrides = new Map<string, SlimService>();
   /** A status write of ours landed for the version in the value; until the watch shows it, trust the write. */
   const written = new Map<string, { basedOn: string; ips: string }>();
-  const annotated = new Map<string, string>();
+  /**
+   * Pool annotations we wrote, with the resourceVersion each write was based on: while the cache still shows that
+   * version the write is trusted; once it shows any other, the object speaks — even when the version carrying our
+   * write was never seen (in a backlog the watch's events for a key coalesce, e.g. with a removal right after it).
+   */
+  const annotated = new Map<string, { pool: string; basedOn: string }>();
+  const trustedPool = (svc: SlimService): string | undefined => {
+    const a = annotated.get(svc.key);
+    return a !== undefined && a.basedOn === svc.resourceVersion ? a.pool : undefined;
+  };
   const failed = new Set<string>();
   /** Addresses a pool change took away, for the Event of the Service's next write. */
   const lostTo = new Map<string, readonly IpAddress[]>();
@@ -344,8 +354,9 @@ export function createController(o: ControllerOptions): Controller {
           }
         });
     }
-    // The pool annotation is bookkeeping: it waits until no status write is ready, so a burst of new Services gets
-    // its addresses first and the annotations follow.
+    // A new address carries its pool annotation in the same write; this queue repairs annotations that are missing
+    // or wrong on an address already recorded (another writer's, a user's edit). It is bookkeeping: it waits until
+    // no status write is ready, so a burst of new Services gets its addresses first.
     while (poolInFlight < 2 && queue.ready === 0) {
       const key = poolQueue.take(now);
       if (key === undefined) break;
@@ -364,7 +375,7 @@ export function createController(o: ControllerOptions): Controller {
           }
         });
     }
-    if (queue.ready === 0) events.resume();
+    if (queue.ready <= workers) events.resume();
     const due = [queue.nextDueAt(), poolQueue.nextDueAt()].filter((d): d is number => d !== undefined);
     timer?.();
     timer = due.length === 0 ? undefined : clock.setTimer(Math.max(1, Math.min(...due) - now), () => pump());
@@ -454,8 +465,10 @@ export function createController(o: ControllerOptions): Controller {
       sameIps(alloc.ips, svc.ingress) ||
       (fresh !== undefined && fresh.basedOn === svc.resourceVersion && fresh.ips === ipList(alloc.ips));
     if (!statusDone) {
-      const ok = await writeIngress(svc, alloc.ips, myEpoch);
+      const pool = svc.annotations[POOL_ANNOTATION] === alloc.pool ? undefined : alloc.pool;
+      const ok = await writeIngress(svc, alloc.ips, myEpoch, pool);
       if (!ok || myEpoch !== epoch) return;
+      if (pool !== undefined) annotated.set(key, { pool, basedOn: svc.resourceVersion });
       const previous = svc.ingress.filter((h) => !alloc.ips.some((a) => formatIp(a) === h));
       const lost = lostTo.get(key);
       lostTo.delete(key);
@@ -471,15 +484,20 @@ export function createController(o: ControllerOptions): Controller {
         `Assigned IP ${ipList(alloc.ips)} from pool ${alloc.pool}${was === undefined ? "" : ` (was ${was})`}`,
       );
     }
-    if (svc.annotations[POOL_ANNOTATION] !== alloc.pool && annotated.get(key) !== alloc.pool) {
-      poolQueue.add(key);
-    }
+    // What we wrote counts until the watch shows a newer version; then the object speaks, so a removal gets repaired.
+    if (svc.annotations[POOL_ANNOTATION] === alloc.pool) annotated.delete(key);
+    else if (trustedPool(svc) !== alloc.pool) poolQueue.add(key);
   }
 
   /** Writes and files the outcome; true when written. */
-  async function writeIngress(svc: SlimService, ips: readonly IpAddress[], myEpoch: number): Promise<boolean> {
+  async function writeIngress(
+    svc: SlimService,
+    ips: readonly IpAddress[],
+    myEpoch: number,
+    pool?: string,
+  ): Promise<boolean> {
     if (!acting || myEpoch !== epoch || !elector?.isLeader()) return false;
-    const out = await writer.writeIngress(svc, ips);
+    const out = await writer.writeIngress(svc, ips, pool);
     if (myEpoch !== epoch) return false;
     switch (out.kind) {
       case "written":
@@ -514,11 +532,11 @@ export function createController(o: ControllerOptions): Controller {
     const svc = latest(key);
     const alloc: Allocation | undefined = allocator.get(key);
     if (svc === undefined || alloc === undefined || !acting || myEpoch !== epoch || !elector?.isLeader()) return;
-    if (svc.annotations[POOL_ANNOTATION] === alloc.pool || annotated.get(key) === alloc.pool) return;
+    if (svc.annotations[POOL_ANNOTATION] === alloc.pool || trustedPool(svc) === alloc.pool) return;
     const out = await writer.writePool(svc, alloc.pool);
     if (myEpoch !== epoch) return;
     if (out.kind === "written") {
-      annotated.set(key, alloc.pool);
+      annotated.set(key, { pool: alloc.pool, basedOn: svc.resourceVersion });
       poolQueue.forget(key);
     } else if (out.kind === "retry" || out.kind === "conflict") {
       poolQueue.retry(key, clock.now(), out.kind === "retry" ? (out.afterMs ?? 0) : 0);

@@ -485,10 +485,11 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     }
     if (reporter !== self) return;
     // A Service that left the plan (no IP any more, its IP outside every pool, no longer a LoadBalancer) keeps no
-    // announcing-node annotation: nobody announces it.
+    // announcing-node annotation: nobody announces it. Another class's Service is never in the plan, and never
+    // ours to write (a second Lodestone with its own --load-balancer-class writes the same annotation).
     for (const svc of services.values()) {
       const current = svc.annotations[ANNOUNCING_ANNOTATION];
-      if (current === undefined || perService.has(svc.key)) continue;
+      if (current === undefined || perService.has(svc.key) || !handlesClass(svc.loadBalancerClass)) continue;
       await once(`${svc.key}#annotation`, `${current} -> `, now, () =>
         writeAnnouncingNode(ctx.client, svc.namespace, svc.name, undefined),
       );

@@ -42,8 +42,15 @@ export interface EventRecorderOptions {
   /** Queue bound; beyond it Events are dropped and counted (client-go drops too). */
   readonly maxQueued?: number;
   /**
-   * While this returns true no new Event write starts (the controller: while status writes are ready), so a burst
-   * of Services gets its addresses before their Events; `resume()` restarts the queue.
+   * Waiting Events beyond which holdWhile is ignored and up to four times `concurrency` writes run, so a burst of
+   * Services does not fill the queue to `maxQueued` and drop Events (default: the smaller of 1,000 and half of
+   * `maxQueued`).
+   */
+  readonly backlog?: number;
+  /**
+   * While this returns true no new Event write starts (the controller: while more status writes are ready than
+   * its workers take at once), so a burst of Services gets its addresses before their Events; `resume()` restarts
+   * the queue. Once `backlog` Events wait, they go out regardless, and faster (see `backlog`).
    */
   readonly holdWhile?: () => boolean;
   readonly now?: () => Date;
@@ -74,6 +81,7 @@ export function createEventRecorder(o: EventRecorderOptions): EventRecorder {
   const now = o.now ?? (() => new Date());
   const concurrency = o.concurrency ?? 2;
   const maxQueued = o.maxQueued ?? 5000;
+  const backlog = o.backlog ?? Math.min(1000, Math.floor(maxQueued / 2));
   const queue: Pending[] = [];
   const written = new Map<string, Written>();
   let inFlight = 0;
@@ -143,7 +151,10 @@ export function createEventRecorder(o: EventRecorderOptions): EventRecorder {
   }
 
   function pump(): void {
-    while (inFlight < concurrency && !(o.holdWhile?.() ?? false)) {
+    // Holding never drops an Event: past the backlog mark they go out whatever holdWhile says, and faster.
+    for (;;) {
+      const behind = queue.length > backlog;
+      if (inFlight >= (behind ? concurrency * 4 : concurrency) || (!behind && (o.holdWhile?.() ?? false))) break;
       const p = queue.shift();
       if (p === undefined) break;
       inFlight++;

@@ -22,8 +22,12 @@ export type WriteOutcome =
   | { readonly kind: "failed"; readonly reason: string };
 
 export interface StatusWriter {
-  /** Sets `status.loadBalancer.ingress` to exactly `ips` (empty clears it) through the /status subresource. */
-  writeIngress(ref: ServiceRef, ips: readonly IpAddress[]): Promise<WriteOutcome>;
+  /**
+   * Sets `status.loadBalancer.ingress` to exactly `ips` (empty clears it) through the /status subresource, and with
+   * `pool` the `lodestone.dev/pool` annotation in the same write: kube-apiserver's status strategy for Services
+   * resets only spec, so metadata written through /status persists, and the address and its pool land together.
+   */
+  writeIngress(ref: ServiceRef, ips: readonly IpAddress[], pool?: string): Promise<WriteOutcome>;
   /** Sets (or with undefined, removes) the `lodestone.dev/pool` annotation on the Service object. */
   writePool(ref: Omit<ServiceRef, "resourceVersion">, pool: string | undefined): Promise<WriteOutcome>;
 }
@@ -53,13 +57,16 @@ export function createStatusWriter(client: KubeClient): StatusWriter {
   }
 
   return {
-    async writeIngress(ref, ips) {
+    async writeIngress(ref, ips, pool) {
       const res = await client.request({
         method: "PATCH",
         path: `${servicePath(ref.namespace, ref.name)}/status`,
         // A merge patch replaces the whole list; the resourceVersion makes it conditional on what we saw.
         body: {
-          metadata: { resourceVersion: ref.resourceVersion },
+          metadata: {
+            resourceVersion: ref.resourceVersion,
+            ...(pool === undefined ? {} : { annotations: { [POOL_ANNOTATION]: pool } }),
+          },
           status: { loadBalancer: { ingress: ips.length === 0 ? null : ingressOf(ips) } },
         },
         timeoutMs: 10_000,

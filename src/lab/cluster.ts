@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
 import { type KubeClient, createKubeClient } from "../kube/client.ts";
 import { type Sandbox, startSandbox } from "../sandbox/index.ts";
+import { DAEMON_BIN, daemonNodeFlags } from "./daemon-command.ts";
 import { type Lab, type LabHost, createLab } from "./netns.ts";
 
 /**
@@ -107,7 +108,6 @@ const API_PORT = 6443;
 const ECHO_PORT = 8080;
 const METRICS_PORT = 7472;
 const DEFAULT_POOLS = "- name: lab\n  addresses: [192.0.2.100-192.0.2.199, 2001:db8::100-2001:db8::1ff]\n";
-const BIN = new URL("../../bin/lodestone.js", import.meta.url).pathname;
 
 // Inline programs run inside namespaces with this same Node binary.
 const FORWARDER = `
@@ -242,7 +242,8 @@ export async function startLabCluster(options: LabClusterOptions = {}): Promise<
     const startDaemon = (n: LabNode) => {
       const argv = [
         process.execPath,
-        BIN,
+        ...daemonNodeFlags(),
+        DAEMON_BIN,
         "run",
         "--node-name",
         n.name,

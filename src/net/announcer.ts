@@ -8,6 +8,7 @@ import { formatIp, ipKey, type IpAddress } from "../core/ip.ts";
 import { announcementIn, DropReason, respond, type ForeignAnnouncement, type Ownership } from "../core/responder.ts";
 import type { Layer2Counters, TelemetrySnapshot } from "../core/telemetry.ts";
 import { scanInterfaces, watchInterfaces, type InterfaceWatch } from "./interfaces.ts";
+import { openMulticastListener, type MulticastListener } from "./mld.ts";
 import {
   checkPacketAccess,
   ETH_P_ALL,
@@ -66,16 +67,24 @@ export interface AnnouncerOptions {
 export interface Transport {
   readonly checkAccess: () => Result<void, NetError>;
   readonly open: (options: OpenOptions) => Result<PacketSocket, NetError>;
+  /** IPv6 group membership through the kernel (MLD reports) for one interface, by name. */
+  readonly multicastListener: (ifname: string) => MulticastListener;
 }
 
-const packetTransport: Transport = { checkAccess: checkPacketAccess, open: openPacketSocket };
+const packetTransport: Transport = {
+  checkAccess: checkPacketAccess,
+  open: openPacketSocket,
+  multicastListener: (ifname) => openMulticastListener(ifname),
+};
 
 interface Link {
   readonly name: string;
   readonly index: number;
   readonly mac: Mac;
   readonly socket: PacketSocket;
-  /** Solicited-node multicast MACs joined, with how many owned IPs need each. */
+  /** The kernel's memberships of the solicited-node groups, opened with the link and closed with it. */
+  readonly listener: MulticastListener;
+  /** Solicited-node groups joined, with how many owned IPs need each (several VIPs share a group). */
   readonly groups: Map<string, number>;
 }
 
@@ -274,7 +283,14 @@ class Layer2Announcer implements Announcer {
       filter: neighbourSolicitationFilter,
     });
     if (!opened.ok) return err({ code: opened.error.code, message: `${name}: ${opened.error.message}` });
-    const link: Link = { name, index: iface.index, mac: iface.mac, socket: opened.value, groups: new Map() };
+    const link: Link = {
+      name,
+      index: iface.index,
+      mac: iface.mac,
+      socket: opened.value,
+      listener: this.transport.multicastListener(name),
+      groups: new Map(),
+    };
     link.socket.onFrame((frame) => this.onFrame(link, frame));
     this.links.set(name, link);
     this.log.debug({ interface: name, mac: formatMac(iface.mac) }, "listening for ARP and NDP");
@@ -285,6 +301,7 @@ class Layer2Announcer implements Announcer {
     const link = this.links.get(name);
     if (link === undefined) return;
     link.socket.close();
+    link.listener.close();
     this.links.delete(name);
     for (const o of this.owned.values()) {
       if (o.interfaces.delete(name)) this.stopBurst(name, o.claim.ip);
@@ -374,32 +391,42 @@ class Layer2Announcer implements Announcer {
     this.bursts.delete(key);
   }
 
-  /** RFC 4861 §7.2.1: a node joins the solicited-node group of each address, so NSs for the VIP reach us. */
+  /**
+   * RFC 4861 §7.2.1: a node joins the solicited-node group of each of its addresses, so NSs for the VIP reach us.
+   * Twice: the packet socket's membership makes the NIC accept the frames, and the kernel's IPv6 membership makes
+   * it send MLD reports (RFC 3810), without which a switch snooping MLD may not forward the NSs to this port. Each
+   * works without the other, so a failure of either is logged and the other kept.
+   */
   private joinGroup(iface: string, ip: IpAddress): void {
     const link = this.links.get(iface);
     if (ip.family !== 6 || link === undefined) return;
-    const mac = ipv6MulticastMac(solicitedNodeAddress(ip));
-    const key = formatMac(mac);
+    const group = solicitedNodeAddress(ip);
+    const key = formatIp(group);
     const count = link.groups.get(key) ?? 0;
-    if (count === 0) {
-      const joined = link.socket.multicast(mac, true);
-      if (!joined.ok)
-        this.log.warn({ interface: iface, group: key, err: joined.error.message }, "multicast join failed");
-    }
     link.groups.set(key, count + 1);
+    if (count > 0) return;
+    for (const [how, joined] of [
+      ["link-layer", link.socket.multicast(ipv6MulticastMac(group), true)],
+      ["MLD", link.listener.join(group)],
+    ] as const) {
+      if (!joined.ok) this.log.warn({ interface: iface, group: key, err: joined.error.message }, `${how} join failed`);
+    }
   }
 
   private leaveGroup(iface: string, ip: IpAddress): void {
     const link = this.links.get(iface);
     if (ip.family !== 6 || link === undefined) return;
-    const mac = ipv6MulticastMac(solicitedNodeAddress(ip));
-    const key = formatMac(mac);
+    const group = solicitedNodeAddress(ip);
+    const key = formatIp(group);
     const count = (link.groups.get(key) ?? 0) - 1;
-    if (count > 0) link.groups.set(key, count);
-    else {
-      link.groups.delete(key);
-      link.socket.multicast(mac, false);
+    if (count > 0) {
+      link.groups.set(key, count);
+      return;
     }
+    link.groups.delete(key);
+    link.socket.multicast(ipv6MulticastMac(group), false);
+    const left = link.listener.leave(group);
+    if (!left.ok) this.log.warn({ interface: iface, group: key, err: left.error.message }, "MLD leave failed");
   }
 
   private counter(iface: string, ip: IpAddress): { -readonly [K in keyof Layer2Counters]: Layer2Counters[K] } {

@@ -408,8 +408,17 @@ export class Api {
     const oldMeta = meta(cur.obj);
     let obj: JsonObject;
     if (subresource === "status") {
-      // Only status changes: the rest stays shared with the stored (immutable) object.
-      obj = { ...cur.obj, metadata: { ...oldMeta }, status: candidate["status"] ?? null };
+      // Status and metadata change; spec does not (kube-apiserver's status strategy of built-in types such as
+      // Service resets only spec, so labels and annotations written through /status persist). The rest stays
+      // shared with the stored (immutable) object.
+      const newMeta = meta(candidate);
+      const metadata: JsonObject = { ...oldMeta };
+      for (const f of ["labels", "annotations"]) {
+        const v = newMeta[f];
+        if (isObject(v) && Object.keys(v).length > 0) metadata[f] = v;
+        else dropKey(metadata, f);
+      }
+      obj = { ...cur.obj, metadata, status: candidate["status"] ?? null };
       if (obj["status"] === null) delete obj["status"];
     } else {
       obj = candidate;
@@ -536,8 +545,14 @@ export class Api {
       status = r.value;
     }
     const pm = isObject(patch["metadata"]) ? patch["metadata"] : {};
+    const oldMeta = meta(cur.obj);
+    const metadata: JsonObject = { resourceVersion: pm["resourceVersion"] ?? null };
+    for (const f of ["labels", "annotations"]) {
+      const merged = pm[f] === undefined ? oldMeta[f] : mergePatch(oldMeta[f] ?? {}, pm[f] ?? null);
+      if (merged !== undefined && merged !== null) metadata[f] = merged;
+    }
     const candidate: JsonObject = {
-      metadata: { resourceVersion: pm["resourceVersion"] ?? null },
+      metadata,
       status: status === undefined ? null : clone(status),
     };
     return this.#replace(t, cur, candidate, "status", dryRun);

@@ -52,6 +52,16 @@ describe("allocation scenarios", () => {
     expect(svc.metadata?.annotations?.["lodestone.dev/pool"]).toBe("lan");
     const ev = await eventWith(env.core, apps, "v4", "IPAllocated");
     expect(ev).toMatchObject({ type: "Normal", message: "Assigned IP 192.0.2.0 from pool lan" });
+    // Someone removes the annotation: the controller puts it back, and the address stays.
+    await env.core.patchNamespacedService(
+      { namespace: apps, name: "v4", body: { metadata: { annotations: { "lodestone.dev/pool": null } } } },
+      merge,
+    );
+    await until("pool annotation repaired", async () => {
+      const s = await env.core.readNamespacedService({ namespace: apps, name: "v4" });
+      return s.metadata?.annotations?.["lodestone.dev/pool"] === "lan" ? true : undefined;
+    });
+    expect(await ingress(env.core, apps, "v4")).toEqual(["192.0.2.0"]);
   });
 
   it("IPv6 single stack skips the IPv4-only pool", async () => {

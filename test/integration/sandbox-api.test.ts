@@ -209,6 +209,44 @@ describe("sandbox API: Services", () => {
     expect(r.status).toBe(status);
   });
 
+  it("a /status write changes status and metadata but never spec, as kube-apiserver's Service status strategy", async () => {
+    const before = await call("GET", `${services}/dual`);
+    const r = await call(
+      "PATCH",
+      `${services}/dual/status`,
+      {
+        metadata: { annotations: { "example.com/note": "from status" } },
+        spec: { type: "NodePort" },
+        status: { loadBalancer: { ingress: [{ ip: "192.0.2.77" }] } },
+      },
+      "application/merge-patch+json",
+    );
+    expect(r.status).toBe(200);
+    const after = await call("GET", `${services}/dual`);
+    const m = after.body["metadata"] as { annotations?: Record<string, string>; labels?: Record<string, string> };
+    expect(m.annotations?.["example.com/note"]).toBe("from status");
+    expect(m.labels).toEqual((before.body["metadata"] as { labels?: unknown }).labels);
+    expect((after.body["spec"] as { type: string }).type).toBe((before.body["spec"] as { type: string }).type);
+    expect(after.body["status"]).toEqual({ loadBalancer: { ingress: [{ ip: "192.0.2.77", ipMode: "VIP" }] } });
+    // A null removes the annotation, as a merge patch of the object would.
+    const removed = await call(
+      "PATCH",
+      `${services}/dual/status`,
+      { metadata: { annotations: { "example.com/note": null } }, status: { loadBalancer: { ingress: null } } },
+      "application/merge-patch+json",
+    );
+    expect(removed.status).toBe(200);
+    const m2 = removed.body["metadata"] as { annotations?: Record<string, string> };
+    expect(m2.annotations?.["example.com/note"]).toBeUndefined();
+    const invalid = await call(
+      "PATCH",
+      `${services}/dual/status`,
+      { metadata: { annotations: { "example.com/count": 5 } } },
+      "application/merge-patch+json",
+    );
+    expect(invalid.status).toBe(422);
+  });
+
   it("applies strategic-merge and JSON patches", async () => {
     const s = await call(
       "PATCH",

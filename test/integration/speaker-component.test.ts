@@ -280,10 +280,20 @@ describe("speaker component against the sandbox", () => {
     const named = (name: string) => until(`${name} annotated`, annotationOf.bind(undefined, name));
     const cleared = (name: string) =>
       until(`${name}'s annotation removed`, async () => ((await annotationOf(name)) === undefined ? true : undefined));
+    // Another implementation's Service (another class: a second Lodestone, say) carrying the annotation: not ours to
+    // touch, though it is in no plan of these speakers.
+    await service("other-class", "192.0.2.112", { loadBalancerClass: "example.com/other" });
+    const theirs = await admin.request({
+      method: "PATCH",
+      path: `/api/v1/namespaces/${ns}/services/other-class`,
+      body: { metadata: { annotations: { [ANNOUNCING_ANNOTATION]: "elsewhere" } } },
+    });
+    expect(theirs.status).toBe(200);
     await service("leaves", "192.0.2.110");
     await named("leaves");
     expect((await status("leaves", "203.0.113.7")).status).toBe(200); // in no pool: nobody announces it
     expect(await cleared("leaves")).toBe(true);
+    expect(await annotationOf("other-class")).toBe("elsewhere");
 
     await service("retyped", "192.0.2.111");
     await named("retyped");

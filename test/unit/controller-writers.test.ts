@@ -46,6 +46,15 @@ describe("status writer", () => {
     });
   });
 
+  it("writes the pool annotation in the same /status write when asked", async () => {
+    const { client, seen } = scripted([]);
+    await createStatusWriter(client).writeIngress(ref, ips, "lan");
+    expect(seen[0]).toMatchObject({
+      path: "/api/v1/namespaces/team-a/services/web/status",
+      body: { metadata: { resourceVersion: "41", annotations: { "lodestone.dev/pool": "lan" } } },
+    });
+  });
+
   it("clears the ingress list with a null (a merge patch of {} would keep it)", async () => {
     const { client, seen } = scripted([]);
     await createStatusWriter(client).writeIngress(ref, []);
@@ -144,7 +153,15 @@ describe("event recorder", () => {
 
   it("drops beyond its queue bound instead of growing without limit", async () => {
     const { client } = scripted([]);
-    const rec = createEventRecorder({ client, logger, component: "c", instance: "i", concurrency: 1, maxQueued: 3 });
+    const rec = createEventRecorder({
+      client,
+      logger,
+      component: "c",
+      instance: "i",
+      concurrency: 1,
+      maxQueued: 3,
+      backlog: 3,
+    });
     for (let i = 0; i < 10; i++) rec.record(svc, "Normal", "IPReleased", `m${i}`);
     await rec.flush();
     expect(rec.dropped()).toBe(6);
@@ -164,6 +181,48 @@ describe("event recorder", () => {
     rec.resume();
     await rec.flush();
     expect(seen.map((r) => (r.body as { reason: string }).reason)).toEqual(["IPAllocated", "IPReleased"]);
+  });
+
+  it("runs up to four times its concurrency while more Events wait than its backlog mark", () => {
+    const seen: KubeRequest[] = [];
+    const stuck: KubeClient = {
+      request: (req) => {
+        seen.push(req);
+        return new Promise<KubeResponse>(() => undefined);
+      },
+      watch: () => Promise.reject(new Error("unused")),
+      close: () => Promise.resolve(),
+    };
+    const rec = createEventRecorder({
+      client: stuck,
+      logger,
+      component: "c",
+      instance: "i",
+      concurrency: 1,
+      backlog: 3,
+    });
+    for (let i = 0; i < 3; i++) rec.record(svc, "Normal", "IPReleased", `m${i}`);
+    expect(seen).toHaveLength(1);
+    for (let i = 3; i < 10; i++) rec.record(svc, "Normal", "IPReleased", `m${i}`);
+    expect(seen).toHaveLength(4);
+    expect(rec.dropped()).toBe(0);
+  });
+
+  it("never drops an Event for holding it: past its backlog mark it sends whatever holdWhile says", async () => {
+    const { client, seen } = scripted([]);
+    const rec = createEventRecorder({
+      client,
+      logger,
+      component: "c",
+      instance: "i",
+      maxQueued: 4,
+      holdWhile: () => true,
+    });
+    for (let i = 0; i < 4; i++) rec.record(svc, "Normal", "IPReleased", `m${i}`);
+    await new Promise((r) => setTimeout(r, 10));
+    // The backlog mark is half of maxQueued here (2): at 3 waiting one goes out each time; two stay held.
+    expect(seen.map((r) => (r.body as { message: string }).message)).toEqual(["m0", "m1"]);
+    expect(rec.dropped()).toBe(0);
   });
 
   it("asks the client not to parse the Event it created (nobody reads it)", async () => {

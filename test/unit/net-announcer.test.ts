@@ -5,8 +5,9 @@ import { arpFrame, ArpOp, decodeArpFrame } from "../../src/core/frames/arp.ts";
 import { BROADCAST_MAC, formatMac, parseMac } from "../../src/core/frames/ethernet.ts";
 import { decodeNdpFrame } from "../../src/core/frames/ndp.ts";
 import type { InterfaceSnapshot, NetInterface } from "../../src/core/interfaces.ts";
-import { parseIp, type IpAddress } from "../../src/core/ip.ts";
+import { formatIp, parseIp, type IpAddress } from "../../src/core/ip.ts";
 import { createAnnouncer, type Announcer, type Claim, type Transport } from "../../src/net/announcer.ts";
+import type { MulticastListener } from "../../src/net/mld.ts";
 import type { PacketSocket } from "../../src/net/packet-socket.ts";
 
 /** A transport that records what the announcer sends and lets the test deliver frames. */
@@ -35,6 +36,31 @@ class FakeSocket implements PacketSocket {
   }
   kernelStats() {
     return { packets: 0, drops: 0 };
+  }
+  close(): void {
+    this.closed = true;
+  }
+}
+
+/** Records the kernel memberships (MLD) the announcer asks for; `failJoins` makes every join fail. */
+class FakeListener implements MulticastListener {
+  readonly groups = new Set<string>();
+  readonly calls: string[] = [];
+  closed = false;
+  private readonly failJoins: boolean;
+  constructor(failJoins = false) {
+    this.failJoins = failJoins;
+  }
+  join(group: IpAddress) {
+    this.calls.push(`join ${formatIp(group)}`);
+    if (this.failJoins) return err({ code: NetCodes.socket, message: "addMembership EPERM" });
+    this.groups.add(formatIp(group));
+    return ok(undefined);
+  }
+  leave(group: IpAddress) {
+    this.calls.push(`leave ${formatIp(group)}`);
+    this.groups.delete(formatIp(group));
+    return ok(undefined);
   }
   close(): void {
     this.closed = true;
@@ -78,12 +104,14 @@ const claim = (ip: string, gratuitous: Claim["gratuitous"] = { intervalMs: 1100,
 });
 
 let sockets: Map<number, FakeSocket>;
+let listeners: Map<string, FakeListener>;
 let announcer: Announcer;
 
-async function start(transport?: Partial<Transport>): Promise<void> {
+async function start(transport?: Partial<Transport>, logger = pino({ level: "silent" })): Promise<void> {
   sockets = new Map();
+  listeners = new Map();
   const created = await createAnnouncer({
-    logger: pino({ level: "silent" }),
+    logger,
     scan: async () => snapshot,
     watch: false,
     transport: {
@@ -92,6 +120,11 @@ async function start(transport?: Partial<Transport>): Promise<void> {
         const s = new FakeSocket();
         sockets.set(o.ifindex, s);
         return ok(s);
+      },
+      multicastListener: (ifname) => {
+        const l = new FakeListener();
+        listeners.set(ifname, l);
+        return l;
       },
       ...transport,
     },
@@ -185,6 +218,7 @@ describe("Announcer (fake transport, fake clock)", () => {
   it("joins the solicited-node group of an owned IPv6, sends unsolicited NAs, and leaves at release", () => {
     announcer.reconcile([claim("2001:db8::100", { intervalMs: 1000, count: 2 })]);
     expect([...eth0().groups]).toEqual(["33:33:ff:00:01:00"]);
+    expect([...listeners.get("eth0")!.groups]).toEqual(["ff02::1:ff00:100"]); // the kernel's, for MLD reports
     vi.advanceTimersByTime(1000);
     const nas = eth0().sent.map((f) => decodeNdpFrame(f));
     expect(nas.map((n) => n.ok && n.value.type === 136 && n.value.override && !n.value.solicited)).toEqual([
@@ -195,8 +229,38 @@ describe("Announcer (fake transport, fake clock)", () => {
     expect([...eth0().groups]).toEqual(["33:33:ff:00:01:00"]);
     announcer.reconcile([claim("2001:db8::1:0:100")]);
     expect([...eth0().groups]).toEqual(["33:33:ff:00:01:00"]);
+    expect([...listeners.get("eth0")!.groups]).toEqual(["ff02::1:ff00:100"]);
     announcer.reconcile([]);
     expect(eth0().closed).toBe(true);
+    expect(listeners.get("eth0")).toMatchObject({
+      calls: ["join ff02::1:ff00:100", "leave ff02::1:ff00:100"],
+      closed: true,
+    });
+  });
+
+  it("joins no IPv6 group for IPv4 addresses, and closes the listeners when the announcer closes", async () => {
+    announcer.reconcile([claim("192.0.2.10"), claim("2001:db8::abc:def")]);
+    expect(listeners.get("eth0")!.calls).toEqual(["join ff02::1:ffbc:def"]);
+    await announcer.close();
+    expect(listeners.get("eth0")!.closed).toBe(true);
+  });
+
+  it("a failed MLD join is a warning naming interface and group; the link-layer membership still applies", async () => {
+    await announcer.close();
+    const lines: Record<string, unknown>[] = [];
+    const logger = pino({ level: "warn" }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+    await start({ multicastListener: () => new FakeListener(true) }, logger);
+    const report = announcer.reconcile([claim("2001:db8::100")]);
+    expect(report.unannounced).toEqual([]);
+    expect([...eth0().groups]).toEqual(["33:33:ff:00:01:00"]);
+    expect(lines).toEqual([
+      expect.objectContaining({
+        interface: "eth0",
+        group: "ff02::1:ff00:100",
+        err: "addMembership EPERM",
+        msg: "MLD join failed",
+      }),
+    ]);
   });
 
   it("announceNow restarts the burst of an owned IP and refuses others", () => {
@@ -224,6 +288,7 @@ describe("createAnnouncer errors", () => {
       transport: {
         checkAccess: () => err({ code: NetCodes.permission, message: "need CAP_NET_RAW" }),
         open: () => err({ code: NetCodes.permission, message: "need CAP_NET_RAW" }),
+        multicastListener: () => new FakeListener(),
       },
     });
     expect(created).toEqual({ ok: false, error: { code: "LODESTONE_E_NET_PERMISSION", message: "need CAP_NET_RAW" } });
@@ -234,7 +299,11 @@ describe("createAnnouncer errors", () => {
       logger: pino({ level: "silent" }),
       watch: false,
       scan: () => Promise.reject(new Error("ip: not found")),
-      transport: { checkAccess: () => ok(undefined), open: () => err({ code: NetCodes.socket, message: "x" }) },
+      transport: {
+        checkAccess: () => ok(undefined),
+        open: () => err({ code: NetCodes.socket, message: "x" }),
+        multicastListener: () => new FakeListener(),
+      },
     });
     expect(created.ok ? "" : created.error.code).toBe("LODESTONE_E_NET_SCAN");
   });
