@@ -36,9 +36,10 @@ import {
   nodeChangesElection,
   projectLease,
   projectNode,
+  serviceChangesAnnouncement,
   writeAnnouncingNode,
 } from "../kube/speaker-resources.ts";
-import { createEventRecorder } from "../kube/events.ts";
+import { type EventReason, type ObjectRef, createEventRecorder } from "../kube/events.ts";
 import {
   type SlimConfigMap,
   type SlimNamespace,
@@ -87,6 +88,8 @@ export interface SpeakerContext {
    */
   readonly handoffMs?: number;
   readonly scanInterfaces?: () => Promise<InterfaceSummary[]>;
+  /** Events queued at most before the rest of a pass waits for the next one (default 1,000, as client-go). */
+  readonly maxQueuedEvents?: number;
   /** How long one evaluation may run before liveness calls the speaker hung (default 30 s). */
   readonly stallMs?: number;
   /**
@@ -124,6 +127,13 @@ const EVAL_MS = 50;
  */
 export const DEFAULT_SPEAKER_STALL_MS = 30_000;
 const WRITE_RETRY_MS = 5_000;
+/**
+ * client-go's broadcaster queues at most 1,000 Events (maxQueuedEvents). A full queue happens when many Services
+ * cannot be announced at once (a pool with no interface on any node: one NotAnnounced each); the Events left out
+ * wait in no queue, they are recorded again on a pass WRITE_RETRY_MS later, so memory stays bounded.
+ */
+const MAX_QUEUED_EVENTS = 1_000;
+const EVENT_QUEUE_FULL = "Event queue full";
 const OVERWRITTEN_AFTER_MS = 1_000;
 /**
  * After seeing its successor's announcement, a leaving speaker still answers this long: a host whose cache entry
@@ -227,7 +237,13 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
       dirty = true;
     },
   });
-  for (const inf of [services, slices, configMaps, namespaces] as const) {
+  services.subscribe({
+    upsert: (s, old) => {
+      if (serviceChangesAnnouncement(old, s)) dirty = true;
+    },
+    delete: () => (dirty = true),
+  });
+  for (const inf of [slices, configMaps, namespaces] as const) {
     (inf as Informer<SlimService>).subscribe({ upsert: () => (dirty = true), delete: () => (dirty = true) });
   }
 
@@ -386,11 +402,20 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     logger: log,
     component: "lodestone-speaker",
     instance: self,
+    maxQueued: ctx.maxQueuedEvents ?? MAX_QUEUED_EVENTS,
   });
+  /** Queues an Event; a full queue is a failed write, so `once` tries it again on a later pass. */
+  function recordEvent(ref: ObjectRef, type: "Normal" | "Warning", reason: EventReason, message: string) {
+    const before = events.dropped();
+    events.record(ref, type, reason, message);
+    return Promise.resolve(events.dropped() > before ? EVENT_QUEUE_FULL : undefined);
+  }
   const written = new Map<string, { value: string; at: number }>();
   const inherited = new Set<string>();
   let recordedOnce = false;
   let retryWritesAt: number | undefined;
+  /** A pass's Events did not all fit in the queue (logged once a pass). */
+  let eventsHeldBack = false;
   async function record(plan: AnnouncePlan, members: ReadonlySet<string>): Promise<void> {
     // Who speaks when nobody announces: the first member by name, so the Event is written once, not per node.
     const reporter = [...members].sort()[0];
@@ -398,6 +423,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     const now = performance.now();
     const firstPass = !recordedOnce;
     recordedOnce = true;
+    eventsHeldBack = false;
     const perService = new Map<string, PlannedIp[]>();
     for (const p of plan.ips) {
       for (const key of p.services) {
@@ -425,16 +451,12 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
         if (mine && !inherited.has(slot)) {
           const on = interfaceFor(p.ip);
           const text = `Announcing ${formatIp(p.ip)} from node ${self}${on === undefined ? "" : ` on ${on}`}`;
-          await once(slot, self, now, async () => {
-            events.record(ref, "Normal", "Announcing", text);
-            return undefined;
-          });
+          await once(slot, self, now, () => recordEvent(ref, "Normal", "Announcing", text));
         } else if (!p.election.ok && reporter === self) {
           const message = p.election.message;
-          await once(`${key}#none#${formatIp(p.ip)}`, message, now, async () => {
-            events.record(ref, "Warning", "NotAnnounced", message);
-            return undefined;
-          });
+          await once(`${key}#none#${formatIp(p.ip)}`, message, now, () =>
+            recordEvent(ref, "Warning", "NotAnnounced", message),
+          );
         }
       }
       // One writer per Service, so owners of different IPs never overwrite each other: the owner of its first
@@ -475,15 +497,14 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     for (const u of plan.unannounced) {
       const svc = services.get(u.service);
       if (svc === undefined) continue;
-      await once(`${u.service}#refused#${formatIp(u.ip)}`, u.message, now, async () => {
-        events.record(
+      await once(`${u.service}#refused#${formatIp(u.ip)}`, u.message, now, () =>
+        recordEvent(
           { kind: "Service", namespace: svc.namespace, name: svc.name, uid: svc.uid },
           "Warning",
           "NotAnnounced",
           u.message,
-        );
-        return undefined;
-      });
+        ),
+      );
     }
   }
 
@@ -497,7 +518,14 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     if (err !== undefined) {
       written.set(slot, { value: `failed:${value}`, at: now });
       retryWritesAt ??= now + WRITE_RETRY_MS;
-      log.warn({ slot, err }, "could not record announcement on the Service");
+      if (err !== EVENT_QUEUE_FULL) log.warn({ slot, err }, "could not record announcement on the Service");
+      else if (!eventsHeldBack) {
+        eventsHeldBack = true;
+        log.info(
+          { queued: ctx.maxQueuedEvents ?? MAX_QUEUED_EVENTS, dropped: events.dropped() },
+          "Event queue full: the Events left out are recorded again in 5 s",
+        );
+      }
     }
   }
 

@@ -4,7 +4,7 @@ import { type IpAddress, formatIp, parseIp } from "../core/ip.ts";
 import { type KubeClient, responseMessage } from "./client.ts";
 import { type Slim, objectMeta } from "./informer.ts";
 import { microTime } from "./lease.ts";
-import { ANNOUNCING_ANNOTATION } from "./objects.ts";
+import { ANNOUNCING_ANNOTATION, type SlimService } from "./objects.ts";
 
 /**
  * What only the speaker watches (Nodes, membership Leases) and writes (its Lease, the heartbeat key Secret, the
@@ -105,6 +105,26 @@ export function nodeChangesElection(old: SpeakerNode | undefined, n: SpeakerNode
 export function leaseChangesElection(old: SpeakerLease | undefined, l: SpeakerLease): boolean {
   const text = (i: readonly InterfaceSummary[] | undefined) => (i === undefined ? undefined : encodeInterfaces(i));
   return old === undefined || old.node !== l.node || text(old.interfaces) !== text(l.interfaces);
+}
+
+/**
+ * Pure: whether a Service update can change what the speaker announces or records: its addresses, type, class and
+ * traffic policy, the announcing-node annotation (the speaker's own record), the uid its Events name. The
+ * controller's pool annotation, labels, ports and selector do not — with 10k Services a plan costs tens of MB of
+ * garbage, and a controller that takes over writes an annotation on every Service.
+ */
+export function serviceChangesAnnouncement(old: SlimService | undefined, s: SlimService): boolean {
+  const same = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
+  return (
+    old === undefined ||
+    old.uid !== s.uid ||
+    old.type !== s.type ||
+    old.loadBalancerClass !== s.loadBalancerClass ||
+    old.externalTrafficPolicy !== s.externalTrafficPolicy ||
+    !same(old.ingress, s.ingress) ||
+    !same(old.externalIPs, s.externalIPs) ||
+    old.annotations[ANNOUNCING_ANNOTATION] !== s.annotations[ANNOUNCING_ANNOTATION]
+  );
 }
 
 // ---- Lease annotations: what peers need to know about a speaker ----

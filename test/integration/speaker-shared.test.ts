@@ -87,6 +87,8 @@ beforeAll(async () => {
     handoffMs: 50,
     scanInterfaces: lanIfaces,
     shared: controller.watched,
+    // Two Event writes in flight and one queued: a pass with more Events overflows (see the Events test).
+    maxQueuedEvents: 1,
   });
   controller.start();
   await speaker.start();
@@ -120,6 +122,30 @@ describe("speaker sharing the controller's caches", () => {
     });
     await until("the external IP announced", () => announced("192.0.2.150"));
     expect(controller.watched.services.get(`${ns}/ext`)?.ingress).toEqual([]);
+  });
+
+  it("Events that do not fit in the queue are recorded on a later pass, none lost", async () => {
+    const names = Array.from({ length: 6 }, (_, i) => `outside-${i}`);
+    // One pass finds all six unannounceable (externalIPs in no pool): more Events than the queue holds.
+    await Promise.all(
+      names.map((name, i) =>
+        create(`/api/v1/namespaces/${ns}/services`, {
+          metadata: { name, namespace: ns },
+          spec: { type: "ClusterIP", externalIPs: [`198.51.100.${i + 1}`], ports: [{ port: 80 }] },
+        }),
+      ),
+    );
+    const notAnnounced = async (): Promise<string[]> => {
+      const r = await admin.request({ method: "GET", path: `/api/v1/namespaces/${ns}/events` });
+      const items = (r.body as { items: { involvedObject: { name: string }; reason: string }[] }).items;
+      return [...new Set(items.filter((e) => e.reason === "NotAnnounced").map((e) => e.involvedObject.name))].sort();
+    };
+    await until(
+      "a NotAnnounced Event on each of the six Services",
+      async () => (await notAnnounced()).length === names.length || undefined,
+      15_000,
+    );
+    expect(await notAnnounced()).toEqual(names);
   });
 
   it("counts each informer's restarts once and reports each loop once", () => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { parseIp } from "../../src/core/ip.ts";
+import type { SlimService } from "../../src/kube/objects.ts";
 import {
   decodeHeartbeatAddress,
   decodeInterfaces,
@@ -9,6 +10,7 @@ import {
   nodeChangesElection,
   projectLease,
   projectNode,
+  serviceChangesAnnouncement,
   type SpeakerLease,
   type SpeakerNode,
 } from "../../src/kube/speaker-resources.ts";
@@ -160,5 +162,51 @@ describe("which updates need a new announcement plan", () => {
     },
   ])("Lease: $desc → $want", ({ old, now, want }) => {
     expect(leaseChangesElection(old, now)).toBe(want);
+  });
+
+  const svc = (over: Partial<SlimService> = {}): SlimService => ({
+    key: "ns/web",
+    resourceVersion: "1",
+    namespace: "ns",
+    name: "web",
+    uid: "u1",
+    type: "LoadBalancer",
+    loadBalancerClass: undefined,
+    loadBalancerIP: undefined,
+    ipFamilies: ["IPv4"],
+    ipFamilyPolicy: undefined,
+    ports: [{ port: 80, protocol: "TCP" }],
+    externalTrafficPolicy: "Cluster",
+    selector: { app: "web" },
+    labels: {},
+    annotations: { "lodestone.dev/announcing-node": "node1" },
+    externalIPs: [],
+    ingress: ["192.0.2.100"],
+    ...over,
+  });
+  it.each<{ desc: string; old: SlimService | undefined; now: SlimService; want: boolean }>([
+    { desc: "a new Service", old: undefined, now: svc(), want: true },
+    {
+      desc: "the controller's pool annotation",
+      old: svc(),
+      now: svc({ annotations: { "lodestone.dev/announcing-node": "node1", "lodestone.dev/pool": "lan" } }),
+      want: false,
+    },
+    {
+      desc: "labels, ports, selector",
+      old: svc(),
+      now: svc({ labels: { a: "b" }, ports: [], selector: {} }),
+      want: false,
+    },
+    { desc: "the ingress written", old: svc({ ingress: [] }), now: svc(), want: true },
+    { desc: "a second ingress IP", old: svc(), now: svc({ ingress: ["192.0.2.100", "2001:db8::100"] }), want: true },
+    { desc: "externalIPs", old: svc(), now: svc({ externalIPs: ["192.0.2.150"] }), want: true },
+    { desc: "the traffic policy", old: svc(), now: svc({ externalTrafficPolicy: "Local" }), want: true },
+    { desc: "the type", old: svc(), now: svc({ type: "NodePort" }), want: true },
+    { desc: "the class", old: svc(), now: svc({ loadBalancerClass: "other" }), want: true },
+    { desc: "the announcing-node annotation", old: svc(), now: svc({ annotations: {} }), want: true },
+    { desc: "a new uid (deleted and created again)", old: svc(), now: svc({ uid: "u2" }), want: true },
+  ])("Service: $desc → $want", ({ old, now, want }) => {
+    expect(serviceChangesAnnouncement(old, now)).toBe(want);
   });
 });
