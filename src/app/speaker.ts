@@ -327,9 +327,15 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     const view = membership.view(now);
     const sig = `${[...view.members].sort().join(",")}|${view.selfApiOk}|${view.fenced}`;
     // A failed annotation/Event write is retried on the next evaluation after WRITE_RETRY_MS, even when nothing
-    // else changed in between.
+    // else changed in between — from the plan it failed in when nothing did: with 10k Services a full Event queue
+    // holds back thousands of Events, and planning again for each batch would cost a plan's garbage every 5 s.
     if (retryWritesAt !== undefined && now >= retryWritesAt) {
       retryWritesAt = undefined;
+      if (!dirty && sig === signature && pending.size === 0 && unfinished !== undefined) {
+        if (view.selfApiOk) advertisedApiOk = true;
+        void record(unfinished.plan, unfinished.members);
+        return;
+      }
       dirty = true;
     }
     if (!dirty && sig === signature && pending.size === 0) {
@@ -414,16 +420,32 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
   const inherited = new Set<string>();
   let recordedOnce = false;
   let retryWritesAt: number | undefined;
-  /** A pass's Events did not all fit in the queue (logged once a pass). */
-  let eventsHeldBack = false;
+  /** The last plan recorded, while some of its writes wait for retryWritesAt. */
+  let unfinished: { plan: AnnouncePlan; members: ReadonlySet<string> } | undefined;
+  let passes = 0;
+  /** Events of the current pass that did not fit in the queue. */
+  let heldBack = 0;
   async function record(plan: AnnouncePlan, members: ReadonlySet<string>): Promise<void> {
+    const pass = ++passes;
+    heldBack = 0;
+    await recordPass(plan, members);
+    if (pass !== passes) return;
+    unfinished = retryWritesAt === undefined ? undefined : { plan, members };
+    if (heldBack > 0) {
+      log.info(
+        { heldBack, queued: ctx.maxQueuedEvents ?? MAX_QUEUED_EVENTS },
+        `Event queue full: ${heldBack} Events are recorded on a pass in ${WRITE_RETRY_MS / 1000} s`,
+      );
+    }
+  }
+
+  async function recordPass(plan: AnnouncePlan, members: ReadonlySet<string>): Promise<void> {
     // Who speaks when nobody announces: the first member by name, so the Event is written once, not per node.
     const reporter = [...members].sort()[0];
     const held = new Set(claimed.map((c) => ipKey(c.ip)));
     const now = performance.now();
     const firstPass = !recordedOnce;
     recordedOnce = true;
-    eventsHeldBack = false;
     const perService = new Map<string, PlannedIp[]>();
     for (const p of plan.ips) {
       for (const key of p.services) {
@@ -518,14 +540,8 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     if (err !== undefined) {
       written.set(slot, { value: `failed:${value}`, at: now });
       retryWritesAt ??= now + WRITE_RETRY_MS;
-      if (err !== EVENT_QUEUE_FULL) log.warn({ slot, err }, "could not record announcement on the Service");
-      else if (!eventsHeldBack) {
-        eventsHeldBack = true;
-        log.info(
-          { queued: ctx.maxQueuedEvents ?? MAX_QUEUED_EVENTS, dropped: events.dropped() },
-          "Event queue full: the Events left out are recorded again in 5 s",
-        );
-      }
+      if (err === EVENT_QUEUE_FULL) heldBack++;
+      else log.warn({ slot, err }, "could not record announcement on the Service");
     }
   }
 
