@@ -8,7 +8,8 @@
 ARG BASE=localhost/lodestone-base:bookworm-node24
 ARG BUILD_BASE=localhost/lodestone-build:bookworm-node24
 
-# Build: all dependencies (node-gyp compiles the addon in the `install` script), then production ones only.
+# Build: all dependencies (node-gyp compiles the addon in the `install` script), the sources compiled to dist/
+# (`npm run build`: no TypeScript stripper loaded at run time, ~17 MB less RSS), then production dependencies only.
 FROM ${BUILD_BASE} AS build
 ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt \
     npm_config_cafile=/etc/ssl/certs/ca-certificates.crt \
@@ -18,9 +19,10 @@ ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt \
 WORKDIR /src
 COPY . .
 RUN npm ci \
+ && npm run build \
  && npm prune --omit=dev \
  && mkdir -p /out config \
- && cp -a package.json bin src config node_modules /out/ \
+ && cp -a package.json bin dist config node_modules /out/ \
  && if [ -d build/Release ]; then mkdir -p /out/build/Release && cp build/Release/*.node /out/build/Release/; fi
 
 # Runtime: the base's own `node` (the npm `node` devDependency was pruned), no compiler, no npm.

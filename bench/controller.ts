@@ -1,5 +1,5 @@
-// Controller benchmark: the embedded API server in this process, the daemon (`lodestone run --speaker=false`)
-// as a child process so its RSS is its own, and the HTTP load in a worker thread so the client work does not
+// Controller benchmark: the embedded API server in this process, the daemon (`lodestone run --speaker=false`, compiled
+// to dist/ as the image holds it) as a child process so its RSS is its own, and the HTTP load in a worker thread so the client work does not
 // run on the sandbox's event loop. Services are IPv6 single-stack from one /64 in 2001:db8::/32 (the IPv4
 // documentation ranges hold only 768 addresses), and each has an EndpointSlice.
 //
@@ -31,7 +31,7 @@ import type { JsonObject } from "../src/sandbox/json.ts";
 import { httpRequest } from "./http.ts";
 import type { StoreEvent } from "../src/sandbox/store.ts";
 import { percentile } from "./stats.ts";
-import { DAEMON_BIN, daemonNodeFlags } from "../src/lab/daemon-command.ts";
+import { compiledDaemon, daemonNodeFlags } from "../src/lab/daemon-command.ts";
 
 const NS = "bench";
 const SYSTEM_NS = "lodestone-system";
@@ -369,12 +369,15 @@ async function main(): Promise<number> {
       return leaseHolders.get(identity) ?? NaN;
     };
 
+    // The daemon as the image holds it: the sources compiled to dist/ (`npm run build`), no TypeScript stripper.
+    const compiled = compiledDaemon();
+    cleanups.push(() => compiled.remove());
     const logPath = join(dir, "daemon.log");
     const startDaemon: StartDaemon = (label, extra, spawnIn) => {
       const argv = [
         process.execPath,
         ...daemonFlags,
-        DAEMON_BIN,
+        compiled.bin,
         "run",
         // In the speaker's namespace a forwarder listens on the same address, so one kubeconfig serves both.
         `--kubeconfig=${sandbox.kubeconfigPath}`,
