@@ -426,14 +426,14 @@ export function createController(o: ControllerOptions): Controller {
         events.record(serviceRef(svc), "Normal", "IPReleased", `Released ${ipList(held.ips)}: type is now ${svc.type}`);
         requeueFailed();
       }
-      if (svc.ingress.length > 0) await writeIngress(svc, [], myEpoch);
+      if (svc.ingress.length > 0) await clearIngress(svc, myEpoch);
       return;
     }
     const parsed = serviceRequestFrom(svc, namespaces.get(svc.namespace)?.labels ?? {});
     if (!parsed.ok) {
       if (held !== undefined) allocator.release(key);
       fail(svc, parsed.error);
-      if (svc.ingress.length > 0) await writeIngress(svc, [], myEpoch);
+      if (svc.ingress.length > 0) await clearIngress(svc, myEpoch);
       return;
     }
     const deprecated = parsed.value.deprecatedAnnotations;
@@ -454,7 +454,7 @@ export function createController(o: ControllerOptions): Controller {
       // Not while no pool exists at all, unless a pool change took the address: a ConfigMap not created yet
       // (Lodestone installed first, MetalLB's status still in place) must not wipe every address.
       const noConfig = pools.length === 0 && !lostTo.has(key);
-      if (svc.ingress.length > 0 && !noConfig) await writeIngress(svc, [], myEpoch);
+      if (svc.ingress.length > 0 && !noConfig) await clearIngress(svc, myEpoch);
       return;
     }
     failed.delete(key);
@@ -489,12 +489,18 @@ export function createController(o: ControllerOptions): Controller {
     else if (trustedPool(svc) !== alloc.pool) poolQueue.add(key);
   }
 
+  /** No address any more: the pool annotation goes in the same write. */
+  async function clearIngress(svc: SlimService, myEpoch: number): Promise<void> {
+    const pool = svc.annotations[POOL_ANNOTATION] === undefined ? undefined : null;
+    if (await writeIngress(svc, [], myEpoch, pool)) annotated.delete(svc.key);
+  }
+
   /** Writes and files the outcome; true when written. */
   async function writeIngress(
     svc: SlimService,
     ips: readonly IpAddress[],
     myEpoch: number,
-    pool?: string,
+    pool?: string | null,
   ): Promise<boolean> {
     if (!acting || myEpoch !== epoch || !elector?.isLeader()) return false;
     const out = await writer.writeIngress(svc, ips, pool);

@@ -26,8 +26,9 @@ export interface StatusWriter {
    * Sets `status.loadBalancer.ingress` to exactly `ips` (empty clears it) through the /status subresource, and with
    * `pool` the `lodestone.dev/pool` annotation in the same write: kube-apiserver's status strategy for Services
    * resets only spec, so metadata written through /status persists, and the address and its pool land together.
+   * `null` removes the annotation (with a cleared address).
    */
-  writeIngress(ref: ServiceRef, ips: readonly IpAddress[], pool?: string): Promise<WriteOutcome>;
+  writeIngress(ref: ServiceRef, ips: readonly IpAddress[], pool?: string | null): Promise<WriteOutcome>;
   /** Sets (or with undefined, removes) the `lodestone.dev/pool` annotation on the Service object. */
   writePool(ref: Omit<ServiceRef, "resourceVersion">, pool: string | undefined): Promise<WriteOutcome>;
 }

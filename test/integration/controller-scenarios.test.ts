@@ -149,6 +149,9 @@ describe("allocation scenarios", () => {
       (await ingress(env.core, apps, "retype")) === undefined ? true : undefined,
     );
     await eventWith(env.core, apps, "retype", "IPReleased", "192.0.2.14");
+    // No address, no pool: the annotation went with the address, in the same write.
+    const cleared = await env.core.readNamespacedService({ namespace: apps, name: "retype" });
+    expect(cleared.metadata?.annotations?.["lodestone.dev/pool"]).toBeUndefined();
     await lb(env.core, apps, "retaker", { spec: { loadBalancerIP: "192.0.2.14" } });
     expect(await ip(apps, "retaker")).toEqual(["192.0.2.14"]);
   });

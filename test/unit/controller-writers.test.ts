@@ -46,6 +46,15 @@ describe("status writer", () => {
     });
   });
 
+  it("removes the pool annotation with a cleared address when asked (null)", async () => {
+    const { client, seen } = scripted([]);
+    await createStatusWriter(client).writeIngress(ref, [], null);
+    expect(seen[0]?.body).toEqual({
+      metadata: { resourceVersion: "41", annotations: { "lodestone.dev/pool": null } },
+      status: { loadBalancer: { ingress: null } },
+    });
+  });
+
   it("writes the pool annotation in the same /status write when asked", async () => {
     const { client, seen } = scripted([]);
     await createStatusWriter(client).writeIngress(ref, ips, "lan");
