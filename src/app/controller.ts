@@ -52,7 +52,7 @@ export interface ControllerOptions {
 
 export type ControllerTelemetry = Pick<
   TelemetrySnapshot,
-  "pools" | "servicesAllocated" | "allocationFailures" | "configMaps" | "leader" | "informerRestarts"
+  "pools" | "servicesAllocated" | "allocationFailures" | "configMaps" | "leader" | "informerRestarts" | "eventsDropped"
 >;
 
 /**
@@ -610,6 +610,7 @@ export function createController(o: ControllerOptions): Controller {
       allocationFailures: { ...failures },
       configMaps: [...configStates.entries()].map(([key, s]) => ({ configMap: key, stale: s.stale })),
       leader: acting,
+      eventsDropped: { controller: events.dropped() },
       informerRestarts: Object.fromEntries(
         [
           ["services", services],

@@ -106,7 +106,7 @@ export interface Speaker {
   stop(): Promise<void>;
   telemetry(): Pick<
     TelemetrySnapshot,
-    "announcedIps" | "membershipSize" | "failovers" | "layer2" | "layer2Drops" | "informerRestarts"
+    "announcedIps" | "membershipSize" | "failovers" | "layer2" | "layer2Drops" | "informerRestarts" | "eventsDropped"
   >;
   readiness(): Readiness;
   /** For liveness: the informers' loops and the evaluation in progress. */
@@ -757,6 +757,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
         layer2: l2.layer2,
         layer2Drops: l2.layer2Drops,
         informerRestarts: restarts,
+        eventsDropped: { speaker: events.dropped() },
       };
     },
     readiness() {

@@ -21,6 +21,8 @@ export interface TelemetrySnapshot {
   readonly announcedIps: number;
   readonly membershipSize: number;
   readonly failovers: number;
+  /** Events not written because the recorder's queue was full, by component ("controller", "speaker"). */
+  readonly eventsDropped: Readonly<Record<string, number>>;
 }
 
 export interface PoolUsage {
@@ -51,6 +53,7 @@ export const emptyTelemetry: TelemetrySnapshot = Object.freeze({
   announcedIps: 0,
   membershipSize: 0,
   failovers: 0,
+  eventsDropped: {},
 });
 
 /** Readiness with its reasons, so `/readyz` can say why it is not ready. */

@@ -28,6 +28,12 @@ export const metricCatalogue = [
   ["lodestone_announced_ips", "gauge", "", "IPs this node announces now"],
   ["lodestone_membership_size", "gauge", "", "Speakers this node believes alive"],
   ["lodestone_failover_events_total", "counter", "", "IPs this node took over from another node"],
+  [
+    "lodestone_events_dropped_total",
+    "counter",
+    "component",
+    "Kubernetes Events not written because the recorder's queue was full",
+  ],
 ] as const;
 
 type MetricName = (typeof metricCatalogue)[number][0];
@@ -106,6 +112,9 @@ export function createMetricsRegistry(snapshot: () => TelemetrySnapshot): Regist
   gauge("lodestone_announced_ips", (g, s) => g.set(s.announcedIps));
   gauge("lodestone_membership_size", (g, s) => g.set(s.membershipSize));
   counter("lodestone_failover_events_total", (add, s) => add({}, s.failovers));
+  counter("lodestone_events_dropped_total", (add, s) => {
+    for (const [component, n] of Object.entries(s.eventsDropped)) add({ component }, n);
+  });
 
   // Drop the snapshot once the scrape is serialised, so the next scrape takes a fresh one.
   const metrics = registry.metrics.bind(registry);

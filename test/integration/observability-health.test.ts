@@ -73,6 +73,7 @@ describe("health and metrics of a running daemon", () => {
     expect(sample(after, "lodestone_pool_addresses_available", '{pool="obs",family="IPv4"}')).toBe(0);
     expect(sample(after, "lodestone_services_allocated")).toBe(4);
     expect(sample(after, "lodestone_leader")).toBe(1);
+    expect(sample(after, "lodestone_events_dropped_total", '{component="controller"}')).toBe(0);
 
     // A broken edit keeps the last good pool (nothing is taken away) and shows as stale.
     await pools(env.core, "obs-pools", "- name: obs\n  addresses: [not-an-address]\n");

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import pino from "pino";
+import { createMetricsRegistry } from "../../src/http/metrics.ts";
 import { startHealthServer, type HealthServer } from "../../src/http/server.ts";
 import { emptyTelemetry, type Readiness, type TelemetrySnapshot } from "../../src/core/telemetry.ts";
 
@@ -85,5 +86,16 @@ describe("health server", () => {
     const get = await serve(() => emptyTelemetry);
     expect((await get("/nope")).status).toBe(404);
     expect((await get("/healthz")).status).toBe(200);
+  });
+});
+
+describe("Events dropped in /metrics", () => {
+  it("are counted per component as the recorders report them", async () => {
+    const text = await createMetricsRegistry(() => ({
+      ...emptyTelemetry,
+      eventsDropped: { controller: 3, speaker: 2 },
+    })).metrics();
+    expect(text).toMatch(/^lodestone_events_dropped_total\{component="controller"\} 3$/m);
+    expect(text).toMatch(/^lodestone_events_dropped_total\{component="speaker"\} 2$/m);
   });
 });
