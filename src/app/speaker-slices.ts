@@ -32,15 +32,18 @@ const isLocal = (s: SlimService | undefined): boolean => s?.externalTrafficPolic
  * The speaker's EndpointSlice cache. Only a Local Service is elected by where its ready endpoints are (see
  * core/announce-plan.ts), so only its slices are kept: the cluster's other slices (one or more per Service of any
  * type) would cost ~200 bytes each for nothing. A slice seen while its Service is not Local, or not in the Service
- * cache at all, is dropped and its Service noted; when a noted Service turns Local, the slices are listed again
- * (the informer's relist), since no slice event may come for them. Notes are forgotten when a complete list no
- * longer finds a dropped slice of their Service, so they stay within the Services that exist (plus one list's
- * worth of churn).
+ * cache at all, is dropped and its Service noted; when a noted Service turns Local, no slice event may come for the
+ * slices already passed over, so that Service's slices alone are listed and watched (an informer of its own, label
+ * `kubernetes.io/service-name` in its namespace: one small list instead of every node listing the whole cluster's
+ * slices) until the next complete list of the main informer holds them (while the Service is Local), or the
+ * Service is deleted. Notes are
+ * forgotten when a complete list no longer finds a dropped slice of their Service, so they stay within the
+ * Services that exist (plus one list's worth of churn).
  */
 export function createLocalSlices(o: LocalSlicesOptions): LocalSlices {
   /** Service key → the number of complete lists when one of its slices was last dropped. */
   const dropped = new Map<string, number>();
-  const loading = new Map<string, object>();
+  const loading = new Map<string, Informer<SlimEndpointSlice>>();
   let lists = 0;
   let droppedAfterList = 0;
   let pruning = false;
@@ -67,8 +70,20 @@ export function createLocalSlices(o: LocalSlicesOptions): LocalSlices {
       return undefined;
     },
   });
+  /** Per Service that turned Local after slices of it were dropped: its own slices, listed and watched. */
+  const own = new Map<string, Informer<SlimEndpointSlice>>();
+  const stopOwn = (key: string): void => {
+    const i = own.get(key);
+    if (i === undefined) return;
+    own.delete(key);
+    loading.delete(key);
+    void i.stop();
+  };
+
   informer.subscribe({
     synced: () => {
+      // A complete list kept every slice of every Local Service: their own informers are not needed any more.
+      for (const key of [...own.keys()]) if (isLocal(o.services.get(key))) stopOwn(key);
       lists++;
       // Every existing dropped slice was projected during this list and noted again with `lists - 1`.
       for (const [key, at] of dropped) if (at < lists - 1) dropped.delete(key);
@@ -78,23 +93,42 @@ export function createLocalSlices(o: LocalSlicesOptions): LocalSlices {
 
   const detach = o.services.subscribe({
     upsert: (svc, old) => {
-      if (!isLocal(svc) || isLocal(old) || !dropped.has(svc.key)) return;
+      if (!isLocal(svc) || isLocal(old)) return;
+      // An informer of its own, kept while the Service was Cluster, still follows every slice of it.
+      if (own.has(svc.key)) {
+        dropped.delete(svc.key);
+        return;
+      }
+      if (!dropped.has(svc.key)) return;
       dropped.delete(svc.key);
-      const token = {};
-      loading.set(svc.key, token);
-      void informer.relist().then(() => {
-        // A later turn to Local waits for a later list.
-        if (loading.get(svc.key) === token) loading.delete(svc.key);
+      const mine = createInformer<SlimEndpointSlice>({
+        client: o.client,
+        logger: o.logger,
+        resource: "speaker-endpointslices-of-service",
+        path: `/apis/discovery.k8s.io/v1/namespaces/${encodeURIComponent(svc.namespace)}/endpointslices`,
+        labelSelector: `kubernetes.io/service-name=${svc.name}`,
+        project: projectEndpointSlice,
+      });
+      own.set(svc.key, mine);
+      loading.set(svc.key, mine);
+      mine.start();
+      void mine.whenSynced().then(() => {
+        // A later turn to Local has an informer of its own.
+        if (loading.get(svc.key) !== mine) return;
+        loading.delete(svc.key);
         o.loaded();
       });
     },
+    delete: (svc) => stopOwn(svc.key),
   });
 
   return {
     informer,
     endpointNodes() {
       const out = new Map<string, Set<string>>();
-      for (const s of informer.values()) {
+      // The main cache and the per-Service ones may both hold a slice: each sees all its events, so the union holds.
+      const all = [informer, ...own.values()];
+      for (const s of all.flatMap((i) => [...i.values()])) {
         const key = `${s.namespace}/${s.service}`;
         let nodes = out.get(key);
         if (nodes === undefined) out.set(key, (nodes = new Set()));
@@ -103,6 +137,9 @@ export function createLocalSlices(o: LocalSlicesOptions): LocalSlices {
       return out;
     },
     loading: (key) => loading.has(key),
-    detach: () => void detach(),
+    detach: () => {
+      detach();
+      for (const key of [...own.keys()]) stopOwn(key);
+    },
   };
 }

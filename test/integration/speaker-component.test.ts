@@ -27,11 +27,14 @@ let admin: KubeClient;
 
 /** A client whose requests can be made to fail as if the API were unreachable; it counts its EndpointSlice lists. */
 function cuttable(inner: KubeClient) {
-  const state = { cut: false, sliceLists: 0 };
+  const state = { cut: false, sliceLists: 0, ownSliceLists: 0 };
   const client: KubeClient = {
     request: (req) => {
       if (req.method === "GET" && req.path === "/apis/discovery.k8s.io/v1/endpointslices" && !req.query?.continue) {
         state.sliceLists++;
+      }
+      if (req.method === "GET" && req.path.endsWith("/endpointslices") && req.query?.labelSelector !== undefined) {
+        state.ownSliceLists++;
       }
       return state.cut ? Promise.resolve({ status: 0, body: { message: "cut by test" } }) : inner.request(req);
     },
@@ -45,7 +48,7 @@ interface Member {
   name: string;
   speaker: Speaker;
   claims: () => readonly AnnounceClaim[];
-  cut: { cut: boolean; sliceLists: number };
+  cut: { cut: boolean; sliceLists: number; ownSliceLists: number };
   /** IPs the speaker asked its announcer to announce again (its defence against another claimant). */
   reannounced: string[];
 }
@@ -435,7 +438,9 @@ describe("speaker component against the sandbox", () => {
     const text = "192.0.2.102";
     const ip = parseIp(text)!;
     const [first, second, third] = rank(text) as [string, string, string];
-    const lists = () => [...members.values()].map((m) => m.cut.sliceLists);
+    // Lists of one Service's slices (label kubernetes.io/service-name), and of the whole cluster's.
+    const lists = () => [...members.values()].map((m) => m.cut.ownSliceLists);
+    const clusterLists = () => [...members.values()].map((m) => m.cut.sliceLists);
     const patch = async (path: string, body: unknown) =>
       expect((await admin.request({ method: "PATCH", path, body })).status).toBe(200);
     const policy = (p: "Local" | "Cluster") =>
@@ -455,27 +460,31 @@ describe("speaker component against the sandbox", () => {
     // Cluster: the first in rank, without a ready endpoint; the speakers kept none of these slices.
     expect(await stableOwner(ip)).toBe(first);
     const beforeLocal = lists();
+    const clusterBefore = clusterLists();
 
     await policy("Local");
     await until(`${third} (the only ready endpoint) announces`, () => single(ip)() === third || undefined);
     expect(await stableOwner(ip)).toBe(third);
-    // Each speaker listed the slices again to learn them (no slice event would have brought them).
+    // Each speaker listed this Service's slices to learn them (no slice event would have brought them), and only
+    // those: nobody listed the whole cluster's.
     expect(lists().every((n, i) => n > beforeLocal[i]!)).toBe(true);
+    expect(clusterLists()).toEqual(clusterBefore);
     // While they were being listed, the Service was left out, not reported as having no local endpoint.
     expect((await eventsOf("flip")).filter((e) => e.reason === "NotAnnounced")).toEqual([]);
 
-    // Back to Cluster; the endpoints move while it is Cluster (the speakers drop the updated slices)...
+    // Back to Cluster; the endpoints move while it is Cluster...
     await policy("Cluster");
     expect(await stableOwner(ip)).toBe(first);
     await ready(third, false);
     await ready(second, true);
     await new Promise((r) => setTimeout(r, 200));
     const beforeSecondLocal = lists();
-    // ...and Local again: the node with a ready endpoint now, not the one the dropped slices named before.
+    // ...and Local again: the node with a ready endpoint now, not the one that had it before.
     await policy("Local");
     await until(`${second} announces`, () => single(ip)() === second || undefined);
     expect(await stableOwner(ip)).toBe(second);
-    expect(lists().every((n, i) => n > beforeSecondLocal[i]!)).toBe(true);
+    // Its own slice informer kept following it while it was Cluster: nothing had to be listed again.
+    expect(lists()).toEqual(beforeSecondLocal);
 
     // Local → Cluster → Local with no slice change in between: the kept slices still hold, nothing is listed.
     await policy("Cluster");

@@ -72,16 +72,44 @@ describe("the speaker's EndpointSlice cache", () => {
     await t.stop();
   });
 
-  it("Cluster → Local: the Service is loading until its passed-over slices are listed again", async () => {
+  it("Cluster → Local: the Service is loading until its own passed-over slices are listed, not the cluster's", async () => {
     const t = await setup([service("web", "Cluster")], [slice("web-1", "web", { node1: true })]);
     expect(t.local.informer.size).toBe(0);
     const lists = t.sliceApi.listCalls.length;
     t.svcApi.last().line("MODIFIED", service("web", "Local"));
     expect(t.local.loading("ns/web")).toBe(true);
     await until(() => !t.local.loading("ns/web"));
-    expect(t.sliceApi.listCalls.length).toBe(lists + 1);
+    expect(t.sliceApi.listCalls.slice(lists).map((q) => q.labelSelector)).toEqual(["kubernetes.io/service-name=web"]);
     expect(t.nodesOf("ns/web")).toEqual(["node1"]);
     expect(t.loaded()).toBe(1);
+    // Its own watch follows it: an endpoint moving to node2 shows.
+    const own = t.sliceApi.last();
+    expect(own.query.labelSelector).toBe("kubernetes.io/service-name=web");
+    own.line("MODIFIED", slice("web-1", "web", { node1: false, node2: true }));
+    expect(t.nodesOf("ns/web")).toEqual(["node2"]);
+    // The next complete list of the main cache holds its slices: its own informer stops.
+    t.sliceApi.items = [slice("web-1", "web", { node2: true })];
+    await t.local.informer.relist();
+    await until(() => own.ctl.signal.aborted);
+    expect(t.nodesOf("ns/web")).toEqual(["node2"]);
+    await t.stop();
+  });
+
+  it("Cluster → Local → Cluster → Local: the Service's own informer keeps following it, until it is deleted", async () => {
+    const t = await setup([service("web", "Cluster")], [slice("web-1", "web", { node1: true })]);
+    t.svcApi.last().line("MODIFIED", service("web", "Local"));
+    await until(() => !t.local.loading("ns/web"));
+    const own = t.sliceApi.last();
+    t.svcApi.last().line("MODIFIED", service("web", "Cluster"));
+    own.line("MODIFIED", slice("web-1", "web", { node1: false, node3: true }));
+    const lists = t.sliceApi.listCalls.length;
+    t.svcApi.last().line("MODIFIED", service("web", "Local"));
+    expect(t.local.loading("ns/web")).toBe(false);
+    expect(t.nodesOf("ns/web")).toEqual(["node3"]);
+    expect(t.sliceApi.listCalls.length).toBe(lists);
+    expect(own.ctl.signal.aborted).toBe(false);
+    t.svcApi.last().line("DELETED", service("web", "Local"));
+    await until(() => own.ctl.signal.aborted);
     await t.stop();
   });
 
