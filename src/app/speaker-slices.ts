@@ -43,7 +43,6 @@ const isLocal = (s: SlimService | undefined): boolean => s?.externalTrafficPolic
 export function createLocalSlices(o: LocalSlicesOptions): LocalSlices {
   /** Service key → the number of complete lists when one of its slices was last dropped. */
   const dropped = new Map<string, number>();
-  const loading = new Map<string, Informer<SlimEndpointSlice>>();
   let lists = 0;
   let droppedAfterList = 0;
   let pruning = false;
@@ -70,13 +69,17 @@ export function createLocalSlices(o: LocalSlicesOptions): LocalSlices {
       return undefined;
     },
   });
-  /** Per Service that turned Local after slices of it were dropped: its own slices, listed and watched. */
+  /**
+   * Per Service that turned Local after slices of it were dropped: its own slices, listed and watched. The Service
+   * is loading while its informer has not completed its list.
+   */
   const own = new Map<string, Informer<SlimEndpointSlice>>();
   const stopOwn = (key: string): void => {
     const i = own.get(key);
     if (i === undefined) return;
     own.delete(key);
-    loading.delete(key);
+    // One still listing never reports: the plan must take the Service in anyway.
+    if (!i.synced()) o.loaded();
     void i.stop();
   };
 
@@ -110,13 +113,9 @@ export function createLocalSlices(o: LocalSlicesOptions): LocalSlices {
         project: projectEndpointSlice,
       });
       own.set(svc.key, mine);
-      loading.set(svc.key, mine);
       mine.start();
       void mine.whenSynced().then(() => {
-        // A later turn to Local has an informer of its own.
-        if (loading.get(svc.key) !== mine) return;
-        loading.delete(svc.key);
-        o.loaded();
+        if (own.get(svc.key) === mine) o.loaded();
       });
     },
     delete: (svc) => stopOwn(svc.key),
@@ -127,16 +126,17 @@ export function createLocalSlices(o: LocalSlicesOptions): LocalSlices {
     endpointNodes() {
       const out = new Map<string, Set<string>>();
       // The main cache and the per-Service ones may both hold a slice: each sees all its events, so the union holds.
-      const all = [informer, ...own.values()];
-      for (const s of all.flatMap((i) => [...i.values()])) {
-        const key = `${s.namespace}/${s.service}`;
-        let nodes = out.get(key);
-        if (nodes === undefined) out.set(key, (nodes = new Set()));
-        for (const n of s.readyNodes) nodes.add(n);
+      for (const cache of [informer, ...own.values()]) {
+        for (const s of cache.values()) {
+          const key = `${s.namespace}/${s.service}`;
+          let nodes = out.get(key);
+          if (nodes === undefined) out.set(key, (nodes = new Set()));
+          for (const n of s.readyNodes) nodes.add(n);
+        }
       }
       return out;
     },
-    loading: (key) => loading.has(key),
+    loading: (key) => own.get(key)?.synced() === false,
     detach: () => {
       detach();
       for (const key of [...own.keys()]) stopOwn(key);
