@@ -74,6 +74,8 @@ export interface FailoverResult {
   readonly failedConnections: number;
   /** Each failed connection: when it was opened and when it gave up, in ms after the fault. */
   readonly failures: readonly { readonly startMs: number; readonly endMs: number }[];
+  /** When the first connection that reached another node was opened, in ms after the fault (the move). */
+  readonly movedAtMs: number | undefined;
   /** Longest run of ARP probes answered by two MACs, in ms. */
   readonly doubleAnswerMs: number;
 }
@@ -515,6 +517,7 @@ async function measure(
     from: victim.name,
     to,
     failoverMs: firstMoved === undefined ? undefined : firstMoved.end - t0,
+    movedAtMs: firstMoved === undefined ? undefined : firstMoved.start - t0,
     failedConnections: after.filter((s) => s.node === undefined).length,
     failures: after.filter((s) => s.node === undefined).map((s) => ({ startMs: s.start - t0, endMs: s.end - t0 })),
     doubleAnswerMs,

@@ -92,15 +92,25 @@ describe.skipIf(why !== undefined)("speaker lab: failover between three nodes", 
     "$fault of the owner: the client reaches another node within $maxMs ms, never two at once",
     async ({ fault, maxMs }) => {
       await settledOwner("web", ip);
-      const r = await cluster.measureFailover("web", ip, fault, { timeoutMs: maxMs + 2_000 });
-      console.log(`speaker lab ${fault}: ${JSON.stringify(r)}`);
-      expect(r.to).toBeDefined();
-      expect(r.to).not.toBe(r.from);
-      expect(r.failoverMs).toBeLessThanOrEqual(maxMs);
-      if (fault === "sigterm") expect(r.failedConnections).toBe(0);
-      if (fault !== "sigterm") expect(r.doubleAnswerMs).toBeLessThanOrEqual(100);
-      await cluster.heal(cluster.nodes.find((n) => n.name === r.from)!);
-      await cluster.waitReady(20_000);
+      try {
+        const r = await cluster.measureFailover("web", ip, fault, { timeoutMs: maxMs + 2_000 });
+        console.log(`speaker lab ${fault}: ${JSON.stringify(r)}`);
+        expect(r.to).toBeDefined();
+        expect(r.to).not.toBe(r.from);
+        expect(r.failoverMs).toBeLessThanOrEqual(maxMs);
+        if (fault === "sigterm") {
+          // The hand-off: no connection opened after the move fails. One opened just before it can be caught in
+          // the move itself (its SYN reached the old node, its next segment the new one, which resets it): nodes
+          // share no TCP state, so no layer-2 failover carries it (README, "failover"; 1–2 in 20 trials).
+          const moved = r.movedAtMs ?? Number.POSITIVE_INFINITY;
+          expect(r.failures.filter((f) => f.startMs >= moved)).toEqual([]);
+          expect(r.failures.length).toBeLessThanOrEqual(1);
+        } else expect(r.doubleAnswerMs).toBeLessThanOrEqual(100);
+      } finally {
+        // Heal even after a failed expectation, so the next fault starts from three ready nodes.
+        for (const n of cluster.nodes) await cluster.heal(n);
+        await cluster.waitReady(20_000);
+      }
     },
     40_000,
   );
