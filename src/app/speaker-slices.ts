@@ -113,10 +113,15 @@ export function createLocalSlices(o: LocalSlicesOptions): LocalSlices {
         project: projectEndpointSlice,
       });
       own.set(svc.key, mine);
-      mine.start();
-      void mine.whenSynced().then(() => {
-        if (own.get(svc.key) === mine) o.loaded();
+      // A subscription, not whenSynced(): one stopped before its list completes is dropped with the informer
+      // (a pending promise would keep the informer and its cache reachable until the process ends).
+      const unsubscribe = mine.subscribe({
+        synced: () => {
+          unsubscribe();
+          if (own.get(svc.key) === mine) o.loaded();
+        },
       });
+      mine.start();
     },
     delete: (svc) => stopOwn(svc.key),
   });
