@@ -1,14 +1,31 @@
 import { configDefaults, defineConfig } from "vitest/config";
 
+const shared = { testTimeout: 60_000, hookTimeout: 120_000, pool: "forks" } as const;
+
 export default defineConfig({
   test: {
-    include: ["test/**/*.test.ts"],
-    // The image build takes minutes: `npm run test:image` (vitest.image.config.ts).
-    exclude: [...configDefaults.exclude, "test/image/**"],
-    testTimeout: 60_000,
-    hookTimeout: 120_000,
-    // Lab tests share the kernel's network namespaces and the sandbox ports: run files one at a time there.
-    fileParallelism: true,
-    pool: "forks",
+    projects: [
+      {
+        test: {
+          ...shared,
+          name: "main",
+          include: ["test/**/*.test.ts"],
+          // The image build takes minutes: `npm run test:image` (vitest.image.config.ts). The lab runs after.
+          exclude: [...configDefaults.exclude, "test/image/**", "test/lab/**"],
+          sequence: { groupOrder: 0 },
+        },
+      },
+      {
+        test: {
+          ...shared,
+          // The lab measures failover in milliseconds with real packets: its files run after every other file
+          // and one at a time, so the rest of the suite does not load the machine while it measures.
+          name: "lab",
+          include: ["test/lab/**/*.test.ts"],
+          fileParallelism: false,
+          sequence: { groupOrder: 1 },
+        },
+      },
+    ],
   },
 });
