@@ -202,8 +202,13 @@ export function createKubeClient(source: ApiSource, options: { readonly authTtlM
         controller.abort();
         done(err !== null && err !== undefined && timedOut ? timeoutError() : err);
       };
+      // Re-armed on every chunk (one per event in a backlog): refresh() moves the one timer instead of making a
+      // new one each time. A timer cleared by finish() stays cleared.
       const resetTimer = (): void => {
-        clearTimeout(timer);
+        if (timer !== undefined) {
+          timer.refresh();
+          return;
+        }
         timer = setTimeout(() => {
           timedOut = true;
           controller.abort(timeoutError());
