@@ -82,23 +82,17 @@ function pick(
   names: readonly string[],
   extra?: { field: string; value: string | undefined },
 ): Picked {
+  // The field's name is spelt out only for a value that is set: most Services carry none of these annotations.
   let first: { field: string; value: string } | undefined;
-  const consider = (field: string, raw: string | undefined): Picked | undefined => {
-    const value = raw?.trim();
-    if (value === undefined || value === "") return undefined;
-    if (first === undefined) first = { field, value };
-    else if (value !== first.value) {
+  for (let i = 0; i <= names.length; i++) {
+    const name = names[i];
+    const value = (name === undefined ? extra?.value : annotations[name])?.trim();
+    if (value === undefined || value === "" || value === first?.value) continue;
+    const field = name === undefined ? (extra?.field ?? "") : `annotation ${name}`;
+    if (first !== undefined) {
       return err(refusal.requestInvalid(field, `"${value}" disagrees with ${first.field} ("${first.value}")`));
     }
-    return undefined;
-  };
-  for (const n of names) {
-    const refused = consider(`annotation ${n}`, annotations[n]);
-    if (refused !== undefined) return refused;
-  }
-  if (extra !== undefined) {
-    const refused = consider(extra.field, extra.value);
-    if (refused !== undefined) return refused;
+    first = { field, value };
   }
   return first === undefined ? NOTHING_PICKED : ok(first);
 }
