@@ -514,6 +514,7 @@ async function main(): Promise<number> {
 
     // ---- backlog: a fresh daemon allocates N Services at once ----
     tracker.reset();
+    const backlogEvents0 = ipAllocatedEvents;
     const spawnedAt = performance.now();
     const b = startDaemon("bench-b", ["--speaker=false"]);
     const ledAt = await leading(b.identity, 60_000);
@@ -532,12 +533,19 @@ async function main(): Promise<number> {
     // Let the pool annotations, Events and garbage collection settle before reading the RSS.
     await new Promise((r) => setTimeout(r, 5000));
     const memB = memory(b.pid);
+    // The Events trail the addresses: count them once they have gone quiet for a second (a minute at most).
+    const eventsBy = performance.now() + 60_000;
+    while (performance.now() - lastEventAt < 1000 && performance.now() < eventsBy) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const backlogEvents = ipAllocatedEvents - backlogEvents0;
     console.log(
       `  backlog: a fresh daemon held the Lease ${round((ledAt - spawnedAt) / 1000, 2)} s after its start ` +
         `(lists ${N} Services); ${N} IPs written ${round((doneAt - ledAt) / 1000, 2)} s later: ` +
         `${allocsPerSec.toFixed(0)} allocations/s; ` +
         `CPU per allocation: daemon ${round(daemonUsPerAlloc, 0)} µs + API server ${round(apiUsPerAlloc, 0)} µs`,
     );
+    console.log(`         ${backlogEvents} IPAllocated Events written for the ${N} Services`);
     console.log(
       `         daemon RSS (controller only, --speaker=false) with ${N} Services + ${N} EndpointSlices: ` +
         `${round(memB.rssMb)} MB (peak ${round(memB.peakMb)} MB)`,
@@ -615,6 +623,7 @@ async function main(): Promise<number> {
         floor_cpu_us_per_patch: Math.round(floorCpu),
         floor_client_cpu_us_per_patch: Math.round((floorBefore.clientUsPerPatch + floorAgain.clientUsPerPatch) / 2),
         cpu_ratio: round(cpuRatio, 2),
+        backlog_ip_allocated_events: backlogEvents,
         load_average: round(load1, 2),
         daemon_node_flags: daemonFlags.join(" "),
       }),

@@ -32,6 +32,9 @@ export const POOLS_SELECTOR = "lodestone.dev/pools=true";
  */
 export const DEFAULT_CONTROLLER_STALL_MS = 120_000;
 
+/** Status writes in flight while the Event queue is near its bound (see ControllerOptions.maxQueuedEvents). */
+const EVENT_PRESSURE_WORKERS = 2;
+
 export interface ControllerOptions {
   readonly client: KubeClient;
   /** The daemon's namespace: pool ConfigMaps and the controller Lease live here. */
@@ -44,6 +47,8 @@ export interface ControllerOptions {
   readonly lease: LeaseTimings & { readonly name: string };
   /** Status writes in flight at once (default 16). */
   readonly workers?: number;
+  /** The Event queue's bound (default 10,000); status writes slow down before it is reached (see pump). */
+  readonly maxQueuedEvents?: number;
   readonly informerBackoff?: { readonly initialMs: number; readonly maxMs: number };
   readonly clock?: Clock;
   /** How long one status or annotation write may run before liveness calls the workqueue hung. */
@@ -107,6 +112,12 @@ export function createController(o: ControllerOptions): Controller {
   const log = o.logger.child({ component: "controller" });
   const clock = o.clock ?? systemClock;
   const workers = o.workers ?? 16;
+  const maxQueuedEvents = o.maxQueuedEvents ?? 10_000;
+  /**
+   * Past this many waiting Events, at most EVENT_PRESSURE_WORKERS status writes run: the recorder then writes 8 at a
+   * time, faster than those few writes make new Events, so a burst larger than the queue loses none of its own.
+   */
+  const eventPressure = Math.floor(maxQueuedEvents * 0.8);
   const stallMs = o.stallMs ?? DEFAULT_CONTROLLER_STALL_MS;
   const common = { client: o.client, logger: log, ...(o.informerBackoff ? { backoff: o.informerBackoff } : {}) };
   const services: Informer<SlimService> = createInformer({
@@ -135,6 +146,7 @@ export function createController(o: ControllerOptions): Controller {
     logger: log,
     component: "lodestone-controller",
     instance: o.identity,
+    maxQueued: maxQueuedEvents,
     // IPs first: a backlog's Events wait while more status writes are ready than the workers take at once (see
     // pump); a steady stream of Services, which never empties the queue for long, keeps its Events flowing.
     holdWhile: () => acting && queue.ready > workers,
@@ -338,7 +350,9 @@ export function createController(o: ControllerOptions): Controller {
   function pump(): void {
     if (!acting) return;
     const now = clock.now();
-    while (inFlight < workers) {
+    // IPs first, but not at the price of Events: near a full Event queue a few status writes run, not all workers.
+    const limit = events.waiting() >= eventPressure ? Math.min(workers, EVENT_PRESSURE_WORKERS) : workers;
+    while (inFlight < limit) {
       const key = queue.take(now);
       if (key === undefined) break;
       inFlight++;

@@ -62,6 +62,8 @@ export interface DaemonOptions {
   readonly components?: readonly ComponentFactory[];
   /** Status writes in flight at once (default 16). */
   readonly workers?: number;
+  /** The controller's Event queue bound (default 10,000; tests make it small). */
+  readonly maxQueuedEvents?: number;
   readonly informerBackoff?: { readonly initialMs: number; readonly maxMs: number };
   /** Overrides every loop's limit on one unit of work before `/healthz` calls it hung (tests; defaults 120 s, 30 s). */
   readonly stallMs?: number;
@@ -115,6 +117,7 @@ export async function startDaemon(options: DaemonOptions, logger: Logger): Promi
     ...(options.loadBalancerClass === undefined ? {} : { loadBalancerClass: options.loadBalancerClass }),
     lease: { ...defaultLeaseTimings, name: "lodestone-controller", ...options.lease },
     ...(options.workers === undefined ? {} : { workers: options.workers }),
+    ...(options.maxQueuedEvents === undefined ? {} : { maxQueuedEvents: options.maxQueuedEvents }),
     ...(options.informerBackoff === undefined ? {} : { informerBackoff: options.informerBackoff }),
     ...(options.stallMs === undefined ? {} : { stallMs: options.stallMs }),
   });

@@ -27,6 +27,8 @@ export interface EventRecorder {
   /** Resolves when every queued Event has been written or dropped. */
   flush(): Promise<void>;
   dropped(): number;
+  /** Events queued and not yet being written. */
+  waiting(): number;
   /** Sends what `holdWhile` held back; call it when the condition may have turned false. */
   resume(): void;
 }
@@ -186,6 +188,7 @@ export function createEventRecorder(o: EventRecorderOptions): EventRecorder {
       return new Promise((resolve) => idle.push(resolve));
     },
     dropped: () => dropped,
+    waiting: () => queue.length,
     resume: pump,
   };
 }

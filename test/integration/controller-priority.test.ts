@@ -55,3 +55,28 @@ describe("a backlog of Services", () => {
     expect(withoutPool).toEqual([]);
   });
 });
+
+describe("a backlog larger than the Event queue", () => {
+  it("loses none of its Events: status writes slow down before the queue is full", async () => {
+    const flood = await startEnv(["flood"]);
+    try {
+      await pools(flood.core, "pools-flood", "- name: flood\n  addresses: [203.0.113.0/24]\n");
+      const M = 150;
+      for (let i = 0; i < M; i++) await lb(flood.core, "flood", `f${i}`);
+      const allocated = new Set<string>();
+      flood.sandbox.api.store.subscribe("events", {
+        namespace: "flood",
+        deliver: (ev) => {
+          const e = ev.entry.obj as { reason?: string; involvedObject?: { name?: string } };
+          if (e.reason === "IPAllocated") allocated.add(e.involvedObject?.name ?? "");
+        },
+      });
+      // A queue of 40 against 150 Services waiting at once: without the slow-down about half would be dropped.
+      const d = await flood.daemon({ maxQueuedEvents: 40 });
+      await until("an IPAllocated Event for every Service", () => (allocated.size === M ? true : undefined), 30_000);
+      expect(d.telemetry().eventsDropped).toEqual({ controller: 0 });
+    } finally {
+      await flood.stop();
+    }
+  });
+});
