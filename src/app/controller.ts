@@ -87,7 +87,9 @@ export function classMatches(cls: string | undefined, ours: string | undefined):
 const sameIps = (want: readonly IpAddress[], have: readonly string[]): boolean =>
   want.length === have.length && want.every((ip) => have.includes(formatIp(ip)));
 
-const ipList = (ips: readonly IpAddress[]): string => ips.map(formatIp).join(", ");
+/** One address (nearly every Service) is its cached text, no array and no join. */
+const ipList = (ips: readonly IpAddress[]): string =>
+  ips.length === 1 && ips[0] !== undefined ? formatIp(ips[0]) : ips.map(formatIp).join(", ");
 
 const serviceRef = (s: SlimService): ObjectRef => ({
   kind: "Service",
@@ -340,19 +342,7 @@ export function createController(o: ControllerOptions): Controller {
       const key = queue.take(now);
       if (key === undefined) break;
       inFlight++;
-      const myEpoch = epoch;
-      const q = queue;
-      const token = working.begin(now);
-      reconcile(key, myEpoch)
-        .catch((err: unknown) => log.error({ err, service: key }, "reconcile crashed"))
-        .finally(() => {
-          working.end(token);
-          q.done(key);
-          if (myEpoch === epoch) {
-            inFlight--;
-            pump();
-          }
-        });
+      void work(false, key, epoch, queue, working.begin(now));
     }
     // A new address carries its pool annotation in the same write; this queue repairs annotations that are missing
     // or wrong on an address already recorded (another writer's, a user's edit). It is bookkeeping: it waits until
@@ -361,24 +351,32 @@ export function createController(o: ControllerOptions): Controller {
       const key = poolQueue.take(now);
       if (key === undefined) break;
       poolInFlight++;
-      const myEpoch = epoch;
-      const q = poolQueue;
-      const token = working.begin(now);
-      writePool(key, myEpoch)
-        .catch((err: unknown) => log.error({ err, service: key }, "pool annotation crashed"))
-        .finally(() => {
-          working.end(token);
-          q.done(key);
-          if (myEpoch === epoch) {
-            poolInFlight--;
-            pump();
-          }
-        });
+      void work(true, key, epoch, poolQueue, working.begin(now));
     }
     if (queue.ready <= workers) events.resume();
-    const due = [queue.nextDueAt(), poolQueue.nextDueAt()].filter((d): d is number => d !== undefined);
+    const statusDue = queue.nextDueAt();
+    const poolDue = poolQueue.nextDueAt();
+    const due = statusDue === undefined ? poolDue : poolDue === undefined ? statusDue : Math.min(statusDue, poolDue);
     timer?.();
-    timer = due.length === 0 ? undefined : clock.setTimer(Math.max(1, Math.min(...due) - now), () => pump());
+    timer = due === undefined ? undefined : clock.setTimer(Math.max(1, due - now), () => pump());
+  }
+
+  // One async function per unit of work rather than a .catch().finally() chain on it: two promises and two
+  // closures fewer per reconcile, which runs twice per allocation (the write, then the watch bringing it back).
+  async function work(pool: boolean, key: string, myEpoch: number, q: WorkQueue, token: number): Promise<void> {
+    try {
+      await (pool ? writePool(key, myEpoch) : reconcile(key, myEpoch));
+    } catch (err: unknown) {
+      log.error({ err, service: key }, pool ? "pool annotation crashed" : "reconcile crashed");
+    } finally {
+      working.end(token);
+      q.done(key);
+      if (myEpoch === epoch) {
+        if (pool) poolInFlight--;
+        else inFlight--;
+        pump();
+      }
+    }
   }
 
   function fail(svc: SlimService, error: AllocationError): void {
@@ -473,15 +471,14 @@ export function createController(o: ControllerOptions): Controller {
       const lost = lostTo.get(key);
       lostTo.delete(key);
       const was = previous.length > 0 ? previous.join(", ") : lost !== undefined ? ipList(lost) : undefined;
-      log.info(
-        { service: key, ips: ipList(alloc.ips), pool: alloc.pool, ...(was === undefined ? {} : { previous: was }) },
-        was === undefined ? "IP allocated" : "IP changed",
-      );
+      const ips = ipList(alloc.ips);
+      if (was === undefined) log.info({ service: key, ips, pool: alloc.pool }, "IP allocated");
+      else log.info({ service: key, ips, pool: alloc.pool, previous: was }, "IP changed");
       events.record(
         serviceRef(svc),
         "Normal",
         "IPAllocated",
-        `Assigned IP ${ipList(alloc.ips)} from pool ${alloc.pool}${was === undefined ? "" : ` (was ${was})`}`,
+        `Assigned IP ${ips} from pool ${alloc.pool}${was === undefined ? "" : ` (was ${was})`}`,
       );
     }
     // What we wrote counts until the watch shows a newer version; then the object speaks, so a removal gets repaired.

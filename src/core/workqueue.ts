@@ -89,6 +89,8 @@ export class WorkQueue {
 
   /** Earliest time a delayed key becomes ready, or undefined. */
   nextDueAt(): number | undefined {
+    // Asked after every unit of work: no iterator when nothing waits.
+    if (this.#delayed.size === 0) return undefined;
     let min: number | undefined;
     for (const t of this.#delayed.values()) if (min === undefined || t < min) min = t;
     return min;

@@ -66,7 +66,12 @@ const EMPTY_LIST: readonly never[] = Object.freeze([]);
 
 function strings(v: unknown, keep: (k: string) => boolean = () => true): Strings {
   let out: Record<string, string> | undefined;
-  for (const [k, val] of Object.entries(rec(v))) if (typeof val === "string" && keep(k)) (out ??= {})[k] = val;
+  const from = rec(v);
+  // for-in over own keys, not Object.entries: no [key, value] pair per label on every watch event.
+  for (const k in from) {
+    const val = from[k];
+    if (Object.hasOwn(from, k) && typeof val === "string" && keep(k)) (out ??= {})[k] = val;
+  }
   return out === undefined ? EMPTY_STRINGS : Object.freeze(out);
 }
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
+import ipaddr from "ipaddr.js";
 import { compareIp, formatIp, ipFromBytes, ipToBytes, parseIp } from "../../src/core/ip.ts";
 
 describe("parseIp / formatIp", () => {
@@ -61,6 +62,26 @@ describe("bytes", () => {
           expect(parseIp(formatIp(addr))).toEqual(addr);
         },
       ),
+    );
+  });
+
+  it("formats as ipaddr.js does (RFC 5952 for IPv6), zero runs of every length and place included", () => {
+    // Hextets drawn mostly from 0 so that runs of zeros of all lengths, at the start, middle and end, and ties
+    // between equal runs, all occur.
+    const hextet = fc.oneof(fc.constant(0), fc.constant(0), fc.integer({ min: 1, max: 0xffff }));
+    fc.assert(
+      fc.property(fc.array(hextet, { minLength: 8, maxLength: 8 }), (hextets) => {
+        const bytes = hextets.flatMap((h) => [h >> 8, h & 0xff]);
+        const addr = ipFromBytes(bytes);
+        expect(addr && formatIp(addr)).toBe((ipaddr.fromByteArray(bytes) as ipaddr.IPv6).toRFC5952String());
+      }),
+      { numRuns: 2000 },
+    );
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 4, maxLength: 4 }), (bytes) => {
+        const addr = ipFromBytes(bytes);
+        expect(addr && formatIp(addr)).toBe(ipaddr.fromByteArray([...bytes]).toString());
+      }),
     );
   });
 
