@@ -80,6 +80,40 @@ describe.each([
     expect((await client.request({ method: "GET", path: `${path}/c2` })).status).toBe(200);
   });
 
+  it("reads a throttled answer's Retry-After and Status body even when success bodies are discarded", async () => {
+    sandbox().faults.failNext({ code: 429, verb: "create", resource: "configmaps", retryAfterSeconds: 3 });
+    const r = await client.request({
+      method: "POST",
+      path: "/api/v1/namespaces/default/configmaps",
+      body: { metadata: { name: "throttled" } },
+      discardSuccessBody: true,
+    });
+    expect(r.status).toBe(429);
+    expect(r.retryAfterMs).toBe(3000);
+    expect((r.body as { kind: string }).kind).toBe("Status");
+  });
+
+  it("sends the query encoded: a set-based label selector lists only what it selects", async () => {
+    const path = "/api/v1/namespaces/default/configmaps";
+    for (const [name, tier] of [
+      ["q1", "front end"],
+      ["q2", "back"],
+    ] as const) {
+      await client.request({
+        method: "POST",
+        path,
+        body: { metadata: { name, labels: { q: "1", tier: tier.replace(" ", "-") } } },
+      });
+    }
+    const r = await client.request({
+      method: "GET",
+      path,
+      query: { labelSelector: "q=1,tier in (front-end)", limit: 10 },
+    });
+    expect(r.status).toBe(200);
+    expect((r.body as { items: { metadata: { name: string } }[] }).items.map((i) => i.metadata.name)).toEqual(["q1"]);
+  });
+
   it("streams watch events in order and reports an abort once", async () => {
     const seen: string[] = [];
     const ends: unknown[] = [];
@@ -128,6 +162,28 @@ describe.each([
     );
     await until(() => ends.length > 0, 5000);
     expect(ends).toEqual([null]);
+  });
+});
+
+describe("light client without an answer", () => {
+  it("reports a refused connection as status 0 with the reason, and a server that is no URL likewise", async () => {
+    const free = await startSandbox();
+    const url = free.url;
+    await free.stop();
+    const gone = createKubeClient({
+      getCurrentCluster: () => ({ server: url }),
+      applySecurityAuthentication: () => Promise.resolve(),
+    });
+    const r = await gone.request({ method: "GET", path: "/api/v1/namespaces" });
+    expect(r.status).toBe(0);
+    expect((r.body as { message: string }).message).toMatch(/ECONNREFUSED/);
+    await gone.close();
+    const broken = createKubeClient({
+      getCurrentCluster: () => ({ server: "not a url" }),
+      applySecurityAuthentication: () => Promise.resolve(),
+    });
+    const b = await broken.request({ method: "GET", path: "/api/v1/namespaces" });
+    expect(b).toEqual({ status: 0, body: { message: "Invalid URL" } });
   });
 });
 
