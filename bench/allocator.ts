@@ -11,9 +11,15 @@
 // included); the part the collector paused the program is reported beside it. Each figure is the median of
 // ROUNDS runs (`--rounds N`).
 //
-// `--count FAMILY:FILL:THEN` only allocates (no timing, no output): FILL addresses, then THEN more, with the
-// requests for FILL + max(THEN, 60k) made first. Two runs under `valgrind --tool=callgrind` that differ only in
-// THEN give instructions per allocation, a figure that does not depend on the machine's load (see README).
+// The timing runs in a child process under the daemon's V8 flags (bin/lodestone.js's `#!` line, as the image runs
+// it): the collector's settings change what keeping an allocation costs more than anything in the allocator does.
+// `--node-flags="FLAGS"` runs it under other flags instead, `--node-flags=` under Node's defaults.
+//
+// `--count FAMILY:FILL:THEN` only allocates (no timing, no output, in this process with the flags it was given):
+// FILL addresses, then THEN more, with the requests for FILL + max(THEN, 60k) made first. Two runs under
+// `valgrind --tool=callgrind` that differ only in THEN give instructions per allocation, a figure that does not
+// depend on the machine's load (see README).
+import { spawnSync } from "node:child_process";
 import { PerformanceObserver } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import { setFlagsFromString } from "node:v8";
@@ -22,6 +28,7 @@ import { Allocator } from "../src/core/allocator.ts";
 import { parsePoolConfigMap } from "../src/core/config.ts";
 import type { Family } from "../src/core/ip.ts";
 import type { ServiceRequest } from "../src/core/service-request.ts";
+import { daemonNodeFlags } from "../src/lab/daemon-command.ts";
 
 setFlagsFromString("--expose-gc");
 const gc = runInNewContext("gc") as (options?: { type: "minor" | "major" }) => void;
@@ -34,9 +41,20 @@ const WINDOW = 50_000;
 const SMALL_POOL_BITS = 17;
 const HOLES_TIMED = 40_000;
 const args = parseArgs({
-  options: { rounds: { type: "string", default: "3" }, count: { type: "string" } },
+  options: { rounds: { type: "string", default: "3" }, count: { type: "string" }, "node-flags": { type: "string" } },
 }).values;
 const ROUNDS = Number(args.rounds);
+
+/** Set in the child that times: it runs under the chosen flags. */
+const CHILD = "LODESTONE_BENCH_ALLOCATOR_CHILD";
+if (args.count === undefined && process.env[CHILD] === undefined) {
+  const flags = (args["node-flags"] ?? daemonNodeFlags().join(" ")).split(/\s+/).filter((w) => w !== "");
+  const child = spawnSync(process.execPath, [...flags, process.argv[1] ?? "", ...process.argv.slice(2)], {
+    stdio: "inherit",
+    env: { ...process.env, [CHILD]: "1" },
+  });
+  process.exit(child.status ?? 1);
+}
 
 function allocator(family: Family, hostBits = family === 4 ? 24 : 64): Allocator {
   const addresses = family === 4 ? `[10.0.0.0/${32 - hostBits}]` : `["2001:db8::/${128 - hostBits}"]`;
@@ -183,9 +201,11 @@ await run(4); // warm-up: JIT-compile the allocator before measuring
 const v4 = await runs(4);
 const v6 = await runs(6);
 const cal = await calibrate();
+const nodeFlags = process.execArgv.join(" ");
 console.log(
   `µs per allocation, wall clock (CPU time of the process, GC pauses); median of ${ROUNDS} rounds of ` +
-    `${WINDOW / 1000}k allocations; machine shared with other jobs, so expect noise`,
+    `${WINDOW / 1000}k allocations; machine shared with other jobs, so expect noise; ` +
+    `node flags: ${nodeFlags === "" ? "none (Node's defaults)" : nodeFlags}`,
 );
 for (const [label, small, r] of [
   ["IPv4 /8", `/${32 - SMALL_POOL_BITS}`, v4],
@@ -221,5 +241,6 @@ console.log(
     heap_mb_at_100k: round(Math.max(v4.heapMb, v6.heapMb)),
     calibration_us: round(cal.wall),
     calibration_cpu_us: round(cal.cpu),
+    node_flags: nodeFlags,
   }),
 );
