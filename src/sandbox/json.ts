@@ -38,8 +38,27 @@ export function atPath(obj: JsonObject, path: string): Json | undefined {
   return cur;
 }
 
+/**
+ * Equal as JSON values, whatever the order of object keys (arrays keep theirs): kube-apiserver compares objects in
+ * its own encoding, which writes struct fields in a fixed order and map keys sorted, so an update that only
+ * reorders keys is no change there either. A key whose value is undefined counts as absent, as in JSON text.
+ */
 export function jsonEqual(a: Json | undefined, b: Json | undefined): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
+  if (a === b) return true;
+  if (Array.isArray(a)) {
+    if (!Array.isArray(b) || a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (!jsonEqual(a[i], b[i])) return false;
+    return true;
+  }
+  if (!isObject(a) || !isObject(b)) return false;
+  let keys = 0;
+  for (const k in a) {
+    if (a[k] === undefined) continue;
+    keys++;
+    if (!jsonEqual(a[k], b[k])) return false;
+  }
+  for (const k in b) if (b[k] !== undefined) keys--;
+  return keys === 0;
 }
 
 /** RFC 3339 seconds precision, as `metadata.creationTimestamp` is written by the real server. */

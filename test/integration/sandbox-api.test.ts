@@ -272,6 +272,35 @@ describe("sandbox API: Services", () => {
     expect(m4.annotations?.["example.com/note"]).toBe("metadata only");
   });
 
+  it("takes an update that reorders keys for no change, as kube-apiserver does (its encoding sorts map keys)", async () => {
+    const created = await call("POST", services, {
+      ...svc("order"),
+      metadata: { name: "order", labels: { app: "order", tier: "web" }, annotations: { a: "1", b: "2" } },
+    });
+    expect(created.status).toBe(201);
+    const m = created.body["metadata"] as Record<string, unknown> & { resourceVersion: string };
+    const reversed = (o: Record<string, unknown>): Record<string, unknown> =>
+      Object.fromEntries(Object.entries(o).reverse());
+    const put = await call("PUT", `${services}/order`, {
+      ...reversed(created.body),
+      metadata: {
+        ...reversed(m),
+        labels: { tier: "web", app: "order" },
+        annotations: { b: "2", a: "1" },
+      },
+      spec: reversed(created.body["spec"] as Record<string, unknown>),
+    });
+    expect(put.status).toBe(200);
+    expect((put.body["metadata"] as { resourceVersion: string }).resourceVersion).toBe(m.resourceVersion);
+    // A real change still is one.
+    const changed = await call("PUT", `${services}/order`, {
+      ...created.body,
+      metadata: { ...m, annotations: { a: "1", b: "3" } },
+    });
+    expect(changed.status).toBe(200);
+    expect((changed.body["metadata"] as { resourceVersion: string }).resourceVersion).not.toBe(m.resourceVersion);
+  });
+
   it("applies strategic-merge and JSON patches", async () => {
     const s = await call(
       "PATCH",

@@ -4,7 +4,7 @@ import { matchesFields, matchesLabels, parseFieldSelector, parseLabelSelector } 
 import { ServiceRules, validateServiceStatus } from "../../src/sandbox/service.ts";
 import { Store } from "../../src/sandbox/store.ts";
 import { humanDuration } from "../../src/sandbox/table.ts";
-import type { JsonObject } from "../../src/sandbox/json.ts";
+import { jsonEqual, type JsonObject } from "../../src/sandbox/json.ts";
 
 describe("label selectors", () => {
   it.each([
@@ -167,5 +167,24 @@ describe("humanDuration", () => {
     { s: 50 * 3600, want: "2d2h" },
   ])("$s s -> $want", ({ s, want }) => {
     expect(humanDuration(s)).toBe(want);
+  });
+});
+
+describe("jsonEqual", () => {
+  it("ignores the order of object keys, not of array elements", () => {
+    expect(jsonEqual({ a: 1, b: { c: [1, 2], d: "x" } }, { b: { d: "x", c: [1, 2] }, a: 1 })).toBe(true);
+    expect(jsonEqual({ a: [1, 2] }, { a: [2, 1] })).toBe(false);
+    expect(jsonEqual({ a: 1 }, { a: 1, b: null })).toBe(false);
+    expect(jsonEqual({ a: 1, b: 2 }, { a: 1 })).toBe(false);
+    expect(jsonEqual({ a: "1" }, { a: 1 })).toBe(false);
+    expect(jsonEqual([], {})).toBe(false);
+    expect(jsonEqual(null, {})).toBe(false);
+    expect(jsonEqual(undefined, undefined)).toBe(true);
+  });
+  it("takes a key whose value is undefined for an absent one, as JSON text does", () => {
+    const withUndefined = JSON.parse("{}") as Record<string, unknown>;
+    withUndefined["a"] = undefined;
+    expect(jsonEqual(withUndefined as JsonObject, {})).toBe(true);
+    expect(jsonEqual({}, withUndefined as JsonObject)).toBe(true);
   });
 });
