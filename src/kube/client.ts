@@ -85,8 +85,16 @@ const WATCH_IDLE_MS = 30_000;
 const timeoutError = (): DOMException => new DOMException("The operation was aborted due to timeout", "TimeoutError");
 
 /** `source` is client-node's KubeConfig (tests, the demo) or what `loadKubeConfig` returns. */
-export function createKubeClient(source: ApiSource, options: { readonly authTtlMs?: number } = {}): KubeClient {
+export function createKubeClient(
+  source: ApiSource,
+  options: {
+    readonly authTtlMs?: number;
+    /** How long a watch may stay silent before it ends with a TimeoutError (default 30 s). */
+    readonly watchIdleMs?: number;
+  } = {},
+): KubeClient {
   const authTtlMs = options.authTtlMs ?? AUTH_TTL_MS;
+  const watchIdleMs = options.watchIdleMs ?? WATCH_IDLE_MS;
   const cluster = source.getCurrentCluster();
   if (cluster === null) throw new Error("kubeconfig has no current cluster");
   const server = cluster.server.replace(/\/+$/, "");
@@ -187,7 +195,7 @@ export function createKubeClient(source: ApiSource, options: { readonly authTtlM
 
     /**
      * `done` is called exactly once: null when the server ends the watch, the error otherwise (an Error with
-     * `statusCode` for a non-200 answer, a TimeoutError after WATCH_IDLE_MS of silence, an AbortError when the
+     * `statusCode` for a non-200 answer, a TimeoutError after `watchIdleMs` of silence, an AbortError when the
      * returned controller aborts it). Lines that are not JSON are skipped.
      */
     async watch(path, query, onLine, done) {
@@ -212,7 +220,7 @@ export function createKubeClient(source: ApiSource, options: { readonly authTtlM
         timer = setTimeout(() => {
           timedOut = true;
           controller.abort(timeoutError());
-        }, WATCH_IDLE_MS);
+        }, watchIdleMs);
         timer.unref();
       };
       try {
@@ -222,7 +230,7 @@ export function createKubeClient(source: ApiSource, options: { readonly authTtlM
           headers: { ...(await headers()), accept: "application/json" },
           ...(dispatcher === undefined ? {} : { dispatcher }),
           signal: controller.signal,
-          // Silence is judged by WATCH_IDLE_MS; the server ends the watch after its timeoutSeconds.
+          // Silence is judged by watchIdleMs; the server ends the watch after its timeoutSeconds.
           bodyTimeout: 0,
         });
         if (res.statusCode !== 200) {

@@ -152,6 +152,35 @@ describe.each([
     expect((ends[0] as { statusCode?: number }).statusCode).toBe(404);
   });
 
+  it("keeps a watch open while events come, and ends it with a TimeoutError once it is silent", async () => {
+    const quick = createKubeClient(await loadKubeConfig(sandbox().kubeconfigPath, {}), { watchIdleMs: 1000 });
+    try {
+      const ends: unknown[] = [];
+      let lastEventAt = performance.now();
+      await quick.watch(
+        "/api/v1/namespaces/default/configmaps",
+        {},
+        () => (lastEventAt = performance.now()),
+        (err) => ends.push(err),
+      );
+      // An event every 100 ms for 2.5 s: two and a half idle limits, so the timer must move with each event.
+      for (let i = 0; i < 25; i++) {
+        await quick.request({
+          method: "POST",
+          path: "/api/v1/namespaces/default/configmaps",
+          body: { metadata: { generateName: "idle-" } },
+        });
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(ends).toEqual([]);
+      await until(() => ends.length > 0, 5000);
+      expect((ends[0] as Error).name).toBe("TimeoutError");
+      expect(performance.now() - lastEventAt).toBeGreaterThanOrEqual(900);
+    } finally {
+      await quick.close();
+    }
+  });
+
   it("ends with null when the server closes the watch (timeoutSeconds)", async () => {
     const ends: unknown[] = [];
     await client.watch(
