@@ -1,4 +1,4 @@
-import { dropKey, isObject, type Json, type JsonObject } from "./json.ts";
+import { dropKey, isObject, jsonEqual, type Json, type JsonObject } from "./json.ts";
 
 export type PatchResult = { ok: true; value: Json } | { ok: false; error: string };
 
@@ -157,7 +157,8 @@ export function jsonPatch(doc: Json, ops: Json): PatchResult {
     let value: Json | undefined;
     switch (op) {
       case "test": {
-        if (JSON.stringify(getAt(root, parts)) !== JSON.stringify(raw["value"] ?? null))
+        // RFC 6902 section 4.6: values compared as JSON (object members in any order), not as their text.
+        if (!jsonEqual(getAt(root, parts), raw["value"] ?? null))
           return { ok: false, error: `testing value ${raw["path"]} failed` };
         continue;
       }

@@ -101,6 +101,16 @@ describe("patches", () => {
       fn: () => jsonPatch({ a: 1 }, [{ op: "test", path: "/a", value: 2 }]),
       want: { ok: false, error: "testing value /a failed" },
     },
+    {
+      // RFC 6902 section 4.6: objects are equal when their members are, whatever their order.
+      desc: "json patch test of an object whose keys come in another order",
+      fn: () =>
+        jsonPatch({ m: { a: 1, b: [1, { c: 2, d: 3 }] } }, [
+          { op: "test", path: "/m", value: { b: [1, { d: 3, c: 2 }], a: 1 } },
+          { op: "replace", path: "/m/a", value: 2 },
+        ]),
+      want: { ok: true, value: { m: { a: 2, b: [1, { c: 2, d: 3 }] } } },
+    },
   ])("$desc", ({ fn, want }) => {
     expect(fn()).toEqual(want);
   });
