@@ -305,8 +305,8 @@ class Answer implements Dispatcher.DispatchHandler {
   }
 
   /**
-   * Node's bundled undici 7 (whose Agent is the global dispatcher once Node's own fetch has been loaded) takes a
-   * handler for this interface only when it has this method; without it, it expects the older one.
+   * Node's bundled undici 7 (whose Agent is the global dispatcher over plain HTTP: loading `node:http` installs
+   * it) takes a handler for this interface only when it has this method; without it, it expects the older one.
    */
   onRequestStart(): void {
     // Nothing to set up: the answer starts with its status line.
