@@ -76,6 +76,8 @@ export interface FailoverResult {
   readonly failures: readonly { readonly startMs: number; readonly endMs: number }[];
   /** When the first connection that reached another node was opened, in ms after the fault (the move). */
   readonly movedAtMs: number | undefined;
+  /** When the fault was done, in ms after it began: for sigterm, when the old daemon had exited. */
+  readonly faultDoneMs: number;
   /** Longest run of ARP probes answered by two MACs, in ms. */
   readonly doubleAnswerMs: number;
 }
@@ -496,6 +498,7 @@ async function measure(
   await new Promise((r) => setTimeout(r, 300));
   const t0 = Date.now();
   await cluster.fault(victim, fault);
+  const faultDoneMs = Date.now() - t0;
   let to: string | undefined;
   const end = t0 + timeoutMs;
   while (Date.now() < end) {
@@ -518,6 +521,7 @@ async function measure(
     to,
     failoverMs: firstMoved === undefined ? undefined : firstMoved.end - t0,
     movedAtMs: firstMoved === undefined ? undefined : firstMoved.start - t0,
+    faultDoneMs,
     failedConnections: after.filter((s) => s.node === undefined).length,
     failures: after.filter((s) => s.node === undefined).map((s) => ({ startMs: s.start - t0, endMs: s.end - t0 })),
     doubleAnswerMs,

@@ -54,6 +54,25 @@ async function settledOwner(service: string, address: string, ms = 10_000, expec
   }
 }
 
+/**
+ * The settled owner once it has stayed the same for `stableMs`: a node that came back after the previous fault
+ * takes its IPs back after a settle time, so an owner seen right after healing may be about to lose them.
+ */
+async function stableOwner(service: string, address: string, stableMs = 2_500): Promise<string> {
+  const end = Date.now() + 20_000;
+  for (;;) {
+    const owner = await settledOwner(service, address);
+    const since = Date.now();
+    let same = true;
+    while (same && Date.now() - since < stableMs) {
+      await new Promise((r) => setTimeout(r, 100));
+      same = (await cluster.announcingNode(service)) === owner;
+    }
+    if (same) return owner;
+    if (Date.now() > end) throw new Error(`${service}: the owner kept changing for 20 s`);
+  }
+}
+
 describe.skipIf(why !== undefined)("speaker lab: failover between three nodes", () => {
   beforeAll(async () => {
     cluster = await startLabCluster({ area: "speaker", nodes: 3 });
@@ -91,7 +110,7 @@ describe.skipIf(why !== undefined)("speaker lab: failover between three nodes", 
   ])(
     "$fault of the owner: the client reaches another node within $maxMs ms, never two at once",
     async ({ fault, maxMs }) => {
-      await settledOwner("web", ip);
+      await stableOwner("web", ip);
       try {
         const r = await cluster.measureFailover("web", ip, fault, { timeoutMs: maxMs + 2_000 });
         console.log(`speaker lab ${fault}: ${JSON.stringify(r)}`);
@@ -105,6 +124,10 @@ describe.skipIf(why !== undefined)("speaker lab: failover between three nodes", 
           const moved = r.movedAtMs ?? Number.POSITIVE_INFINITY;
           expect(r.failures.filter((f) => f.startMs >= moved)).toEqual([]);
           expect(r.failures.length).toBeLessThanOrEqual(1);
+          // A hand-off, not a death: the client reached the successor before the old daemon exited (it waits to
+          // see the successor's announcement, then 250 ms more). A speaker that just vanished would be replaced
+          // only once its heartbeats were missed (~0.5 s), after its exit.
+          expect(moved).toBeLessThanOrEqual(r.faultDoneMs);
         } else expect(r.doubleAnswerMs).toBeLessThanOrEqual(100);
       } finally {
         // Heal even after a failed expectation, so the next fault starts from three ready nodes.
@@ -151,11 +174,19 @@ describe.skipIf(why !== undefined)("speaker lab: failover between three nodes", 
     });
     const ips = new Map<string, string>();
     for (let i = 0; i < 50; i++) ips.set(`many-${i}`, await cluster.createService(`many-${i}`, {}, 20_000));
+    // The label reaches the speakers through their watches while the Services are being created, so a Service
+    // created in that moment may be announced by node1 first; what is promised is that node1 then lets it go.
     const owners = new Map<string, number>();
-    for (const [name, address] of ips) {
-      const owner = await until(`${name} announced`, () => cluster.announcingNode(name), 15_000);
+    for (const [name] of ips) {
+      const owner = await until(
+        `${name} announced by a node that is not excluded`,
+        async () => {
+          const n = await cluster.announcingNode(name);
+          return n === "node1" ? undefined : n;
+        },
+        15_000,
+      ).catch(async (e: unknown) => (await cluster.announcingNode(name)) ?? String(e));
       owners.set(owner, (owners.get(owner) ?? 0) + 1);
-      void address;
     }
     expect(owners.get("node1") ?? 0).toBe(0);
     expect(owners.get("node2") ?? 0).toBeGreaterThan(10);
