@@ -351,7 +351,9 @@ export function createController(o: ControllerOptions): Controller {
     if (!acting) return;
     const now = clock.now();
     // IPs first, but not at the price of Events: near a full Event queue a few status writes run, not all workers.
-    const limit = events.waiting() >= eventPressure ? Math.min(workers, EVENT_PRESSURE_WORKERS) : workers;
+    // Not while Event writes hang, though: then the Events would not catch up anyway.
+    const limit =
+      events.waiting() >= eventPressure && events.progressing() ? Math.min(workers, EVENT_PRESSURE_WORKERS) : workers;
     while (inFlight < limit) {
       const key = queue.take(now);
       if (key === undefined) break;

@@ -29,6 +29,11 @@ export interface EventRecorder {
   dropped(): number;
   /** Events queued and not yet being written. */
   waiting(): number;
+  /**
+   * False while writes are in flight and none has finished for a second (the API server hangs on Events): then
+   * holding other work back for the Events' sake gains nothing.
+   */
+  progressing(): boolean;
   /** Sends what `holdWhile` held back; call it when the condition may have turned false. */
   resume(): void;
 }
@@ -56,7 +61,12 @@ export interface EventRecorderOptions {
    */
   readonly holdWhile?: () => boolean;
   readonly now?: () => Date;
+  /** Monotonic milliseconds, for `progressing()` (default performance.now). */
+  readonly clock?: () => number;
 }
+
+/** How long writes in flight may go without one finishing before the recorder reports no progress. */
+const STALL_MS = 1_000;
 
 interface Pending {
   readonly obj: ObjectRef;
@@ -81,6 +91,9 @@ export const aggregationKey = (p: Pick<Pending, "obj" | "type" | "reason" | "mes
  */
 export function createEventRecorder(o: EventRecorderOptions): EventRecorder {
   const now = o.now ?? (() => new Date());
+  const clock = o.clock ?? (() => performance.now());
+  /** When a write last finished, or started with none in flight. */
+  let progressAt = 0;
   const concurrency = o.concurrency ?? 2;
   const maxQueued = o.maxQueued ?? 5000;
   const backlog = o.backlog ?? Math.min(1000, Math.floor(maxQueued / 2));
@@ -159,10 +172,12 @@ export function createEventRecorder(o: EventRecorderOptions): EventRecorder {
       if (inFlight >= (behind ? concurrency * 4 : concurrency) || (!behind && (o.holdWhile?.() ?? false))) break;
       const p = queue.shift();
       if (p === undefined) break;
+      if (inFlight === 0) progressAt = clock();
       inFlight++;
       send(p)
         .catch((err: unknown) => o.logger.debug({ err }, "event write failed"))
         .finally(() => {
+          progressAt = clock();
           inFlight--;
           pump();
         });
@@ -189,6 +204,7 @@ export function createEventRecorder(o: EventRecorderOptions): EventRecorder {
     },
     dropped: () => dropped,
     waiting: () => queue.length,
+    progressing: () => inFlight === 0 || clock() - progressAt < STALL_MS,
     resume: pump,
   };
 }

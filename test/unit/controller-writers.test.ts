@@ -176,6 +176,26 @@ describe("event recorder", () => {
     expect(rec.dropped()).toBe(6);
   });
 
+  it("reports progress while its writes finish, and none once they have hung for a second", async () => {
+    let release: (() => void) | undefined;
+    const slow: KubeClient = {
+      request: () => new Promise<KubeResponse>((r) => (release = () => r({ status: 201, body: {} }))),
+      watch: () => Promise.reject(new Error("unused")),
+      close: () => Promise.resolve(),
+    };
+    let t = 0;
+    const rec = createEventRecorder({ client: slow, logger, component: "c", instance: "i", clock: () => t });
+    expect(rec.progressing()).toBe(true);
+    rec.record(svc, "Normal", "IPAllocated", "Assigned IP 192.0.2.10 from pool lan");
+    t = 999;
+    expect(rec.progressing()).toBe(true);
+    t = 1_000;
+    expect(rec.progressing()).toBe(false);
+    release?.();
+    await rec.flush();
+    expect(rec.progressing()).toBe(true);
+  });
+
   it("holds new writes while its holdWhile says so and sends them on resume (status writes go first)", async () => {
     const { client, seen } = scripted([]);
     let busy = true;
