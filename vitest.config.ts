@@ -10,7 +10,7 @@ export default defineConfig({
           ...shared,
           name: "main",
           include: ["test/**/*.test.ts"],
-          // The image build takes minutes: `npm run test:image` (vitest.image.config.ts). The lab runs after.
+          // The image build takes minutes: `npm run test:image` (vitest.image.config.ts). The lab is a group apart.
           exclude: [...configDefaults.exclude, "test/image/**", "test/lab/**"],
           sequence: { groupOrder: 0 },
         },
@@ -18,8 +18,9 @@ export default defineConfig({
       {
         test: {
           ...shared,
-          // The lab measures failover in milliseconds with real packets: its files run after every other file
-          // and one at a time, so the rest of the suite does not load the machine while it measures.
+          // The lab measures failover in milliseconds with real packets: its files run as a group of their own
+          // (another groupOrder: groups never run together; here the lab's runs first) and one at a time, so the
+          // rest of the suite does not load the machine while it measures.
           name: "lab",
           include: ["test/lab/**/*.test.ts"],
           fileParallelism: false,
