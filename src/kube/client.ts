@@ -122,24 +122,23 @@ export function createKubeClient(
     const now = performance.now();
     return auth !== undefined && now - auth.at < authTtlMs ? auth : refreshAuth(now);
   };
-  const headers = async (): Promise<Record<string, string>> => (await currentAuth()).headers;
-
-  const url = (path: string, query: QueryParams | undefined): URL => {
-    const u = new URL(server + path);
-    for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined) u.searchParams.set(k, String(v));
-    return u;
+  /**
+   * The request headers for a body of `type` ("" for none), built once per content type and credential refresh;
+   * sync while the credentials are fresh (no microtask per request).
+   */
+  const headersFor = (type: string): RequestHeaders | Promise<RequestHeaders> => {
+    const a = currentAuth();
+    return a instanceof Promise ? a.then((fresh) => typedHeaders(fresh, type)) : typedHeaders(a, type);
   };
+
   const parsed = URL.canParse(server) ? new URL(server) : undefined;
   const prefix = parsed?.pathname.replace(/\/+$/, "") ?? "";
   /**
-   * Origin and path as `url()` spells them (the query encoded as URLSearchParams does), without a URL object per
-   * request; a server that is no URL fails each request as before.
+   * Origin and path, the query encoded as URLSearchParams does, without a URL object per request; a server that
+   * is no URL fails each request ("Invalid URL", as `new URL()` says).
    */
   const target = (path: string, query: QueryParams | undefined): { origin: string; path: string } => {
-    if (parsed === undefined) {
-      const u = url(path, query);
-      return { origin: u.origin, path: u.pathname + u.search };
-    }
+    if (parsed === undefined) throw new TypeError("Invalid URL");
     let search: URLSearchParams | undefined;
     if (query !== undefined) {
       for (const k in query) {
@@ -156,21 +155,12 @@ export function createKubeClient(
   return {
     async request(req) {
       try {
-        const a = currentAuth();
-        const { headers: base, byType } = a instanceof Promise ? await a : a;
-        const type =
+        const hp = headersFor(
           req.body === undefined
             ? ""
-            : (req.contentType ?? (req.method === "PATCH" ? "application/merge-patch+json" : "application/json"));
-        let h = byType.get(type);
-        if (h === undefined) {
-          h = Object.freeze(
-            type === ""
-              ? { ...base, accept: "application/json" }
-              : { ...base, accept: "application/json", "content-type": type },
-          );
-          byType.set(type, h);
-        }
+            : (req.contentType ?? (req.method === "PATCH" ? "application/merge-patch+json" : "application/json")),
+        );
+        const h = hp instanceof Promise ? await hp : hp;
         const timeout = req.timeoutMs ?? 30_000;
         // The dispatcher's own handler interface, not request(): no Readable stream, async resource or promise
         // chain per call (at 10k status writes and their Events they were a tenth of the daemon's CPU, and as much
@@ -225,9 +215,10 @@ export function createKubeClient(
       };
       try {
         resetTimer();
-        const res = await request(url(path, { ...query, watch: true }), {
+        const t = target(path, { ...query, watch: true });
+        const res = await request(t.origin + t.path, {
           method: "GET",
-          headers: { ...(await headers()), accept: "application/json" },
+          headers: await headersFor(""),
           ...(dispatcher === undefined ? {} : { dispatcher }),
           signal: controller.signal,
           // Silence is judged by watchIdleMs; the server ends the watch after its timeoutSeconds.
@@ -281,11 +272,26 @@ export function createKubeClient(
   };
 }
 
+type RequestHeaders = Readonly<Record<string, string>>;
+
+function typedHeaders(auth: Auth, type: string): RequestHeaders {
+  let h = auth.byType.get(type);
+  if (h === undefined) {
+    h = Object.freeze(
+      type === ""
+        ? { ...auth.headers, accept: "application/json" }
+        : { ...auth.headers, accept: "application/json", "content-type": type },
+    );
+    auth.byType.set(type, h);
+  }
+  return h;
+}
+
 interface Auth {
   readonly headers: Record<string, string>;
   readonly at: number;
   /** The request headers per content type ("" for none), built once per credential refresh. */
-  readonly byType: Map<string, Readonly<Record<string, string>>>;
+  readonly byType: Map<string, RequestHeaders>;
 }
 
 /**
