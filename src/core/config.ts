@@ -237,16 +237,60 @@ function parseLodestone(text: string, configMap: string, pools: Pool[], problems
     );
     return;
   }
+  const names = new DeclaredNames(configMap, problems);
   doc.forEach((item: unknown, i) => {
     const before = problems.length;
+    const at = poolPath(`${POOLS_KEY}[${i}]`, item);
     const r = PoolSchema.safeParse(item, { reportInput: true });
     if (!r.success) {
-      for (const issue of r.error.issues) problems.push(...issueProblems(issue, configMap, [POOLS_KEY, i], PoolSchema));
+      for (const issue of r.error.issues) problems.push(...issueProblems(issue, configMap, at, PoolSchema));
+      names.declare(item, at);
     } else {
-      const pool = buildPool(r.data, configMap, `${POOLS_KEY}[${i}]`, problems);
+      const pool = buildPool(r.data, configMap, at, problems);
+      names.declare(item, at);
       if (problems.length === before) pools.push(pool);
     }
   });
+}
+
+/**
+ * Where a pool is, as problems name it: `pools.yaml[2] (web)`. The index alone is hard to find in a long list,
+ * the name alone is ambiguous when it is duplicated or missing, so both.
+ */
+function poolPath(at: string, item: unknown): string {
+  const name = typeof item === "object" && item !== null ? (item as Record<string, unknown>)["name"] : undefined;
+  return typeof name === "string" && name !== "" ? `${at} (${name})` : at;
+}
+
+/**
+ * Pool names declared in one ConfigMap, valid pools or not. The later of two pools with one name is ignored and
+ * reported even when either has other problems: which pool wins must not change when a typo in the first is
+ * fixed, and the duplicate should be reported in the same run as the typo.
+ */
+class DeclaredNames {
+  readonly #seen = new Set<string>();
+  readonly #configMap: string;
+  readonly #problems: ConfigProblem[];
+  constructor(configMap: string, problems: ConfigProblem[]) {
+    this.#configMap = configMap;
+    this.#problems = problems;
+  }
+  declare(item: unknown, at: string): void {
+    const name = typeof item === "object" && item !== null ? (item as Record<string, unknown>)["name"] : undefined;
+    if (typeof name !== "string" || name === "") return;
+    if (!this.#seen.has(name)) {
+      this.#seen.add(name);
+      return;
+    }
+    this.#problems.push(
+      problem(
+        ConfigCodes.duplicatePool,
+        this.#configMap,
+        `${at}.name`,
+        configMessages.duplicatePool(name, this.#configMap),
+      ),
+    );
+  }
 }
 
 // MetalLB <= 0.12 `config`: only layer2 address pools have a Lodestone meaning.
@@ -306,8 +350,12 @@ function parseMetalLB(text: string, configMap: string, pools: Pool[], problems: 
     );
     return;
   }
+  const names = new DeclaredNames(configMap, problems);
   list.forEach((item: unknown, i) => {
-    const at = `${METALLB_KEY}.address-pools[${i}]`;
+    const at = poolPath(`${METALLB_KEY}.address-pools[${i}]`, item);
+    const before = problems.length;
+    names.declare(item, at);
+    const duplicate = problems.length > before;
     const protocol =
       typeof item === "object" && item !== null ? (item as Record<string, unknown>)["protocol"] : undefined;
     const name = typeof item === "object" && item !== null ? (item as Record<string, unknown>)["name"] : undefined;
@@ -328,7 +376,7 @@ function parseMetalLB(text: string, configMap: string, pools: Pool[], problems: 
     const r = legacyPoolSchema.safeParse(item, { reportInput: true });
     if (!r.success) {
       for (const issue of r.error.issues) {
-        problems.push(...issueProblems(issue, configMap, [METALLB_KEY, "address-pools", i], legacyPoolSchema));
+        problems.push(...issueProblems(issue, configMap, at, legacyPoolSchema));
       }
       return;
     }
@@ -353,9 +401,8 @@ function parseMetalLB(text: string, configMap: string, pools: Pool[], problems: 
       // the Services it paired across namespaces.
       serviceAllocation: { allowCrossNamespaceSharing: true },
     });
-    const before = problems.length;
     const pool = buildPool(raw, configMap, at, problems);
-    if (problems.length === before) pools.push(pool);
+    if (problems.length === before && !duplicate) pools.push(pool);
   });
 }
 
@@ -450,8 +497,9 @@ function deepFreeze<T>(value: T): T {
 
 // ---- zod issues -> problems ----
 
+/** A zod path below a pool, e.g. `.addresses[0]`. */
 const formatPath = (segments: readonly PropertyKey[]): string =>
-  segments.map((s, i) => (typeof s === "number" ? `[${s}]` : i === 0 ? String(s) : `.${String(s)}`)).join("");
+  segments.map((s) => (typeof s === "number" ? `[${s}]` : `.${String(s)}`)).join("");
 
 function describe(value: unknown): string {
   if (value === null || value === undefined) return "nothing";
@@ -471,13 +519,8 @@ interface ZodIssueLike {
   readonly origin?: string | undefined;
 }
 
-function issueProblems(
-  issue: ZodIssueLike,
-  configMap: string,
-  prefix: readonly PropertyKey[],
-  root: z.ZodType,
-): ConfigProblem[] {
-  const path = formatPath([...prefix, ...issue.path]);
+function issueProblems(issue: ZodIssueLike, configMap: string, at: string, root: z.ZodType): ConfigProblem[] {
+  const path = at + formatPath(issue.path);
   switch (issue.code) {
     case "unrecognized_keys": {
       const known = knownKeys(root, issue.path);

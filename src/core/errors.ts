@@ -43,7 +43,7 @@ export const AllocationCodes = {
 } as const;
 export type AllocationCode = (typeof AllocationCodes)[keyof typeof AllocationCodes];
 
-/** One problem in a pool ConfigMap. `configMap` is "namespace/name"; `path` names the field, e.g. `pools.yaml[0].addresses[1]`. */
+/** One problem in a pool ConfigMap. `configMap` is "namespace/name"; `path` names the field, e.g. `pools.yaml[0] (web).addresses[1]`. */
 export interface ConfigProblem {
   readonly code: ConfigCode;
   readonly configMap: string;

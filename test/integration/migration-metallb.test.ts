@@ -134,7 +134,9 @@ describe("drop-in migration from MetalLB (<= 0.12 ConfigMap, MetalLB annotations
     expect(report.exitCode).toBe(1);
     const text = report.lines.join("\n");
     expect(text).toContain('config.peers: MetalLB "peers" is not supported');
-    expect(text).toContain('config.address-pools[2]: address pool "uplink" with protocol bgp is not supported');
+    expect(text).toContain(
+      'config.address-pools[2] (uplink): address pool "uplink" with protocol bgp is not supported',
+    );
     expect(text).toMatch(/^ {2}default +ConfigMap metallb-system\/config +IPv4 254 +IPv6 0 +auto-assign$/m);
     expect(text).toMatch(/^ {2}reserved +ConfigMap metallb-system\/config +IPv4 3 +IPv6 0 +on request only$/m);
   });

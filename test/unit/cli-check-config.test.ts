@@ -35,7 +35,7 @@ describe("checkConfigTexts", () => {
       files: [{ name: "a.yaml", text: lodestoneCm("p", "- {name: d, addresses: [192.0.2.0/33]}") }],
       exit: 1,
       lines: [
-        /^a\.yaml: ConfigMap ls\/p: pools\.yaml\[0\]\.addresses\[0\]: "192\.0\.2\.0\/33" is not an IP address.* \[LODESTONE_E_BAD_ADDRESS\]$/,
+        /^a\.yaml: ConfigMap ls\/p: pools\.yaml\[0\] \(d\)\.addresses\[0\]: "192\.0\.2\.0\/33" is not an IP address.* \[LODESTONE_E_BAD_ADDRESS\]$/,
       ],
     },
     {
@@ -46,7 +46,7 @@ describe("checkConfigTexts", () => {
       ],
       exit: 1,
       lines: [
-        /^b\.yaml: ConfigMap ls\/q: pools\.yaml\[0\]\.addresses: addresses of pool "y" overlap pool "x" \(ConfigMap ls\/p\) in 192\.0\.2\.7;/,
+        /^b\.yaml: ConfigMap ls\/q: pools\.yaml\[0\] \(y\)\.addresses: addresses of pool "y" overlap pool "x" \(ConfigMap ls\/p\) in 192\.0\.2\.7;/,
       ],
     },
     {

@@ -92,7 +92,7 @@ describe("parsePoolConfigMap: Lodestone format", () => {
       desc: "wrong type",
       yaml: "- {name: a, addresses: [192.0.2.1], autoAssign: yes}",
       code: "LODESTONE_E_CONFIG_TYPE",
-      path: "pools.yaml[0].autoAssign",
+      path: "pools.yaml[0] (a).autoAssign",
       message: /expected boolean, got string "yes"/,
     },
     {
@@ -106,105 +106,105 @@ describe("parsePoolConfigMap: Lodestone format", () => {
       desc: "bad pool name",
       yaml: "- {name: 'a b', addresses: [192.0.2.1]}",
       code: "LODESTONE_E_CONFIG_VALUE",
-      path: "pools.yaml[0].name",
+      path: "pools.yaml[0] (a b).name",
       message: /1-63/,
     },
     {
       desc: "bad CIDR",
       yaml: "- {name: a, addresses: [192.0.2.0/33]}",
       code: "LODESTONE_E_BAD_ADDRESS",
-      path: "pools.yaml[0].addresses[0]",
+      path: "pools.yaml[0] (a).addresses[0]",
       message: /192.0.2.0\/33/,
     },
     {
       desc: "reversed range",
       yaml: "- {name: a, addresses: [192.0.2.9-192.0.2.1]}",
       code: "LODESTONE_E_RANGE_REVERSED",
-      path: "pools.yaml[0].addresses[0]",
+      path: "pools.yaml[0] (a).addresses[0]",
       message: /ends before it starts/,
     },
     {
       desc: "mixed-family range",
       yaml: "- {name: a, addresses: ['192.0.2.1-2001:db8::1']}",
       code: "LODESTONE_E_RANGE_MIXED_FAMILY",
-      path: "pools.yaml[0].addresses[0]",
+      path: "pools.yaml[0] (a).addresses[0]",
       message: /mixes IPv4 and IPv6/,
     },
     {
       desc: "empty pool",
       yaml: "- {name: a, addresses: []}",
       code: "LODESTONE_E_POOL_EMPTY",
-      path: "pools.yaml[0].addresses",
+      path: "pools.yaml[0] (a).addresses",
       message: /at least one/,
     },
     {
       desc: "pool empty after avoidBuggyIPs",
       yaml: "- {name: a, addresses: [192.0.2.255-192.0.3.0], avoidBuggyIPs: true}",
       code: "LODESTONE_E_POOL_EMPTY",
-      path: "pools.yaml[0].addresses",
+      path: "pools.yaml[0] (a).addresses",
       message: /no usable addresses/,
     },
     {
       desc: "unknown field, near miss",
       yaml: "- {name: a, addresses: [192.0.2.1], autoassign: false}",
       code: "LODESTONE_E_UNKNOWN_FIELD",
-      path: "pools.yaml[0].autoassign",
+      path: "pools.yaml[0] (a).autoassign",
       message: /did you mean "autoAssign"/,
     },
     {
       desc: "unknown field, kebab case",
       yaml: "- {name: a, addresses: [192.0.2.1], avoid-buggy-ips: true}",
       code: "LODESTONE_E_UNKNOWN_FIELD",
-      path: "pools.yaml[0].avoid-buggy-ips",
+      path: "pools.yaml[0] (a).avoid-buggy-ips",
       message: /did you mean "avoidBuggyIPs"/,
     },
     {
       desc: "unknown nested field",
       yaml: "- {name: a, addresses: [192.0.2.1], announce: {gratuitous: {intervalMS: 5}}}",
       code: "LODESTONE_E_UNKNOWN_FIELD",
-      path: "pools.yaml[0].announce.gratuitous.intervalMS",
+      path: "pools.yaml[0] (a).announce.gratuitous.intervalMS",
       message: /did you mean "intervalMs"/,
     },
     {
       desc: "unknown field, far off",
       yaml: "- {name: a, addresses: [192.0.2.1], colour: red}",
       code: "LODESTONE_E_UNKNOWN_FIELD",
-      path: "pools.yaml[0].colour",
+      path: "pools.yaml[0] (a).colour",
       message: /^unknown field "colour"$/,
     },
     {
       desc: "bad selector",
       yaml: "- {name: a, addresses: [192.0.2.1], serviceAllocation: {serviceSelector: {matchExpressions: [{key: a, operator: In}]}}}",
       code: "LODESTONE_E_BAD_SELECTOR",
-      path: "pools.yaml[0].serviceAllocation.serviceSelector.matchExpressions[0].values",
+      path: "pools.yaml[0] (a).serviceAllocation.serviceSelector.matchExpressions[0].values",
       message: /at least one value/,
     },
     {
       desc: "bad operator",
       yaml: "- {name: a, addresses: [192.0.2.1], announce: {nodeSelector: {matchExpressions: [{key: a, operator: Has}]}}}",
       code: "LODESTONE_E_CONFIG_VALUE",
-      path: "pools.yaml[0].announce.nodeSelector.matchExpressions[0].operator",
+      path: "pools.yaml[0] (a).announce.nodeSelector.matchExpressions[0].operator",
       message: /In/,
     },
     {
       desc: "overlap inside one pool",
       yaml: "- {name: a, addresses: [192.0.2.0/24, 192.0.2.128/25]}",
       code: "LODESTONE_E_POOL_OVERLAP",
-      path: "pools.yaml[0].addresses",
+      path: "pools.yaml[0] (a).addresses",
       message: /192.0.2.128\/25/,
     },
     {
       desc: "duplicate name in one ConfigMap",
       yaml: "- {name: a, addresses: [192.0.2.1]}\n- {name: a, addresses: [192.0.2.2]}",
       code: "LODESTONE_E_DUPLICATE_POOL",
-      path: "pools.yaml[1].name",
+      path: "pools.yaml[1] (a).name",
       message: /already defined in ConfigMap lodestone-system\/pools/,
     },
     {
       desc: "overlap between pools",
       yaml: "- {name: a, addresses: [192.0.2.0/24]}\n- {name: b, addresses: [192.0.2.200-192.0.3.5]}",
       code: "LODESTONE_E_POOL_OVERLAP",
-      path: "pools.yaml[1].addresses",
+      path: "pools.yaml[1] (b).addresses",
       message: /pool "b" overlap pool "a" .* in 192.0.2.200-192.0.2.255/,
     },
   ])("reports $desc", ({ yaml, code, path, message }) => {
@@ -217,6 +217,46 @@ describe("parsePoolConfigMap: Lodestone format", () => {
         message: expect.stringMatching(message),
       }),
     );
+  });
+
+  it.each([
+    {
+      desc: "the first has other problems",
+      yaml: "- {name: a, addresses: [nonsense]}\n- {name: a, addresses: [192.0.2.2]}",
+      codes: ["LODESTONE_E_BAD_ADDRESS", "LODESTONE_E_DUPLICATE_POOL"],
+    },
+    {
+      desc: "the second has other problems",
+      yaml: "- {name: a, addresses: [192.0.2.1]}\n- {name: a, addresses: [192.0.2.9-192.0.2.1]}",
+      codes: ["LODESTONE_E_RANGE_REVERSED", "LODESTONE_E_DUPLICATE_POOL"],
+    },
+    {
+      desc: "both have other problems",
+      yaml: "- {name: a, addresses: [nonsense]}\n- {name: a, addresses: [], colour: red}",
+      codes: [
+        "LODESTONE_E_BAD_ADDRESS",
+        "LODESTONE_E_POOL_EMPTY",
+        "LODESTONE_E_UNKNOWN_FIELD",
+        "LODESTONE_E_DUPLICATE_POOL",
+      ],
+    },
+  ])("reports a duplicate name when $desc, and never applies the later pool", ({ yaml, codes }) => {
+    const r = cm(yaml);
+    expect(r.problems.map((p) => p.code)).toEqual(codes);
+    expect(r.problems.at(-1)?.path).toBe("pools.yaml[1] (a).name");
+    // The later declaration loses whatever the first one's state: fixing a typo in the first never swaps pools.
+    expect(r.pools.some((p) => p.addresses.some((a) => a.first === 0xc0000202n))).toBe(false);
+  });
+
+  it("reports a duplicate name in the MetalLB format when the first pool has problems", () => {
+    const r = legacy(
+      "address-pools:\n- {name: a, protocol: layer2, addresses: [nonsense]}\n- {name: a, protocol: layer2, addresses: [192.0.2.2]}",
+    );
+    expect(r.problems.map((p) => [p.code, p.path])).toEqual([
+      ["LODESTONE_E_BAD_ADDRESS", "config.address-pools[0] (a).addresses[0]"],
+      ["LODESTONE_E_DUPLICATE_POOL", "config.address-pools[1] (a).name"],
+    ]);
+    expect(r.pools).toEqual([]);
   });
 
   it("reports every problem at once and keeps the good pools", () => {
@@ -283,7 +323,7 @@ address-pools:
     expect(r.problems.map((p) => [p.code, p.path])).toEqual([
       ["LODESTONE_E_UNSUPPORTED", "config.peers"],
       ["LODESTONE_E_UNSUPPORTED", "config.bfd-profiles"],
-      ["LODESTONE_E_UNSUPPORTED", "config.address-pools[1]"],
+      ["LODESTONE_E_UNSUPPORTED", "config.address-pools[1] (routed)"],
     ]);
     expect(r.problems[2]?.message).toContain('"routed" with protocol bgp');
   });
