@@ -8,8 +8,9 @@
 ARG BASE=localhost/lodestone-base:bookworm-node24
 ARG BUILD_BASE=localhost/lodestone-build:bookworm-node24
 
-# Build: all dependencies (node-gyp compiles the addon in the `install` script), the sources compiled to dist/
-# (`npm run build`: no TypeScript stripper loaded at run time, ~17 MB less RSS), then production dependencies only.
+# Build: all dependencies (node-gyp compiles the addon in the `install` script), the daemon compiled to dist/
+# (`npm run build`: no TypeScript stripper loaded at run time; the demo, the embedded API server and the lab are
+# development tools and stay out), then production dependencies only.
 FROM ${BUILD_BASE} AS build
 ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt \
     npm_config_cafile=/etc/ssl/certs/ca-certificates.crt \
@@ -32,7 +33,7 @@ RUN ln -s /opt/lodestone/bin/lodestone.js /usr/local/bin/lodestone
 ENV NODE_ENV=production
 WORKDIR /opt/lodestone
 # Non-root by default. The speaker needs NET_RAW, which Kubernetes grants only to UID 0, so the Helm chart runs
-# the speaker as UID 0 with every other capability dropped (README: "Security context").
+# the speaker as UID 0 with every other capability dropped (docs/install.md, "Security context").
 USER 65532:65532
 ENTRYPOINT ["lodestone"]
 CMD ["--help"]

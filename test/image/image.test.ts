@@ -80,6 +80,13 @@ describe.skipIf(!isRoot || !hasTools)("the Lodestone image", () => {
       expect(entries).not.toContain(dev);
     expect(entries).toContain("@kubernetes");
     expect(entries.filter((l) => l.startsWith("/"))).toEqual([]);
+    // The daemon only: the embedded API server, the lab and the demo are development tools of the npm package.
+    const dist = await inImage("sh", "-c", "cd /opt/lodestone/dist && find . -name '*.js'");
+    expect(dist.stdout).toMatch(/^\.\/cli\/run\.js$/m);
+    expect(dist.stdout).not.toMatch(/^\.\/(sandbox|lab)\/|demo/m);
+    const demo = await inImage("lodestone", "demo");
+    expect(demo.code).toBe(2);
+    expect(demo.stderr).toContain("not part of this installation");
     const du = await inImage("du", "-sxm", "/");
     figures["rootfs_mb"] = Number(du.stdout.split(/\s/)[0]);
   });

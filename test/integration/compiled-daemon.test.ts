@@ -26,6 +26,25 @@ describe("the compiled daemon (the image's dist/)", () => {
     expect(stale).toEqual([]);
   });
 
+  it("carries the daemon only: no embedded API server, lab or demo; those commands say where they are", async () => {
+    const dist = join(dirname(dirname(compiled.bin)), "dist");
+    const modules = files(dist).map((f) => f.slice(dist.length + 1));
+    expect(modules).toContain("cli/run.js");
+    expect(modules.filter((f) => /^(sandbox|lab)\/|(^|\/)demo[-.]|^cli\/sandbox\./.test(f))).toEqual([]);
+    for (const dev of ["demo", "sandbox"]) {
+      const r = await run(process.execPath, [compiled.bin, dev]).then(
+        () => ({ code: 0, stderr: "" }),
+        (e: { code: number; stderr: string }) => e,
+      );
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(`"${dev}" is a development command and not part of this installation`);
+    }
+    const help = (await run(process.execPath, [compiled.bin, "--help"])).stdout;
+    expect(help).toMatch(/^ {2}run /m);
+    expect(help).not.toMatch(/^ {2}(demo|sandbox) /m);
+    expect((await run(process.execPath, [DAEMON_BIN, "--help"])).stdout).toMatch(/^ {2}sandbox /m);
+  });
+
   it("answers as the checkout does: version, a refused flag, an offline config check", async () => {
     const both = async (args: string[]) => {
       const out = await Promise.all(
