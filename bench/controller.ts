@@ -11,11 +11,17 @@
 //   floor    the daemon is stopped; the load generator clears every ingress with a status PATCH (concurrency 16,
 //            the controller's worker count): the sandbox's raw status-PATCH throughput in this run.
 //   backlog  a fresh daemon finds N Services without an IP (and without the pool annotation) and allocates them
-//            all: allocations/s from the moment it holds the Lease to the last ingress written.
+//            all: allocations/s from the moment it holds the Lease to the last ingress written, and its CPU time
+//            per allocation. PASSES times (`--passes`, default 3), each with the addresses cleared and a new daemon.
 //   speaker  (root only; --speaker-rss=false skips it) the full daemon, speaker on, in a network namespace holding only a
 //            loopback (nothing to announce on), to report the RSS of controller + speaker too.
 //
-//   npm run bench:controller [-- --services N] [--speaker-rss=false]
+//   npm run bench:controller [-- --services N] [--passes N] [--speaker-rss=false]
+//
+// Targets (docs/performance.md): steady p99 <= 200 ms; RSS <= 150 MB; the daemon's CPU per allocation <= 4x the
+// bare client's CPU per status PATCH of the same run, both the median of their passes. An allocation needs two
+// writes and two watch events where a bare PATCH is one write, so the throughput ratio to the floor is reported
+// but is no target.
 //
 // The machine's 2 cores are shared with other jobs: wall-clock figures are noisy, so the daemon's CPU time per
 // allocation is reported too. Last line: one JSON object.
@@ -160,6 +166,8 @@ function loadThread(): void {
 
 interface Options {
   readonly services: number;
+  /** Backlog passes; the CPU figures are their medians. */
+  readonly passes: number;
   readonly speakerRss: boolean;
   /** Node flags for the daemon instead of those of bin/lodestone.js's `#!` line (to compare V8 settings). */
   readonly nodeFlags: readonly string[] | undefined;
@@ -171,6 +179,7 @@ interface Options {
  */
 function parseFlags(args: readonly string[]): { ok: true; value: Options } | { ok: false; error: string } {
   let services = 10_000;
+  let passes = 3;
   let speakerRss = true;
   let nodeFlags: string[] | undefined;
   for (let i = 0; i < args.length; i++) {
@@ -181,6 +190,11 @@ function parseFlags(args: readonly string[]): { ok: true; value: Options } | { o
       services = Number(text);
       if (!Number.isInteger(services) || services < 1 || services > 50_000)
         return { ok: false, error: `--services must be an integer from 1 to 50000, got "${text}"` };
+    } else if (name === "--passes") {
+      const text = inline ?? args[++i] ?? "";
+      passes = Number(text);
+      if (!Number.isInteger(passes) || passes < 1 || passes > 20)
+        return { ok: false, error: `--passes must be an integer from 1 to 20, got "${text}"` };
     } else if (name === "--speaker-rss" && (inline === undefined || inline === "true" || inline === "false")) {
       speakerRss = inline !== "false";
     } else if (name === "--node-flags") {
@@ -188,11 +202,11 @@ function parseFlags(args: readonly string[]): { ok: true; value: Options } | { o
     } else {
       return {
         ok: false,
-        error: `unknown argument "${a}" (flags: --services N, --speaker-rss=false, --node-flags "FLAGS")`,
+        error: `unknown argument "${a}" (flags: --services N, --passes N, --speaker-rss=false, --node-flags "FLAGS")`,
       };
     }
   }
-  return { ok: true, value: { services, speakerRss, nodeFlags } };
+  return { ok: true, value: { services, passes, speakerRss, nodeFlags } };
 }
 
 const pct = percentile;
@@ -284,8 +298,22 @@ interface Floor {
   readonly perSec: number;
   readonly passes: readonly number[];
   readonly cpuUsPerPatch: number;
-  /** Of which the load generator's thread (the client side of a bare PATCH). */
+  /** Of which the load generator's thread (the client side of a bare PATCH): the median pass. */
   readonly clientUsPerPatch: number;
+  /** The client's CPU µs per PATCH, pass by pass. */
+  readonly clientPasses: readonly number[];
+}
+
+/** One backlog pass: a fresh daemon allocating every Service. */
+interface BacklogPass {
+  readonly allocsPerSec: number;
+  readonly leadAfterS: number;
+  readonly allocateS: number;
+  readonly daemonUsPerAlloc: number;
+  readonly apiUsPerAlloc: number;
+  readonly ipAllocatedEvents: number;
+  readonly rssMb: number;
+  readonly peakMb: number;
 }
 
 interface DaemonProcess {
@@ -301,7 +329,7 @@ async function main(): Promise<number> {
     console.error(`bench:controller: ${flags.error}`);
     return 2;
   }
-  const { services: N, speakerRss } = flags.value;
+  const { services: N, passes: PASSES, speakerRss } = flags.value;
   const daemonFlags = flags.value.nodeFlags ?? daemonNodeFlags();
   const STEADY = Math.min(1000, Math.floor(N / 10));
   const BURST = N - STEADY;
@@ -486,19 +514,20 @@ async function main(): Promise<number> {
     // short enough for one collection or one burst of another job to halve it, so the median is the figure.
     const floorPasses = async (): Promise<Floor> => {
       const passes: number[] = [];
-      let clientUs = 0;
+      const clientPasses: number[] = [];
       const cpu0 = process.cpuUsage();
       for (const job of ["clear-ingress", "set-ingress", "clear-ingress"] as const) {
         const r = await run(job, N);
         passes.push(N / (r.ms / 1000));
-        clientUs += r.cpuUs;
+        clientPasses.push(r.cpuUs / N);
       }
       const cpu = process.cpuUsage(cpu0);
       return {
         perSec: pct(passes, 50),
         passes,
         cpuUsPerPatch: (cpu.user + cpu.system) / (3 * N),
-        clientUsPerPatch: clientUs / (3 * N),
+        clientUsPerPatch: pct(clientPasses, 50),
+        clientPasses,
       };
     };
     const showFloor = (f: Floor): string =>
@@ -512,45 +541,62 @@ async function main(): Promise<number> {
         `(then the pool annotation removed too, so the next daemon starts from scratch)`,
     );
 
-    // ---- backlog: a fresh daemon allocates N Services at once ----
-    tracker.reset();
-    const backlogEvents0 = ipAllocatedEvents;
-    const spawnedAt = performance.now();
-    const b = startDaemon("bench-b", ["--speaker=false"]);
-    const ledAt = await leading(b.identity, 60_000);
-    const cpuB0 = cpuSeconds(b.pid);
-    const apiCpu0 = process.cpuUsage();
-    if (!(await tracker.allWritten(N, 120_000)))
-      throw new Error(
-        `backlog: only ${tracker.written.size} of ${N} Services got an IP within 120 s (log: ${logPath})`,
+    // ---- backlog: a fresh daemon allocates N Services at once, PASSES times ----
+    const backlogPass = async (pass: number): Promise<BacklogPass> => {
+      if (pass > 0) {
+        await run("clear-ingress", N);
+        await run("clear-pool", N);
+      }
+      tracker.reset();
+      const events0 = ipAllocatedEvents;
+      const spawnedAt = performance.now();
+      const b = startDaemon(`bench-b${pass}`, ["--speaker=false"]);
+      const ledAt = await leading(b.identity, 60_000);
+      const cpuB0 = cpuSeconds(b.pid);
+      const apiCpu0 = process.cpuUsage();
+      if (!(await tracker.allWritten(N, 120_000)))
+        throw new Error(
+          `backlog: only ${tracker.written.size} of ${N} Services got an IP within 120 s (log: ${logPath})`,
+        );
+      const doneAt = Math.max(...tracker.written.values());
+      const cpuB = cpuSeconds(b.pid) - cpuB0;
+      const apiCpu = process.cpuUsage(apiCpu0);
+      // Let the pool annotations, Events and garbage collection settle before reading the RSS.
+      await new Promise((r) => setTimeout(r, 5000));
+      const mem = memory(b.pid);
+      // The Events trail the addresses: count them once they have gone quiet for a second (a minute at most).
+      const eventsBy = performance.now() + 60_000;
+      while (performance.now() - lastEventAt < 1000 && performance.now() < eventsBy) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      await b.stop();
+      const p: BacklogPass = {
+        allocsPerSec: N / ((doneAt - ledAt) / 1000),
+        leadAfterS: (ledAt - spawnedAt) / 1000,
+        allocateS: (doneAt - ledAt) / 1000,
+        daemonUsPerAlloc: (cpuB / N) * 1e6,
+        apiUsPerAlloc: (apiCpu.user + apiCpu.system) / N,
+        ipAllocatedEvents: ipAllocatedEvents - events0,
+        rssMb: mem.rssMb,
+        peakMb: mem.peakMb,
+      };
+      console.log(
+        `  backlog ${pass + 1}/${PASSES}: a fresh daemon held the Lease ${round(p.leadAfterS, 2)} s after its start ` +
+          `(lists ${N} Services); ${N} IPs written ${round(p.allocateS, 2)} s later: ` +
+          `${p.allocsPerSec.toFixed(0)} allocations/s; CPU per allocation: daemon ${round(p.daemonUsPerAlloc, 0)} µs ` +
+          `+ API server ${round(p.apiUsPerAlloc, 0)} µs; ${p.ipAllocatedEvents} IPAllocated Events; ` +
+          `RSS (controller only) ${round(p.rssMb)} MB (peak ${round(p.peakMb)} MB)`,
       );
-    const doneAt = Math.max(...tracker.written.values());
-    const allocsPerSec = N / ((doneAt - ledAt) / 1000);
-    const cpuB = cpuSeconds(b.pid) - cpuB0;
-    const apiCpu = process.cpuUsage(apiCpu0);
-    const apiUsPerAlloc = (apiCpu.user + apiCpu.system) / N;
-    const daemonUsPerAlloc = (cpuB / N) * 1e6;
-    // Let the pool annotations, Events and garbage collection settle before reading the RSS.
-    await new Promise((r) => setTimeout(r, 5000));
-    const memB = memory(b.pid);
-    // The Events trail the addresses: count them once they have gone quiet for a second (a minute at most).
-    const eventsBy = performance.now() + 60_000;
-    while (performance.now() - lastEventAt < 1000 && performance.now() < eventsBy) {
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    const backlogEvents = ipAllocatedEvents - backlogEvents0;
-    console.log(
-      `  backlog: a fresh daemon held the Lease ${round((ledAt - spawnedAt) / 1000, 2)} s after its start ` +
-        `(lists ${N} Services); ${N} IPs written ${round((doneAt - ledAt) / 1000, 2)} s later: ` +
-        `${allocsPerSec.toFixed(0)} allocations/s; ` +
-        `CPU per allocation: daemon ${round(daemonUsPerAlloc, 0)} µs + API server ${round(apiUsPerAlloc, 0)} µs`,
-    );
-    console.log(`         ${backlogEvents} IPAllocated Events written for the ${N} Services`);
-    console.log(
-      `         daemon RSS (controller only, --speaker=false) with ${N} Services + ${N} EndpointSlices: ` +
-        `${round(memB.rssMb)} MB (peak ${round(memB.peakMb)} MB)`,
-    );
-    await b.stop();
+      return p;
+    };
+    const backlogs: BacklogPass[] = [];
+    for (let pass = 0; pass < PASSES; pass++) backlogs.push(await backlogPass(pass));
+    const medianOf = (f: (p: BacklogPass) => number): number => pct(backlogs.map(f), 50);
+    const allocsPerSec = medianOf((p) => p.allocsPerSec);
+    const daemonUsPerAlloc = medianOf((p) => p.daemonUsPerAlloc);
+    const apiUsPerAlloc = medianOf((p) => p.apiUsPerAlloc);
+    const backlogEvents = backlogs[0]!.ipAllocatedEvents;
+    const memB = { rssMb: Math.max(...backlogs.map((p) => p.rssMb)) };
 
     let speakerMem: { rssMb: number; peakMb: number } | undefined;
     if (speakerRss) {
@@ -584,15 +630,23 @@ async function main(): Promise<number> {
     // allocation costs both processes against the CPU of one bare PATCH (API server and its client).
     const floorCpu = (floorBefore.cpuUsPerPatch + floorAgain.cpuUsPerPatch) / 2;
     const cpuRatio = floorCpu / (daemonUsPerAlloc + apiUsPerAlloc);
+    // The target: the daemon's CPU per allocation against the bare client's per PATCH, medians of the passes.
+    const clientUsPerPatch = pct([...floorBefore.clientPasses, ...floorAgain.clientPasses], 50);
+    const daemonOverClient = daemonUsPerAlloc / clientUsPerPatch;
     console.log(
       `  floor again: ${showFloor(floorAgain)}; allocations/s ÷ mean floor ${floorPerSec.toFixed(0)}/s = ` +
         `${ratio.toFixed(2)} (÷ before: ${(allocsPerSec / floorBefore.perSec).toFixed(2)}, ` +
         `÷ after: ${(allocsPerSec / floorAgain.perSec).toFixed(2)}); in CPU: ${round(floorCpu, 0)} µs per bare PATCH ` +
         `÷ ${round(daemonUsPerAlloc + apiUsPerAlloc, 0)} µs per allocation = ${cpuRatio.toFixed(2)}`,
     );
+    console.log(
+      `  daemon CPU per allocation ${round(daemonUsPerAlloc, 0)} µs (median of ${PASSES} backlog passes) ÷ bare ` +
+        `client CPU per PATCH ${round(clientUsPerPatch, 1)} µs (median of 6 floor passes) = ${daemonOverClient.toFixed(2)}×`,
+    );
     const p99 = pct(latencies, 99);
     console.log(
-      `targets: ratio ≥ 0.8 ${ratio >= 0.8 ? "met" : "MISSED"}; p99 ≤ 200 ms ${p99 <= 200 ? "met" : "MISSED"}; ` +
+      `targets: daemon CPU per allocation ≤ 4× the client's per PATCH ${daemonOverClient <= 4 ? "met" : "MISSED"}; ` +
+        `p99 ≤ 200 ms ${p99 <= 200 ? "met" : "MISSED"}; ` +
         `RSS ≤ 150 MB ${rssMb <= 150 ? "met" : "MISSED"} (controller only${
           speakerMem === undefined
             ? "; the speaker's figure was not measured"
@@ -621,8 +675,20 @@ async function main(): Promise<number> {
         daemon_cpu_us_per_alloc: Math.round(daemonUsPerAlloc),
         api_server_cpu_us_per_alloc: Math.round(apiUsPerAlloc),
         floor_cpu_us_per_patch: Math.round(floorCpu),
-        floor_client_cpu_us_per_patch: Math.round((floorBefore.clientUsPerPatch + floorAgain.clientUsPerPatch) / 2),
+        floor_client_cpu_us_per_patch: round(clientUsPerPatch, 1),
+        daemon_cpu_over_client_cpu: round(daemonOverClient, 2),
         cpu_ratio: round(cpuRatio, 2),
+        backlog_passes: PASSES,
+        backlog_allocs_per_s_passes: backlogs.map((p) => Math.round(p.allocsPerSec)),
+        backlog_daemon_cpu_us_per_alloc_passes: backlogs.map((p) => Math.round(p.daemonUsPerAlloc)),
+        floor_client_cpu_us_per_patch_passes: [...floorBefore.clientPasses, ...floorAgain.clientPasses].map((x) =>
+          round(x, 1),
+        ),
+        targets_met: {
+          p99: p99 <= 200,
+          rss: rssMb <= 150,
+          daemon_cpu_over_client_cpu: daemonOverClient <= 4,
+        },
         backlog_ip_allocated_events: backlogEvents,
         load_average: round(load1, 2),
         daemon_node_flags: daemonFlags.join(" "),
