@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --disable-warning=ExperimentalWarning --max-semi-space-size=1 --optimize-for-size
+#!/usr/bin/env -S node --disable-warning=ExperimentalWarning --optimize-for-size
 // From a checkout Lodestone runs its TypeScript sources directly (Node >= 24 strips the types; no build step). The
 // image holds only dist/, the same sources compiled by `npm run build`, so Node never loads its type stripper.
 import { existsSync } from "node:fs";
