@@ -5,7 +5,7 @@ import { describeProblems, effectivePools, nextConfigMapState, type ConfigMapSta
 import { AllocationCodes, type AllocationError } from "../core/errors.ts";
 import { formatIp, parseIp, type IpAddress } from "../core/ip.ts";
 import { serviceRequestFrom } from "../core/service-request.ts";
-import type { Readiness, TelemetrySnapshot } from "../core/telemetry.ts";
+import type { ProbeResult, TelemetrySnapshot } from "../core/telemetry.ts";
 import { WorkQueue } from "../core/workqueue.ts";
 import { InFlight, type LoopReport } from "../core/liveness.ts";
 import type { KubeClient } from "../kube/client.ts";
@@ -21,7 +21,7 @@ import {
   type SlimNamespace,
   type SlimService,
 } from "../kube/objects.ts";
-import { POOL_ANNOTATION, createStatusWriter, type StatusWriter } from "../kube/status-writer.ts";
+import { POOL_ANNOTATION, createServiceStatusWriter, type ServiceStatusWriter } from "../kube/service-status-writer.ts";
 
 export const DEFAULT_CLASS = "lodestone.dev/lb";
 export const POOLS_SELECTOR = "lodestone.dev/pools=true";
@@ -74,7 +74,7 @@ export interface Controller {
   start(): void;
   stop(): Promise<void>;
   telemetry(): ControllerTelemetry;
-  readiness(): Readiness;
+  readiness(): ProbeResult;
   /** For liveness: the informers' loops and the workqueue's oldest write in flight. */
   loops(): LoopReport[];
   isLeader(): boolean;
@@ -140,7 +140,7 @@ export function createController(o: ControllerOptions): Controller {
     project: projectNamespace,
   });
   const informers = [services, configMaps, namespaces];
-  const writer: StatusWriter = createStatusWriter(o.client);
+  const writer: ServiceStatusWriter = createServiceStatusWriter(o.client);
   const events: EventRecorder = createEventRecorder({
     client: o.client,
     logger: log,
@@ -640,7 +640,7 @@ export function createController(o: ControllerOptions): Controller {
       if (configMaps.synced() && pools.length === 0) {
         reasons.push(`no usable address pool in namespace ${o.namespace} (ConfigMaps labelled ${POOLS_SELECTOR})`);
       }
-      return { ready: reasons.length === 0, reasons };
+      return { ok: reasons.length === 0, reasons };
     },
     loops: () => [
       ...informers.map((i) => ({ loop: `informer ${i.resource}`, ended: i.crashed() })),

@@ -5,13 +5,13 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { KubeConfig } from "@kubernetes/client-node";
 import pino from "pino";
-import { renderStatusTable } from "../core/status.ts";
+import { renderStatusTable } from "../core/status-report.ts";
 import type { KubeClient } from "../kube/client.ts";
 import { createKubeClient, responseMessage } from "../kube/client.ts";
 import { startSandbox } from "../sandbox/index.ts";
 import type { Daemon } from "./daemon.ts";
 import { startDaemon } from "./daemon.ts";
-import { readStatus } from "./status.ts";
+import { readStatus } from "./status-report.ts";
 
 const execFileAsync = promisify(execFile);
 

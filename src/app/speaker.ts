@@ -12,11 +12,11 @@ import {
 } from "../core/announce-plan.ts";
 import { announcingNodeFor, formatAnnouncingNodes } from "../core/announcing-node.ts";
 import { POOLS_LABEL } from "../core/config.ts";
-import { type ElectionNode, type InterfaceSummary, hasInterfaceFor } from "../core/election.ts";
+import { type AnnouncerCandidate, type InterfaceSummary, hasInterfaceFor } from "../core/announcer-ranking.ts";
 import { type HeartbeatKey, heartbeatKey } from "../core/heartbeat-codec.ts";
 import { type IpAddress, formatIp, ipKey, parseIp } from "../core/ip.ts";
 import { Membership, type MembershipTiming, checkTiming, defaultTiming } from "../core/membership.ts";
-import type { Readiness, TelemetrySnapshot } from "../core/telemetry.ts";
+import type { ProbeResult, TelemetrySnapshot } from "../core/telemetry.ts";
 import type { LoopReport } from "../core/liveness.ts";
 import type { KubeClient } from "../kube/client.ts";
 import { type Informer, createInformer } from "../kube/informer.ts";
@@ -31,9 +31,9 @@ import {
   createLeaseRenewer,
   encodeHeartbeatAddress,
   encodeInterfaces,
-  leaseChangesElection,
+  leaseChangesRanking,
   loadMemberlistKeys,
-  nodeChangesElection,
+  nodeChangesRanking,
   projectLease,
   projectNode,
   serviceChangesAnnouncement,
@@ -108,7 +108,7 @@ export interface Speaker {
     TelemetrySnapshot,
     "announcedIps" | "membershipSize" | "failovers" | "layer2" | "layer2Drops" | "informerRestarts" | "eventsDropped"
   >;
-  readiness(): Readiness;
+  readiness(): ProbeResult;
   /** For liveness: the informers' loops and the evaluation in progress. */
   loops(): LoopReport[];
 }
@@ -221,7 +221,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
       const renew = l.renewTime === undefined ? undefined : Date.parse(l.renewTime);
       membership.lease(l.node, l.renewTime, renew, performance.now(), Date.now());
       // Not on every renewal: with 10k Services a plan allocates tens of MB, and each node renews every 2 s.
-      if (leaseChangesElection(old, l)) dirty = true;
+      if (leaseChangesRanking(old, l)) dirty = true;
     },
     delete: (l) => {
       membership.leaseGone(l.node);
@@ -230,7 +230,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
   });
   nodes.subscribe({
     upsert: (n, old) => {
-      if (nodeChangesElection(old, n)) dirty = true;
+      if (nodeChangesRanking(old, n)) dirty = true;
     },
     delete: (n) => {
       membership.forget(n.name);
@@ -262,7 +262,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     return informers.every((i) => i.synced());
   }
 
-  function electionNodes(members: ReadonlySet<string>): ElectionNode[] {
+  function candidates(members: ReadonlySet<string>): AnnouncerCandidate[] {
     const leaseOf = new Map<string, SpeakerLease>();
     for (const l of leases.values()) leaseOf.set(l.node, l);
     return [...nodes.values()].map((n) => ({
@@ -351,12 +351,12 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     if (!ready) dirty = true;
     let plan: AnnouncePlan | undefined;
     if (ready) {
-      const electionInput = electionNodes(view.members);
-      plan = planAnnouncements(self, announcedServices(), pools(), electionInput);
+      const candidateNodes = candidates(view.members);
+      plan = planAnnouncements(self, announcedServices(), pools(), candidateNodes);
       if (previousOwners === undefined) {
         // First plan of this process: the IPs it wins are held by peers right now; treat them as theirs.
         const without = new Set([...view.members].filter((m) => m !== self));
-        previousOwners = ownersOf(planAnnouncements(self, announcedServices(), pools(), electionNodes(without)));
+        previousOwners = ownersOf(planAnnouncements(self, announcedServices(), pools(), candidates(without)));
       }
       const settle = gainsToSettle(self, previousOwners, plan, view.members);
       for (const k of [...pending.keys()])
@@ -462,7 +462,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
       // Each IP is elected on its own (a dual-stack Service may have two owners): its owner records its Event.
       for (const p of planned) {
         const slot = `${key}#announcing#${formatIp(p.ip)}`;
-        const mine = p.election.ok && p.election.owner === self && held.has(ipKey(p.ip));
+        const mine = p.announcer.ok && p.announcer.owner === self && held.has(ipKey(p.ip));
         if (!mine) written.delete(slot);
         // A restarted speaker finds the annotation naming it for IPs it announced before: that Event exists. Only
         // what the first pass finds counts; later, the annotation may name this node from another node's plan
@@ -474,8 +474,8 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
           const on = interfaceFor(p.ip);
           const text = `Announcing ${formatIp(p.ip)} from node ${self}${on === undefined ? "" : ` on ${on}`}`;
           await once(slot, self, now, () => recordEvent(ref, "Normal", "Announcing", text));
-        } else if (!p.election.ok && reporter === self) {
-          const message = p.election.message;
+        } else if (!p.announcer.ok && reporter === self) {
+          const message = p.announcer.message;
           await once(`${key}#none#${formatIp(p.ip)}`, message, now, () =>
             recordEvent(ref, "Warning", "NotAnnounced", message),
           );
@@ -483,7 +483,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
       }
       // One writer per Service, so owners of different IPs never overwrite each other: the owner of its first
       // announced IP once it announces it, or the reporter when no IP has an owner (the annotation goes).
-      const owners = planned.flatMap((p) => (p.election.ok ? [{ ip: p.ip, node: p.election.owner }] : []));
+      const owners = planned.flatMap((p) => (p.announcer.ok ? [{ ip: p.ip, node: p.announcer.owner }] : []));
       const desired = formatAnnouncingNodes(owners);
       const first = owners[0];
       const writer = first === undefined ? reporter === self : first.node === self && held.has(ipKey(first.ip));
@@ -768,7 +768,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
       if (!membership.selfApiOk(performance.now())) {
         reasons.push(`speaker: membership Lease not renewed${lastError === undefined ? "" : ` (${lastError})`}`);
       }
-      return { ready: reasons.length === 0, reasons };
+      return { ok: reasons.length === 0, reasons };
     },
     loops: () => [
       ...owned.map((i) => ({ loop: `informer ${i.resource}`, ended: i.crashed() })),

@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { readStatus, StatusReadError } from "../app/status.ts";
-import { renderStatusTable, statusJson } from "../core/status.ts";
+import { readStatus, StatusReadError } from "../app/status-report.ts";
+import { renderStatusTable, statusJson } from "../core/status-report.ts";
 import { createKubeClient, loadKubeConfig } from "../kube/client.ts";
 import type { Command } from "./main.ts";
 

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import type { InterfaceSummary } from "../core/election.ts";
+import type { InterfaceSummary } from "../core/announcer-ranking.ts";
 import { type IpAddress, formatIp, parseIp } from "../core/ip.ts";
 import { type KubeClient, responseMessage } from "./client.ts";
 import { type Slim, objectMeta } from "./informer.ts";
@@ -88,21 +88,21 @@ export function projectLease(raw: unknown): SpeakerLease | undefined {
 }
 
 /**
- * Pure: whether a Node update can change an election (readiness, labels). Status updates that change neither —
+ * Pure: whether a Node update can change an announcer ranking (readiness, labels). Status updates that change neither —
  * most of them — need no new plan.
  */
-export function nodeChangesElection(old: SpeakerNode | undefined, n: SpeakerNode): boolean {
+export function nodeChangesRanking(old: SpeakerNode | undefined, n: SpeakerNode): boolean {
   if (old === undefined || old.ready !== n.ready) return true;
   const [a, b] = [Object.keys(old.labels), Object.keys(n.labels)];
   return a.length !== b.length || a.some((k) => old.labels[k] !== n.labels[k]);
 }
 
 /**
- * Pure: whether a membership Lease update can change an election (its holder, or the interfaces it publishes).
+ * Pure: whether a membership Lease update can change an announcer ranking (its holder, or the interfaces it publishes).
  * A plain renewal, every two seconds per node, does not: what it says about liveness reaches the plan through the
  * membership view, which the speaker compares on every tick.
  */
-export function leaseChangesElection(old: SpeakerLease | undefined, l: SpeakerLease): boolean {
+export function leaseChangesRanking(old: SpeakerLease | undefined, l: SpeakerLease): boolean {
   const text = (i: readonly InterfaceSummary[] | undefined) => (i === undefined ? undefined : encodeInterfaces(i));
   return old === undefined || old.node !== l.node || text(old.interfaces) !== text(l.interfaces);
 }

@@ -13,7 +13,7 @@ import type { SpeakerAnnouncer } from "../../src/app/speaker.ts";
 import { parseIp } from "../../src/core/ip.ts";
 import { type KubeClient, createKubeClient } from "../../src/kube/client.ts";
 import { ANNOUNCING_ANNOTATION, MEMBERLIST_SECRET, speakerLeaseName } from "../../src/kube/speaker-resources.ts";
-import { POOL_ANNOTATION } from "../../src/kube/status-writer.ts";
+import { POOL_ANNOTATION } from "../../src/kube/service-status-writer.ts";
 import { type Denial, type Sandbox, startSandbox } from "../../src/sandbox/index.ts";
 import { findHelmTemplate, manifestRelease, renderChart } from "../../scripts/lib/chart.ts";
 import { fastLease } from "./controller-env.ts";

@@ -3,8 +3,8 @@ import { mergePools, parsePoolConfigMap, POOLS_LABEL } from "../core/config.ts";
 import type { ConfigProblem } from "../core/errors.ts";
 import type { IpAddress } from "../core/ip.ts";
 import { parseIp } from "../core/ip.ts";
-import type { StatusReport, StatusServiceInput } from "../core/status.ts";
-import { buildStatus } from "../core/status.ts";
+import type { StatusReport, StatusServiceInput } from "../core/status-report.ts";
+import { buildStatus } from "../core/status-report.ts";
 import type { KubeClient } from "../kube/client.ts";
 import { responseMessage } from "../kube/client.ts";
 
