@@ -21,10 +21,9 @@ import {
   type SlimNamespace,
   type SlimService,
 } from "../kube/objects.ts";
-import { POOL_ANNOTATION, createServiceStatusWriter, type ServiceStatusWriter } from "../kube/service-status-writer.ts";
+import { createServiceStatusWriter, type ServiceStatusWriter } from "../kube/service-status-writer.ts";
+import { DEFAULT_LOAD_BALANCER_CLASS, POOL_ANNOTATION, POOLS_SELECTOR } from "../core/well-known.ts";
 
-export const DEFAULT_CLASS = "lodestone.dev/lb";
-export const POOLS_SELECTOR = "lodestone.dev/pools=true";
 /**
  * Liveness limit of one reconcile or pool write. It makes at most a PATCH (10 s timeout) and, after a 409, a GET
  * (30 s), so it ends within about a minute even when the API server never answers: a slow API server stays clear
@@ -42,7 +41,7 @@ export interface ControllerOptions {
   /** Unique per pod: the Lease holder identity and the Events' reportingInstance. */
   readonly identity: string;
   readonly logger: Logger;
-  /** Handle only this class; unset = Services without a class and those of class lodestone.dev/lb. */
+  /** Handle only this class; unset = Services without a class and those of DEFAULT_LOAD_BALANCER_CLASS. */
   readonly loadBalancerClass?: string;
   readonly lease: LeaseTimings & { readonly name: string };
   /** Status writes in flight at once (default 16). */
@@ -85,7 +84,7 @@ export interface Controller {
 
 /** Pure: whether a Service's class is ours (see `--load-balancer-class`). */
 export function classMatches(cls: string | undefined, ours: string | undefined): boolean {
-  return ours === undefined || ours === "" ? cls === undefined || cls === DEFAULT_CLASS : cls === ours;
+  return ours === undefined || ours === "" ? cls === undefined || cls === DEFAULT_LOAD_BALANCER_CLASS : cls === ours;
 }
 
 /** `have` as written by us is canonical text, so comparing with the canonical form of `want` is enough. */

@@ -7,6 +7,7 @@ import { createKubeClient, loadKubeConfig, type ApiSource, type KubeClient } fro
 import { defaultLeaseTimings, type LeaseTimings } from "../kube/lease.ts";
 import { classMatches, createController, type Controller, type WatchedObjects } from "./controller.ts";
 import { speakerComponent } from "./speaker-component.ts";
+import { CONTROLLER_LEASE, DEFAULT_LOAD_BALANCER_CLASS } from "../core/well-known.ts";
 
 /** What every component beside the controller is given (the speaker, and whatever comes next). */
 export interface ComponentContext {
@@ -115,7 +116,7 @@ export async function startDaemon(options: DaemonOptions, logger: Logger): Promi
     identity,
     logger,
     ...(options.loadBalancerClass === undefined ? {} : { loadBalancerClass: options.loadBalancerClass }),
-    lease: { ...defaultLeaseTimings, name: "lodestone-controller", ...options.lease },
+    lease: { ...defaultLeaseTimings, name: CONTROLLER_LEASE, ...options.lease },
     ...(options.workers === undefined ? {} : { workers: options.workers }),
     ...(options.maxQueuedEvents === undefined ? {} : { maxQueuedEvents: options.maxQueuedEvents }),
     ...(options.informerBackoff === undefined ? {} : { informerBackoff: options.informerBackoff }),
@@ -164,7 +165,7 @@ export async function startDaemon(options: DaemonOptions, logger: Logger): Promi
     {
       identity,
       namespace: options.namespace,
-      loadBalancerClass: options.loadBalancerClass ?? "(none) or lodestone.dev/lb",
+      loadBalancerClass: options.loadBalancerClass ?? `(none) or ${DEFAULT_LOAD_BALANCER_CLASS}`,
       components: components.map((c) => c.name),
       metricsPort: health?.port ?? "off",
     },

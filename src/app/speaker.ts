@@ -11,7 +11,6 @@ import {
   planAnnouncements,
 } from "../core/announce-plan.ts";
 import { announcingNodeFor, formatAnnouncingNodes } from "../core/announcing-node.ts";
-import { POOLS_LABEL } from "../core/config.ts";
 import { type AnnouncerCandidate, type InterfaceSummary, hasInterfaceFor } from "../core/announcer-ranking.ts";
 import { type HeartbeatKey, heartbeatKey } from "../core/heartbeat-codec.ts";
 import { type IpAddress, formatIp, ipKey, parseIp } from "../core/ip.ts";
@@ -21,11 +20,6 @@ import type { LoopReport } from "../core/liveness.ts";
 import type { KubeClient } from "../kube/client.ts";
 import { type Informer, createInformer } from "../kube/informer.ts";
 import {
-  ANNOUNCING_ANNOTATION,
-  HEARTBEAT_ANNOTATION,
-  INTERFACES_ANNOTATION,
-  SPEAKER_LABEL,
-  SPEAKER_LABEL_VALUE,
   type SpeakerLease,
   type SpeakerNode,
   createLeaseRenewer,
@@ -53,6 +47,14 @@ import { scanInterfaces } from "../net/interface-summary.ts";
 import type { WatchedObjects } from "./controller.ts";
 import { createPoolCache } from "./speaker-pools.ts";
 import { createLocalSlices } from "./speaker-slices.ts";
+import {
+  ANNOUNCING_ANNOTATION,
+  DEFAULT_LOAD_BALANCER_CLASS,
+  HEARTBEAT_ANNOTATION,
+  INTERFACES_ANNOTATION,
+  POOLS_SELECTOR,
+  SPEAKER_SELECTOR,
+} from "../core/well-known.ts";
 
 /** The part of the layer-2 announcer (src/net/announcer.ts) the speaker drives. */
 export interface SpeakerAnnouncer {
@@ -75,7 +77,7 @@ export interface SpeakerContext {
   readonly createAnnouncer: (
     logger: Logger,
   ) => Promise<{ ok: true; value: SpeakerAnnouncer } | { ok: false; error: { message: string } }>;
-  /** Which Services' ingress IPs are ours (loadBalancerClass); default: no class or lodestone.dev/lb. */
+  /** Which Services' ingress IPs are ours (loadBalancerClass); default: no class or DEFAULT_LOAD_BALANCER_CLASS. */
   readonly handlesClass?: (cls: string | undefined) => boolean;
   /** UDP port of the heartbeats (default 7947; 0 = ephemeral, tests). */
   readonly heartbeatPort?: number;
@@ -119,7 +121,7 @@ const parseIps = (texts: readonly string[]): IpAddress[] =>
     return a === undefined ? [] : [a];
   });
 const NO_NODES: ReadonlySet<string> = new Set();
-const defaultClass = (cls: string | undefined): boolean => cls === undefined || cls === "lodestone.dev/lb";
+const defaultClass = (cls: string | undefined): boolean => cls === undefined || cls === DEFAULT_LOAD_BALANCER_CLASS;
 const EVAL_MS = 50;
 /**
  * An evaluation is local work (planning, the announcer's sockets); its API writes are not awaited. Thirty seconds
@@ -166,7 +168,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     ...common,
     resource: "speaker-leases",
     path: `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases`,
-    labelSelector: `${SPEAKER_LABEL}=${SPEAKER_LABEL_VALUE}`,
+    labelSelector: SPEAKER_SELECTOR,
     project: projectLease,
   });
   const watched: WatchedObjects = ctx.shared ?? {
@@ -180,7 +182,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
       ...common,
       resource: "speaker-configmaps",
       path: `/api/v1/namespaces/${ns}/configmaps`,
-      labelSelector: `${POOLS_LABEL}=true`,
+      labelSelector: POOLS_SELECTOR,
       project: projectConfigMap,
     }),
     namespaces: createInformer<SlimNamespace>({

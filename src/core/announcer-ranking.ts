@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { type IpAddress, formatIp } from "./ip.ts";
+import { EXCLUDE_LABEL } from "./well-known.ts";
 
 /**
  * Which node announces an IP. Every speaker runs this over the same inputs and gets the same answer without
@@ -11,9 +12,6 @@ import { type IpAddress, formatIp } from "./ip.ts";
 /** Why a node may not announce an IP; the speaker puts these into Events and logs. */
 export type IneligibleReason =
   "not-alive" | "not-ready" | "excluded-by-label" | "node-selector" | "no-interface" | "no-local-endpoint";
-
-/** The label that opts a node out of external load balancers (Kubernetes well-known label). */
-export const EXCLUDE_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers";
 
 /** An address prefix configured on an interface, e.g. 192.0.2.11/24. */
 export interface InterfacePrefix {

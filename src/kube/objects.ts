@@ -1,4 +1,5 @@
 import { objectMeta, type Slim } from "./informer.ts";
+import { ANNOTATION_PREFIXES, ANNOUNCING_ANNOTATION } from "../core/well-known.ts";
 
 /**
  * Slim projections of the objects Lodestone watches: only the fields it reads, frozen. A full V1Service is
@@ -50,10 +51,6 @@ export interface SlimEndpointSlice extends Slim {
   readonly readyNodes: readonly string[];
 }
 
-/** Written by the speaker: the node(s) announcing a Service's IPs. */
-export const ANNOUNCING_ANNOTATION = "lodestone.dev/announcing-node";
-
-const ANNOTATION_PREFIXES = ["lodestone.dev/", "metallb.io/", "metallb.universe.tf/"];
 const CONFIG_KEYS = ["pools.yaml", "config"];
 
 const rec = (v: unknown): Record<string, unknown> =>

@@ -1,7 +1,6 @@
 import { formatIp, type IpAddress } from "../core/ip.ts";
 import { isRetryable, responseMessage, type KubeClient, type KubeResponse } from "./client.ts";
-
-export const POOL_ANNOTATION = "lodestone.dev/pool";
+import { POOL_ANNOTATION } from "../core/well-known.ts";
 
 /** Which Service version a write is based on; the write fails with "conflict" when the Service moved on. */
 export interface ServiceRef {

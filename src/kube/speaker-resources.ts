@@ -4,20 +4,21 @@ import { type IpAddress, formatIp, parseIp } from "../core/ip.ts";
 import { type KubeClient, responseMessage } from "./client.ts";
 import { type Slim, objectMeta } from "./informer.ts";
 import { microTime } from "./lease.ts";
-import { ANNOUNCING_ANNOTATION, type SlimService } from "./objects.ts";
+import type { SlimService } from "./objects.ts";
+import {
+  ANNOUNCING_ANNOTATION,
+  COMPONENT_LABEL,
+  HEARTBEAT_ANNOTATION,
+  INTERFACES_ANNOTATION,
+  MEMBERLIST_SECRET,
+  SPEAKER_COMPONENT,
+  speakerLeaseName,
+} from "../core/well-known.ts";
 
 /**
  * What only the speaker watches (Nodes, membership Leases) and writes (its Lease, the heartbeat key Secret, the
  * announcing-node annotation). Services, EndpointSlices, ConfigMaps and Namespaces use kube/objects.ts.
  */
-
-export { ANNOUNCING_ANNOTATION };
-export const INTERFACES_ANNOTATION = "lodestone.dev/interfaces";
-export const HEARTBEAT_ANNOTATION = "lodestone.dev/heartbeat";
-export const SPEAKER_LABEL = "lodestone.dev/component";
-export const SPEAKER_LABEL_VALUE = "speaker";
-export const MEMBERLIST_SECRET = "lodestone-memberlist";
-export const speakerLeaseName = (node: string): string => `lodestone-speaker-${node}`;
 
 type Obj = Record<string, unknown>;
 const obj = (v: unknown): Obj => (typeof v === "object" && v !== null && !Array.isArray(v) ? (v as Obj) : {});
@@ -193,7 +194,7 @@ export function createLeaseRenewer(client: KubeClient, namespace: string, node: 
       metadata: {
         name,
         namespace,
-        labels: { [SPEAKER_LABEL]: SPEAKER_LABEL_VALUE },
+        labels: { [COMPONENT_LABEL]: SPEAKER_COMPONENT },
         annotations,
         ...(rv === undefined ? {} : { resourceVersion: rv }),
       },
@@ -266,7 +267,7 @@ export async function loadMemberlistKeys(
       body: {
         apiVersion: "v1",
         kind: "Secret",
-        metadata: { name: MEMBERLIST_SECRET, namespace, labels: { [SPEAKER_LABEL]: SPEAKER_LABEL_VALUE } },
+        metadata: { name: MEMBERLIST_SECRET, namespace, labels: { [COMPONENT_LABEL]: SPEAKER_COMPONENT } },
         type: "Opaque",
         data: { key: randomBytes(32).toString("base64") },
       },

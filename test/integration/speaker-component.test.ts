@@ -8,7 +8,7 @@ import { emptyTelemetry } from "../../src/core/telemetry.ts";
 import { createMetricsRegistry } from "../../src/http/metrics.ts";
 import { type Speaker, type SpeakerAnnouncer, createSpeaker } from "../../src/app/speaker.ts";
 import { type KubeClient, createKubeClient } from "../../src/kube/client.ts";
-import { ANNOUNCING_ANNOTATION } from "../../src/kube/speaker-resources.ts";
+import { ANNOUNCING_ANNOTATION } from "../../src/core/well-known.ts";
 import { type Sandbox, startSandbox } from "../../src/sandbox/index.ts";
 import { createOrFail, createPoolNamespace, fastMembership, lanIfaces } from "./speaker-env.ts";
 

@@ -1,7 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
-  EXCLUDE_LABEL,
   type AnnouncerCandidate,
   type RankingRequest,
   rankAnnouncers,
@@ -9,6 +8,7 @@ import {
   rankKey,
 } from "../../src/core/announcer-ranking.ts";
 import { type IpAddress, ip, parseIp } from "../../src/core/ip.ts";
+import { EXCLUDE_LABEL } from "../../src/core/well-known.ts";
 
 const addr = (text: string): IpAddress => parseIp(text)!;
 const lan = [
