@@ -154,6 +154,8 @@ export function createController(o: ControllerOptions): Controller {
   const configStates = new Map<string, ConfigMapState>();
   /** The resourceVersion each ConfigMap state was parsed from, so resyncs do not re-parse. */
   const parsedAt = new Map<string, string>();
+  /** The data of each pool ConfigMap as last parsed: a new resourceVersion with the same data applies nothing new. */
+  const parsedData = new Map<string, string>();
   let pools: readonly Pool[] = [];
   let crossProblems = "";
   let allocator = new Allocator();
@@ -199,6 +201,9 @@ export function createController(o: ControllerOptions): Controller {
       const prev = configStates.get(cm.key);
       if (prev !== undefined && parsedAt.get(cm.key) === cm.resourceVersion) continue;
       parsedAt.set(cm.key, cm.resourceVersion);
+      const data = JSON.stringify(cm.data);
+      const dataChanged = parsedData.get(cm.key) !== data;
+      parsedData.set(cm.key, data);
       const parsed = parsePoolConfigMap({ namespace: cm.namespace, name: cm.name, labels: cm.labels, data: cm.data });
       const next = nextConfigMapState(prev, cm.key, parsed);
       configStates.set(cm.key, next);
@@ -210,12 +215,15 @@ export function createController(o: ControllerOptions): Controller {
         if (acting) configInvalidEvent(cm, next);
       } else {
         log.info({ configMap: cm.key, pools: parsed.pools.map((p) => p.name) }, "pool ConfigMap applied");
+        // Only the leader, and only for a change it sees: the versions in force when it started say nothing new.
+        if (acting && dataChanged) configAppliedEvent(cm, prev);
       }
     }
     for (const key of [...configStates.keys()]) {
       if (configMaps.get(key) === undefined) {
         configStates.delete(key);
         parsedAt.delete(key);
+        parsedData.delete(key);
         log.info({ configMap: key }, "pool ConfigMap removed");
       }
     }
@@ -254,6 +262,16 @@ export function createController(o: ControllerOptions): Controller {
       "Warning",
       "ConfigInvalid",
       `${state.problems.length} problem(s), ${kept}: ${describeProblems(state.problems)}`,
+    );
+  }
+
+  function configAppliedEvent(cm: SlimConfigMap, prev: ConfigMapState | undefined): void {
+    const names = configStates.get(cm.key)?.pools.map((p) => p.name) ?? [];
+    events.record(
+      { kind: "ConfigMap", namespace: cm.namespace, name: cm.name, uid: cm.uid },
+      "Normal",
+      "ConfigApplied",
+      `${prev?.stale === true ? "problems fixed; " : ""}pools in force: ${names.length === 0 ? "none" : names.join(", ")}`,
     );
   }
 
