@@ -222,7 +222,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     upsert: (l, old) => {
       const renew = l.renewTime === undefined ? undefined : Date.parse(l.renewTime);
       membership.lease(l.node, l.renewTime, renew, performance.now(), Date.now());
-      // Not on every renewal: with 10k Services a plan allocates tens of MB, and each node renews every 2 s.
+      // Not on every renewal: a plan's cost grows with the Services, and every node renews its Lease every few seconds.
       if (leaseChangesRanking(old, l)) dirty = true;
     },
     delete: (l) => {
@@ -329,8 +329,8 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     const view = membership.view(now);
     const sig = `${[...view.members].sort().join(",")}|${view.selfApiOk}|${view.fenced}`;
     // A failed annotation/Event write is retried on the next evaluation after WRITE_RETRY_MS, even when nothing
-    // else changed in between — from the plan it failed in when nothing did: with 10k Services a full Event queue
-    // holds back thousands of Events, and planning again for each batch would cost a plan's garbage every 5 s.
+    // else changed in between — from the plan it failed in when nothing did: with many Services a full Event queue
+    // holds back thousands of Events, and planning again for each batch would cost a whole plan per retry.
     if (retryWritesAt !== undefined && now >= retryWritesAt) {
       retryWritesAt = undefined;
       if (!dirty && sig === signature && pending.size === 0 && unfinished !== undefined) {

@@ -111,8 +111,8 @@ export function leaseChangesRanking(old: SpeakerLease | undefined, l: SpeakerLea
 /**
  * Pure: whether a Service update can change what the speaker announces or records: its addresses, type, class and
  * traffic policy, the announcing-node annotation (the speaker's own record), the uid its Events name. The
- * controller's pool annotation, labels, ports and selector do not — with 10k Services a plan costs tens of MB of
- * garbage, and a controller that takes over writes an annotation on every Service.
+ * controller's pool annotation, labels, ports and selector do not — a plan's cost grows with the Services, and a
+ * controller that takes over writes an annotation on every Service.
  */
 export function serviceChangesAnnouncement(old: SlimService | undefined, s: SlimService): boolean {
   const same = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
