@@ -80,7 +80,7 @@ afterAll(async () => {
 
 describe("speaker liveness", () => {
   it("is not live while an evaluation hangs past the limit, and live again once it settles", async () => {
-    expect(livenessOf(speaker.loops())).toEqual({ ready: true, reasons: [] });
+    expect(livenessOf(speaker.loops())).toEqual({ ok: true, reasons: [] });
     hang = new Promise<void>((resolve) => (release = resolve));
     await create(`/api/v1/namespaces/${ns}/services`, {
       metadata: { name: "web", namespace: ns },
