@@ -1,8 +1,7 @@
 // Benchmark of the embedded API server: 10,000 Services + 10,000 EndpointSlices, 10 concurrent watchers.
 // Services skip node ports (allocateLoadBalancerNodePorts: false): 30000-32767 holds only 2768 of them.
 // Reports list latency, watch fan-out delay and raw status-PATCH throughput. The sandbox runs in its own
-// process (`lodestone sandbox`), as it does for the controller benchmark. Figures on a shared 2-core machine are
-// noisy. Last line: one JSON object.
+// process (`lodestone sandbox`), as it does for the controller benchmark. Last line: one JSON object.
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { Agent, request } from "node:http";

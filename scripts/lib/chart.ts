@@ -5,6 +5,7 @@ import { execFile } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
 import { promisify } from "node:util";
+import { DEFAULT_NAMESPACE } from "../../src/core/well-known.ts";
 
 const run = promisify(execFile);
 
@@ -13,7 +14,7 @@ export const chartDir = join(repoRoot, "deploy/helm/lodestone");
 export const manifestPath = join(repoRoot, "deploy/manifests/lodestone.yaml");
 export const valuesSchemaPath = join(chartDir, "values.schema.json");
 export const poolSchemaPath = join(repoRoot, "config/schema.json");
-export const manifestRelease = { name: "lodestone", namespace: "lodestone-system" } as const;
+export const manifestRelease = { name: "lodestone", namespace: DEFAULT_NAMESPACE } as const;
 
 /**
  * The helm-template tool (a `helm template` look-alike; no helm binary can be installed here): $LODESTONE_HELM_TEMPLATE,

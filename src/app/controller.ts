@@ -5,7 +5,7 @@ import { describeProblems, effectivePools, nextConfigMapState, type ConfigMapSta
 import { AllocationCodes, type AllocationError } from "../core/errors.ts";
 import { formatIp, parseIp, type IpAddress } from "../core/ip.ts";
 import { serviceRequestFrom } from "../core/service-request.ts";
-import type { Readiness, TelemetrySnapshot } from "../core/telemetry.ts";
+import type { ProbeResult, TelemetrySnapshot } from "../core/telemetry.ts";
 import { WorkQueue } from "../core/workqueue.ts";
 import { InFlight, type LoopReport } from "../core/liveness.ts";
 import type { KubeClient } from "../kube/client.ts";
@@ -21,10 +21,9 @@ import {
   type SlimNamespace,
   type SlimService,
 } from "../kube/objects.ts";
-import { POOL_ANNOTATION, createStatusWriter, type StatusWriter } from "../kube/status-writer.ts";
+import { createServiceStatusWriter, type ServiceStatusWriter } from "../kube/service-status-writer.ts";
+import { DEFAULT_LOAD_BALANCER_CLASS, POOL_ANNOTATION, POOLS_SELECTOR } from "../core/well-known.ts";
 
-export const DEFAULT_CLASS = "lodestone.dev/lb";
-export const POOLS_SELECTOR = "lodestone.dev/pools=true";
 /**
  * Liveness limit of one reconcile or pool write. It makes at most a PATCH (10 s timeout) and, after a 409, a GET
  * (30 s), so it ends within about a minute even when the API server never answers: a slow API server stays clear
@@ -42,7 +41,7 @@ export interface ControllerOptions {
   /** Unique per pod: the Lease holder identity and the Events' reportingInstance. */
   readonly identity: string;
   readonly logger: Logger;
-  /** Handle only this class; unset = Services without a class and those of class lodestone.dev/lb. */
+  /** Handle only this class; unset = Services without a class and those of DEFAULT_LOAD_BALANCER_CLASS. */
   readonly loadBalancerClass?: string;
   readonly lease: LeaseTimings & { readonly name: string };
   /** Status writes in flight at once (default 16). */
@@ -74,7 +73,7 @@ export interface Controller {
   start(): void;
   stop(): Promise<void>;
   telemetry(): ControllerTelemetry;
-  readiness(): Readiness;
+  readiness(): ProbeResult;
   /** For liveness: the informers' loops and the workqueue's oldest write in flight. */
   loops(): LoopReport[];
   isLeader(): boolean;
@@ -85,7 +84,7 @@ export interface Controller {
 
 /** Pure: whether a Service's class is ours (see `--load-balancer-class`). */
 export function classMatches(cls: string | undefined, ours: string | undefined): boolean {
-  return ours === undefined || ours === "" ? cls === undefined || cls === DEFAULT_CLASS : cls === ours;
+  return ours === undefined || ours === "" ? cls === undefined || cls === DEFAULT_LOAD_BALANCER_CLASS : cls === ours;
 }
 
 /** `have` as written by us is canonical text, so comparing with the canonical form of `want` is enough. */
@@ -140,7 +139,7 @@ export function createController(o: ControllerOptions): Controller {
     project: projectNamespace,
   });
   const informers = [services, configMaps, namespaces];
-  const writer: StatusWriter = createStatusWriter(o.client);
+  const writer: ServiceStatusWriter = createServiceStatusWriter(o.client);
   const events: EventRecorder = createEventRecorder({
     client: o.client,
     logger: log,
@@ -155,6 +154,8 @@ export function createController(o: ControllerOptions): Controller {
   const configStates = new Map<string, ConfigMapState>();
   /** The resourceVersion each ConfigMap state was parsed from, so resyncs do not re-parse. */
   const parsedAt = new Map<string, string>();
+  /** The data of each pool ConfigMap as last parsed: a new resourceVersion with the same data applies nothing new. */
+  const parsedData = new Map<string, string>();
   let pools: readonly Pool[] = [];
   let crossProblems = "";
   let allocator = new Allocator();
@@ -200,6 +201,9 @@ export function createController(o: ControllerOptions): Controller {
       const prev = configStates.get(cm.key);
       if (prev !== undefined && parsedAt.get(cm.key) === cm.resourceVersion) continue;
       parsedAt.set(cm.key, cm.resourceVersion);
+      const data = JSON.stringify(cm.data);
+      const dataChanged = parsedData.get(cm.key) !== data;
+      parsedData.set(cm.key, data);
       const parsed = parsePoolConfigMap({ namespace: cm.namespace, name: cm.name, labels: cm.labels, data: cm.data });
       const next = nextConfigMapState(prev, cm.key, parsed);
       configStates.set(cm.key, next);
@@ -211,12 +215,15 @@ export function createController(o: ControllerOptions): Controller {
         if (acting) configInvalidEvent(cm, next);
       } else {
         log.info({ configMap: cm.key, pools: parsed.pools.map((p) => p.name) }, "pool ConfigMap applied");
+        // Only the leader, and only for a change it sees: the versions in force when it started say nothing new.
+        if (acting && dataChanged) configAppliedEvent(cm, prev);
       }
     }
     for (const key of [...configStates.keys()]) {
       if (configMaps.get(key) === undefined) {
         configStates.delete(key);
         parsedAt.delete(key);
+        parsedData.delete(key);
         log.info({ configMap: key }, "pool ConfigMap removed");
       }
     }
@@ -255,6 +262,16 @@ export function createController(o: ControllerOptions): Controller {
       "Warning",
       "ConfigInvalid",
       `${state.problems.length} problem(s), ${kept}: ${describeProblems(state.problems)}`,
+    );
+  }
+
+  function configAppliedEvent(cm: SlimConfigMap, prev: ConfigMapState | undefined): void {
+    const names = configStates.get(cm.key)?.pools.map((p) => p.name) ?? [];
+    events.record(
+      { kind: "ConfigMap", namespace: cm.namespace, name: cm.name, uid: cm.uid },
+      "Normal",
+      "ConfigApplied",
+      `${prev?.stale === true ? "problems fixed; " : ""}pools in force: ${names.length === 0 ? "none" : names.join(", ")}`,
     );
   }
 
@@ -640,7 +657,7 @@ export function createController(o: ControllerOptions): Controller {
       if (configMaps.synced() && pools.length === 0) {
         reasons.push(`no usable address pool in namespace ${o.namespace} (ConfigMaps labelled ${POOLS_SELECTOR})`);
       }
-      return { ready: reasons.length === 0, reasons };
+      return { ok: reasons.length === 0, reasons };
     },
     loops: () => [
       ...informers.map((i) => ({ loop: `informer ${i.resource}`, ended: i.crashed() })),

@@ -1,12 +1,13 @@
 import type { Logger } from "pino";
 import type { Pool } from "../core/config.ts";
-import { emptyTelemetry, type Readiness, type TelemetrySnapshot } from "../core/telemetry.ts";
+import { emptyTelemetry, type ProbeResult, type TelemetrySnapshot } from "../core/telemetry.ts";
 import { livenessOf, type LoopReport } from "../core/liveness.ts";
 import { startHealthServer, type HealthServer } from "../http/server.ts";
 import { createKubeClient, loadKubeConfig, type ApiSource, type KubeClient } from "../kube/client.ts";
 import { defaultLeaseTimings, type LeaseTimings } from "../kube/lease.ts";
 import { classMatches, createController, type Controller, type WatchedObjects } from "./controller.ts";
 import { speakerComponent } from "./speaker-component.ts";
+import { CONTROLLER_LEASE, DEFAULT_LOAD_BALANCER_CLASS } from "../core/well-known.ts";
 
 /** What every component beside the controller is given (the speaker, and whatever comes next). */
 export interface ComponentContext {
@@ -32,7 +33,7 @@ export interface DaemonComponent {
   handoff?(): Promise<void>;
   stop(): Promise<void>;
   telemetry?(): Partial<TelemetrySnapshot>;
-  readiness?(): Readiness;
+  readiness?(): ProbeResult;
   /** Its loops, for liveness (see src/core/liveness.ts). */
   loops?(): readonly LoopReport[];
 }
@@ -72,9 +73,9 @@ export interface DaemonOptions {
 export interface Daemon {
   stop(reason: string): Promise<void>;
   telemetry(): TelemetrySnapshot;
-  readiness(): Readiness;
+  readiness(): ProbeResult;
   /** What `/healthz` answers: not live only when a restart would help (src/core/liveness.ts). */
-  liveness(): Readiness;
+  liveness(): ProbeResult;
   /** True while this pod holds the controller Lease and allocates. */
   isLeader(): boolean;
   /** The health server's port, undefined when off. */
@@ -115,7 +116,7 @@ export async function startDaemon(options: DaemonOptions, logger: Logger): Promi
     identity,
     logger,
     ...(options.loadBalancerClass === undefined ? {} : { loadBalancerClass: options.loadBalancerClass }),
-    lease: { ...defaultLeaseTimings, name: "lodestone-controller", ...options.lease },
+    lease: { ...defaultLeaseTimings, name: CONTROLLER_LEASE, ...options.lease },
     ...(options.workers === undefined ? {} : { workers: options.workers }),
     ...(options.maxQueuedEvents === undefined ? {} : { maxQueuedEvents: options.maxQueuedEvents }),
     ...(options.informerBackoff === undefined ? {} : { informerBackoff: options.informerBackoff }),
@@ -142,11 +143,11 @@ export async function startDaemon(options: DaemonOptions, logger: Logger): Promi
 
   const telemetry = (): TelemetrySnapshot =>
     mergeTelemetry([controller.telemetry(), ...components.map((c) => c.telemetry?.() ?? {})]);
-  const readiness = (): Readiness => {
-    const parts = [controller.readiness(), ...components.map((c) => c.readiness?.() ?? { ready: true, reasons: [] })];
-    return { ready: parts.every((p) => p.ready), reasons: parts.flatMap((p) => p.reasons) };
+  const readiness = (): ProbeResult => {
+    const parts = [controller.readiness(), ...components.map((c) => c.readiness?.() ?? { ok: true, reasons: [] })];
+    return { ok: parts.every((p) => p.ok), reasons: parts.flatMap((p) => p.reasons) };
   };
-  const liveness = (): Readiness =>
+  const liveness = (): ProbeResult =>
     livenessOf([...controller.loops(), ...components.flatMap((c) => c.loops?.() ?? [])]);
   let health: HealthServer | undefined;
   const port = options.metricsPort ?? 7472;
@@ -164,7 +165,7 @@ export async function startDaemon(options: DaemonOptions, logger: Logger): Promi
     {
       identity,
       namespace: options.namespace,
-      loadBalancerClass: options.loadBalancerClass ?? "(none) or lodestone.dev/lb",
+      loadBalancerClass: options.loadBalancerClass ?? `(none) or ${DEFAULT_LOAD_BALANCER_CLASS}`,
       components: components.map((c) => c.name),
       metricsPort: health?.port ?? "off",
     },

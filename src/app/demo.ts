@@ -5,19 +5,25 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { KubeConfig } from "@kubernetes/client-node";
 import pino from "pino";
-import { renderStatusTable } from "../core/status.ts";
+import { renderStatusTable } from "../core/status-report.ts";
 import type { KubeClient } from "../kube/client.ts";
 import { createKubeClient, responseMessage } from "../kube/client.ts";
 import { startSandbox } from "../sandbox/index.ts";
 import type { Daemon } from "./daemon.ts";
 import { startDaemon } from "./daemon.ts";
-import { readStatus } from "./status.ts";
+import { readStatus } from "./status-report.ts";
+import {
+  DEFAULT_NAMESPACE,
+  LOAD_BALANCER_IPS_ANNOTATION,
+  POOLS_LABEL,
+  SHARING_KEY_ANNOTATION,
+} from "../core/well-known.ts";
 
 const execFileAsync = promisify(execFile);
 
 /** The demo's cluster: one pool ConfigMap and a handful of LoadBalancer Services showing what Lodestone does. */
 export const DEMO_NAMESPACE = "demo";
-export const DAEMON_NAMESPACE = "lodestone-system";
+export const DAEMON_NAMESPACE = DEFAULT_NAMESPACE;
 
 export const demoPools = `# Two pools from the documentation ranges (RFC 5737 / RFC 3849).
 - name: lan
@@ -63,14 +69,14 @@ export const demoServices: readonly DemoService[] = [
   {
     name: "dns-tcp",
     what: "shares one IP with dns-udp (same sharing key, different protocols)",
-    annotations: { "lodestone.dev/sharing-key": "dns" },
+    annotations: { [SHARING_KEY_ANNOTATION]: "dns" },
     spec: { ports: [tcp(53)] },
     gets: true,
   },
   {
     name: "dns-udp",
     what: "shares one IP with dns-tcp",
-    annotations: { "lodestone.dev/sharing-key": "dns" },
+    annotations: { [SHARING_KEY_ANNOTATION]: "dns" },
     spec: { ports: [{ name: "udp-53", port: 53, protocol: "UDP" }] },
     gets: true,
   },
@@ -84,7 +90,7 @@ export const demoServices: readonly DemoService[] = [
   {
     name: "outside",
     what: "asks for 203.0.113.7, which no pool holds: refused with a readable reason",
-    annotations: { "lodestone.dev/load-balancer-ips": "203.0.113.7" },
+    annotations: { [LOAD_BALANCER_IPS_ANNOTATION]: "203.0.113.7" },
     spec: { ports: [tcp(80)] },
     gets: false,
   },
@@ -120,7 +126,7 @@ async function createObjects(client: KubeClient): Promise<void> {
   await must(client, "POST", `/api/v1/namespaces/${DAEMON_NAMESPACE}/configmaps`, {
     apiVersion: "v1",
     kind: "ConfigMap",
-    metadata: { name: "lodestone-pools", namespace: DAEMON_NAMESPACE, labels: { "lodestone.dev/pools": "true" } },
+    metadata: { name: "lodestone-pools", namespace: DAEMON_NAMESPACE, labels: { [POOLS_LABEL]: "true" } },
     data: { "pools.yaml": demoPools },
   });
   for (const s of demoServices) {

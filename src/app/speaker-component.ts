@@ -3,7 +3,7 @@ import type { ComponentFactory, DaemonComponent } from "./daemon.ts";
 import { type SpeakerContext, createSpeaker } from "./speaker.ts";
 
 /**
- * The speaker as a daemon component: membership, per-IP election and the layer-2 announcer on this node's
+ * The speaker as a daemon component: membership, per-IP announcer ranking and the layer-2 announcer on this node's
  * interfaces. `lodestone run` starts it unless `--speaker=false`. It needs CAP_NET_RAW; without it the speaker
  * reports the announcer's error in its readiness and the log, and the controller half keeps allocating. It reads
  * Services, pool ConfigMaps and Namespaces from the controller's caches instead of watching them a second time.

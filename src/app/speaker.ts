@@ -11,29 +11,23 @@ import {
   planAnnouncements,
 } from "../core/announce-plan.ts";
 import { announcingNodeFor, formatAnnouncingNodes } from "../core/announcing-node.ts";
-import { POOLS_LABEL } from "../core/config.ts";
-import { type ElectionNode, type InterfaceSummary, hasInterfaceFor } from "../core/election.ts";
+import { type AnnouncerCandidate, type InterfaceSummary, hasInterfaceFor } from "../core/announcer-ranking.ts";
 import { type HeartbeatKey, heartbeatKey } from "../core/heartbeat-codec.ts";
 import { type IpAddress, formatIp, ipKey, parseIp } from "../core/ip.ts";
 import { Membership, type MembershipTiming, checkTiming, defaultTiming } from "../core/membership.ts";
-import type { Readiness, TelemetrySnapshot } from "../core/telemetry.ts";
+import type { ProbeResult, TelemetrySnapshot } from "../core/telemetry.ts";
 import type { LoopReport } from "../core/liveness.ts";
 import type { KubeClient } from "../kube/client.ts";
 import { type Informer, createInformer } from "../kube/informer.ts";
 import {
-  ANNOUNCING_ANNOTATION,
-  HEARTBEAT_ANNOTATION,
-  INTERFACES_ANNOTATION,
-  SPEAKER_LABEL,
-  SPEAKER_LABEL_VALUE,
   type SpeakerLease,
   type SpeakerNode,
   createLeaseRenewer,
   encodeHeartbeatAddress,
   encodeInterfaces,
-  leaseChangesElection,
+  leaseChangesRanking,
   loadMemberlistKeys,
-  nodeChangesElection,
+  nodeChangesRanking,
   projectLease,
   projectNode,
   serviceChangesAnnouncement,
@@ -53,6 +47,14 @@ import { scanInterfaces } from "../net/interface-summary.ts";
 import type { WatchedObjects } from "./controller.ts";
 import { createPoolCache } from "./speaker-pools.ts";
 import { createLocalSlices } from "./speaker-slices.ts";
+import {
+  ANNOUNCING_ANNOTATION,
+  DEFAULT_LOAD_BALANCER_CLASS,
+  HEARTBEAT_ANNOTATION,
+  INTERFACES_ANNOTATION,
+  POOLS_SELECTOR,
+  SPEAKER_SELECTOR,
+} from "../core/well-known.ts";
 
 /** The part of the layer-2 announcer (src/net/announcer.ts) the speaker drives. */
 export interface SpeakerAnnouncer {
@@ -75,7 +77,7 @@ export interface SpeakerContext {
   readonly createAnnouncer: (
     logger: Logger,
   ) => Promise<{ ok: true; value: SpeakerAnnouncer } | { ok: false; error: { message: string } }>;
-  /** Which Services' ingress IPs are ours (loadBalancerClass); default: no class or lodestone.dev/lb. */
+  /** Which Services' ingress IPs are ours (loadBalancerClass); default: no class or DEFAULT_LOAD_BALANCER_CLASS. */
   readonly handlesClass?: (cls: string | undefined) => boolean;
   /** UDP port of the heartbeats (default 7947; 0 = ephemeral, tests). */
   readonly heartbeatPort?: number;
@@ -108,7 +110,7 @@ export interface Speaker {
     TelemetrySnapshot,
     "announcedIps" | "membershipSize" | "failovers" | "layer2" | "layer2Drops" | "informerRestarts" | "eventsDropped"
   >;
-  readiness(): Readiness;
+  readiness(): ProbeResult;
   /** For liveness: the informers' loops and the evaluation in progress. */
   loops(): LoopReport[];
 }
@@ -119,7 +121,7 @@ const parseIps = (texts: readonly string[]): IpAddress[] =>
     return a === undefined ? [] : [a];
   });
 const NO_NODES: ReadonlySet<string> = new Set();
-const defaultClass = (cls: string | undefined): boolean => cls === undefined || cls === "lodestone.dev/lb";
+const defaultClass = (cls: string | undefined): boolean => cls === undefined || cls === DEFAULT_LOAD_BALANCER_CLASS;
 const EVAL_MS = 50;
 /**
  * An evaluation is local work (planning, the announcer's sockets); its API writes are not awaited. Thirty seconds
@@ -166,7 +168,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     ...common,
     resource: "speaker-leases",
     path: `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases`,
-    labelSelector: `${SPEAKER_LABEL}=${SPEAKER_LABEL_VALUE}`,
+    labelSelector: SPEAKER_SELECTOR,
     project: projectLease,
   });
   const watched: WatchedObjects = ctx.shared ?? {
@@ -180,7 +182,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
       ...common,
       resource: "speaker-configmaps",
       path: `/api/v1/namespaces/${ns}/configmaps`,
-      labelSelector: `${POOLS_LABEL}=true`,
+      labelSelector: POOLS_SELECTOR,
       project: projectConfigMap,
     }),
     namespaces: createInformer<SlimNamespace>({
@@ -220,8 +222,8 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     upsert: (l, old) => {
       const renew = l.renewTime === undefined ? undefined : Date.parse(l.renewTime);
       membership.lease(l.node, l.renewTime, renew, performance.now(), Date.now());
-      // Not on every renewal: with 10k Services a plan allocates tens of MB, and each node renews every 2 s.
-      if (leaseChangesElection(old, l)) dirty = true;
+      // Not on every renewal: a plan's cost grows with the Services, and every node renews its Lease every few seconds.
+      if (leaseChangesRanking(old, l)) dirty = true;
     },
     delete: (l) => {
       membership.leaseGone(l.node);
@@ -230,7 +232,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
   });
   nodes.subscribe({
     upsert: (n, old) => {
-      if (nodeChangesElection(old, n)) dirty = true;
+      if (nodeChangesRanking(old, n)) dirty = true;
     },
     delete: (n) => {
       membership.forget(n.name);
@@ -262,7 +264,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     return informers.every((i) => i.synced());
   }
 
-  function electionNodes(members: ReadonlySet<string>): ElectionNode[] {
+  function candidates(members: ReadonlySet<string>): AnnouncerCandidate[] {
     const leaseOf = new Map<string, SpeakerLease>();
     for (const l of leases.values()) leaseOf.set(l.node, l);
     return [...nodes.values()].map((n) => ({
@@ -327,8 +329,8 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     const view = membership.view(now);
     const sig = `${[...view.members].sort().join(",")}|${view.selfApiOk}|${view.fenced}`;
     // A failed annotation/Event write is retried on the next evaluation after WRITE_RETRY_MS, even when nothing
-    // else changed in between — from the plan it failed in when nothing did: with 10k Services a full Event queue
-    // holds back thousands of Events, and planning again for each batch would cost a plan's garbage every 5 s.
+    // else changed in between — from the plan it failed in when nothing did: with many Services a full Event queue
+    // holds back thousands of Events, and planning again for each batch would cost a whole plan per retry.
     if (retryWritesAt !== undefined && now >= retryWritesAt) {
       retryWritesAt = undefined;
       if (!dirty && sig === signature && pending.size === 0 && unfinished !== undefined) {
@@ -351,12 +353,12 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     if (!ready) dirty = true;
     let plan: AnnouncePlan | undefined;
     if (ready) {
-      const electionInput = electionNodes(view.members);
-      plan = planAnnouncements(self, announcedServices(), pools(), electionInput);
+      const candidateNodes = candidates(view.members);
+      plan = planAnnouncements(self, announcedServices(), pools(), candidateNodes);
       if (previousOwners === undefined) {
         // First plan of this process: the IPs it wins are held by peers right now; treat them as theirs.
         const without = new Set([...view.members].filter((m) => m !== self));
-        previousOwners = ownersOf(planAnnouncements(self, announcedServices(), pools(), electionNodes(without)));
+        previousOwners = ownersOf(planAnnouncements(self, announcedServices(), pools(), candidates(without)));
       }
       const settle = gainsToSettle(self, previousOwners, plan, view.members);
       for (const k of [...pending.keys()])
@@ -462,7 +464,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
       // Each IP is elected on its own (a dual-stack Service may have two owners): its owner records its Event.
       for (const p of planned) {
         const slot = `${key}#announcing#${formatIp(p.ip)}`;
-        const mine = p.election.ok && p.election.owner === self && held.has(ipKey(p.ip));
+        const mine = p.announcer.ok && p.announcer.owner === self && held.has(ipKey(p.ip));
         if (!mine) written.delete(slot);
         // A restarted speaker finds the annotation naming it for IPs it announced before: that Event exists. Only
         // what the first pass finds counts; later, the annotation may name this node from another node's plan
@@ -474,8 +476,8 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
           const on = interfaceFor(p.ip);
           const text = `Announcing ${formatIp(p.ip)} from node ${self}${on === undefined ? "" : ` on ${on}`}`;
           await once(slot, self, now, () => recordEvent(ref, "Normal", "Announcing", text));
-        } else if (!p.election.ok && reporter === self) {
-          const message = p.election.message;
+        } else if (!p.announcer.ok && reporter === self) {
+          const message = p.announcer.message;
           await once(`${key}#none#${formatIp(p.ip)}`, message, now, () =>
             recordEvent(ref, "Warning", "NotAnnounced", message),
           );
@@ -483,7 +485,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
       }
       // One writer per Service, so owners of different IPs never overwrite each other: the owner of its first
       // announced IP once it announces it, or the reporter when no IP has an owner (the annotation goes).
-      const owners = planned.flatMap((p) => (p.election.ok ? [{ ip: p.ip, node: p.election.owner }] : []));
+      const owners = planned.flatMap((p) => (p.announcer.ok ? [{ ip: p.ip, node: p.announcer.owner }] : []));
       const desired = formatAnnouncingNodes(owners);
       const first = owners[0];
       const writer = first === undefined ? reporter === self : first.node === self && held.has(ipKey(first.ip));
@@ -768,7 +770,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
       if (!membership.selfApiOk(performance.now())) {
         reasons.push(`speaker: membership Lease not renewed${lastError === undefined ? "" : ` (${lastError})`}`);
       }
-      return { ready: reasons.length === 0, reasons };
+      return { ok: reasons.length === 0, reasons };
     },
     loops: () => [
       ...owned.map((i) => ({ loop: `informer ${i.resource}`, ended: i.crashed() })),

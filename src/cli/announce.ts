@@ -1,8 +1,8 @@
-import { parseArgs } from "node:util";
 import { pino } from "pino";
 import { defaultGratuitous } from "../core/gratuitous.ts";
 import { formatIp, parseIp, type IpAddress } from "../core/ip.ts";
 import { createAnnouncer, type Claim } from "../net/announcer.ts";
+import { parseFlags } from "./flags.ts";
 import type { Command } from "./main.ts";
 
 const help = `Usage: lodestone announce [--interface IF]... [flags] IP...
@@ -29,27 +29,25 @@ const positiveInt = (text: string | undefined, fallback: number): number | undef
 export const command: Command = {
   summary: "answer ARP/NDP for IPs on this node until stopped (LAN troubleshooting)",
   async run(args) {
-    let parsed;
-    try {
-      parsed = parseArgs({
-        args: [...args],
-        options: {
-          interface: { type: "string", multiple: true },
-          "interval-ms": { type: "string" },
-          count: { type: "string" },
-          "refresh-seconds": { type: "string" },
-          for: { type: "string" },
-          "log-level": { type: "string", default: "info" },
-          help: { type: "boolean", short: "h" },
-        },
-        strict: true,
-        allowPositionals: true,
-      });
-    } catch (e: unknown) {
-      console.error(`lodestone announce: ${e instanceof Error ? e.message : String(e)}\n\n${help}`);
+    const parsed = parseFlags(
+      args,
+      {
+        interface: { type: "string", multiple: true },
+        "interval-ms": { type: "string" },
+        count: { type: "string" },
+        "refresh-seconds": { type: "string" },
+        for: { type: "string" },
+        "log-level": { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+      { positionals: true },
+    );
+    if (!parsed.ok) {
+      console.error(`lodestone announce: ${parsed.error}\n\n${help}`);
       return 2;
     }
-    const { values, positionals } = parsed;
+    const { positionals } = parsed;
+    const values = { ...parsed.values, "log-level": parsed.values["log-level"] ?? "info" };
     if (values.help === true) {
       console.log(help);
       return 0;

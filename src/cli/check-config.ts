@@ -1,12 +1,13 @@
 import { readFileSync } from "node:fs";
-import { parseArgs } from "node:util";
 import { parseAllDocuments } from "yaml";
 import type { ConfigMapInput, Pool } from "../core/config.ts";
-import { METALLB_KEY, mergePools, parsePoolConfigMap, poolCapacity, POOLS_KEY, POOLS_LABEL } from "../core/config.ts";
+import { METALLB_KEY, mergePools, parsePoolConfigMap, poolCapacity, POOLS_KEY } from "../core/config.ts";
 import { ConfigCodes, configMessages } from "../core/errors.ts";
 import type { Family } from "../core/ip.ts";
 import { familyName } from "../core/ip.ts";
+import { parseFlags } from "./flags.ts";
 import type { Command } from "./main.ts";
+import { POOLS_LABEL } from "../core/well-known.ts";
 
 const help = `Usage: lodestone check-config FILE...
 
@@ -174,16 +175,9 @@ function asPoolConfigMap(obj: Record<string, unknown>): ConfigMapInput | undefin
 export const command: Command = {
   summary: "validate pool ConfigMap manifests offline (Lodestone and MetalLB <= 0.12 formats)",
   run(args) {
-    let parsed;
-    try {
-      parsed = parseArgs({
-        args: [...args],
-        options: { help: { type: "boolean", short: "h" } },
-        allowPositionals: true,
-        strict: true,
-      });
-    } catch (e: unknown) {
-      console.error(`lodestone check-config: ${e instanceof Error ? e.message : String(e)}\n\n${help}`);
+    const parsed = parseFlags(args, { help: { type: "boolean", short: "h" } }, { positionals: true });
+    if (!parsed.ok) {
+      console.error(`lodestone check-config: ${parsed.error}\n\n${help}`);
       return Promise.resolve(2);
     }
     if (parsed.values.help === true) {

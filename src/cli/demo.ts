@@ -1,7 +1,7 @@
-import { parseArgs } from "node:util";
 import { runDemo } from "../app/demo.ts";
 import { runFailoverLab } from "../app/demo-lab.ts";
 import { leaveSignalsToCaller } from "../lab/netns.ts";
+import { parseFlags } from "./flags.ts";
 import type { Command } from "./main.ts";
 
 const help = `Usage: lodestone demo [--no-lab] [--timeout SECONDS]
@@ -17,22 +17,16 @@ Everything it creates is removed at the end, also on Ctrl-C.
 export const command: Command = {
   summary: "show Lodestone at work on the embedded API server (what `npm run demo` runs)",
   async run(args) {
-    let values;
-    try {
-      ({ values } = parseArgs({
-        args: [...args],
-        options: {
-          "no-lab": { type: "boolean", default: false },
-          timeout: { type: "string", default: "60" },
-          help: { type: "boolean", short: "h" },
-        },
-        strict: true,
-        allowPositionals: false,
-      }));
-    } catch (e: unknown) {
-      console.error(`lodestone demo: ${e instanceof Error ? e.message : String(e)}\n\n${help}`);
+    const parsed = parseFlags(args, {
+      "no-lab": { type: "boolean" },
+      timeout: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    });
+    if (!parsed.ok) {
+      console.error(`lodestone demo: ${parsed.error}\n\n${help}`);
       return 2;
     }
+    const values = { ...parsed.values, timeout: parsed.values.timeout ?? "60" };
     if (values.help === true) {
       console.log(help);
       return 0;

@@ -3,6 +3,8 @@ import pino, { type Level } from "pino";
 import type { Command } from "./main.ts";
 import { defaultLeaseTimings, leaseTimingProblems } from "../kube/lease.ts";
 import type { DaemonOptions } from "../app/daemon.ts";
+import { CONTROLLER_LEASE, DEFAULT_LOAD_BALANCER_CLASS, DEFAULT_NAMESPACE } from "../core/well-known.ts";
+import { type FlagSpecs, parseFlags } from "./flags.ts";
 
 const LEVELS: readonly string[] = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
 
@@ -18,13 +20,13 @@ unless --speaker=false, the layer-2 speaker. Logs are JSON lines on stdout.
 
 Flags (environment default in brackets):
   --kubeconfig PATH            kubeconfig file [KUBECONFIG]; without it, the in-cluster ServiceAccount
-  --namespace NS               the daemon's namespace: pool ConfigMaps, Leases [POD_NAMESPACE, else lodestone-system]
+  --namespace NS               the daemon's namespace: pool ConfigMaps, Leases [POD_NAMESPACE, else ${DEFAULT_NAMESPACE}]
   --node-name NAME             this node [NODE_NAME, else the host name]
-  --load-balancer-class CLASS  handle only Services of this class (default: no class, or lodestone.dev/lb)
+  --load-balancer-class CLASS  handle only Services of this class (default: no class, or ${DEFAULT_LOAD_BALANCER_CLASS})
   --log-level LEVEL            fatal, error, warn, info, debug, trace, silent [LOG_LEVEL, else info]
   --metrics-port N             /metrics, /healthz, /readyz port; 0 = any free port, -1 = off (default 7472)
   --speaker BOOL               run the layer-2 speaker too (default true)
-  --lease-name NAME            controller Lease (default lodestone-controller)
+  --lease-name NAME            controller Lease (default ${CONTROLLER_LEASE})
   --lease-duration DURATION    how long a standby waits for a silent leader (default 15s)
   --renew-deadline DURATION    a leader that cannot renew for this long stops writing (default 10s)
   --retry-period DURATION      time between Lease attempts (default 2s)
@@ -39,46 +41,33 @@ export function parseDuration(text: string): number | undefined {
   return Math.round(unit === "ms" ? n : unit === "s" ? n * 1000 : n * 60_000);
 }
 
-/**
- * Pure: flags and environment → options, or the one-line reason they are wrong. `--flag value` and
- * `--flag=value` both work; booleans accept `--speaker`, `--speaker=false`, `--speaker false`.
- */
+const FLAGS = {
+  kubeconfig: { type: "string" },
+  namespace: { type: "string" },
+  "node-name": { type: "string" },
+  "load-balancer-class": { type: "string" },
+  "log-level": { type: "string" },
+  "metrics-port": { type: "string" },
+  speaker: { type: "boolean" },
+  "lease-name": { type: "string" },
+  "lease-duration": { type: "string" },
+  "renew-deadline": { type: "string" },
+  "retry-period": { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const satisfies FlagSpecs;
+
+/** Pure: flags and environment → options, or the one-line reason they are wrong. A flag wins over its variable. */
 export function parseRunFlags(
   args: readonly string[],
   env: Readonly<Record<string, string | undefined>>,
 ): { ok: true; value: RunFlags } | { ok: false; error: string } | { ok: "help" } {
-  const values = new Map<string, string>();
-  const known = new Set([
-    "kubeconfig",
-    "namespace",
-    "node-name",
-    "load-balancer-class",
-    "log-level",
-    "metrics-port",
-    "speaker",
-    "lease-name",
-    "lease-duration",
-    "renew-deadline",
-    "retry-period",
-  ]);
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i] ?? "";
-    if (a === "--help" || a === "-h") return { ok: "help" };
-    if (!a.startsWith("--")) return { ok: false, error: `unexpected argument "${a}"` };
-    const eq = a.indexOf("=");
-    const name = a.slice(2, eq === -1 ? undefined : eq);
-    if (!known.has(name)) return { ok: false, error: `unknown flag --${name}` };
-    let value: string | undefined = eq === -1 ? undefined : a.slice(eq + 1);
-    if (value === undefined) {
-      const next = args[i + 1];
-      if (name === "speaker" && (next === undefined || !["true", "false"].includes(next))) value = "true";
-      else if (next === undefined || next.startsWith("--")) return { ok: false, error: `--${name} needs a value` };
-      else value = args[++i] ?? "";
-    }
-    values.set(name, value);
-  }
-  const get = (name: string, envName?: string): string | undefined =>
-    values.get(name) ?? (envName === undefined ? undefined : env[envName] || undefined);
+  const parsed = parseFlags(args, FLAGS);
+  if (!parsed.ok) return parsed;
+  const { values } = parsed;
+  if (values.help === true) return { ok: "help" };
+  type Text = Exclude<keyof typeof FLAGS, "speaker" | "help">;
+  const get = (name: Text, envName?: string): string | undefined =>
+    values[name] ?? (envName === undefined ? undefined : env[envName] || undefined);
 
   const logLevel = get("log-level", "LOG_LEVEL") ?? "info";
   if (!LEVELS.includes(logLevel)) return { ok: false, error: `--log-level must be one of ${LEVELS.join(", ")}` };
@@ -86,10 +75,6 @@ export function parseRunFlags(
   const metricsPort = Number(portText);
   if (!Number.isInteger(metricsPort) || metricsPort < -1 || metricsPort > 65535) {
     return { ok: false, error: `--metrics-port must be -1 (off), 0 (any) or a port up to 65535, got "${portText}"` };
-  }
-  const speakerText = get("speaker") ?? "true";
-  if (speakerText !== "true" && speakerText !== "false") {
-    return { ok: false, error: `--speaker must be true or false, got "${speakerText}"` };
   }
   const timings = { ...defaultLeaseTimings };
   for (const [flag, field] of [
@@ -115,13 +100,13 @@ export function parseRunFlags(
       logLevel: logLevel as Level | "silent",
       daemon: {
         ...(kubeconfig === undefined ? {} : { kubeconfig }),
-        namespace: get("namespace", "POD_NAMESPACE") ?? "lodestone-system",
+        namespace: get("namespace", "POD_NAMESPACE") ?? DEFAULT_NAMESPACE,
         nodeName,
         identity: `${env.POD_NAME ?? nodeName}_${process.pid}`,
         ...(cls === undefined ? {} : { loadBalancerClass: cls }),
         metricsPort,
-        speaker: speakerText === "true",
-        lease: { name: get("lease-name") ?? "lodestone-controller", ...timings },
+        speaker: values.speaker ?? true,
+        lease: { name: get("lease-name") ?? CONTROLLER_LEASE, ...timings },
       },
     },
   };

@@ -1,3 +1,4 @@
+import { type FlagSpecs, parseFlags } from "./flags.ts";
 import type { Command } from "./main.ts";
 
 const HELP = `Usage: lodestone sandbox [--port N] [--address A] [--kubeconfig PATH] [--rbac] [--tls[=false]]
@@ -20,56 +21,42 @@ interface Flags {
   tls: boolean | undefined;
 }
 
-function parseFlags(args: readonly string[]): Flags | string {
-  const flags: Flags = { port: 6443, address: "127.0.0.1", kubeconfig: undefined, rbac: false, tls: undefined };
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i] ?? "";
-    const [name, inline] = arg.includes("=")
-      ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)]
-      : [arg, undefined];
-    const value = (): string | undefined => inline ?? args[++i];
-    switch (name) {
-      case "--port": {
-        const v = value();
-        const n = Number(v);
-        if (v === undefined || !Number.isInteger(n) || n < 0 || n > 65535)
-          return `--port needs a number 0..65535, got ${String(v)}`;
-        flags.port = n;
-        break;
-      }
-      case "--address": {
-        const v = value();
-        if (v === undefined || v === "") return "--address needs an address";
-        flags.address = v;
-        break;
-      }
-      case "--kubeconfig": {
-        const v = value();
-        if (v === undefined || v === "") return "--kubeconfig needs a path";
-        flags.kubeconfig = v;
-        break;
-      }
-      case "--rbac":
-        flags.rbac = inline === undefined || inline === "true";
-        break;
-      case "--tls":
-        flags.tls = inline === undefined || inline === "true";
-        break;
-      default:
-        return `unknown flag ${arg}`;
-    }
-  }
-  return flags;
+const FLAGS = {
+  port: { type: "string" },
+  address: { type: "string" },
+  kubeconfig: { type: "string" },
+  rbac: { type: "boolean" },
+  tls: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} as const satisfies FlagSpecs;
+
+/** Pure: the flags → options, "help", or the one-line reason they are wrong. */
+export function parseSandboxFlags(args: readonly string[]): Flags | "help" | string {
+  const parsed = parseFlags(args, FLAGS);
+  if (!parsed.ok) return parsed.error;
+  const { values } = parsed;
+  if (values.help === true) return "help";
+  const port = values.port === undefined ? 6443 : Number(values.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) return `--port needs a number 0..65535, got ${values.port}`;
+  if (values.address === "") return "--address needs an address";
+  if (values.kubeconfig === "") return "--kubeconfig needs a path";
+  return {
+    port,
+    address: values.address ?? "127.0.0.1",
+    kubeconfig: values.kubeconfig,
+    rbac: values.rbac ?? false,
+    tls: values.tls,
+  };
 }
 
 export const command: Command = {
   summary: "run the embedded Kubernetes API server (for tests, demos, trying a config)",
   run: async (args) => {
-    if (args.includes("--help") || args.includes("-h")) {
+    const flags = parseSandboxFlags(args);
+    if (flags === "help") {
       console.log(HELP);
       return 0;
     }
-    const flags = parseFlags(args);
     if (typeof flags === "string") {
       console.error(`lodestone sandbox: ${flags}\n\n${HELP}`);
       return 2;

@@ -1,8 +1,9 @@
 import { existsSync } from "node:fs";
-import { parseArgs } from "node:util";
-import { readStatus, StatusReadError } from "../app/status.ts";
-import { renderStatusTable, statusJson } from "../core/status.ts";
+import { readStatus, StatusReadError } from "../app/status-report.ts";
+import { renderStatusTable, statusJson } from "../core/status-report.ts";
 import { createKubeClient, loadKubeConfig } from "../kube/client.ts";
+import { DEFAULT_NAMESPACE } from "../core/well-known.ts";
+import { parseFlags } from "./flags.ts";
 import type { Command } from "./main.ts";
 
 const help = `Usage: lodestone status [--kubeconfig PATH] [--namespace NS] [-o table|json]
@@ -11,29 +12,23 @@ Pools with their usage, and every LoadBalancer Service with its IPs, pool, annou
 
   --kubeconfig PATH   kubeconfig to use (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)
   --namespace NS      the daemon's namespace, where the pool ConfigMaps live (default: $POD_NAMESPACE,
-                      else lodestone-system)
+                      else ${DEFAULT_NAMESPACE})
   -o, --output FMT    table (default) or json`;
 
 export const command: Command = {
   summary: "show pools with usage and LoadBalancer Services with IPs, pool, node and failures",
   async run(args) {
-    let values;
-    try {
-      ({ values } = parseArgs({
-        args: [...args],
-        options: {
-          kubeconfig: { type: "string" },
-          namespace: { type: "string" },
-          output: { type: "string", short: "o", default: "table" },
-          help: { type: "boolean", short: "h" },
-        },
-        strict: true,
-        allowPositionals: false,
-      }));
-    } catch (e: unknown) {
-      console.error(`lodestone status: ${e instanceof Error ? e.message : String(e)}\n\n${help}`);
+    const parsed = parseFlags(args, {
+      kubeconfig: { type: "string" },
+      namespace: { type: "string" },
+      output: { type: "string", short: "o" },
+      help: { type: "boolean", short: "h" },
+    });
+    if (!parsed.ok) {
+      console.error(`lodestone status: ${parsed.error}\n\n${help}`);
       return 2;
     }
+    const values = { ...parsed.values, output: parsed.values.output ?? "table" };
     if (values.help === true) {
       console.log(help);
       return 0;
@@ -58,7 +53,7 @@ export const command: Command = {
     }
     try {
       const report = await readStatus(client, {
-        namespace: values.namespace ?? process.env["POD_NAMESPACE"] ?? "lodestone-system",
+        namespace: values.namespace ?? process.env["POD_NAMESPACE"] ?? DEFAULT_NAMESPACE,
       });
       console.log(values.output === "json" ? JSON.stringify(statusJson(report), null, 2) : renderStatusTable(report));
       return 0;

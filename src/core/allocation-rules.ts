@@ -44,7 +44,7 @@ export function byPriority(a: Pool, b: Pool): number {
 
 /**
  * Shared answers of desiredFamilies: asked on every allocation, so no array is made for them each time. Callers
- * walk them with an index: V8 does not inline for-of over a frozen array and calls its iterator per element.
+ * walk them with an index, not for-of (docs/performance.md says why).
  */
 const SINGLE = { 4: Object.freeze([4] as const), 6: Object.freeze([6] as const) };
 const DUAL = { 4: Object.freeze([4, 6] as const), 6: Object.freeze([6, 4] as const) };

@@ -159,7 +159,7 @@ export class Allocator {
     const entry = this.#entries.get(service);
     if (entry === undefined) return false;
     const ips = entry.allocation.ips;
-    // An index, not for-of: V8 calls the iterator of a frozen array per element.
+    // An index, not for-of, on this hot path: why is in docs/performance.md.
     for (let k = 0; k < ips.length; k++) {
       const addr = ips[k];
       if (addr === undefined) continue;

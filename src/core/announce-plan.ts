@@ -1,9 +1,9 @@
-import { type ElectionNode, type ElectionResult, electAnnouncer } from "./election.ts";
+import { type AnnouncerCandidate, type AnnouncerRanking, rankAnnouncers } from "./announcer-ranking.ts";
 import { type IpAddress, compareIp, formatIp, ipKey } from "./ip.ts";
 
 /**
  * From the cluster's state to "which IPs does this node announce": groups Services by IP (Services sharing an
- * IP are announced from one node), finds each IP's pool, runs the election, and keeps this node's wins as
+ * IP are announced from one node), finds each IP's pool, ranks its announcers, and keeps this node's wins as
  * claims for the announcer. Pure; the speaker calls it whenever an input changes.
  */
 
@@ -46,7 +46,7 @@ export interface PlannedIp {
   readonly pool: string;
   /** Keys of the Services using this IP, sorted. */
   readonly services: readonly string[];
-  readonly election: ElectionResult;
+  readonly announcer: AnnouncerRanking;
 }
 
 /** An IP a Service carries that no node announces, and why (for a Warning Event). */
@@ -74,7 +74,7 @@ export function planAnnouncements(
   self: string,
   services: readonly AnnouncedService[],
   pools: readonly AnnouncePool[],
-  nodes: readonly ElectionNode[],
+  nodes: readonly AnnouncerCandidate[],
 ): AnnouncePlan {
   const groups = new Map<string, Group>();
   const unannounced: Unannounced[] = [];
@@ -148,15 +148,15 @@ export function planAnnouncements(
   const claims: AnnounceClaim[] = [];
   for (const g of [...groups.values()].sort((a, b) => compareIp(a.ip, b.ip))) {
     const local = g.services.filter((s) => s.localTraffic).map((s) => s.endpointNodes);
-    const election = electAnnouncer(nodes, {
+    const announcer = rankAnnouncers(nodes, {
       ip: g.ip,
       ...(g.pool.nodeSelector === undefined ? {} : { nodeSelector: g.pool.nodeSelector }),
       ...(g.pool.interfaces === undefined ? {} : { interfaces: g.pool.interfaces }),
       ...(local.length === 0 ? {} : { localEndpointNodes: local }),
     });
     const keys = g.services.map((s) => s.key).sort();
-    ips.push({ ip: g.ip, pool: g.pool.name, services: keys, election });
-    if (election.ok && election.owner === self) {
+    ips.push({ ip: g.ip, pool: g.pool.name, services: keys, announcer });
+    if (announcer.ok && announcer.owner === self) {
       claims.push({
         key: keys.join(","),
         ip: g.ip,
@@ -181,7 +181,7 @@ export function gainsToSettle(
 ): ReadonlySet<string> {
   const out = new Set<string>();
   for (const p of plan.ips) {
-    if (!p.election.ok || p.election.owner !== self) continue;
+    if (!p.announcer.ok || p.announcer.owner !== self) continue;
     const before = previousOwners.get(ipKey(p.ip));
     if (before !== undefined && before !== self && members.has(before)) out.add(ipKey(p.ip));
   }
@@ -191,6 +191,6 @@ export function gainsToSettle(
 /** IP key → owner, to compare one plan with the next. */
 export function ownersOf(plan: AnnouncePlan): Map<string, string> {
   const m = new Map<string, string>();
-  for (const p of plan.ips) if (p.election.ok) m.set(ipKey(p.ip), p.election.owner);
+  for (const p of plan.ips) if (p.announcer.ok) m.set(ipKey(p.ip), p.announcer.owner);
   return m;
 }

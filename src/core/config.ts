@@ -8,9 +8,8 @@ import { addressRange, buggyCount, formatRange, parseRange, rangeOverlap, rangeS
 import type { LabelSelector, LabelSelectorRequirement } from "./selector.ts";
 import { selectorOperators, validateSelector } from "./selector.ts";
 import { suggestField } from "./suggest.ts";
+import { ADDRESS_POOL_ANNOTATION, POOLS_LABEL } from "./well-known.ts";
 
-/** ConfigMaps in the daemon's namespace carrying this label (value "true") hold pools. */
-export const POOLS_LABEL = "lodestone.dev/pools";
 /** Data key of the Lodestone format: a YAML list of pools. */
 export const POOLS_KEY = "pools.yaml";
 /** Data key of a MetalLB <= 0.12 ConfigMap. */
@@ -58,7 +57,7 @@ export const PoolSchema = z
     name: z
       .string()
       .regex(/^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/, "must be 1-63 characters [A-Za-z0-9-_.]")
-      .describe("Unique pool name; Services ask for it with the lodestone.dev/address-pool annotation"),
+      .describe(`Unique pool name; Services ask for it with the ${ADDRESS_POOL_ANNOTATION} annotation`),
     addresses: z.array(addressEntry).min(1).describe("IPv4 and IPv6 entries may mix in one pool"),
     autoAssign: z
       .boolean()

@@ -1,4 +1,4 @@
-import type { Readiness } from "./telemetry.ts";
+import type { ProbeResult } from "./telemetry.ts";
 
 /**
  * Liveness answers one question: would restarting the process help? So it fails only for states a restart
@@ -19,7 +19,7 @@ export interface LoopReport {
 }
 
 /** Pure: the liveness of the daemon from what its loops report. */
-export function livenessOf(loops: readonly LoopReport[]): Readiness {
+export function livenessOf(loops: readonly LoopReport[]): ProbeResult {
   const reasons: string[] = [];
   for (const l of loops) {
     if (l.ended === true) reasons.push(`${l.loop}: stopped after a crash (see the log)`);
@@ -28,7 +28,7 @@ export function livenessOf(loops: readonly LoopReport[]): Readiness {
       reasons.push(`${l.loop}: one unit of work has run for ${s(l.busyForMs)} (limit ${s(l.stallMs)}): hung`);
     }
   }
-  return { ready: reasons.length === 0, reasons };
+  return { ok: reasons.length === 0, reasons };
 }
 
 /** The units of work a loop has in flight and when each started; time is passed in. */

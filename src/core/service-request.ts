@@ -3,6 +3,7 @@ import { err, ok, refusal } from "./errors.ts";
 import type { Family, IpAddress } from "./ip.ts";
 import { familyName, parseIp } from "./ip.ts";
 import type { Labels } from "./selector.ts";
+import { REQUEST_ANNOTATIONS } from "./well-known.ts";
 
 export type IpFamilyPolicy = "SingleStack" | "PreferDualStack" | "RequireDualStack";
 export type Protocol = "TCP" | "UDP" | "SCTP";
@@ -50,25 +51,14 @@ export interface ServiceFields {
   readonly selector?: Readonly<Record<string, string>> | undefined;
 }
 
-/** Annotation names, preferred form first; the MetalLB forms are honoured the same way (drop-in migration). */
-export const Annotations = {
-  loadBalancerIps: [
-    "lodestone.dev/load-balancer-ips",
-    "metallb.io/loadBalancerIPs",
-    "metallb.universe.tf/loadBalancerIPs",
-  ],
-  addressPool: ["lodestone.dev/address-pool", "metallb.io/address-pool", "metallb.universe.tf/address-pool"],
-  sharingKey: ["lodestone.dev/sharing-key", "metallb.io/allow-shared-ip", "metallb.universe.tf/allow-shared-ip"],
-} as const;
-
 export interface ParsedServiceRequest {
   readonly request: ServiceRequest;
   /** MetalLB annotations the Service uses; they work, but the lodestone.dev forms are preferred. */
   readonly deprecatedAnnotations: readonly string[];
 }
 
-/** The MetalLB forms of every annotation, in the order of `Annotations`. */
-const METALLB_FORMS: readonly string[] = Object.values(Annotations)
+/** The MetalLB forms of every annotation, in the order of `REQUEST_ANNOTATIONS`. */
+const METALLB_FORMS: readonly string[] = Object.values(REQUEST_ANNOTATIONS)
   .flat()
   .filter((a) => a.startsWith("metallb."));
 const NONE: readonly never[] = Object.freeze([]);
@@ -120,12 +110,15 @@ export function serviceRequestFrom(
 
   const ipsText =
     annotated || fields.loadBalancerIP !== undefined
-      ? pick(annotations, Annotations.loadBalancerIps, { field: "spec.loadBalancerIP", value: fields.loadBalancerIP })
+      ? pick(annotations, REQUEST_ANNOTATIONS.loadBalancerIps, {
+          field: "spec.loadBalancerIP",
+          value: fields.loadBalancerIP,
+        })
       : NOTHING_PICKED;
   if (!ipsText.ok) return ipsText;
-  const pool = annotated ? pick(annotations, Annotations.addressPool) : NOTHING_PICKED;
+  const pool = annotated ? pick(annotations, REQUEST_ANNOTATIONS.addressPool) : NOTHING_PICKED;
   if (!pool.ok) return pool;
-  const sharing = annotated ? pick(annotations, Annotations.sharingKey) : NOTHING_PICKED;
+  const sharing = annotated ? pick(annotations, REQUEST_ANNOTATIONS.sharingKey) : NOTHING_PICKED;
   if (!sharing.ok) return sharing;
 
   const requestedIps: IpAddress[] = [];

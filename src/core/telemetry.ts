@@ -56,8 +56,8 @@ export const emptyTelemetry: TelemetrySnapshot = Object.freeze({
   eventsDropped: {},
 });
 
-/** Readiness with its reasons, so `/readyz` can say why it is not ready. */
-export interface Readiness {
-  readonly ready: boolean;
+/** The answer of a health probe (`/healthz` or `/readyz`) with its reasons, so the probe can say what is wrong. */
+export interface ProbeResult {
+  readonly ok: boolean;
   readonly reasons: readonly string[];
 }

@@ -1,7 +1,7 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
-import type { Readiness, TelemetrySnapshot } from "../core/telemetry.ts";
+import type { ProbeResult, TelemetrySnapshot } from "../core/telemetry.ts";
 import { createMetricsRegistry } from "./metrics.ts";
 
 export interface HealthServerOptions {
@@ -10,9 +10,9 @@ export interface HealthServerOptions {
   readonly logger: Logger;
   readonly snapshot: () => TelemetrySnapshot;
   /** Live: no loop has crashed or hung, i.e. a restart would not help (src/core/liveness.ts). */
-  readonly live: () => Readiness;
+  readonly live: () => ProbeResult;
   /** Ready: first full sync done and the configuration usable. */
-  readonly ready: () => Readiness;
+  readonly ready: () => ProbeResult;
 }
 
 export interface HealthServer {
@@ -23,8 +23,8 @@ export interface HealthServer {
 /** Serves /metrics, /healthz and /readyz. Any other path is a 404; nothing here can crash the daemon. */
 export async function startHealthServer(opts: HealthServerOptions): Promise<HealthServer> {
   const registry = createMetricsRegistry(opts.snapshot);
-  const probe = (r: Readiness, not: string): [number, string] =>
-    r.ready ? [200, "ok\n"] : [503, `${not}: ${r.reasons.join("; ")}\n`];
+  const probe = (r: ProbeResult, not: string): [number, string] =>
+    r.ok ? [200, "ok\n"] : [503, `${not}: ${r.reasons.join("; ")}\n`];
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? "/").split("?")[0];
     const reply = (code: number, body: string, type = "text/plain; charset=utf-8"): void => {

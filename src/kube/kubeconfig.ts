@@ -6,8 +6,8 @@ import { parse } from "yaml";
 
 /**
  * What the client uses of a kubeconfig. client-node's KubeConfig has exactly this shape, and so has what
- * `lightKubeConfig` builds: the daemon loads client-node (about 70 MB of RSS for its generated API classes, which
- * Lodestone never calls) only for kubeconfigs that need its exec plugins, auth providers or proxies.
+ * `lightKubeConfig` builds: the daemon loads client-node (whose generated API classes, which Lodestone never
+ * calls, cost memory) only for kubeconfigs that need its exec plugins, auth providers or proxies.
  */
 export interface ApiSource {
   getCurrentCluster(): { readonly server: string } | null;

@@ -1,9 +1,10 @@
 import { objectMeta, type Slim } from "./informer.ts";
+import { ANNOTATION_PREFIXES, ANNOUNCING_ANNOTATION } from "../core/well-known.ts";
 
 /**
- * Slim projections of the objects Lodestone watches: only the fields it reads, frozen. A full V1Service is
- * ~10 kB on the heap once managedFields and the client's model classes are counted; these are a few hundred
- * bytes, which is what keeps the daemon near 100 MB with 10k Services and 10k EndpointSlices.
+ * Slim projections of the objects Lodestone watches: only the fields it reads, frozen. A full V1Service carries
+ * managedFields and every field of the API; the daemon caches every Service and EndpointSlice, so its memory
+ * follows what it reads, not what the API returns.
  */
 
 type Strings = Readonly<Record<string, string>>;
@@ -50,10 +51,6 @@ export interface SlimEndpointSlice extends Slim {
   readonly readyNodes: readonly string[];
 }
 
-/** Written by the speaker: the node(s) announcing a Service's IPs. */
-export const ANNOUNCING_ANNOTATION = "lodestone.dev/announcing-node";
-
-const ANNOTATION_PREFIXES = ["lodestone.dev/", "metallb.io/", "metallb.universe.tf/"];
 const CONFIG_KEYS = ["pools.yaml", "config"];
 
 const rec = (v: unknown): Record<string, unknown> =>
@@ -77,7 +74,7 @@ function strings(v: unknown, keep: (k: string) => boolean = () => true): Strings
 
 /**
  * One shared copy of the values nearly every Service repeats ("LoadBalancer", ["IPv4"], one TCP port 80…):
- * JSON.parse makes a fresh string or array each time, and 10k cached Services would keep 10k of each.
+ * JSON.parse makes a fresh string or array each time, and every cached Service would keep its own.
  */
 const shared = new Map<string, unknown>();
 function share<T>(key: string, make: () => T): T {

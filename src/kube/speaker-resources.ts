@@ -1,23 +1,24 @@
 import { randomBytes } from "node:crypto";
-import type { InterfaceSummary } from "../core/election.ts";
+import type { InterfaceSummary } from "../core/announcer-ranking.ts";
 import { type IpAddress, formatIp, parseIp } from "../core/ip.ts";
 import { type KubeClient, responseMessage } from "./client.ts";
 import { type Slim, objectMeta } from "./informer.ts";
 import { microTime } from "./lease.ts";
-import { ANNOUNCING_ANNOTATION, type SlimService } from "./objects.ts";
+import type { SlimService } from "./objects.ts";
+import {
+  ANNOUNCING_ANNOTATION,
+  COMPONENT_LABEL,
+  HEARTBEAT_ANNOTATION,
+  INTERFACES_ANNOTATION,
+  MEMBERLIST_SECRET,
+  SPEAKER_COMPONENT,
+  speakerLeaseName,
+} from "../core/well-known.ts";
 
 /**
  * What only the speaker watches (Nodes, membership Leases) and writes (its Lease, the heartbeat key Secret, the
  * announcing-node annotation). Services, EndpointSlices, ConfigMaps and Namespaces use kube/objects.ts.
  */
-
-export { ANNOUNCING_ANNOTATION };
-export const INTERFACES_ANNOTATION = "lodestone.dev/interfaces";
-export const HEARTBEAT_ANNOTATION = "lodestone.dev/heartbeat";
-export const SPEAKER_LABEL = "lodestone.dev/component";
-export const SPEAKER_LABEL_VALUE = "speaker";
-export const MEMBERLIST_SECRET = "lodestone-memberlist";
-export const speakerLeaseName = (node: string): string => `lodestone-speaker-${node}`;
 
 type Obj = Record<string, unknown>;
 const obj = (v: unknown): Obj => (typeof v === "object" && v !== null && !Array.isArray(v) ? (v as Obj) : {});
@@ -88,21 +89,21 @@ export function projectLease(raw: unknown): SpeakerLease | undefined {
 }
 
 /**
- * Pure: whether a Node update can change an election (readiness, labels). Status updates that change neither —
+ * Pure: whether a Node update can change an announcer ranking (readiness, labels). Status updates that change neither —
  * most of them — need no new plan.
  */
-export function nodeChangesElection(old: SpeakerNode | undefined, n: SpeakerNode): boolean {
+export function nodeChangesRanking(old: SpeakerNode | undefined, n: SpeakerNode): boolean {
   if (old === undefined || old.ready !== n.ready) return true;
   const [a, b] = [Object.keys(old.labels), Object.keys(n.labels)];
   return a.length !== b.length || a.some((k) => old.labels[k] !== n.labels[k]);
 }
 
 /**
- * Pure: whether a membership Lease update can change an election (its holder, or the interfaces it publishes).
+ * Pure: whether a membership Lease update can change an announcer ranking (its holder, or the interfaces it publishes).
  * A plain renewal, every two seconds per node, does not: what it says about liveness reaches the plan through the
  * membership view, which the speaker compares on every tick.
  */
-export function leaseChangesElection(old: SpeakerLease | undefined, l: SpeakerLease): boolean {
+export function leaseChangesRanking(old: SpeakerLease | undefined, l: SpeakerLease): boolean {
   const text = (i: readonly InterfaceSummary[] | undefined) => (i === undefined ? undefined : encodeInterfaces(i));
   return old === undefined || old.node !== l.node || text(old.interfaces) !== text(l.interfaces);
 }
@@ -110,8 +111,8 @@ export function leaseChangesElection(old: SpeakerLease | undefined, l: SpeakerLe
 /**
  * Pure: whether a Service update can change what the speaker announces or records: its addresses, type, class and
  * traffic policy, the announcing-node annotation (the speaker's own record), the uid its Events name. The
- * controller's pool annotation, labels, ports and selector do not — with 10k Services a plan costs tens of MB of
- * garbage, and a controller that takes over writes an annotation on every Service.
+ * controller's pool annotation, labels, ports and selector do not — a plan's cost grows with the Services, and a
+ * controller that takes over writes an annotation on every Service.
  */
 export function serviceChangesAnnouncement(old: SlimService | undefined, s: SlimService): boolean {
   const same = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
@@ -193,7 +194,7 @@ export function createLeaseRenewer(client: KubeClient, namespace: string, node: 
       metadata: {
         name,
         namespace,
-        labels: { [SPEAKER_LABEL]: SPEAKER_LABEL_VALUE },
+        labels: { [COMPONENT_LABEL]: SPEAKER_COMPONENT },
         annotations,
         ...(rv === undefined ? {} : { resourceVersion: rv }),
       },
@@ -266,7 +267,7 @@ export async function loadMemberlistKeys(
       body: {
         apiVersion: "v1",
         kind: "Secret",
-        metadata: { name: MEMBERLIST_SECRET, namespace, labels: { [SPEAKER_LABEL]: SPEAKER_LABEL_VALUE } },
+        metadata: { name: MEMBERLIST_SECRET, namespace, labels: { [COMPONENT_LABEL]: SPEAKER_COMPONENT } },
         type: "Opaque",
         data: { key: randomBytes(32).toString("base64") },
       },

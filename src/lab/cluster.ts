@@ -8,6 +8,7 @@ import { type KubeClient, createKubeClient } from "../kube/client.ts";
 import { type Sandbox, startSandbox } from "../sandbox/index.ts";
 import { DAEMON_BIN, daemonNodeFlags } from "./daemon-command.ts";
 import { type Lab, type LabHost, createLab } from "./netns.ts";
+import { ANNOUNCING_ANNOTATION, DEFAULT_NAMESPACE, POOLS_LABEL } from "../core/well-known.ts";
 
 /**
  * A three-node (or N-node) Lodestone cluster in network namespaces, for the speaker lab tests, the failover
@@ -107,7 +108,7 @@ export interface LabCluster {
   destroy(): Promise<void>;
 }
 
-const NS = "lodestone-system";
+const NS = DEFAULT_NAMESPACE;
 const API_PORT = 6443;
 const ECHO_PORT = 8080;
 const METRICS_PORT = 7472;
@@ -200,7 +201,7 @@ export async function startLabCluster(options: LabClusterOptions = {}): Promise<
     const clientHost = await lab.host("client", { addresses: ["192.0.2.50/24", "2001:db8::50/64"] });
     await must(client, "POST", "/api/v1/namespaces", { metadata: { name: NS } });
     await must(client, "POST", `/api/v1/namespaces/${NS}/configmaps`, {
-      metadata: { name: "lab-pools", namespace: NS, labels: { "lodestone.dev/pools": "true" } },
+      metadata: { name: "lab-pools", namespace: NS, labels: { [POOLS_LABEL]: "true" } },
       data: { "pools.yaml": options.pools ?? DEFAULT_POOLS },
     });
 
@@ -320,7 +321,7 @@ export async function startLabCluster(options: LabClusterOptions = {}): Promise<
       async announcingNode(service) {
         const r = await c.request({ method: "GET", path: `/api/v1/namespaces/default/services/${service}` });
         return (r.body as { metadata?: { annotations?: Record<string, string> } }).metadata?.annotations?.[
-          "lodestone.dev/announcing-node"
+          ANNOUNCING_ANNOTATION
         ];
       },
       probe(ip, intervalMs = 20, timeoutMs = 500) {

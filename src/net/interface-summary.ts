@@ -1,11 +1,11 @@
 import { readFile } from "node:fs/promises";
 import { networkInterfaces } from "node:os";
-import type { InterfaceSummary } from "../core/election.ts";
+import type { InterfaceSummary } from "../core/announcer-ranking.ts";
 import { parseIp } from "../core/ip.ts";
 
 /**
  * What this node publishes about its interfaces (in its membership Lease) so that every speaker can apply the
- * election's "has an interface for the IP" rule to every node. libuv lists only interfaces that are up and
+ * ranking's "has an interface for the IP" rule to every node. libuv lists only interfaces that are up and
  * running, so an interface whose link went down drops out of the summary. Loopback is never an announcing
  * interface.
  */

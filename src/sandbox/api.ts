@@ -22,7 +22,7 @@ import {
   unsupportedMediaType,
   type ApiError,
   type Cause,
-} from "./status.ts";
+} from "./api-errors.ts";
 import type { Store } from "./store.ts";
 import { serialize, type Entry } from "./store.ts";
 

@@ -1,5 +1,5 @@
-import type { ApiError } from "./status.ts";
-import { internalError, tooManyRequests } from "./status.ts";
+import type { ApiError } from "./api-errors.ts";
+import { internalError, tooManyRequests } from "./api-errors.ts";
 
 /** Which requests a fault applies to: a verb (get, list, watch, create, update, patch, delete) and/or a resource
  * (`services`, or `services/status` for the subresource only). Unset matches everything. */

@@ -11,7 +11,7 @@ import { kubeconfigYaml } from "./kubeconfig.ts";
 import { Rbac, selfSubjectAccessReview, type Denial } from "./rbac.ts";
 import { findResource } from "./resources.ts";
 import { Handler, sendError, sendJson } from "./server.ts";
-import { badRequest, notFoundPath } from "./status.ts";
+import { badRequest, notFoundPath } from "./api-errors.ts";
 import { Store } from "./store.ts";
 import { selfSignedCertificate } from "./tls.ts";
 

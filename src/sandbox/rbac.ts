@@ -3,7 +3,7 @@ import type { IncomingHttpHeaders } from "node:http";
 import type { Api } from "./api.ts";
 import { isObject, meta, str, type Json, type JsonObject } from "./json.ts";
 import type { RequestAttributes } from "./server.ts";
-import { forbidden, unauthorized, type ApiError } from "./status.ts";
+import { forbidden, unauthorized, type ApiError } from "./api-errors.ts";
 
 /** Who a request is from, as the real authenticators name ServiceAccounts and their groups. */
 export interface UserInfo {

@@ -23,7 +23,7 @@ import {
   statusBody,
   tooLarge,
   type ApiError,
-} from "./status.ts";
+} from "./api-errors.ts";
 import { decodeProtobuf } from "./protobuf.ts";
 import type { StoreEvent } from "./store.ts";
 import { table, wantsTable } from "./table.ts";

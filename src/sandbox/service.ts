@@ -1,6 +1,6 @@
 import { formatIp, ip, parseIp, type Family, type IpAddress } from "../core/ip.ts";
 import { dropKey, isObject, jsonEqual, str, type Json, type JsonObject } from "./json.ts";
-import type { Cause } from "./status.ts";
+import type { Cause } from "./api-errors.ts";
 
 /** Service CIDRs of the sandbox cluster (dual-stack, like a kubeadm default plus an IPv6 range). */
 export interface ServiceNetwork {

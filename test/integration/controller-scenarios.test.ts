@@ -195,6 +195,17 @@ describe("allocation scenarios", () => {
     expect(await ip(apps, "brk-1")).toEqual(["203.0.113.32"]);
   });
 
+  it("a fixed ConfigMap says so in a Normal ConfigApplied; one unchanged since the start records none", async () => {
+    await pools(env.core, "pools-fixed", "- name: fix\n  adresses: [203.0.113.40/30]\n");
+    await eventWith(env.core, NS, "pools-fixed", "ConfigInvalid");
+    await pools(env.core, "pools-fixed", "- name: fix\n  addresses: [203.0.113.40/30]\n  autoAssign: false\n");
+    const ev = await eventWith(env.core, NS, "pools-fixed", "ConfigApplied", "problems fixed");
+    expect(ev).toMatchObject({ type: "Normal", message: "problems fixed; pools in force: fix" });
+    expect(daemon.telemetry().configMaps).toContainEqual({ configMap: `${NS}/pools-fixed`, stale: false });
+    const main = await events(env.core, NS, "pools-main");
+    expect(main.filter((e) => e.reason === "ConfigApplied")).toEqual([]);
+  });
+
   it("/metrics shows pool use and allocated Services moving", async () => {
     const scrape = async (): Promise<string> => (await fetch(`http://127.0.0.1:${daemon.metricsPort}/metrics`)).text();
     const sample = (text: string, prefix: string): number =>

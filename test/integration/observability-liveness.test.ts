@@ -14,7 +14,7 @@ beforeAll(async () => {
   env = await startEnv([APP]);
   await pools(env.core, "live-pools", "- name: live\n  addresses: [192.0.2.40/30]\n");
   daemon = await env.daemon({ metricsPort: 0, stallMs: STALL_MS });
-  await until("ready", () => (daemon.readiness().ready && daemon.isLeader() ? true : undefined));
+  await until("ready", () => (daemon.readiness().ok && daemon.isLeader() ? true : undefined));
 });
 afterAll(async () => {
   env.sandbox.faults.clear();
@@ -58,6 +58,6 @@ describe("liveness of a running daemon", () => {
     await env.sandbox.faults.resume();
     expect([...statuses]).toEqual([200]);
     expect(during).toBeGreaterThan(before);
-    expect(daemon.liveness()).toEqual({ ready: true, reasons: [] });
+    expect(daemon.liveness()).toEqual({ ok: true, reasons: [] });
   });
 });

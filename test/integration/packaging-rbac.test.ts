@@ -12,8 +12,12 @@ import { speakerComponent } from "../../src/app/speaker-component.ts";
 import type { SpeakerAnnouncer } from "../../src/app/speaker.ts";
 import { parseIp } from "../../src/core/ip.ts";
 import { type KubeClient, createKubeClient } from "../../src/kube/client.ts";
-import { ANNOUNCING_ANNOTATION, MEMBERLIST_SECRET, speakerLeaseName } from "../../src/kube/speaker-resources.ts";
-import { POOL_ANNOTATION } from "../../src/kube/status-writer.ts";
+import {
+  ANNOUNCING_ANNOTATION,
+  MEMBERLIST_SECRET,
+  POOL_ANNOTATION,
+  speakerLeaseName,
+} from "../../src/core/well-known.ts";
 import { type Denial, type Sandbox, startSandbox } from "../../src/sandbox/index.ts";
 import { findHelmTemplate, manifestRelease, renderChart } from "../../scripts/lib/chart.ts";
 import { fastLease } from "./controller-env.ts";

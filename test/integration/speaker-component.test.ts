@@ -2,13 +2,13 @@ import { KubeConfig } from "@kubernetes/client-node";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AnnounceClaim } from "../../src/core/announce-plan.ts";
-import { rankKey } from "../../src/core/election.ts";
+import { rankKey } from "../../src/core/announcer-ranking.ts";
 import { type IpAddress, formatIp, parseIp } from "../../src/core/ip.ts";
 import { emptyTelemetry } from "../../src/core/telemetry.ts";
 import { createMetricsRegistry } from "../../src/http/metrics.ts";
 import { type Speaker, type SpeakerAnnouncer, createSpeaker } from "../../src/app/speaker.ts";
 import { type KubeClient, createKubeClient } from "../../src/kube/client.ts";
-import { ANNOUNCING_ANNOTATION } from "../../src/kube/speaker-resources.ts";
+import { ANNOUNCING_ANNOTATION } from "../../src/core/well-known.ts";
 import { type Sandbox, startSandbox } from "../../src/sandbox/index.ts";
 import { createOrFail, createPoolNamespace, fastMembership, lanIfaces } from "./speaker-env.ts";
 
@@ -218,8 +218,7 @@ const fullMembership = () =>
 const rank = (ip: string) =>
   ["node1", "node2", "node3"].sort((a, b) => (rankKey(a, parseIp(ip)!) < rankKey(b, parseIp(ip)!) ? -1 : 1));
 
-const allReady = () =>
-  until("all speakers ready", () => [...members.values()].every((m) => m.speaker.readiness().ready));
+const allReady = () => until("all speakers ready", () => [...members.values()].every((m) => m.speaker.readiness().ok));
 
 describe("speaker component against the sandbox", () => {
   const vip = parseIp("192.0.2.100")!;
@@ -337,7 +336,7 @@ describe("speaker component against the sandbox", () => {
     });
     expect(after[next]!.failovers).toBeGreaterThan(before[next]!.failovers);
     startMember(owner);
-    await until("the old owner back", () => members.get(owner)!.speaker.readiness().ready);
+    await until("the old owner back", () => members.get(owner)!.speaker.readiness().ok);
   });
 
   it("handoff: the successor announces before the leaving speaker withdraws", async () => {
@@ -357,7 +356,7 @@ describe("speaker component against the sandbox", () => {
     expect(seen.some((o) => o.length === 2)).toBe(true);
     expect(await until("successor", single(vip))).not.toBe(owner);
     startMember(owner);
-    await until("the old owner back", () => members.get(owner)!.speaker.readiness().ready);
+    await until("the old owner back", () => members.get(owner)!.speaker.readiness().ok);
   });
 
   it("fencing: a speaker cut from the API withdraws, and a peer takes over only after that", async () => {
@@ -372,7 +371,7 @@ describe("speaker component against the sandbox", () => {
     expect(m.claims()).toEqual([]);
     expect(seen.some((o) => o.length === 2)).toBe(false);
     m.cut.cut = false;
-    await until("the fenced speaker back", () => m.speaker.readiness().ready);
+    await until("the fenced speaker back", () => m.speaker.readiness().ok);
   });
 
   it("dual stack: each IP's owner records its own Announcing Event; the annotation names both owners", async () => {

@@ -1,5 +1,5 @@
 import { parseIp } from "../../src/core/ip.ts";
-import type { InterfaceSummary } from "../../src/core/election.ts";
+import type { InterfaceSummary } from "../../src/core/announcer-ranking.ts";
 import type { MembershipTiming } from "../../src/core/membership.ts";
 import type { KubeClient } from "../../src/kube/client.ts";
 

@@ -68,7 +68,7 @@ beforeAll(async () => {
     stallMs: STALL_MS,
   });
   await speaker.start();
-  await until("speaker ready", () => (speaker.readiness().ready ? true : undefined));
+  await until("speaker ready", () => (speaker.readiness().ok ? true : undefined));
 });
 
 afterAll(async () => {
@@ -80,7 +80,7 @@ afterAll(async () => {
 
 describe("speaker liveness", () => {
   it("is not live while an evaluation hangs past the limit, and live again once it settles", async () => {
-    expect(livenessOf(speaker.loops())).toEqual({ ready: true, reasons: [] });
+    expect(livenessOf(speaker.loops())).toEqual({ ok: true, reasons: [] });
     hang = new Promise<void>((resolve) => (release = resolve));
     await create(`/api/v1/namespaces/${ns}/services`, {
       metadata: { name: "web", namespace: ns },
@@ -94,12 +94,12 @@ describe("speaker liveness", () => {
     expect(r.status).toBe(200);
     const hung = await until("not live", () => {
       const l = livenessOf(speaker.loops());
-      return l.ready ? undefined : l;
+      return l.ok ? undefined : l;
     });
     expect(hung.reasons).toEqual([expect.stringMatching(/^speaker evaluation: one unit of work has run for/)]);
     expect(claimed.map((c) => formatIp(c.ip))).toEqual(["192.0.2.100"]);
     hang = undefined;
     release();
-    await until("live again", () => (livenessOf(speaker.loops()).ready ? true : undefined));
+    await until("live again", () => (livenessOf(speaker.loops()).ok ? true : undefined));
   });
 });

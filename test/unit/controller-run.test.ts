@@ -29,6 +29,9 @@ describe("lodestone run flags", () => {
       want: { namespace: "x", nodeName: "n" },
     },
     { desc: "speaker off", args: ["--speaker=false"], want: { speaker: false } },
+    { desc: "speaker off, value as the next word", args: ["--speaker", "false"], want: { speaker: false } },
+    { desc: "metrics off", args: ["--metrics-port", "-1"], want: { metricsPort: -1 } },
+    { desc: "a flag wins over its variable", args: ["--node-name=flag"], want: { nodeName: "flag" } },
     { desc: "bare boolean", args: ["--speaker", "--metrics-port", "0"], want: { speaker: true, metricsPort: 0 } },
     { desc: "class", args: ["--load-balancer-class", "example.com/lb"], want: { loadBalancerClass: "example.com/lb" } },
     {

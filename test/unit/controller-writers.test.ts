@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import pino from "pino";
 import type { KubeClient, KubeRequest, KubeResponse } from "../../src/kube/client.ts";
-import { createStatusWriter } from "../../src/kube/status-writer.ts";
+import { createServiceStatusWriter } from "../../src/kube/service-status-writer.ts";
 import { createEventRecorder } from "../../src/kube/events.ts";
 import {
   projectConfigMap,
@@ -33,7 +33,7 @@ const ips = [parseIp("2001:db8::5")!, parseIp("192.0.2.10")!];
 describe("status writer", () => {
   it("patches /status with the IPs (IPv4 first) conditional on the resourceVersion it saw", async () => {
     const { client, seen } = scripted([]);
-    const out = await createStatusWriter(client).writeIngress(ref, ips);
+    const out = await createServiceStatusWriter(client).writeIngress(ref, ips);
     expect(out).toEqual({ kind: "written" });
     expect(seen[0]).toMatchObject({
       discardSuccessBody: true,
@@ -48,7 +48,7 @@ describe("status writer", () => {
 
   it("removes the pool annotation with a cleared address when asked (null)", async () => {
     const { client, seen } = scripted([]);
-    await createStatusWriter(client).writeIngress(ref, [], null);
+    await createServiceStatusWriter(client).writeIngress(ref, [], null);
     expect(seen[0]?.body).toEqual({
       metadata: { resourceVersion: "41", annotations: { "lodestone.dev/pool": null } },
       status: { loadBalancer: { ingress: null } },
@@ -57,7 +57,7 @@ describe("status writer", () => {
 
   it("writes the pool annotation in the same /status write when asked", async () => {
     const { client, seen } = scripted([]);
-    await createStatusWriter(client).writeIngress(ref, ips, "lan");
+    await createServiceStatusWriter(client).writeIngress(ref, ips, "lan");
     expect(seen[0]).toMatchObject({
       path: "/api/v1/namespaces/team-a/services/web/status",
       body: { metadata: { resourceVersion: "41", annotations: { "lodestone.dev/pool": "lan" } } },
@@ -66,7 +66,7 @@ describe("status writer", () => {
 
   it("clears the ingress list with a null (a merge patch of {} would keep it)", async () => {
     const { client, seen } = scripted([]);
-    await createStatusWriter(client).writeIngress(ref, []);
+    await createServiceStatusWriter(client).writeIngress(ref, []);
     expect(seen[0]?.body).toMatchObject({ status: { loadBalancer: { ingress: null } } });
   });
 
@@ -116,13 +116,13 @@ describe("status writer", () => {
     },
   ])("$desc", async ({ answers, want, requests }) => {
     const { client, seen } = scripted(answers as KubeResponse[]);
-    expect(await createStatusWriter(client).writeIngress(ref, ips)).toEqual(want);
+    expect(await createServiceStatusWriter(client).writeIngress(ref, ips)).toEqual(want);
     expect(seen).toHaveLength(requests);
   });
 
   it("sets and removes the pool annotation on the object itself", async () => {
     const { client, seen } = scripted([]);
-    const w = createStatusWriter(client);
+    const w = createServiceStatusWriter(client);
     await w.writePool(ref, "lan");
     await w.writePool(ref, undefined);
     expect(seen.map((r) => [r.path, r.body])).toEqual([

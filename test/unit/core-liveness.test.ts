@@ -43,7 +43,7 @@ describe("livenessOf", () => {
     },
   ])("$desc", ({ loops, reasons }) => {
     const r = livenessOf(loops);
-    expect(r.ready).toBe(reasons.length === 0);
+    expect(r.ok).toBe(reasons.length === 0);
     expect(r.reasons).toHaveLength(reasons.length);
     reasons.forEach((re, i) => expect(r.reasons[i]).toMatch(re));
   });

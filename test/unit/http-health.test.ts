@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import pino from "pino";
 import { createMetricsRegistry } from "../../src/http/metrics.ts";
 import { startHealthServer, type HealthServer } from "../../src/http/server.ts";
-import { emptyTelemetry, type Readiness, type TelemetrySnapshot } from "../../src/core/telemetry.ts";
+import { emptyTelemetry, type ProbeResult, type TelemetrySnapshot } from "../../src/core/telemetry.ts";
 
 const logger = pino({ level: "silent" });
 let server: HealthServer | undefined;
@@ -11,13 +11,13 @@ afterEach(async () => {
   server = undefined;
 });
 
-async function serve(snapshot: () => TelemetrySnapshot, ready: Readiness = { ready: true, reasons: [] }) {
+async function serve(snapshot: () => TelemetrySnapshot, ready: ProbeResult = { ok: true, reasons: [] }) {
   server = await startHealthServer({
     port: 0,
     host: "127.0.0.1",
     logger,
     snapshot,
-    live: () => ({ ready: true, reasons: [] }),
+    live: () => ({ ok: true, reasons: [] }),
     ready: () => ready,
   });
   const base = `http://127.0.0.1:${server.port}`;
@@ -67,10 +67,10 @@ describe("health server", () => {
   });
 
   it.each([
-    { desc: "ready", readiness: { ready: true, reasons: [] }, code: 200, body: /^ok/ },
+    { desc: "ready", readiness: { ok: true, reasons: [] }, code: 200, body: /^ok/ },
     {
       desc: "not synced",
-      readiness: { ready: false, reasons: ["waiting for first sync"] },
+      readiness: { ok: false, reasons: ["waiting for first sync"] },
       code: 503,
       body: /waiting for first sync/,
     },

@@ -7,11 +7,11 @@ import {
   planAnnouncements,
 } from "../../src/core/announce-plan.ts";
 import { announcingNodeFor, formatAnnouncingNodes } from "../../src/core/announcing-node.ts";
-import type { ElectionNode } from "../../src/core/election.ts";
+import type { AnnouncerCandidate } from "../../src/core/announcer-ranking.ts";
 import { type IpAddress, formatIp, ipKey, parseIp } from "../../src/core/ip.ts";
 
 const addr = (t: string): IpAddress => parseIp(t)!;
-const nodes: ElectionNode[] = ["node1", "node2", "node3"].map((name) => ({
+const nodes: AnnouncerCandidate[] = ["node1", "node2", "node3"].map((name) => ({
   name,
   alive: true,
   ready: true,
@@ -40,7 +40,7 @@ const svc = (key: string, over: Partial<AnnouncedService> = {}): AnnouncedServic
 const ownerOf = (ip: string, services: AnnouncedService[], pools = [pool()]) => {
   const p = planAnnouncements("node1", services, pools, nodes).ips.find((x) => formatIp(x.ip) === ip);
   if (p === undefined) return undefined;
-  return p.election.ok ? p.election.owner : p.election.reason;
+  return p.announcer.ok ? p.announcer.owner : p.announcer.reason;
 };
 
 describe("planAnnouncements", () => {
@@ -49,7 +49,7 @@ describe("planAnnouncements", () => {
       svc(`default/s${i}`, { ingressIps: [addr(`192.0.2.${100 + i}`)] }),
     );
     const plan = planAnnouncements("node1", services, [pool({ interfaces: ["eth0"] })], nodes);
-    const mine = plan.ips.filter((p) => p.election.ok && p.election.owner === "node1");
+    const mine = plan.ips.filter((p) => p.announcer.ok && p.announcer.owner === "node1");
     expect(plan.claims.map((c) => formatIp(c.ip))).toEqual(mine.map((p) => formatIp(p.ip)));
     expect(plan.claims.length).toBeGreaterThan(0);
     expect(plan.claims[0]).toMatchObject({ interfaces: ["eth0"], gratuitous: { intervalMs: 1100, count: 5 } });
@@ -134,7 +134,7 @@ describe("planAnnouncements: an externalIP never takes another Service's load-ba
     const intruder = svc("default/grab", { externalIps: [ip], localTraffic: true, endpointNodes: new Set(["node3"]) });
     const plan = planAnnouncements("node1", first ? [intruder, victim] : [victim, intruder], opted, nodes);
     expect(plan.ips.map((p) => [formatIp(p.ip), p.services])).toEqual([["192.0.2.150", ["shop/web"]]]);
-    expect(ownerOf("192.0.2.150", [victim], opted)).toBe(plan.ips[0]!.election.ok && plan.ips[0]!.election.owner);
+    expect(ownerOf("192.0.2.150", [victim], opted)).toBe(plan.ips[0]!.announcer.ok && plan.ips[0]!.announcer.owner);
     expect(plan.unannounced).toEqual([
       {
         service: "default/grab",
@@ -166,7 +166,7 @@ describe("planAnnouncements: an externalIP never takes another Service's load-ba
 describe("gainsToSettle", () => {
   const ip = addr("192.0.2.150");
   const plan = planAnnouncements("node1", [svc("default/a", { ingressIps: [ip] })], [pool()], nodes);
-  const owner = plan.ips[0]!.election.ok ? plan.ips[0]!.election.owner : "";
+  const owner = plan.ips[0]!.announcer.ok ? plan.ips[0]!.announcer.owner : "";
 
   it.each<{ desc: string; previous: string; members: string[]; settle: boolean }>([
     { desc: "the previous owner died: take at once", previous: "nodeX", members: [owner], settle: false },

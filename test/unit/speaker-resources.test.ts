@@ -6,8 +6,8 @@ import {
   decodeInterfaces,
   encodeHeartbeatAddress,
   encodeInterfaces,
-  leaseChangesElection,
-  nodeChangesElection,
+  leaseChangesRanking,
+  nodeChangesRanking,
   projectLease,
   projectNode,
   serviceChangesAnnouncement,
@@ -121,7 +121,7 @@ describe("which updates need a new announcement plan", () => {
     { desc: "a label added", old: node(), now: node({ labels: { zone: "a", x: "" } }), want: true },
     { desc: "a label removed", old: node(), now: node({ labels: {} }), want: true },
   ])("Node: $desc → $want", ({ old, now, want }) => {
-    expect(nodeChangesElection(old, now)).toBe(want);
+    expect(nodeChangesRanking(old, now)).toBe(want);
   });
 
   const lease = (over: Partial<SpeakerLease> = {}): SpeakerLease => ({
@@ -161,7 +161,7 @@ describe("which updates need a new announcement plan", () => {
       want: true,
     },
   ])("Lease: $desc → $want", ({ old, now, want }) => {
-    expect(leaseChangesElection(old, now)).toBe(want);
+    expect(leaseChangesRanking(old, now)).toBe(want);
   });
 
   const svc = (over: Partial<SlimService> = {}): SlimService => ({

@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { type IpAddress, formatIp } from "./ip.ts";
+import { EXCLUDE_LABEL } from "./well-known.ts";
 
 /**
  * Which node announces an IP. Every speaker runs this over the same inputs and gets the same answer without
@@ -11,9 +12,6 @@ import { type IpAddress, formatIp } from "./ip.ts";
 /** Why a node may not announce an IP; the speaker puts these into Events and logs. */
 export type IneligibleReason =
   "not-alive" | "not-ready" | "excluded-by-label" | "node-selector" | "no-interface" | "no-local-endpoint";
-
-/** The label that opts a node out of external load balancers (Kubernetes well-known label). */
-export const EXCLUDE_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers";
 
 /** An address prefix configured on an interface, e.g. 192.0.2.11/24. */
 export interface InterfacePrefix {
@@ -30,7 +28,7 @@ export interface InterfaceSummary {
   readonly defaultRoute6: boolean;
 }
 
-export interface ElectionNode {
+export interface AnnouncerCandidate {
   readonly name: string;
   /** In the membership (heartbeats and Lease); see membership.ts. */
   readonly alive: boolean;
@@ -41,7 +39,7 @@ export interface ElectionNode {
   readonly interfaces: readonly InterfaceSummary[] | undefined;
 }
 
-export interface ElectionRequest {
+export interface RankingRequest {
   readonly ip: IpAddress;
   /** The pool's announce.nodeSelector as a predicate (core/selector.ts builds it); absent: every node. */
   readonly nodeSelector?: (labels: Readonly<Record<string, string>>) => boolean;
@@ -59,7 +57,7 @@ export interface Exclusion {
   readonly reason: IneligibleReason;
 }
 
-export type ElectionResult =
+export type AnnouncerRanking =
   | {
       readonly ok: true;
       readonly owner: string;
@@ -102,7 +100,7 @@ export function hasInterfaceFor(
 }
 
 /** The first reason a node may not announce this IP, or undefined when it may. Checked in a fixed order. */
-export function ineligibility(node: ElectionNode, req: ElectionRequest): IneligibleReason | undefined {
+export function ineligibility(node: AnnouncerCandidate, req: RankingRequest): IneligibleReason | undefined {
   if (!node.alive) return "not-alive";
   if (!node.ready) return "not-ready";
   if (Object.hasOwn(node.labels, EXCLUDE_LABEL)) return "excluded-by-label";
@@ -125,18 +123,18 @@ const reasonText: Readonly<Record<IneligibleReason, string>> = {
  * Service on the IP; when Services sharing the IP have their endpoints on disjoint nodes, no node serves all of
  * them, so the nodes serving at least one are taken (better than announcing nowhere).
  */
-function localFilter(req: ElectionRequest): ((node: string) => boolean) | undefined {
+function localFilter(req: RankingRequest): ((node: string) => boolean) | undefined {
   const sets = req.localEndpointNodes;
   if (sets === undefined || sets.length === 0) return undefined;
   return (node) => sets.every((s) => s.has(node));
 }
 
-function unionFilter(req: ElectionRequest): (node: string) => boolean {
+function unionFilter(req: RankingRequest): (node: string) => boolean {
   const sets = req.localEndpointNodes ?? [];
   return (node) => sets.some((s) => s.has(node));
 }
 
-export function electAnnouncer(nodes: readonly ElectionNode[], req: ElectionRequest): ElectionResult {
+export function rankAnnouncers(nodes: readonly AnnouncerCandidate[], req: RankingRequest): AnnouncerRanking {
   const excluded: Exclusion[] = [];
   let eligible: string[] = [];
   for (const node of nodes) {

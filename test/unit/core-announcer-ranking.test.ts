@@ -1,14 +1,14 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
-  EXCLUDE_LABEL,
-  type ElectionNode,
-  type ElectionRequest,
-  electAnnouncer,
+  type AnnouncerCandidate,
+  type RankingRequest,
+  rankAnnouncers,
   hasInterfaceFor,
   rankKey,
-} from "../../src/core/election.ts";
+} from "../../src/core/announcer-ranking.ts";
 import { type IpAddress, ip, parseIp } from "../../src/core/ip.ts";
+import { EXCLUDE_LABEL } from "../../src/core/well-known.ts";
 
 const addr = (text: string): IpAddress => parseIp(text)!;
 const lan = [
@@ -22,7 +22,7 @@ const lan = [
     defaultRoute6: false,
   },
 ];
-const node = (name: string, over: Partial<ElectionNode> = {}): ElectionNode => ({
+const node = (name: string, over: Partial<AnnouncerCandidate> = {}): AnnouncerCandidate => ({
   name,
   alive: true,
   ready: true,
@@ -40,12 +40,12 @@ describe("rankKey", () => {
   });
 });
 
-describe("electAnnouncer: eligibility", () => {
+describe("rankAnnouncers: eligibility", () => {
   const three = [node("node1"), node("node2"), node("node3")];
-  const full = electAnnouncer(three, { ip: vip });
+  const full = rankAnnouncers(three, { ip: vip });
   const owner = full.ok ? full.owner : "";
 
-  it.each<{ desc: string; change: Partial<ElectionNode>; reason: string }>([
+  it.each<{ desc: string; change: Partial<AnnouncerCandidate>; reason: string }>([
     { desc: "dead owner", change: { alive: false }, reason: "not-alive" },
     { desc: "owner not Ready", change: { ready: false }, reason: "not-ready" },
     { desc: "owner labelled for exclusion", change: { labels: { [EXCLUDE_LABEL]: "" } }, reason: "excluded-by-label" },
@@ -57,12 +57,12 @@ describe("electAnnouncer: eligibility", () => {
   ])("$desc moves the IP to the successor", ({ change, reason }) => {
     expect(full.ok).toBe(true);
     const nodes = three.map((n) => (n.name === owner ? node(n.name, change) : n));
-    const r = electAnnouncer(nodes, { ip: vip });
+    const r = rankAnnouncers(nodes, { ip: vip });
     expect(r.ok && r.owner).toBe(full.ok && full.ranking[1]);
     expect(r.excluded).toEqual([{ node: owner, reason }]);
   });
 
-  it.each<{ desc: string; req: Partial<ElectionRequest>; nodes: ElectionNode[]; owners: string[] }>([
+  it.each<{ desc: string; req: Partial<RankingRequest>; nodes: AnnouncerCandidate[]; owners: string[] }>([
     {
       desc: "node selector keeps only matching nodes",
       req: { nodeSelector: (l) => l["zone"] === "a" },
@@ -112,13 +112,13 @@ describe("electAnnouncer: eligibility", () => {
       owners: ["n1", "n2"],
     },
   ])("$desc", ({ req, nodes, owners }) => {
-    const r = electAnnouncer(nodes, { ip: vip, ...req });
+    const r = rankAnnouncers(nodes, { ip: vip, ...req });
     expect(r.ok).toBe(true);
     if (r.ok) expect(owners).toContain(r.owner);
     if (r.ok) expect([...r.ranking].sort()).toEqual(owners);
   });
 
-  it.each<{ desc: string; nodes: ElectionNode[]; req: Partial<ElectionRequest>; reason: string; says: string }>([
+  it.each<{ desc: string; nodes: AnnouncerCandidate[]; req: Partial<RankingRequest>; reason: string; says: string }>([
     { desc: "no nodes at all", nodes: [], req: {}, reason: "no-nodes", says: "no speaker nodes" },
     {
       desc: "eTP Local without any endpoint",
@@ -135,7 +135,7 @@ describe("electAnnouncer: eligibility", () => {
       says: "1 not alive in the speaker membership (n1); 1 labelled",
     },
   ])("nobody eligible: $desc", ({ nodes, req, reason, says }) => {
-    const r = electAnnouncer(nodes, { ip: vip, ...req });
+    const r = rankAnnouncers(nodes, { ip: vip, ...req });
     expect(r.ok).toBe(false);
     if (!r.ok) {
       expect(r.reason).toBe(reason);
@@ -162,14 +162,14 @@ const ips = fc.uniqueArray(
   { minLength: 1, maxLength: 20, selector: (a) => a.value },
 );
 const ownerOf = (nodes: readonly string[], a: IpAddress): string | undefined => {
-  const r = electAnnouncer(
+  const r = rankAnnouncers(
     nodes.map((n) => node(n, { interfaces: undefined })),
     { ip: a },
   );
   return r.ok ? r.owner : undefined;
 };
 
-describe("electAnnouncer: properties", () => {
+describe("rankAnnouncers: properties", () => {
   it("every speaker computes the same owner whatever order it lists the nodes in", () => {
     fc.assert(
       fc.property(names, ips, fc.nat(), (ns, as, seed) => {
@@ -199,7 +199,7 @@ describe("electAnnouncer: properties", () => {
         const victim = ns[pick % ns.length]!;
         const rest = ns.filter((n) => n !== victim);
         for (const a of as) {
-          const r = electAnnouncer(
+          const r = rankAnnouncers(
             ns.map((n) => node(n, { interfaces: undefined })),
             { ip: a },
           );

@@ -4,6 +4,7 @@ import type { ConfigProblem } from "./errors.ts";
 import type { Family, IpAddress } from "./ip.ts";
 import { compareIp, familyName, formatIp, ipKey } from "./ip.ts";
 import { rangeContains } from "./range.ts";
+import { POOLS_SELECTOR } from "./well-known.ts";
 
 /** What `lodestone status` knows about one LoadBalancer Service, read from the API by the caller. */
 export interface StatusServiceInput {
@@ -107,7 +108,7 @@ export function renderStatusTable(report: StatusReport): string {
   const out: string[] = [];
   out.push(
     report.pools.length === 0
-      ? "POOLS: none configured (label a ConfigMap lodestone.dev/pools=true in the daemon's namespace)"
+      ? `POOLS: none configured (label a ConfigMap ${POOLS_SELECTOR} in the daemon's namespace)`
       : table(
           ["POOL", "FAMILY", "TOTAL", "IN USE", "AVAILABLE"],
           report.pools.map((p) => [

@@ -1,7 +1,6 @@
 import { formatIp, type IpAddress } from "../core/ip.ts";
 import { isRetryable, responseMessage, type KubeClient, type KubeResponse } from "./client.ts";
-
-export const POOL_ANNOTATION = "lodestone.dev/pool";
+import { POOL_ANNOTATION } from "../core/well-known.ts";
 
 /** Which Service version a write is based on; the write fails with "conflict" when the Service moved on. */
 export interface ServiceRef {
@@ -21,7 +20,7 @@ export type WriteOutcome =
   | { readonly kind: "retry"; readonly afterMs: number | undefined; readonly reason: string }
   | { readonly kind: "failed"; readonly reason: string };
 
-export interface StatusWriter {
+export interface ServiceStatusWriter {
   /**
    * Sets `status.loadBalancer.ingress` to exactly `ips` (empty clears it) through the /status subresource, and with
    * `pool` the `lodestone.dev/pool` annotation in the same write: kube-apiserver's status strategy for Services
@@ -41,7 +40,7 @@ export function ingressOf(ips: readonly IpAddress[]): { ip: string }[] {
   return [...ips].sort((a, b) => a.family - b.family).map((a) => ({ ip: formatIp(a) }));
 }
 
-export function createStatusWriter(client: KubeClient): StatusWriter {
+export function createServiceStatusWriter(client: KubeClient): ServiceStatusWriter {
   async function outcome(res: KubeResponse, ns: string, name: string): Promise<WriteOutcome> {
     if (res.status === 200) return { kind: "written" };
     if (res.status === 404) return { kind: "gone" };

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { parsePoolConfigMap } from "../../src/core/config.ts";
 import { parseIp } from "../../src/core/ip.ts";
 import type { IpAddress } from "../../src/core/ip.ts";
-import { buildStatus, renderStatusTable, statusJson } from "../../src/core/status.ts";
+import { buildStatus, renderStatusTable, statusJson } from "../../src/core/status-report.ts";
 
 const pools = parsePoolConfigMap({
   namespace: "lodestone-system",

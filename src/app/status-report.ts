@@ -1,12 +1,13 @@
 import type { ConfigMapInput } from "../core/config.ts";
-import { mergePools, parsePoolConfigMap, POOLS_LABEL } from "../core/config.ts";
+import { mergePools, parsePoolConfigMap } from "../core/config.ts";
 import type { ConfigProblem } from "../core/errors.ts";
 import type { IpAddress } from "../core/ip.ts";
 import { parseIp } from "../core/ip.ts";
-import type { StatusReport, StatusServiceInput } from "../core/status.ts";
-import { buildStatus } from "../core/status.ts";
+import type { StatusReport, StatusServiceInput } from "../core/status-report.ts";
+import { buildStatus } from "../core/status-report.ts";
 import type { KubeClient } from "../kube/client.ts";
 import { responseMessage } from "../kube/client.ts";
+import { ANNOUNCING_ANNOTATION, POOL_ANNOTATION, POOLS_SELECTOR } from "../core/well-known.ts";
 
 /** Where `lodestone status` looks: the daemon's namespace holds the pool ConfigMaps. */
 export interface StatusOptions {
@@ -69,8 +70,8 @@ function serviceInput(svc: Json, failures: ReadonlyMap<string, string>): StatusS
     const addr = parseIp(str(obj(entry)["ip"]) ?? "");
     if (addr !== undefined) ips.push(addr);
   }
-  const pool = annotations["lodestone.dev/pool"];
-  const node = annotations["lodestone.dev/announcing-node"];
+  const pool = annotations[POOL_ANNOTATION];
+  const node = annotations[ANNOUNCING_ANNOTATION];
   const failure = ips.length === 0 ? failures.get(`${namespace}/${name}`) : undefined;
   return {
     namespace,
@@ -89,7 +90,7 @@ function serviceInput(svc: Json, failures: ReadonlyMap<string, string>): StatusS
 export async function readStatus(client: KubeClient, opts: StatusOptions): Promise<StatusReport> {
   const [configMaps, services, events] = await Promise.all([
     list(client, `/api/v1/namespaces/${encodeURIComponent(opts.namespace)}/configmaps`, {
-      labelSelector: `${POOLS_LABEL}=true`,
+      labelSelector: POOLS_SELECTOR,
     }),
     list(client, "/api/v1/services"),
     list(client, "/api/v1/events", { fieldSelector: "involvedObject.kind=Service" }),
