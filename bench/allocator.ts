@@ -18,7 +18,7 @@
 // `--count FAMILY:FILL:THEN` only allocates (no timing, no output, in this process with the flags it was given):
 // FILL addresses, then THEN more, with the requests for FILL + max(THEN, 60k) made first. Two runs under
 // `valgrind --tool=callgrind` that differ only in THEN give instructions per allocation, a figure that does not
-// depend on the machine's load (see docs/performance.md).
+// depend on the machine's load (see docs/performance.md, "Allocator").
 import { spawnSync } from "node:child_process";
 import { PerformanceObserver } from "node:perf_hooks";
 import { parseArgs } from "node:util";

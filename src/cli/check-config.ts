@@ -151,7 +151,7 @@ function metallbResource(obj: Record<string, unknown>): string | undefined {
   const apiVersion = obj["apiVersion"];
   if (typeof apiVersion !== "string" || !apiVersion.startsWith("metallb.io/")) return undefined;
   const meta = metadataOf(obj);
-  const why = `Lodestone reads pools from ConfigMaps only (see README, Migrating from MetalLB)`;
+  const why = `Lodestone reads pools from ConfigMaps only (see docs/migrating-from-metallb.md)`;
   return `${String(obj["kind"])} ${meta.namespace}/${meta.name}: ${configMessages.unsupported(`MetalLB custom resource ${apiVersion}`, why)} [${ConfigCodes.unsupported}]`;
 }
 

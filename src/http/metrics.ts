@@ -5,7 +5,7 @@ import { familyName } from "../core/ip.ts";
 /**
  * The Prometheus view of a TelemetrySnapshot. Metrics are computed on scrape from one snapshot, so every value
  * of a scrape comes from the same instant and nothing is kept twice. The catalogue is `metricCatalogue` below;
- * the README table is generated from the same names.
+ * the metrics table of docs/operations.md is checked against the same names (test/unit/docs-metrics.test.ts).
  */
 export const metricCatalogue = [
   ["lodestone_pool_addresses_total", "gauge", "pool, family", "Addresses in the pool (exact up to 2^53, then float)"],

@@ -26,7 +26,7 @@ export interface SandboxOptions {
   readonly host?: string;
   /** Where to write the kubeconfig (default: a file in the temp directory named after pid and port). */
   readonly kubeconfigPath?: string;
-  /** Authenticate bearer tokens and enforce RBAC (see README). */
+  /** Authenticate bearer tokens and enforce RBAC (see docs/design/sandbox.md, "RBAC mode"). */
   readonly rbac?: boolean;
   /**
    * Serve HTTPS with a fresh self-signed certificate (needs the openssl command). Default: on in RBAC mode,
@@ -195,7 +195,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
   };
 }
 
-/** `/_sandbox/faults`: GET the fault state, POST `{action, ...}` to inject one (see README). */
+/** `/_sandbox/faults`: GET the fault state, POST `{action, ...}` to inject one (see docs/design/sandbox.md, "Fault injection"). */
 async function sandboxEndpoint(
   req: IncomingMessage,
   res: ServerResponse,

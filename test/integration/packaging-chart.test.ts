@@ -1,4 +1,4 @@
-// The Helm chart: the committed plain manifests match it, the security context and RBAC say what the README
+// The Helm chart: the committed plain manifests match it, the security context and RBAC say what docs/install.md
 // promises, every optional feature renders, and values.schema.json refuses wrong types.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";

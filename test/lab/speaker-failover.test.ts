@@ -120,7 +120,7 @@ describe.skipIf(why !== undefined)("speaker lab: failover between three nodes", 
         if (fault === "sigterm") {
           // The hand-off: no connection opened after the move fails. One opened just before it can be caught in
           // the move itself (its SYN reached the old node, its next segment the new one, which resets it): nodes
-          // share no TCP state, so no layer-2 failover carries it (README, "failover"; 1–2 in 20 trials).
+          // share no TCP state, so no layer-2 failover carries it (docs/performance.md, "Failover"; 1–2 in 20 trials).
           const moved = r.movedAtMs ?? Number.POSITIVE_INFINITY;
           expect(r.failures.filter((f) => f.startMs >= moved)).toEqual([]);
           expect(r.failures.length).toBeLessThanOrEqual(1);

@@ -5,7 +5,7 @@ import { pools, svc } from "./support/core-fixtures.ts";
 
 /**
  * The speaker accepts a Service's spec.externalIPs only from namespaces the pool serves; it must read
- * serviceAllocation exactly as the allocator does (README "Configuring pools": `namespaces` and
+ * serviceAllocation exactly as the allocator does (docs/configuration.md, "Pool fields": `namespaces` and
  * `namespaceSelector` each admit), or an IP the allocator hands out could be refused on the wire, or the reverse.
  */
 const [byNameOrLabel, byName, byLabel, open] = pools(`
