@@ -79,8 +79,21 @@ export async function loadKubeConfig(
 }
 
 const AUTH_TTL_MS = 30_000;
-/** A watch silent this long is presumed dead and ends as a TimeoutError (client-node's Watch does the same). */
+/** A watch without `timeoutSeconds` silent this long is presumed dead and ends as a TimeoutError. */
 const WATCH_IDLE_MS = 30_000;
+
+/**
+ * Pure: how long a watch may stay silent before it is presumed dead. A watch that asks for `timeoutSeconds` is
+ * ended by the server after that time, and between its events kube-apiserver sends nothing but a BOOKMARK about
+ * once a minute (and one 2 s before the end; staging/src/k8s.io/apiserver/pkg/storage/cacher, cacheWatcher
+ * nextBookmarkTime) — a silence of a minute or more is normal, a silence past the server's own end is not. So the
+ * limit is the timeout plus a quarter of it (at least 5 s) for a server that is slow to end it; a watch without
+ * timeoutSeconds gets `idleMs`.
+ */
+export function watchIdleLimitMs(query: QueryParams, idleMs: number): number {
+  const t = Number(query["timeoutSeconds"]);
+  return Number.isFinite(t) && t > 0 ? t * 1000 + Math.max(5_000, t * 250) : idleMs;
+}
 
 const timeoutError = (): DOMException => new DOMException("The operation was aborted due to timeout", "TimeoutError");
 
@@ -89,7 +102,11 @@ export function createKubeClient(
   source: ApiSource,
   options: {
     readonly authTtlMs?: number;
-    /** How long a watch may stay silent before it ends with a TimeoutError (default 30 s). */
+    /**
+     * How long a watch without `timeoutSeconds` may stay silent before it ends with a TimeoutError (default 30 s);
+     * one with timeoutSeconds may stay silent until shortly after the server should have ended it
+     * (`watchIdleLimitMs`).
+     */
     readonly watchIdleMs?: number;
   } = {},
 ): KubeClient {
@@ -185,11 +202,12 @@ export function createKubeClient(
 
     /**
      * `done` is called exactly once: null when the server ends the watch, the error otherwise (an Error with
-     * `statusCode` for a non-200 answer, a TimeoutError after `watchIdleMs` of silence, an AbortError when the
+     * `statusCode` for a non-200 answer, a TimeoutError after a silence past `watchIdleLimitMs`, an AbortError when the
      * returned controller aborts it). Lines that are not JSON are skipped.
      */
     async watch(path, query, onLine, done) {
       const controller = new AbortController();
+      const idleLimitMs = watchIdleLimitMs(query, watchIdleMs);
       let timer: NodeJS.Timeout | undefined;
       let timedOut = false;
       let finished = false;
@@ -210,7 +228,7 @@ export function createKubeClient(
         timer = setTimeout(() => {
           timedOut = true;
           controller.abort(timeoutError());
-        }, watchIdleMs);
+        }, idleLimitMs);
         timer.unref();
       };
       try {
@@ -221,7 +239,7 @@ export function createKubeClient(
           headers: await headersFor(""),
           ...(dispatcher === undefined ? {} : { dispatcher }),
           signal: controller.signal,
-          // Silence is judged by watchIdleMs; the server ends the watch after its timeoutSeconds.
+          // Silence is judged by the idle limit; the server ends the watch after its timeoutSeconds.
           bodyTimeout: 0,
         });
         if (res.statusCode !== 200) {

@@ -29,7 +29,10 @@ export interface InformerOptions<T extends Slim> {
   readonly backoff?: { readonly initialMs: number; readonly maxMs: number };
   /** Jitter source in [0,1); injected so tests are deterministic. */
   readonly random?: () => number;
-  /** Server-side watch timeout; the watch is re-opened from the last version after it. */
+  /**
+   * Server-side watch timeout (default 240 s); each watch asks for 0.75–1.25 of it (180–300 s by default, so an
+   * idle informer re-opens its watch at most once in three minutes) and is re-opened from the last version after.
+   */
   readonly watchTimeoutSeconds?: number;
 }
 
@@ -76,6 +79,17 @@ export function objectMeta(raw: unknown): { key: string; namespace: string; name
   const namespace = typeof meta.namespace === "string" ? meta.namespace : "";
   const rv = typeof meta.resourceVersion === "string" ? meta.resourceVersion : "";
   return { key: namespace === "" ? name : `${namespace}/${name}`, namespace, name, rv };
+}
+
+/**
+ * The resourceVersion a watch event carries, name or not: a BOOKMARK object is only `kind`, `apiVersion` and
+ * `metadata.resourceVersion` (kube-apiserver's cacher makes it from an empty object of the type), "" if none.
+ */
+export function eventVersion(raw: unknown): string {
+  if (typeof raw !== "object" || raw === null || !("metadata" in raw)) return "";
+  const m = raw.metadata;
+  if (typeof m !== "object" || m === null || !("resourceVersion" in m)) return "";
+  return typeof m.resourceVersion === "string" ? m.resourceVersion : "";
 }
 
 /**
@@ -216,8 +230,10 @@ export function createInformer<T extends Slim>(opts: InformerOptions<T>): Inform
             }
             events++;
             if (type === "BOOKMARK") {
-              const m = objectMeta(obj);
-              if (m !== undefined && m.rv !== "") rv = m.rv;
+              // The watch cache's progress: resuming from it stays inside the server's window even when nothing
+              // this watch selects has changed for a long time (a filtered watch's last object may be hours old).
+              const v = eventVersion(obj);
+              if (v !== "") rv = v;
               return;
             }
             apply(type, obj);
@@ -225,7 +241,8 @@ export function createInformer<T extends Slim>(opts: InformerOptions<T>): Inform
           (err: unknown) => {
             abort = undefined;
             if (end === undefined) {
-              // client-node aborts a watch silent for 30 s with a TimeoutError: an idle watch, not a failure.
+              // The client ends a watch silent for longer than the server would keep it open with a TimeoutError:
+              // a connection that died quietly, not a failure of the API.
               if (err === null || err === undefined || (err as { name?: unknown }).name === "TimeoutError") {
                 finish({ kind: "closed", events: events + 1 });
               } else {
