@@ -206,7 +206,7 @@ export function createController(o: ControllerOptions): Controller {
       if (parsed.problems.length > 0) {
         log.warn(
           { configMap: cm.key, problems: parsed.problems.length, keptLastGood: next.everGood },
-          `pool ConfigMap has problems: ${describeProblems(parsed.problems)}`,
+          `pool ConfigMap has problems: ${describeProblems(parsed.problems, "", Infinity)}`,
         );
         if (acting) configInvalidEvent(cm, next);
       } else {
@@ -221,7 +221,7 @@ export function createController(o: ControllerOptions): Controller {
       }
     }
     const merged = effectivePools(configStates.values());
-    const problemsText = describeProblems(merged.problems);
+    const problemsText = describeProblems(merged.problems, "", Infinity);
     if (problemsText !== crossProblems) {
       crossProblems = problemsText;
       if (merged.problems.length > 0) log.warn(`pools left out: ${problemsText}`);
@@ -254,7 +254,7 @@ export function createController(o: ControllerOptions): Controller {
       { kind: "ConfigMap", namespace: cm.namespace, name: cm.name, uid: cm.uid },
       "Warning",
       "ConfigInvalid",
-      `${state.problems.length} problem(s), ${kept}: ${describeProblems(state.problems)}`,
+      describeProblems(state.problems, `${state.problems.length} problem(s), ${kept}: `),
     );
   }
 
