@@ -238,9 +238,16 @@ export class Api {
   /** Kind-specific defaulting and validation of a create or update of the object itself (not /status). */
   #prepare(t: ResourceType, obj: JsonObject, old: JsonObject | undefined): Cause[] {
     switch (t.storage) {
-      case "services":
+      case "services": {
         if (old === undefined) obj["status"] = { loadBalancer: {} };
-        return this.services.prepare(obj, old);
+        const causes = this.services.prepare(obj, old);
+        // kube-apiserver empties the load-balancer status of a Service that is no LoadBalancer (any more):
+        // pkg/registry/core/service, dropTypeDependentFields, on every update through the object.
+        const spec = isObject(obj["spec"]) ? obj["spec"] : {};
+        if (old !== undefined && spec["type"] !== "LoadBalancer")
+          obj["status"] = { ...(isObject(obj["status"]) ? obj["status"] : {}), loadBalancer: {} };
+        return causes;
+      }
       case "namespaces": {
         const m = meta(obj);
         const labels = isObject(m["labels"]) ? m["labels"] : {};

@@ -138,20 +138,21 @@ describe("allocation scenarios", () => {
     expect(await ip(apps, "tiny-2")).toEqual(["203.0.113.9"]);
   });
 
-  it("a change away from type LoadBalancer clears the ingress and releases the IP", async () => {
+  // kube-apiserver empties status.loadBalancer itself when the type changes (pkg/registry/core/service,
+  // dropTypeDependentFields): the controller sees no ingress to clear and must act on the spec alone.
+  it("a change away from type LoadBalancer: the API server clears the ingress, the controller releases the IP", async () => {
     await lb(env.core, apps, "retype", { spec: { loadBalancerIP: "192.0.2.14" } });
     expect(await ip(apps, "retype")).toEqual(["192.0.2.14"]);
-    await env.core.patchNamespacedService(
+    const retyped = await env.core.patchNamespacedService(
       { namespace: apps, name: "retype", body: { spec: { type: "ClusterIP" } } },
       merge,
     );
-    await until("ingress cleared", async () =>
-      (await ingress(env.core, apps, "retype")) === undefined ? true : undefined,
-    );
+    expect(retyped.status?.loadBalancer).toEqual({});
     await eventWith(env.core, apps, "retype", "IPReleased", "192.0.2.14");
-    // No address, no pool: the annotation went with the address, in the same write.
-    const cleared = await env.core.readNamespacedService({ namespace: apps, name: "retype" });
-    expect(cleared.metadata?.annotations?.["lodestone.dev/pool"]).toBeUndefined();
+    await until("pool annotation removed", async () => {
+      const s = await env.core.readNamespacedService({ namespace: apps, name: "retype" });
+      return s.metadata?.annotations?.["lodestone.dev/pool"] === undefined ? true : undefined;
+    });
     await lb(env.core, apps, "retaker", { spec: { loadBalancerIP: "192.0.2.14" } });
     expect(await ip(apps, "retaker")).toEqual(["192.0.2.14"]);
   });
