@@ -1,9 +1,16 @@
+import { readFileSync } from "node:fs";
 import type { Logger } from "pino";
 import type { Pool } from "../core/config.ts";
 import { emptyTelemetry, type Readiness, type TelemetrySnapshot } from "../core/telemetry.ts";
 import { livenessOf, type LoopReport } from "../core/liveness.ts";
 import { startHealthServer, type HealthServer } from "../http/server.ts";
-import { createKubeClient, loadKubeConfig, type ApiSource, type KubeClient } from "../kube/client.ts";
+import {
+  createKubeClient,
+  loadKubeConfig,
+  lodestoneUserAgent,
+  type ApiSource,
+  type KubeClient,
+} from "../kube/client.ts";
 import { defaultLeaseTimings, type LeaseTimings } from "../kube/lease.ts";
 import { classMatches, createController, type Controller, type WatchedObjects } from "./controller.ts";
 import { speakerComponent } from "./speaker-component.ts";
@@ -81,6 +88,16 @@ export interface Daemon {
   readonly metricsPort: number | undefined;
 }
 
+/** The package's version, for the User-Agent ("unknown" when package.json cannot be read). */
+export function lodestoneVersion(): string {
+  try {
+    const pkg: unknown = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8"));
+    return typeof pkg === "object" && pkg !== null && "version" in pkg ? String(pkg.version) : "unknown";
+  } catch {
+    return "unknown";
+  }
+}
+
 /** Numbers add, lists concatenate, records merge (counters by key add), booleans or. */
 function mergeTelemetry(parts: readonly Partial<TelemetrySnapshot>[]): TelemetrySnapshot {
   const out: Record<string, unknown> = { ...emptyTelemetry };
@@ -107,10 +124,18 @@ function mergeTelemetry(parts: readonly Partial<TelemetrySnapshot>[]): Telemetry
  */
 export async function startDaemon(options: DaemonOptions, logger: Logger): Promise<Daemon> {
   const kc = options.kubeConfig ?? (await loadKubeConfig(options.kubeconfig));
-  const client = createKubeClient(kc);
+  const connection = createKubeClient(kc);
+  // One connection pool, one identity per component: kube-apiserver's logs, audit and managedFields say which
+  // half of the daemon on which node wrote.
+  const version = lodestoneVersion();
+  const as = (component: string): KubeClient =>
+    connection.withIdentity({
+      userAgent: lodestoneUserAgent(version, component, options.nodeName),
+      fieldManager: `lodestone-${component}`,
+    });
   const identity = options.identity ?? `${options.nodeName}_${process.pid}`;
   const controller: Controller = createController({
-    client,
+    client: as("controller"),
     namespace: options.namespace,
     identity,
     logger,
@@ -122,7 +147,7 @@ export async function startDaemon(options: DaemonOptions, logger: Logger): Promi
     ...(options.stallMs === undefined ? {} : { stallMs: options.stallMs }),
   });
   const ctx: ComponentContext = {
-    client,
+    client: as("speaker"),
     kubeConfig: kc,
     namespace: options.namespace,
     nodeName: options.nodeName,
@@ -180,7 +205,7 @@ export async function startDaemon(options: DaemonOptions, logger: Logger): Promi
         await controller.stop();
         for (const c of components) await c.stop().catch((err: unknown) => logger.warn({ err }, "stop failed"));
         await health?.close();
-        await client.close();
+        await connection.close();
         logger.info("daemon stopped");
       })();
       return stopped;

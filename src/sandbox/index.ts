@@ -6,6 +6,7 @@ import type { AddressInfo, Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Api } from "./api.ts";
+import { Audit } from "./audit.ts";
 import { Faults, type FailNext } from "./faults.ts";
 import { kubeconfigYaml } from "./kubeconfig.ts";
 import { Rbac, selfSubjectAccessReview, type Denial } from "./rbac.ts";
@@ -15,6 +16,8 @@ import { badRequest, notFoundPath } from "./status.ts";
 import { Store } from "./store.ts";
 import { selfSignedCertificate } from "./tls.ts";
 
+export { Audit } from "./audit.ts";
+export type { AuditFilter, AuditRecord } from "./audit.ts";
 export { Faults } from "./faults.ts";
 export type { FailNext, FaultMatch, FaultState } from "./faults.ts";
 export type { Denial } from "./rbac.ts";
@@ -48,6 +51,8 @@ export interface Sandbox {
   readonly kubeconfigPath: string;
   readonly kubeconfigYaml: string;
   readonly faults: Faults;
+  /** Every request served (verb, resource, User-Agent, fieldManager, code); also `GET /_sandbox/audit`. */
+  readonly audit: Audit;
   /** The in-process API (objects, store) for assertions that should not go through HTTP. */
   readonly api: Api;
   /** A bearer token for a ServiceAccount (honoured in RBAC mode; without RBAC every request is allowed anyway). */
@@ -79,6 +84,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
   });
   const adminToken = `lodestone-sandbox-admin-${randomBytes(12).toString("hex")}`;
   const rbac = new Rbac(api, adminToken);
+  const audit = new Audit();
 
   let server: Server | undefined;
   let port = opts.port ?? 0;
@@ -111,6 +117,11 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     body: () => Promise<string | undefined>,
   ): boolean => {
     if (!path.startsWith("/_sandbox/")) return false;
+    if (path === "/_sandbox/audit") {
+      if (req.method !== "GET") sendError(res, badRequest("use GET"));
+      else sendJson(res, 200, JSON.stringify({ totals: audit.totals(), items: audit.records() }));
+      return true;
+    }
     if (path === "/_sandbox/denials") {
       if (req.method !== "GET") sendError(res, badRequest("use GET"));
       else sendJson(res, 200, JSON.stringify({ items: rbac.denials() }));
@@ -124,6 +135,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
 
   const handler: Handler = new Handler({
     api,
+    audit,
     faults,
     gate: (req, attrs) => (opts.rbac === true ? rbac.check(req.headers, attrs) : undefined),
     accessReview: (req, review) =>
@@ -184,6 +196,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     kubeconfigPath,
     kubeconfigYaml: yaml,
     faults,
+    audit,
     api,
     tokenFor: (namespace, serviceAccount) => rbac.tokenFor(namespace, serviceAccount),
     kubeconfigFor,

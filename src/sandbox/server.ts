@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { parse as parseYaml } from "yaml";
 import type { Api } from "./api.ts";
+import type { Audit } from "./audit.ts";
 import {
   apiGroup,
   apiGroupList,
@@ -18,6 +19,7 @@ import {
   conflict,
   gone,
   internalError,
+  invalid,
   methodNotAllowed,
   notFoundPath,
   statusBody,
@@ -46,6 +48,7 @@ export type Gate = (req: IncomingMessage, attrs: RequestAttributes | undefined, 
 
 export interface HandlerOptions {
   readonly api: Api;
+  readonly audit: Audit;
   readonly faults: Faults;
   readonly gate: Gate;
   readonly address: () => string;
@@ -174,6 +177,18 @@ function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
   });
 }
 
+/**
+ * Why kube-apiserver refuses a write's `fieldManager`: more than 128 bytes or a character that is not printable
+ * (staging/src/k8s.io/apimachinery/pkg/apis/meta/v1/validation, ValidateFieldManager); undefined when fine.
+ */
+export function fieldManagerProblem(manager: string): string | undefined {
+  if (Buffer.byteLength(manager) > 128) return "Too long: may not be more than 128 bytes";
+  for (const ch of manager)
+    if (!/^[\p{L}\p{M}\p{N}\p{P}\p{S} ]$/u.test(ch))
+      return `Invalid value: invalid character U+${(ch.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, "0")}`;
+  return undefined;
+}
+
 /** Decodes a create/update body: JSON, YAML when the client says so, or protobuf for the kinds kubectl sends so. */
 function decodeBody(body: Buffer, contentType: string): { ok: true; value: Json } | { ok: false; error: ApiError } {
   const type = (contentType.split(";")[0] ?? "").trim();
@@ -238,6 +253,20 @@ export class Handler {
       name: route.name,
       subresource: route.subresource,
     };
+    const write = verb === "create" || verb === "update" || verb === "patch";
+    const record = {
+      at: Date.now(),
+      verb,
+      resource: route.subresource === "" ? route.type.resource : `${route.type.resource}/${route.subresource}`,
+      namespace: route.namespace,
+      name: route.name,
+      query: url.search.slice(1),
+      userAgent: req.headers["user-agent"] ?? "",
+      fieldManager: write ? (url.searchParams.get("fieldManager") ?? "") : "",
+      code: 0,
+    };
+    this.#o.audit.record(record);
+    res.once("close", () => (record.code = res.statusCode));
     const denied = this.#o.gate(req, attrs, path);
     if (denied !== undefined) return sendError(res, denied);
     const f = this.#o.faults;
@@ -248,6 +277,19 @@ export class Handler {
     );
     if (injected !== undefined) return sendError(res, injected);
     const query = url.searchParams;
+    if (write) {
+      const bad = fieldManagerProblem(record.fieldManager);
+      if (bad !== undefined)
+        return sendError(
+          res,
+          invalid(
+            verb === "create" ? "CreateOptions" : verb === "update" ? "UpdateOptions" : "PatchOptions",
+            "meta.k8s.io",
+            "",
+            [{ reason: "FieldValueInvalid", field: "fieldManager", message: bad }],
+          ),
+        );
+    }
     const dryRun = query.getAll("dryRun").includes("All");
     const asTable = wantsTable(req.headers.accept);
     const includeObject = query.get("includeObject") ?? "Metadata";

@@ -2,7 +2,7 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { NS, eventWith, events, ingress, lb, merge, pools, startEnv, until, type Env } from "./controller-env.ts";
-import type { Daemon } from "../../src/app/daemon.ts";
+import { lodestoneVersion, type Daemon } from "../../src/app/daemon.ts";
 
 const run = promisify(execFile);
 const MAIN = `
@@ -218,6 +218,22 @@ describe("allocation scenarios", () => {
     expect(sample(after, 'lodestone_pool_addresses_in_use{pool="lan",family="IPv4"}')).toBe(lanBefore + 1);
     expect(sample(after, "lodestone_leader ")).toBe(1);
     expect(await (await fetch(`http://127.0.0.1:${daemon.metricsPort}/readyz`)).text()).toBe("ok\n");
+  });
+
+  it("every request says which component on which node sent it, every write with its field manager", async () => {
+    const ours = env.sandbox.audit.records().filter((r) => r.userAgent.startsWith("lodestone"));
+    expect(ours.length).toBeGreaterThan(0);
+    const agents = new Set(ours.map((r) => r.userAgent));
+    expect([...agents]).toEqual([`lodestone/${lodestoneVersion()} (controller; node node-0)`]);
+    expect(lodestoneVersion()).toMatch(/^\d+\.\d+\.\d+/);
+    const writes = ours.filter((r) => ["create", "update", "patch"].includes(r.verb));
+    // Status and annotation writes, Events, the Lease: each names the controller as its field manager.
+    expect(new Set(writes.map((r) => r.resource))).toEqual(
+      new Set(["services", "services/status", "events", "leases"]),
+    );
+    expect(new Set(writes.map((r) => r.fieldManager))).toEqual(new Set(["lodestone-controller"]));
+    // Reads and watches carry no field manager; the test's own client-node calls are not the daemon's.
+    expect(ours.filter((r) => r.verb === "watch").every((r) => r.fieldManager === "")).toBe(true);
   });
 
   it("kubectl describe svc shows LoadBalancer Ingress and the Events", async () => {
