@@ -143,7 +143,8 @@ export function createLeaderElector(o: LeaderElectorOptions): LeaderElector {
       body: { ...prev, spec: next },
       timeoutMs: t.retryPeriodMs,
     });
-    if (res.status === 200) {
+    // 201: the Lease was deleted meanwhile and the PUT created it (Leases allow create on update).
+    if (res.status === 200 || res.status === 201) {
       mine = res.body as LeaseObject;
       return true;
     }

@@ -38,7 +38,11 @@ export interface SandboxOptions {
   readonly tls?: boolean;
   /** Watch events kept per resource for watches that resume from a resourceVersion (default 10,000). */
   readonly historySize?: number;
-  /** Interval of BOOKMARK events on watches that allow them (default 5 s). */
+  /**
+   * Interval of BOOKMARK events on watches that allow them (default 60 s, kube-apiserver's cadence: the first a
+   * minute into the watch, and one 2 s before its timeoutSeconds end when that comes first). Tests that want
+   * bookmarks sooner set it.
+   */
   readonly bookmarkIntervalMs?: number;
 }
 
@@ -141,7 +145,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     accessReview: (req, review) =>
       selfSubjectAccessReview(opts.rbac === true ? rbac : undefined, rbac.authenticate(req.headers), review),
     address: () => `${host}:${port}`,
-    bookmarkIntervalMs: opts.bookmarkIntervalMs ?? 5000,
+    bookmarkIntervalMs: opts.bookmarkIntervalMs ?? 60_000,
     extra,
   });
 
