@@ -50,6 +50,8 @@ export interface ControllerOptions {
   /** The Event queue's bound (default 10,000); status writes slow down before it is reached (see pump). */
   readonly maxQueuedEvents?: number;
   readonly informerBackoff?: { readonly initialMs: number; readonly maxMs: number };
+  /** The informers' server-side watch timeout (default 240 s; tests scale it down with the sandbox's bookmarks). */
+  readonly watchTimeoutSeconds?: number;
   readonly clock?: Clock;
   /** How long one status or annotation write may run before liveness calls the workqueue hung. */
   readonly stallMs?: number;
@@ -119,7 +121,12 @@ export function createController(o: ControllerOptions): Controller {
    */
   const eventPressure = Math.floor(maxQueuedEvents * 0.8);
   const stallMs = o.stallMs ?? DEFAULT_CONTROLLER_STALL_MS;
-  const common = { client: o.client, logger: log, ...(o.informerBackoff ? { backoff: o.informerBackoff } : {}) };
+  const common = {
+    client: o.client,
+    logger: log,
+    ...(o.informerBackoff ? { backoff: o.informerBackoff } : {}),
+    ...(o.watchTimeoutSeconds === undefined ? {} : { watchTimeoutSeconds: o.watchTimeoutSeconds }),
+  };
   const services: Informer<SlimService> = createInformer({
     ...common,
     resource: "services",

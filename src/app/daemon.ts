@@ -72,6 +72,8 @@ export interface DaemonOptions {
   /** The controller's Event queue bound (default 10,000; tests make it small). */
   readonly maxQueuedEvents?: number;
   readonly informerBackoff?: { readonly initialMs: number; readonly maxMs: number };
+  /** The controller's informers' server-side watch timeout (default 240 s, each watch 0.75–1.25 of it; tests). */
+  readonly watchTimeoutSeconds?: number;
   /** Overrides every loop's limit on one unit of work before `/healthz` calls it hung (tests; defaults 120 s, 30 s). */
   readonly stallMs?: number;
 }
@@ -144,6 +146,7 @@ export async function startDaemon(options: DaemonOptions, logger: Logger): Promi
     ...(options.workers === undefined ? {} : { workers: options.workers }),
     ...(options.maxQueuedEvents === undefined ? {} : { maxQueuedEvents: options.maxQueuedEvents }),
     ...(options.informerBackoff === undefined ? {} : { informerBackoff: options.informerBackoff }),
+    ...(options.watchTimeoutSeconds === undefined ? {} : { watchTimeoutSeconds: options.watchTimeoutSeconds }),
     ...(options.stallMs === undefined ? {} : { stallMs: options.stallMs }),
   });
   const ctx: ComponentContext = {
