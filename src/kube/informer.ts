@@ -1,5 +1,7 @@
 import type { Logger } from "pino";
+import { createPauses, type SetTimer } from "../core/pause.ts";
 import { responseMessage, type KubeClient } from "./client.ts";
+import { systemClock } from "./lease.ts";
 
 /** What an informer keeps of an object: a key (`ns/name` or `name`) and the version it was seen at. */
 export interface Slim {
@@ -29,6 +31,8 @@ export interface InformerOptions<T extends Slim> {
   readonly backoff?: { readonly initialMs: number; readonly maxMs: number };
   /** Jitter source in [0,1); injected so tests are deterministic. */
   readonly random?: () => number;
+  /** The backoff's timer (default setTimeout). */
+  readonly setTimer?: SetTimer;
   /**
    * Server-side watch timeout (default 240 s); each watch asks for 0.75–1.25 of it (180–300 s by default, so an
    * idle informer re-opens its watch at most once in three minutes) and is re-opened from the last version after.
@@ -114,7 +118,7 @@ export function createInformer<T extends Slim>(opts: InformerOptions<T>): Inform
   let stopped = true;
   let running: Promise<void> | undefined;
   let abort: AbortController | undefined;
-  let wake: (() => void) | undefined;
+  let pauses = createPauses(opts.setTimer ?? systemClock.setTimer);
   let resolveSynced: () => void = () => undefined;
   /** Callers of relist() whose list has not begun yet; one list serves all of them. */
   let relistWaiters: (() => void)[] = [];
@@ -271,19 +275,6 @@ export function createInformer<T extends Slim>(opts: InformerOptions<T>): Inform
     });
   }
 
-  const sleep = (ms: number): Promise<void> =>
-    new Promise((resolve) => {
-      const t = setTimeout(() => {
-        wake = undefined;
-        resolve();
-      }, ms);
-      wake = () => {
-        clearTimeout(t);
-        wake = undefined;
-        resolve();
-      };
-    });
-
   async function loop(): Promise<void> {
     let needList = true;
     let attempt = 0;
@@ -326,7 +317,7 @@ export function createInformer<T extends Slim>(opts: InformerOptions<T>): Inform
       restarts++;
       const delayMs = backoffDelay(attempt++, initialMs, maxMs, random);
       log.warn({ restarts, delayMs, reason: failure }, "informer restarting after error");
-      await sleep(delayMs);
+      await pauses.pause(delayMs);
     }
   }
 
@@ -335,6 +326,7 @@ export function createInformer<T extends Slim>(opts: InformerOptions<T>): Inform
     start() {
       if (!stopped) return;
       stopped = false;
+      pauses = createPauses(opts.setTimer ?? systemClock.setTimer);
       running = loop().catch((err: unknown) => {
         crashed = true;
         log.error({ err }, "informer loop crashed: its cache is frozen until the process restarts");
@@ -343,7 +335,7 @@ export function createInformer<T extends Slim>(opts: InformerOptions<T>): Inform
     async stop() {
       stopped = true;
       abort?.abort();
-      wake?.();
+      pauses.stop();
       await running;
     },
     subscribe(h) {
