@@ -17,6 +17,7 @@ import { speakerComponent } from "./speaker-component.ts";
 
 /** What every component beside the controller is given (the speaker, and whatever comes next). */
 export interface ComponentContext {
+  /** The API client, as the speaker: User-Agent `lodestone/<version> (speaker; node <name>)`, lodestone-speaker. */
   readonly client: KubeClient;
   readonly kubeConfig: ApiSource;
   readonly namespace: string;
