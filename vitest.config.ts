@@ -11,7 +11,18 @@ export default defineConfig({
           name: "main",
           include: ["test/**/*.test.ts"],
           // The image build takes minutes: `npm run test:image` (vitest.image.config.ts). The lab is a group apart.
-          exclude: [...configDefaults.exclude, "test/image/**", "test/lab/**"],
+          exclude: [...configDefaults.exclude, "test/image/**", "test/lab/**", "test/contract/**"],
+          sequence: { groupOrder: 0 },
+        },
+      },
+      {
+        test: {
+          ...shared,
+          // The sandbox held to kube-apiserver, one behaviour per test, each naming the source it follows. In the
+          // main group (same groupOrder: they run alongside), a project of its own so `--project contract` runs
+          // just them.
+          name: "contract",
+          include: ["test/contract/**/*.test.ts"],
           sequence: { groupOrder: 0 },
         },
       },

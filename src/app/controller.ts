@@ -49,6 +49,8 @@ export interface ControllerOptions {
   /** The Event queue's bound (default 10,000); status writes slow down before it is reached (see pump). */
   readonly maxQueuedEvents?: number;
   readonly informerBackoff?: { readonly initialMs: number; readonly maxMs: number };
+  /** The informers' server-side watch timeout (default 240 s; tests scale it down with the sandbox's bookmarks). */
+  readonly watchTimeoutSeconds?: number;
   readonly clock?: Clock;
   /** How long one status or annotation write may run before liveness calls the workqueue hung. */
   readonly stallMs?: number;
@@ -118,7 +120,12 @@ export function createController(o: ControllerOptions): Controller {
    */
   const eventPressure = Math.floor(maxQueuedEvents * 0.8);
   const stallMs = o.stallMs ?? DEFAULT_CONTROLLER_STALL_MS;
-  const common = { client: o.client, logger: log, ...(o.informerBackoff ? { backoff: o.informerBackoff } : {}) };
+  const common = {
+    client: o.client,
+    logger: log,
+    ...(o.informerBackoff ? { backoff: o.informerBackoff } : {}),
+    ...(o.watchTimeoutSeconds === undefined ? {} : { watchTimeoutSeconds: o.watchTimeoutSeconds }),
+  };
   const services: Informer<SlimService> = createInformer({
     ...common,
     resource: "services",
@@ -210,7 +217,7 @@ export function createController(o: ControllerOptions): Controller {
       if (parsed.problems.length > 0) {
         log.warn(
           { configMap: cm.key, problems: parsed.problems.length, keptLastGood: next.everGood },
-          `pool ConfigMap has problems: ${describeProblems(parsed.problems)}`,
+          `pool ConfigMap has problems: ${describeProblems(parsed.problems, "", Infinity)}`,
         );
         if (acting) configInvalidEvent(cm, next);
       } else {
@@ -228,7 +235,7 @@ export function createController(o: ControllerOptions): Controller {
       }
     }
     const merged = effectivePools(configStates.values());
-    const problemsText = describeProblems(merged.problems);
+    const problemsText = describeProblems(merged.problems, "", Infinity);
     if (problemsText !== crossProblems) {
       crossProblems = problemsText;
       if (merged.problems.length > 0) log.warn(`pools left out: ${problemsText}`);
@@ -261,7 +268,7 @@ export function createController(o: ControllerOptions): Controller {
       { kind: "ConfigMap", namespace: cm.namespace, name: cm.name, uid: cm.uid },
       "Warning",
       "ConfigInvalid",
-      `${state.problems.length} problem(s), ${kept}: ${describeProblems(state.problems)}`,
+      describeProblems(state.problems, `${state.problems.length} problem(s), ${kept}: `),
     );
   }
 
@@ -439,6 +446,24 @@ export function createController(o: ControllerOptions): Controller {
       }
       return;
     }
+    if (svc.type !== "LoadBalancer") {
+      // Decided from the spec alone: kube-apiserver empties status.loadBalancer itself when the type changes
+      // (and drops an unchanged loadBalancerClass; pkg/registry/core/service, dropTypeDependentFields), so the
+      // ingress we wrote is already gone when the watch shows the change, and there is nothing to clear.
+      failed.delete(key);
+      const ours = held !== undefined || classMatches(svc.loadBalancerClass, o.loadBalancerClass);
+      if (held !== undefined) {
+        allocator.release(key);
+        log.info({ service: key, ips: ipList(held.ips), type: svc.type }, "no longer a LoadBalancer: IP released");
+        events.record(serviceRef(svc), "Normal", "IPReleased", `Released ${ipList(held.ips)}: type is now ${svc.type}`);
+        requeueFailed();
+      }
+      if (!ours) return;
+      // An older API server (or another writer) may have left the ingress: it goes, with the annotation.
+      if (svc.ingress.length > 0) await clearIngress(svc, myEpoch);
+      else if (svc.annotations[POOL_ANNOTATION] !== undefined) await dropPool(svc, myEpoch);
+      return;
+    }
     if (!classMatches(svc.loadBalancerClass, o.loadBalancerClass)) {
       // Another implementation's Service: forget it, never write to it.
       failed.delete(key);
@@ -447,17 +472,6 @@ export function createController(o: ControllerOptions): Controller {
         log.info({ service: key, class: svc.loadBalancerClass }, "class is not ours any more: IP released");
         requeueFailed();
       }
-      return;
-    }
-    if (svc.type !== "LoadBalancer") {
-      failed.delete(key);
-      if (held !== undefined) {
-        allocator.release(key);
-        log.info({ service: key, ips: ipList(held.ips), type: svc.type }, "no longer a LoadBalancer: IP released");
-        events.record(serviceRef(svc), "Normal", "IPReleased", `Released ${ipList(held.ips)}: type is now ${svc.type}`);
-        requeueFailed();
-      }
-      if (svc.ingress.length > 0) await clearIngress(svc, myEpoch);
       return;
     }
     const parsed = serviceRequestFrom(svc, namespaces.get(svc.namespace)?.labels ?? {});
@@ -523,6 +537,23 @@ export function createController(o: ControllerOptions): Controller {
   async function clearIngress(svc: SlimService, myEpoch: number): Promise<void> {
     const pool = svc.annotations[POOL_ANNOTATION] === undefined ? undefined : null;
     if (await writeIngress(svc, [], myEpoch, pool)) annotated.delete(svc.key);
+  }
+
+  /** The pool annotation of a Service that holds no address from us any more (no longer a LoadBalancer). */
+  async function dropPool(svc: SlimService, myEpoch: number): Promise<void> {
+    if (!acting || myEpoch !== epoch || !elector?.isLeader()) return;
+    const out = await writer.writePool(svc, undefined);
+    if (myEpoch !== epoch) return;
+    if (out.kind === "written") {
+      annotated.delete(svc.key);
+      queue.forget(svc.key);
+      log.info({ service: svc.key }, "pool annotation removed");
+    } else if (out.kind === "retry" || out.kind === "conflict") {
+      queue.retry(svc.key, clock.now(), out.kind === "retry" ? (out.afterMs ?? 0) : 0);
+    } else if (out.kind === "failed") {
+      log.error({ service: svc.key, reason: out.reason }, "pool annotation removal refused by the API server");
+      queue.retry(svc.key, clock.now(), 5_000);
+    }
   }
 
   /** Writes and files the outcome; true when written. */

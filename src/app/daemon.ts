@@ -1,9 +1,16 @@
+import { readFileSync } from "node:fs";
 import type { Logger } from "pino";
 import type { Pool } from "../core/config.ts";
 import { emptyTelemetry, type ProbeResult, type TelemetrySnapshot } from "../core/telemetry.ts";
 import { livenessOf, type LoopReport } from "../core/liveness.ts";
 import { startHealthServer, type HealthServer } from "../http/server.ts";
-import { createKubeClient, loadKubeConfig, type ApiSource, type KubeClient } from "../kube/client.ts";
+import {
+  createKubeClient,
+  loadKubeConfig,
+  lodestoneUserAgent,
+  type ApiSource,
+  type KubeClient,
+} from "../kube/client.ts";
 import { defaultLeaseTimings, type LeaseTimings } from "../kube/lease.ts";
 import { classMatches, createController, type Controller, type WatchedObjects } from "./controller.ts";
 import { speakerComponent } from "./speaker-component.ts";
@@ -11,6 +18,7 @@ import { CONTROLLER_LEASE, DEFAULT_LOAD_BALANCER_CLASS } from "../core/well-know
 
 /** What every component beside the controller is given (the speaker, and whatever comes next). */
 export interface ComponentContext {
+  /** The API client, as the speaker: User-Agent `lodestone/<version> (speaker; node <name>)`, lodestone-speaker. */
   readonly client: KubeClient;
   readonly kubeConfig: ApiSource;
   readonly namespace: string;
@@ -66,6 +74,8 @@ export interface DaemonOptions {
   /** The controller's Event queue bound (default 10,000; tests make it small). */
   readonly maxQueuedEvents?: number;
   readonly informerBackoff?: { readonly initialMs: number; readonly maxMs: number };
+  /** The controller's informers' server-side watch timeout (default 240 s, each watch 0.75–1.25 of it; tests). */
+  readonly watchTimeoutSeconds?: number;
   /** Overrides every loop's limit on one unit of work before `/healthz` calls it hung (tests; defaults 120 s, 30 s). */
   readonly stallMs?: number;
 }
@@ -80,6 +90,16 @@ export interface Daemon {
   isLeader(): boolean;
   /** The health server's port, undefined when off. */
   readonly metricsPort: number | undefined;
+}
+
+/** The package's version, for the User-Agent ("unknown" when package.json cannot be read). */
+export function lodestoneVersion(): string {
+  try {
+    const pkg: unknown = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8"));
+    return typeof pkg === "object" && pkg !== null && "version" in pkg ? String(pkg.version) : "unknown";
+  } catch {
+    return "unknown";
+  }
 }
 
 /** Numbers add, lists concatenate, records merge (counters by key add), booleans or. */
@@ -108,10 +128,18 @@ function mergeTelemetry(parts: readonly Partial<TelemetrySnapshot>[]): Telemetry
  */
 export async function startDaemon(options: DaemonOptions, logger: Logger): Promise<Daemon> {
   const kc = options.kubeConfig ?? (await loadKubeConfig(options.kubeconfig));
-  const client = createKubeClient(kc);
+  const connection = createKubeClient(kc);
+  // One connection pool, one identity per component: kube-apiserver's logs, audit and managedFields say which
+  // half of the daemon on which node wrote.
+  const version = lodestoneVersion();
+  const as = (component: string): KubeClient =>
+    connection.withIdentity({
+      userAgent: lodestoneUserAgent(version, component, options.nodeName),
+      fieldManager: `lodestone-${component}`,
+    });
   const identity = options.identity ?? `${options.nodeName}_${process.pid}`;
   const controller: Controller = createController({
-    client,
+    client: as("controller"),
     namespace: options.namespace,
     identity,
     logger,
@@ -120,10 +148,11 @@ export async function startDaemon(options: DaemonOptions, logger: Logger): Promi
     ...(options.workers === undefined ? {} : { workers: options.workers }),
     ...(options.maxQueuedEvents === undefined ? {} : { maxQueuedEvents: options.maxQueuedEvents }),
     ...(options.informerBackoff === undefined ? {} : { informerBackoff: options.informerBackoff }),
+    ...(options.watchTimeoutSeconds === undefined ? {} : { watchTimeoutSeconds: options.watchTimeoutSeconds }),
     ...(options.stallMs === undefined ? {} : { stallMs: options.stallMs }),
   });
   const ctx: ComponentContext = {
-    client,
+    client: as("speaker"),
     kubeConfig: kc,
     namespace: options.namespace,
     nodeName: options.nodeName,
@@ -181,7 +210,7 @@ export async function startDaemon(options: DaemonOptions, logger: Logger): Promi
         await controller.stop();
         for (const c of components) await c.stop().catch((err: unknown) => logger.warn({ err }, "stop failed"));
         await health?.close();
-        await client.close();
+        await connection.close();
         logger.info("daemon stopped");
       })();
       return stopped;

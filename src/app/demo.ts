@@ -5,9 +5,11 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { KubeConfig } from "@kubernetes/client-node";
 import pino from "pino";
+import { createPauses } from "../core/pause.ts";
 import { renderStatusTable } from "../core/status-report.ts";
 import type { KubeClient } from "../kube/client.ts";
 import { createKubeClient, responseMessage } from "../kube/client.ts";
+import { systemClock } from "../kube/lease.ts";
 import { startSandbox } from "../sandbox/index.ts";
 import type { Daemon } from "./daemon.ts";
 import { startDaemon } from "./daemon.ts";
@@ -139,31 +141,29 @@ async function createObjects(client: KubeClient): Promise<void> {
   }
 }
 
-const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
-  new Promise((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener("abort", () => {
-      clearTimeout(t);
-      resolve();
-    });
-  });
-
 /** Waits until every Service that should get an address has one and the refused one has its failure Event. */
 async function waitForAllocations(client: KubeClient, o: DemoOptions): Promise<void> {
   const deadline = performance.now() + o.timeoutMs;
-  for (;;) {
-    const report = await readStatus(client, { namespace: DAEMON_NAMESPACE });
-    const byName = new Map(report.services.map((s) => [s.service, s]));
-    const waiting = demoServices.filter((d) => {
-      const row = byName.get(`${DEMO_NAMESPACE}/${d.name}`);
-      return d.gets ? row?.state !== "allocated" : row?.state !== "failed";
-    });
-    if (waiting.length === 0) return;
-    if (o.signal.aborted) throw new DemoError("interrupted");
-    if (performance.now() > deadline) {
-      throw new DemoError(`timed out waiting for ${waiting.map((w) => w.name).join(", ")}`);
+  const pauses = createPauses(systemClock.setTimer);
+  const interrupted = (): void => pauses.stop();
+  o.signal.addEventListener("abort", interrupted, { once: true });
+  try {
+    for (;;) {
+      const report = await readStatus(client, { namespace: DAEMON_NAMESPACE });
+      const byName = new Map(report.services.map((s) => [s.service, s]));
+      const waiting = demoServices.filter((d) => {
+        const row = byName.get(`${DEMO_NAMESPACE}/${d.name}`);
+        return d.gets ? row?.state !== "allocated" : row?.state !== "failed";
+      });
+      if (waiting.length === 0) return;
+      if (o.signal.aborted) throw new DemoError("interrupted");
+      if (performance.now() > deadline) {
+        throw new DemoError(`timed out waiting for ${waiting.map((w) => w.name).join(", ")}`);
+      }
+      await pauses.pause(100);
     }
-    await sleep(100, o.signal);
+  } finally {
+    o.signal.removeEventListener("abort", interrupted);
   }
 }
 

@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import {
   type AnnounceClaim,
@@ -17,8 +16,10 @@ import { type IpAddress, formatIp, ipKey, parseIp } from "../core/ip.ts";
 import { Membership, type MembershipTiming, checkTiming, defaultTiming } from "../core/membership.ts";
 import type { ProbeResult, TelemetrySnapshot } from "../core/telemetry.ts";
 import type { LoopReport } from "../core/liveness.ts";
+import { createPauses } from "../core/pause.ts";
 import type { KubeClient } from "../kube/client.ts";
 import { type Informer, createInformer } from "../kube/informer.ts";
+import { systemClock } from "../kube/lease.ts";
 import {
   type SpeakerLease,
   type SpeakerNode,
@@ -609,9 +610,10 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
   const stopping = new Promise<void>((resolve) =>
     stopSignal.signal.addEventListener("abort", () => resolve(), { once: true }),
   );
-  // Aborted by stop(); nothing is left behind per call, however long the wait lasts.
-  const pause = (ms: number): Promise<void> =>
-    sleep(ms, undefined, { signal: stopSignal.signal }).catch(() => undefined);
+  // Cut short by stop(); nothing is left behind per call, however long the wait lasts.
+  const pauses = createPauses(systemClock.setTimer);
+  stopSignal.signal.addEventListener("abort", () => pauses.stop(), { once: true });
+  const pause = pauses.pause;
 
   let hbAddress: IpAddress | undefined;
   async function run(): Promise<void> {

@@ -1,5 +1,6 @@
 import type { ConfigProblem } from "./errors.ts";
 import { mergePools, type ParsedPools, type Pool } from "./config.ts";
+import { cutUtf8, utf8Length } from "./utf8.ts";
 
 /**
  * What the daemon uses from one pool ConfigMap. A version with problems never replaces a good one: the last
@@ -45,8 +46,39 @@ export function effectivePools(states: Iterable<ConfigMapState>): EffectivePools
   return mergePools([...states]);
 }
 
-/** One Event-sized text naming every problem: `path: message; path: message` (Events cap messages at 1 kB). */
-export function describeProblems(problems: readonly ConfigProblem[], limit = 1000): string {
-  const text = problems.map((p) => `${p.path}: ${p.message} [${p.code}]`).join("; ");
-  return text.length <= limit ? text : `${text.slice(0, limit - 20)}… (${problems.length} problems)`;
+/** The longest message kube-apiserver takes for an Event (NoteLengthLimit, in UTF-8 bytes). */
+export const EVENT_MESSAGE_BYTES = 1024;
+
+/**
+ * Pure: `head` and then every problem (`path: message [code]; …`) in at most `limitBytes` UTF-8 bytes. Problems
+ * that do not fit are left out whole and counted at the end, with where to see them all; only a single problem
+ * longer than the room is itself cut.
+ */
+export function describeProblems(
+  problems: readonly ConfigProblem[],
+  head = "",
+  limitBytes = EVENT_MESSAGE_BYTES,
+): string {
+  const parts = problems.map((p) => `${p.path}: ${p.message} [${p.code}]`);
+  const all = head + parts.join("; ");
+  if (utf8Length(all) <= limitBytes) return all;
+  const rest = (n: number): string => `; … and ${n} more problem${n === 1 ? "" : "s"}; see \`lodestone check-config\``;
+  let text = head;
+  let bytes = utf8Length(head);
+  let shown = 0;
+  for (const part of parts) {
+    const sep = shown === 0 ? 0 : 2;
+    const left = parts.length - shown - 1;
+    const need = sep + utf8Length(part) + (left > 0 ? utf8Length(rest(left)) : 0);
+    if (bytes + need > limitBytes) break;
+    text += (shown === 0 ? "" : "; ") + part;
+    bytes += sep + utf8Length(part);
+    shown++;
+  }
+  if (shown === 0) {
+    // Not even one problem fits beside the count: the first one, cut.
+    const tail = parts.length > 1 ? rest(parts.length - 1) : "";
+    return `${cutUtf8(text + (parts[0] ?? ""), limitBytes - utf8Length(tail) - 3)}…${tail}`;
+  }
+  return text + rest(parts.length - shown);
 }

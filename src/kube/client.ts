@@ -49,6 +49,28 @@ export interface KubeClient {
   close(): Promise<void>;
 }
 
+/** Who is calling: kube-apiserver logs and audits the User-Agent, and records the field manager in managedFields. */
+export interface ClientIdentity {
+  /** The `User-Agent` header of every request and watch. */
+  readonly userAgent: string;
+  /** The `fieldManager` of every create, update and patch (at most 128 characters, as the API allows). */
+  readonly fieldManager: string;
+}
+
+/** Pure: `lodestone/<version> (<component>; node <name>)`, as client-go's `<binary>/<version> (<os/arch>) …`. */
+export const lodestoneUserAgent = (version: string, component: string, node: string): string =>
+  `lodestone/${version} (${component}; node ${node})`;
+
+const ANONYMOUS: ClientIdentity = { userAgent: "lodestone", fieldManager: "lodestone" };
+
+/** A client whose connections and credentials also serve clients of other identities (one per component). */
+export interface KubeConnection extends KubeClient {
+  /** The same connection pool and credentials, with another User-Agent and field manager; close() closes all. */
+  withIdentity(identity: ClientIdentity): KubeClient;
+}
+
+const WRITES: ReadonlySet<Verb> = new Set(["POST", "PUT", "PATCH"]);
+
 /**
  * Loads `--kubeconfig PATH`, or the in-cluster ServiceAccount when no path is given. Tokens, client
  * certificates and CAs are read directly; exec plugins, auth providers and proxies go through client-node's
@@ -79,8 +101,21 @@ export async function loadKubeConfig(
 }
 
 const AUTH_TTL_MS = 30_000;
-/** A watch silent this long is presumed dead and ends as a TimeoutError (client-node's Watch does the same). */
+/** A watch without `timeoutSeconds` silent this long is presumed dead and ends as a TimeoutError. */
 const WATCH_IDLE_MS = 30_000;
+
+/**
+ * Pure: how long a watch may stay silent before it is presumed dead. A watch that asks for `timeoutSeconds` is
+ * ended by the server after that time, and between its events kube-apiserver sends nothing but a BOOKMARK about
+ * once a minute (and one 2 s before the end; staging/src/k8s.io/apiserver/pkg/storage/cacher, cacheWatcher
+ * nextBookmarkTime) — a silence of a minute or more is normal, a silence past the server's own end is not. So the
+ * limit is the timeout plus a quarter of it (at least 5 s) for a server that is slow to end it; a watch without
+ * timeoutSeconds gets `idleMs`.
+ */
+export function watchIdleLimitMs(query: QueryParams, idleMs: number): number {
+  const t = Number(query["timeoutSeconds"]);
+  return Number.isFinite(t) && t > 0 ? t * 1000 + Math.max(5_000, t * 250) : idleMs;
+}
 
 const timeoutError = (): DOMException => new DOMException("The operation was aborted due to timeout", "TimeoutError");
 
@@ -89,10 +124,16 @@ export function createKubeClient(
   source: ApiSource,
   options: {
     readonly authTtlMs?: number;
-    /** How long a watch may stay silent before it ends with a TimeoutError (default 30 s). */
+    /**
+     * How long a watch without `timeoutSeconds` may stay silent before it ends with a TimeoutError (default 30 s);
+     * one with timeoutSeconds may stay silent until shortly after the server should have ended it
+     * (`watchIdleLimitMs`).
+     */
     readonly watchIdleMs?: number;
+    /** User-Agent and field manager (default `lodestone` for both); `withIdentity` makes more. */
+    readonly identity?: ClientIdentity;
   } = {},
-): KubeClient {
+): KubeConnection {
   const authTtlMs = options.authTtlMs ?? AUTH_TTL_MS;
   const watchIdleMs = options.watchIdleMs ?? WATCH_IDLE_MS;
   const cluster = source.getCurrentCluster();
@@ -126,9 +167,11 @@ export function createKubeClient(
    * The request headers for a body of `type` ("" for none), built once per content type and credential refresh;
    * sync while the credentials are fresh (no microtask per request).
    */
-  const headersFor = (type: string): RequestHeaders | Promise<RequestHeaders> => {
+  const headersFor = (type: string, userAgent: string): RequestHeaders | Promise<RequestHeaders> => {
     const a = currentAuth();
-    return a instanceof Promise ? a.then((fresh) => typedHeaders(fresh, type)) : typedHeaders(a, type);
+    return a instanceof Promise
+      ? a.then((fresh) => typedHeaders(fresh, type, userAgent))
+      : typedHeaders(a, type, userAgent);
   };
 
   const parsed = URL.canParse(server) ? new URL(server) : undefined;
@@ -137,7 +180,11 @@ export function createKubeClient(
    * Origin and path, the query encoded as URLSearchParams does, without a URL object per request; a server that
    * is no URL fails each request ("Invalid URL", as `new URL()` says).
    */
-  const target = (path: string, query: QueryParams | undefined): { origin: string; path: string } => {
+  const target = (
+    path: string,
+    query: QueryParams | undefined,
+    fieldManager?: string,
+  ): { origin: string; path: string } => {
     if (parsed === undefined) throw new TypeError("Invalid URL");
     let search: URLSearchParams | undefined;
     if (query !== undefined) {
@@ -146,19 +193,22 @@ export function createKubeClient(
         if (v !== undefined) (search ??= new URLSearchParams()).set(k, String(v));
       }
     }
+    if (fieldManager !== undefined && search?.has("fieldManager") !== true)
+      (search ??= new URLSearchParams()).set("fieldManager", fieldManager);
     return {
       origin: parsed.origin,
       path: search === undefined ? prefix + path : `${prefix}${path}?${search.toString()}`,
     };
   };
 
-  return {
+  const connection = (identity: ClientIdentity): KubeConnection => ({
     async request(req) {
       try {
         const hp = headersFor(
           req.body === undefined
             ? ""
             : (req.contentType ?? (req.method === "PATCH" ? "application/merge-patch+json" : "application/json")),
+          identity.userAgent,
         );
         const h = hp instanceof Promise ? await hp : hp;
         const timeout = req.timeoutMs ?? 30_000;
@@ -168,7 +218,7 @@ export function createKubeClient(
         return await new Promise<KubeResponse>((resolve) => {
           (dispatcher ?? getGlobalDispatcher()).dispatch(
             {
-              ...target(req.path, req.query),
+              ...target(req.path, req.query, WRITES.has(req.method) ? identity.fieldManager : undefined),
               method: req.method,
               headers: h,
               body: req.body === undefined ? null : JSON.stringify(req.body),
@@ -185,11 +235,12 @@ export function createKubeClient(
 
     /**
      * `done` is called exactly once: null when the server ends the watch, the error otherwise (an Error with
-     * `statusCode` for a non-200 answer, a TimeoutError after `watchIdleMs` of silence, an AbortError when the
+     * `statusCode` for a non-200 answer, a TimeoutError after a silence past `watchIdleLimitMs`, an AbortError when the
      * returned controller aborts it). Lines that are not JSON are skipped.
      */
     async watch(path, query, onLine, done) {
       const controller = new AbortController();
+      const idleLimitMs = watchIdleLimitMs(query, watchIdleMs);
       let timer: NodeJS.Timeout | undefined;
       let timedOut = false;
       let finished = false;
@@ -210,7 +261,7 @@ export function createKubeClient(
         timer = setTimeout(() => {
           timedOut = true;
           controller.abort(timeoutError());
-        }, watchIdleMs);
+        }, idleLimitMs);
         timer.unref();
       };
       try {
@@ -218,10 +269,10 @@ export function createKubeClient(
         const t = target(path, { ...query, watch: true });
         const res = await request(t.origin + t.path, {
           method: "GET",
-          headers: await headersFor(""),
+          headers: await headersFor("", identity.userAgent),
           ...(dispatcher === undefined ? {} : { dispatcher }),
           signal: controller.signal,
-          // Silence is judged by watchIdleMs; the server ends the watch after its timeoutSeconds.
+          // Silence is judged by the idle limit; the server ends the watch after its timeoutSeconds.
           bodyTimeout: 0,
         });
         if (res.statusCode !== 200) {
@@ -269,20 +320,21 @@ export function createKubeClient(
     async close() {
       await Promise.all(dispatchers.map((d) => d.close().catch(() => undefined)));
     },
-  };
+
+    withIdentity: (next) => connection(next),
+  });
+  return connection(options.identity ?? ANONYMOUS);
 }
 
 type RequestHeaders = Readonly<Record<string, string>>;
 
-function typedHeaders(auth: Auth, type: string): RequestHeaders {
-  let h = auth.byType.get(type);
+function typedHeaders(auth: Auth, type: string, userAgent: string): RequestHeaders {
+  const key = `${userAgent}\u0000${type}`;
+  let h = auth.byType.get(key);
   if (h === undefined) {
-    h = Object.freeze(
-      type === ""
-        ? { ...auth.headers, accept: "application/json" }
-        : { ...auth.headers, accept: "application/json", "content-type": type },
-    );
-    auth.byType.set(type, h);
+    const base = { ...auth.headers, accept: "application/json", "user-agent": userAgent };
+    h = Object.freeze(type === "" ? base : { ...base, "content-type": type });
+    auth.byType.set(key, h);
   }
   return h;
 }
@@ -290,7 +342,7 @@ function typedHeaders(auth: Auth, type: string): RequestHeaders {
 interface Auth {
   readonly headers: Record<string, string>;
   readonly at: number;
-  /** The request headers per content type ("" for none), built once per credential refresh. */
+  /** The request headers per User-Agent and content type ("" for none), built once per credential refresh. */
   readonly byType: Map<string, RequestHeaders>;
 }
 

@@ -1,4 +1,6 @@
+import { createHash } from "node:crypto";
 import type { Logger } from "pino";
+import { cutUtf8, utf8Length } from "../core/utf8.ts";
 import { responseMessage, type KubeClient } from "./client.ts";
 import { microTime } from "./lease.ts";
 
@@ -81,6 +83,27 @@ interface Written {
   count: number;
 }
 
+/**
+ * kube-apiserver's limits for an Event with eventTime (pkg/apis/core/validation, legacyValidateEvent), in UTF-8
+ * bytes as Go counts them: beyond them the whole Event is refused with 422.
+ */
+export const EVENT_LIMITS = { message: 1024, reportingInstance: 128, action: 128, reason: 128 } as const;
+
+/** Pure: the message as the API takes it, cut at a character boundary with "…" when it is too long. */
+export const eventMessage = (message: string): string =>
+  utf8Length(message) <= EVENT_LIMITS.message ? message : `${cutUtf8(message, EVENT_LIMITS.message - 3)}…`;
+
+/**
+ * Pure: `reportingInstance` for a pod or node name of any valid length (a node name may have 253 characters, the
+ * controller's identity adds `_pid`): kept when it fits 128 bytes, else its start and a hash of the whole, so two
+ * long names that share a prefix still differ.
+ */
+export function reportingInstanceOf(name: string): string {
+  if (utf8Length(name) <= EVENT_LIMITS.reportingInstance) return name;
+  const hash = createHash("sha256").update(name).digest("hex").slice(0, 10);
+  return `${cutUtf8(name, EVENT_LIMITS.reportingInstance - hash.length - 1)}-${hash}`;
+}
+
 /** Pure: the aggregation key of the real recorder (same object, type, reason and message → one Event, count++). */
 export const aggregationKey = (p: Pick<Pending, "obj" | "type" | "reason" | "message">): string =>
   `${p.obj.uid}\u0000${p.obj.kind}/${p.obj.namespace}/${p.obj.name}\u0000${p.type}\u0000${p.reason}\u0000${p.message}`;
@@ -103,6 +126,7 @@ export function createEventRecorder(o: EventRecorderOptions): EventRecorder {
   let dropped = 0;
   let idle: (() => void)[] = [];
   let seq = 0;
+  const instance = reportingInstanceOf(o.instance);
 
   const eventsPath = (ns: string): string => `/api/v1/namespaces/${encodeURIComponent(ns)}/events`;
 
@@ -123,7 +147,15 @@ export function createEventRecorder(o: EventRecorderOptions): EventRecorder {
       }
       written.delete(key);
       if (res.status !== 404) {
-        o.logger.debug({ status: res.status, reason: responseMessage(res) }, "event update failed");
+        o.logger.warn(
+          {
+            status: res.status,
+            reason: responseMessage(res),
+            event: p.reason,
+            object: `${p.obj.namespace}/${p.obj.name}`,
+          },
+          "Event update refused: its count stays behind",
+        );
         return;
       }
     }
@@ -144,10 +176,10 @@ export function createEventRecorder(o: EventRecorderOptions): EventRecorder {
         },
         type: p.type,
         reason: p.reason,
-        message: p.message,
+        message: eventMessage(p.message),
         source: { component: o.component },
         reportingComponent: o.component,
-        reportingInstance: o.instance,
+        reportingInstance: instance,
         firstTimestamp: ts,
         lastTimestamp: ts,
         eventTime: microTime(p.at),
@@ -161,7 +193,18 @@ export function createEventRecorder(o: EventRecorderOptions): EventRecorder {
       // The aggregation memory is bounded like client-go's LRU (4096 entries).
       if (written.size > 4096) written.delete(written.keys().next().value ?? "");
     } else {
-      o.logger.debug({ status: res.status, reason: responseMessage(res) }, "event create failed");
+      // Past the limits above, a refusal is a bug of ours or an API server stricter than we know: say so, with
+      // what was lost.
+      o.logger.warn(
+        {
+          status: res.status,
+          reason: responseMessage(res),
+          event: p.reason,
+          object: `${p.obj.kind}/${p.obj.namespace}/${p.obj.name}`,
+          message: p.message,
+        },
+        "Event refused by the API server",
+      );
     }
   }
 
@@ -175,7 +218,7 @@ export function createEventRecorder(o: EventRecorderOptions): EventRecorder {
       if (inFlight === 0) progressAt = clock();
       inFlight++;
       send(p)
-        .catch((err: unknown) => o.logger.debug({ err }, "event write failed"))
+        .catch((err: unknown) => o.logger.warn({ err, event: p.reason }, "Event write failed"))
         .finally(() => {
           progressAt = clock();
           inFlight--;

@@ -1,5 +1,7 @@
 import type { Logger } from "pino";
+import { createPauses, type SetTimer } from "../core/pause.ts";
 import { responseMessage, type KubeClient } from "./client.ts";
+import { systemClock } from "./lease.ts";
 
 /** What an informer keeps of an object: a key (`ns/name` or `name`) and the version it was seen at. */
 export interface Slim {
@@ -29,7 +31,12 @@ export interface InformerOptions<T extends Slim> {
   readonly backoff?: { readonly initialMs: number; readonly maxMs: number };
   /** Jitter source in [0,1); injected so tests are deterministic. */
   readonly random?: () => number;
-  /** Server-side watch timeout; the watch is re-opened from the last version after it. */
+  /** The backoff's timer (default setTimeout). */
+  readonly setTimer?: SetTimer;
+  /**
+   * Server-side watch timeout (default 240 s); each watch asks for 0.75–1.25 of it (180–300 s by default, so an
+   * idle informer re-opens its watch at most once in three minutes) and is re-opened from the last version after.
+   */
   readonly watchTimeoutSeconds?: number;
 }
 
@@ -79,6 +86,17 @@ export function objectMeta(raw: unknown): { key: string; namespace: string; name
 }
 
 /**
+ * The resourceVersion a watch event carries, name or not: a BOOKMARK object is only `kind`, `apiVersion` and
+ * `metadata.resourceVersion` (kube-apiserver's cacher makes it from an empty object of the type), "" if none.
+ */
+export function eventVersion(raw: unknown): string {
+  if (typeof raw !== "object" || raw === null || !("metadata" in raw)) return "";
+  const m = raw.metadata;
+  if (typeof m !== "object" || m === null || !("resourceVersion" in m)) return "";
+  return typeof m.resourceVersion === "string" ? m.resourceVersion : "";
+}
+
+/**
  * A list+watch cache of slim objects that never gives up: any error (network, 5xx, 403, a watch `ERROR` event)
  * restarts it after an exponential backoff with jitter, logged and counted; a 410 Gone relists at once. The
  * client-node informer keeps full objects (about 226 MB for 10k Services + 10k EndpointSlices) and stops for
@@ -100,7 +118,7 @@ export function createInformer<T extends Slim>(opts: InformerOptions<T>): Inform
   let stopped = true;
   let running: Promise<void> | undefined;
   let abort: AbortController | undefined;
-  let wake: (() => void) | undefined;
+  let pauses = createPauses(opts.setTimer ?? systemClock.setTimer);
   let resolveSynced: () => void = () => undefined;
   /** Callers of relist() whose list has not begun yet; one list serves all of them. */
   let relistWaiters: (() => void)[] = [];
@@ -216,8 +234,10 @@ export function createInformer<T extends Slim>(opts: InformerOptions<T>): Inform
             }
             events++;
             if (type === "BOOKMARK") {
-              const m = objectMeta(obj);
-              if (m !== undefined && m.rv !== "") rv = m.rv;
+              // The watch cache's progress: resuming from it stays inside the server's window even when nothing
+              // this watch selects has changed for a long time (a filtered watch's last object may be hours old).
+              const v = eventVersion(obj);
+              if (v !== "") rv = v;
               return;
             }
             apply(type, obj);
@@ -225,7 +245,8 @@ export function createInformer<T extends Slim>(opts: InformerOptions<T>): Inform
           (err: unknown) => {
             abort = undefined;
             if (end === undefined) {
-              // client-node aborts a watch silent for 30 s with a TimeoutError: an idle watch, not a failure.
+              // The client ends a watch silent for longer than the server would keep it open with a TimeoutError:
+              // a connection that died quietly, not a failure of the API.
               if (err === null || err === undefined || (err as { name?: unknown }).name === "TimeoutError") {
                 finish({ kind: "closed", events: events + 1 });
               } else {
@@ -253,19 +274,6 @@ export function createInformer<T extends Slim>(opts: InformerOptions<T>): Inform
         );
     });
   }
-
-  const sleep = (ms: number): Promise<void> =>
-    new Promise((resolve) => {
-      const t = setTimeout(() => {
-        wake = undefined;
-        resolve();
-      }, ms);
-      wake = () => {
-        clearTimeout(t);
-        wake = undefined;
-        resolve();
-      };
-    });
 
   async function loop(): Promise<void> {
     let needList = true;
@@ -309,7 +317,7 @@ export function createInformer<T extends Slim>(opts: InformerOptions<T>): Inform
       restarts++;
       const delayMs = backoffDelay(attempt++, initialMs, maxMs, random);
       log.warn({ restarts, delayMs, reason: failure }, "informer restarting after error");
-      await sleep(delayMs);
+      await pauses.pause(delayMs);
     }
   }
 
@@ -318,6 +326,7 @@ export function createInformer<T extends Slim>(opts: InformerOptions<T>): Inform
     start() {
       if (!stopped) return;
       stopped = false;
+      pauses = createPauses(opts.setTimer ?? systemClock.setTimer);
       running = loop().catch((err: unknown) => {
         crashed = true;
         log.error({ err }, "informer loop crashed: its cache is frozen until the process restarts");
@@ -326,7 +335,7 @@ export function createInformer<T extends Slim>(opts: InformerOptions<T>): Inform
     async stop() {
       stopped = true;
       abort?.abort();
-      wake?.();
+      pauses.stop();
       await running;
     },
     subscribe(h) {

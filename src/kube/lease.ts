@@ -1,4 +1,5 @@
 import type { Logger } from "pino";
+import { createPauses, type Pauses } from "../core/pause.ts";
 import { responseMessage, type KubeClient } from "./client.ts";
 
 /** Time as the elector sees it: a monotonic clock for deadlines, wall time only for what it writes. */
@@ -108,19 +109,7 @@ export function createLeaderElector(o: LeaderElectorOptions): LeaderElector {
   let mine: LeaseObject | undefined;
   let observed: { holder: string; renewTime: string; at: number } = { holder: "", renewTime: "", at: 0 };
   let running: Promise<void> | undefined;
-  let wake: (() => void) | undefined;
-  const pause = (ms: number): Promise<void> =>
-    new Promise((resolve) => {
-      const cancel = clock.setTimer(ms, () => {
-        wake = undefined;
-        resolve();
-      });
-      wake = () => {
-        cancel();
-        wake = undefined;
-        resolve();
-      };
-    });
+  let pauses: Pauses = createPauses((ms, fn) => clock.setTimer(ms, fn));
 
   const leaseSeconds = Math.max(1, Math.ceil(t.leaseDurationMs / 1000));
 
@@ -143,7 +132,8 @@ export function createLeaderElector(o: LeaderElectorOptions): LeaderElector {
       body: { ...prev, spec: next },
       timeoutMs: t.retryPeriodMs,
     });
-    if (res.status === 200) {
+    // 201: the Lease was deleted meanwhile and the PUT created it (Leases allow create on update).
+    if (res.status === 200 || res.status === 201) {
       mine = res.body as LeaseObject;
       return true;
     }
@@ -228,7 +218,7 @@ export function createLeaderElector(o: LeaderElectorOptions): LeaderElector {
         stepDown("renew deadline passed");
       }
       // Standbys jitter their attempts so a crowd does not hit the API server in lockstep.
-      await pause(leading ? t.retryPeriodMs : t.retryPeriodMs * (1 + 0.2 * random()));
+      await pauses.pause(leading ? t.retryPeriodMs : t.retryPeriodMs * (1 + 0.2 * random()));
     }
   }
 
@@ -236,13 +226,14 @@ export function createLeaderElector(o: LeaderElectorOptions): LeaderElector {
     start() {
       if (!stopped) return;
       stopped = false;
+      pauses = createPauses((ms, fn) => clock.setTimer(ms, fn));
       running = loop();
     },
     async stop() {
       stopped = true;
       const wasLeading = leading;
       stepDown("shutting down");
-      wake?.();
+      pauses.stop();
       await running;
       if (wasLeading) {
         // Hand the Lease back so the standby takes over at once instead of after leaseDuration.

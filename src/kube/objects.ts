@@ -1,5 +1,5 @@
 import { objectMeta, type Slim } from "./informer.ts";
-import { ANNOTATION_PREFIXES, ANNOUNCING_ANNOTATION } from "../core/well-known.ts";
+import { ANNOTATION_PREFIXES, ANNOUNCING_ANNOTATION, POOL_ANNOTATION } from "../core/well-known.ts";
 
 /**
  * Slim projections of the objects Lodestone watches: only the fields it reads, frozen. A full V1Service carries
@@ -129,7 +129,8 @@ export function projectService(raw: unknown): SlimService | undefined {
 
 /**
  * The Services either half of the daemon reads: LoadBalancers (allocated and announced), any Service with a
- * recorded ingress (the controller clears it after a type change) and any with `spec.externalIPs` (the speaker
+ * recorded ingress or our pool annotation (after a type change the controller releases the address and removes
+ * them; kube-apiserver has usually emptied the ingress already) and any with `spec.externalIPs` (the speaker
  * announces those too), and any still carrying the speaker's announcing-node annotation (the speaker removes it
  * once nothing is announced). A plain ClusterIP Service is dropped, which keeps the one shared cache small.
  */
@@ -138,6 +139,7 @@ export function projectWatchedService(raw: unknown): SlimService | undefined {
   return s !== undefined &&
     (s.type === "LoadBalancer" ||
       s.ingress.length > 0 ||
+      s.annotations[POOL_ANNOTATION] !== undefined ||
       s.externalIPs.length > 0 ||
       s.annotations[ANNOUNCING_ANNOTATION] !== undefined)
     ? s

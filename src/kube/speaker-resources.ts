@@ -227,7 +227,8 @@ export function createLeaseRenewer(client: KubeClient, namespace: string, node: 
         body: body(str(rv), last?.spec?.acquireTime),
         timeoutMs,
       });
-      if (res.status === 200) {
+      // 201: deleted meanwhile, and the PUT created it again (Leases allow create on update).
+      if (res.status === 200 || res.status === 201) {
         last = res.body as typeof last;
         return undefined;
       }

@@ -37,14 +37,108 @@ export interface Selection {
 
 const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+/** The name part of a qualified name (apimachinery util/validation, IsQualifiedName). */
+const QUALIFIED_NAME = /^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$/;
+/** metav1.MicroTime on the wire: RFC 3339 with exactly six fractional digits (RFC3339Micro). */
+const MICRO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}(Z|[+-]\d{2}:\d{2})$/;
+/** The MicroTime fields of the kinds that have them, as paths into the stored (core/v1) form. */
+const MICRO_TIMES: Readonly<Record<string, readonly (readonly string[])[]>> = {
+  "leases.coordination.k8s.io": [
+    ["spec", "acquireTime"],
+    ["spec", "renewTime"],
+  ],
+  events: [["eventTime"], ["series", "lastObservedTime"]],
+};
+
+/**
+ * Pure: why the JSON decoder refuses a MicroTime field of `obj` (a 400 before any validation: it is a decoding
+ * error, metav1.MicroTime.UnmarshalJSON), undefined when every one is null, absent or well formed.
+ */
+export function microTimeProblem(t: ResourceType, obj: JsonObject): string | undefined {
+  for (const path of MICRO_TIMES[t.storage] ?? []) {
+    let v: Json | undefined = obj;
+    for (const k of path) v = isObject(v) ? v[k] : undefined;
+    if (v === undefined || v === null) continue;
+    if (typeof v !== "string" || !MICRO_TIME.test(v) || Number.isNaN(Date.parse(v)))
+      return `${t.kind} in version "${t.version}" cannot be handled as a ${t.kind}: parsing time ${JSON.stringify(v)} as "2006-01-02T15:04:05.000000Z07:00": cannot parse it as a MicroTime (${path.join(".")})`;
+  }
+  return undefined;
+}
 
 /** Key of an object inside its storage: "" namespace for cluster-scoped resources. */
 const nsOf = (t: ResourceType, namespace: string): string => (t.namespaced ? namespace : "");
-/** A /status write changes status, labels and annotations only (see #replace): the same of those is no change. */
+/** A /status write changes status and metadata only (see #replace): the same of those is no change. */
 const sameStatusWrite = (a: JsonObject, b: JsonObject): boolean =>
-  jsonEqual(a["status"], b["status"]) &&
-  jsonEqual(meta(a)["labels"], meta(b)["labels"]) &&
-  jsonEqual(meta(a)["annotations"], meta(b)["annotations"]);
+  jsonEqual(a["status"], b["status"]) && jsonEqual(meta(a), meta(b));
+
+/**
+ * A list's options as kube-apiserver checks them (staging/src/k8s.io/apimachinery/pkg/apis/meta/internalversion/
+ * validation, ValidateListOptions): 422 for each problem.
+ */
+export function listOptionProblems(query: URLSearchParams): Cause[] {
+  const causes: Cause[] = [];
+  const match = query.get("resourceVersionMatch") ?? "";
+  const rv = query.get("resourceVersion") ?? "";
+  const forbidden = (field: string, why: string): Cause => ({
+    reason: "FieldValueForbidden",
+    field,
+    message: `Forbidden: ${why}`,
+  });
+  if (match !== "") {
+    if (rv === "")
+      causes.push(
+        forbidden("resourceVersionMatch", "resourceVersionMatch is forbidden unless resourceVersion is provided"),
+      );
+    if ((query.get("continue") ?? "") !== "")
+      causes.push(forbidden("resourceVersionMatch", "resourceVersionMatch is forbidden when continue is provided"));
+    if (match !== "Exact" && match !== "NotOlderThan")
+      causes.push({
+        reason: "FieldValueNotSupported",
+        field: "resourceVersionMatch",
+        message: `Unsupported value: "${match}": supported values: "Exact", "NotOlderThan", ""`,
+      });
+    if (match === "Exact" && rv === "0")
+      causes.push(
+        forbidden("resourceVersionMatch", 'resourceVersionMatch "exact" is forbidden for resourceVersion "0"'),
+      );
+  }
+  if (query.get("sendInitialEvents") !== null)
+    causes.push(forbidden("sendInitialEvents", "sendInitialEvents is forbidden for list"));
+  return causes;
+}
+
+/** A Lease's spec as ValidateLeaseSpec (pkg/apis/coordination/validation) checks it. */
+function leaseSpecProblems(obj: JsonObject): Cause[] {
+  const spec = isObject(obj["spec"]) ? obj["spec"] : {};
+  const causes: Cause[] = [];
+  const d = spec["leaseDurationSeconds"];
+  if (typeof d === "number" && d <= 0)
+    causes.push({
+      reason: "FieldValueInvalid",
+      field: "spec.leaseDurationSeconds",
+      message: `Invalid value: ${d}: must be greater than 0`,
+    });
+  const n = spec["leaseTransitions"];
+  if (typeof n === "number" && n < 0)
+    causes.push({
+      reason: "FieldValueInvalid",
+      field: "spec.leaseTransitions",
+      message: `Invalid value: ${n}: must be greater than or equal to 0`,
+    });
+  return causes;
+}
+
+/** A continue token as the sandbox writes it (the shape of etcd3's): the first page's revision and the last key. */
+function decodeContinue(token: string): { rv: number; start: string } | undefined {
+  try {
+    const t = JSON.parse(Buffer.from(token, "base64url").toString("utf8")) as { rv?: unknown; start?: unknown };
+    return typeof t.rv === "number" && Number.isInteger(t.rv) && typeof t.start === "string"
+      ? { rv: t.rv, start: t.start }
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 /**
  * The API semantics of the sandbox, independent of HTTP: versioned objects, optimistic concurrency, status
@@ -103,23 +197,47 @@ export class Api {
   ): Outcome<{ entries: Entry[]; listMeta: JsonObject }> {
     const sel = this.selection(t, query);
     if (!sel.ok) return sel;
-    const rv = this.store.resourceVersion;
+    const problems = listOptionProblems(query);
+    if (problems.length > 0) return fail(invalid("ListOptions", "meta.k8s.io", "", problems));
     const key = (e: Entry): string => {
       const m = meta(e.obj);
       return `${str(m["namespace"]) ?? ""}/${str(m["name"]) ?? ""}`;
     };
-    let entries = this.store.list(t.storage, t.namespaced ? namespace : undefined).map((e) => [key(e), e] as const);
+    const cont = query.get("continue") ?? "";
+    const rvText = query.get("resourceVersion") ?? "";
+    let rv = this.store.resourceVersion;
+    let start: string | undefined;
+    if (cont !== "") {
+      // etcd3's store (staging/src/k8s.io/apiserver/pkg/storage/etcd3, GetList): a continue token carries the
+      // revision of the first page, and every later page is read at that revision.
+      if (rvText !== "" && rvText !== "0")
+        return fail(badRequest("specifying resource version is not allowed when using continue"));
+      const token = decodeContinue(cont);
+      if (token === undefined) return fail(badRequest(`continue key is not valid: ${cont}`));
+      rv = token.rv;
+      start = token.start;
+    } else if (query.get("resourceVersionMatch") === "Exact") {
+      const exact = Number(rvText);
+      if (!Number.isInteger(exact) || exact < 1) return fail(badRequest(`invalid resource version: ${rvText}`));
+      rv = exact;
+    }
+    const all = this.store.snapshot(t.storage, t.namespaced ? namespace : undefined, rv);
+    if (all === "expired")
+      return fail(
+        cont !== ""
+          ? {
+              code: 410,
+              reason: "Expired",
+              message:
+                "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.",
+            }
+          : { code: 410, reason: "Expired", message: `The resourceVersion for the provided list is too old.` },
+      );
+    let entries = all.map((e) => [key(e), e] as const);
     entries.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-    const cont = query.get("continue");
-    if (cont !== null && cont !== "") {
-      let start: unknown;
-      try {
-        start = (JSON.parse(Buffer.from(cont, "base64url").toString("utf8")) as { start?: unknown }).start;
-      } catch {
-        start = undefined;
-      }
-      if (typeof start !== "string") return fail(badRequest(`continue key is not valid: ${cont}`));
-      entries = entries.filter(([k]) => k > start);
+    if (start !== undefined) {
+      const after = start;
+      entries = entries.filter(([k]) => k > after);
     }
     const filtered =
       sel.value.labels.length + sel.value.fields.length === 0
@@ -192,6 +310,8 @@ export class Api {
         );
       m["namespace"] = namespace;
     } else delete m["namespace"];
+    const time = microTimeProblem(t, obj);
+    if (time !== undefined) return fail(badRequest(time));
     return ok(obj);
   }
 
@@ -238,9 +358,16 @@ export class Api {
   /** Kind-specific defaulting and validation of a create or update of the object itself (not /status). */
   #prepare(t: ResourceType, obj: JsonObject, old: JsonObject | undefined): Cause[] {
     switch (t.storage) {
-      case "services":
+      case "services": {
         if (old === undefined) obj["status"] = { loadBalancer: {} };
-        return this.services.prepare(obj, old);
+        const causes = this.services.prepare(obj, old);
+        // kube-apiserver empties the load-balancer status of a Service that is no LoadBalancer (any more):
+        // pkg/registry/core/service, dropTypeDependentFields, on every update through the object.
+        const spec = isObject(obj["spec"]) ? obj["spec"] : {};
+        if (old !== undefined && spec["type"] !== "LoadBalancer")
+          obj["status"] = { ...(isObject(obj["status"]) ? obj["status"] : {}), loadBalancer: {} };
+        return causes;
+      }
       case "namespaces": {
         const m = meta(obj);
         const labels = isObject(m["labels"]) ? m["labels"] : {};
@@ -266,6 +393,8 @@ export class Api {
       }
       case "events":
         return this.#validateEvent(t, obj, old);
+      case "leases.coordination.k8s.io":
+        return leaseSpecProblems(obj);
       case "rolebindings.rbac.authorization.k8s.io":
       case "clusterrolebindings.rbac.authorization.k8s.io": {
         const ref = obj["roleRef"];
@@ -300,7 +429,8 @@ export class Api {
     const causes: Cause[] = [];
     const ns = str(meta(obj)["namespace"]) ?? "";
     const involved = isObject(obj["involvedObject"]) ? obj["involvedObject"] : undefined;
-    const field = t.group === "events.k8s.io" ? "regarding" : "involvedObject";
+    const v1 = t.group === "events.k8s.io";
+    const field = v1 ? "regarding" : "involvedObject";
     const ins = involved === undefined ? undefined : str(involved["namespace"]);
     if (ins !== undefined && ins !== "" && ins !== ns)
       causes.push({
@@ -308,17 +438,48 @@ export class Api {
         field: `${field}.namespace`,
         message: `Invalid value: "${ins}": does not match event.namespace`,
       });
-    if (t.group === "events.k8s.io" && old === undefined) {
-      const need: [string, string][] = [
-        ["eventTime", "eventTime"],
-        ["reportingComponent", "reportingController"],
-        ["reportingInstance", "reportingInstance"],
-        ["action", "action"],
-        ["reason", "reason"],
+    const has = (f: string): boolean => typeof obj[f] === "string" && obj[f] !== "";
+    const bytes = (f: string): number => (typeof obj[f] === "string" ? Buffer.byteLength(obj[f]) : 0);
+    // An Event with eventTime is a "new" Event, through either API group (pkg/apis/core/validation,
+    // legacyValidateEvent): the reporting fields are required and every text has a limit, in bytes.
+    if (has("eventTime")) {
+      const controller = str(obj["reportingComponent"]) ?? "";
+      if (controller === "")
+        causes.push({ reason: "FieldValueRequired", field: "reportingController", message: "Required value" });
+      else if (
+        !QUALIFIED_NAME.test(controller.split("/").pop() ?? "") ||
+        (controller.split("/").pop() ?? "").length > 63
+      )
+        causes.push({
+          reason: "FieldValueInvalid",
+          field: "reportingController",
+          message: `Invalid value: "${controller}": must be a qualified name`,
+        });
+      const limits: [core: string, path: string, limit: number][] = [
+        ["reportingInstance", "reportingInstance", 128],
+        ["action", "action", 128],
+        ["reason", "reason", 128],
       ];
-      for (const [coreField, v1Field] of need)
-        if (typeof obj[coreField] !== "string" || obj[coreField] === "")
-          causes.push({ reason: "FieldValueRequired", field: v1Field, message: "Required value" });
+      for (const [f, path, limit] of limits) {
+        if (!has(f)) causes.push({ reason: "FieldValueRequired", field: path, message: "Required value" });
+        else if (bytes(f) > limit)
+          causes.push({
+            reason: "FieldValueInvalid",
+            field: path,
+            message: `Invalid value: "": can have at most ${limit} characters`,
+          });
+      }
+      if (bytes("message") > 1024)
+        causes.push({
+          reason: "FieldValueInvalid",
+          field: v1 ? "note" : "message",
+          message: `Invalid value: "": can have at most 1024 characters`,
+        });
+    }
+    if (v1 && old === undefined) {
+      // Strict validation of events.k8s.io/v1 creates (ValidateEventCreate).
+      if (!has("eventTime"))
+        causes.push({ reason: "FieldValueRequired", field: "eventTime", message: "Required value" });
       if (obj["type"] !== "Normal" && obj["type"] !== "Warning")
         causes.push({
           reason: "FieldValueInvalid",
@@ -395,7 +556,24 @@ export class Api {
     const d = this.#decode(t, namespace, name, body);
     if (!d.ok) return d;
     const cur = this.store.get(t.storage, nsOf(t, namespace), name);
-    if (cur === undefined) return fail(notFound({ resource: t.resource, group: t.group, name }));
+    const lease = t.storage === "leases.coordination.k8s.io";
+    if (cur === undefined) {
+      // The Lease strategy allows create on update (pkg/registry/coordination/lease, AllowCreateOnUpdate).
+      if (lease && subresource === "") return this.create(t, namespace, d.value, dryRun);
+      return fail(notFound({ resource: t.resource, group: t.group, name }));
+    }
+    const rv = meta(d.value)["resourceVersion"];
+    if (lease && (rv === undefined || rv === null || rv === ""))
+      // ... but not an unconditional one (AllowUnconditionalUpdate false; the generic registry's Store.Update).
+      return fail(
+        invalid(t.resource, t.group, name, [
+          {
+            reason: "FieldValueInvalid",
+            field: "metadata.resourceVersion",
+            message: "Invalid value: 0x0: must be specified for an update",
+          },
+        ]),
+      );
     return this.#replace(t, cur, d.value, subresource, dryRun);
   }
 
@@ -413,16 +591,16 @@ export class Api {
     const oldMeta = meta(cur.obj);
     let obj: JsonObject;
     if (subresource === "status") {
-      // Status and metadata change; spec does not (kube-apiserver's status strategy of built-in types such as
-      // Service resets only spec, so labels and annotations written through /status persist). The rest stays
-      // shared with the stored (immutable) object.
-      const newMeta = meta(candidate);
-      const metadata: JsonObject = { ...oldMeta };
-      for (const f of ["labels", "annotations"]) {
-        const v = newMeta[f];
-        // Not a map: kept, so the validation below refuses it (as on the object) instead of it removing them all.
+      // Status and metadata change; spec does not: the status strategy of built-in types such as Service resets
+      // only spec (pkg/registry/core/service, serviceStatusStrategy.PrepareForUpdate), so every metadata change
+      // of the request persists — labels, annotations, finalizers, owner references — except the fields the
+      // registry keeps (restored below). The rest stays shared with the stored (immutable) object.
+      const metadata: JsonObject = { ...meta(candidate) };
+      for (const f of ["labels", "annotations", "finalizers", "ownerReferences"]) {
+        const v = metadata[f];
+        // Empty is absent, as the API stores it; not a map or list: kept, so the validation below refuses it.
         if (v === undefined || v === null || (isObject(v) && Object.keys(v).length === 0)) dropKey(metadata, f);
-        else metadata[f] = v;
+        else if (Array.isArray(v) && v.length === 0) dropKey(metadata, f);
       }
       obj = { ...cur.obj, metadata, status: candidate["status"] ?? null };
       if (obj["status"] === null) delete obj["status"];
@@ -552,11 +730,13 @@ export class Api {
     }
     const pm = isObject(patch["metadata"]) ? patch["metadata"] : {};
     const oldMeta = meta(cur.obj);
-    const metadata: JsonObject = { resourceVersion: pm["resourceVersion"] ?? null };
-    for (const f of ["labels", "annotations"]) {
-      const merged = pm[f] === undefined ? oldMeta[f] : mergePatch(oldMeta[f] ?? {}, pm[f] ?? null);
-      if (merged !== undefined && merged !== null) metadata[f] = merged;
-    }
+    // Every metadata field of the patch applies, as on the object (strategic merge of metadata is a merge too:
+    // finalizers and owner references are replaced as lists, maps merged key by key).
+    const merged = mergePatch(oldMeta, pm);
+    const metadata: JsonObject = {
+      ...(isObject(merged) ? merged : {}),
+      resourceVersion: pm["resourceVersion"] ?? null,
+    };
     const candidate: JsonObject = {
       metadata,
       status: status === undefined ? null : clone(status),

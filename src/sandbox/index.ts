@@ -6,6 +6,7 @@ import type { AddressInfo, Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Api } from "./api.ts";
+import { Audit } from "./audit.ts";
 import { Faults, type FailNext } from "./faults.ts";
 import { kubeconfigYaml } from "./kubeconfig.ts";
 import { Rbac, selfSubjectAccessReview, type Denial } from "./rbac.ts";
@@ -15,6 +16,8 @@ import { badRequest, notFoundPath } from "./api-errors.ts";
 import { Store } from "./store.ts";
 import { selfSignedCertificate } from "./tls.ts";
 
+export { Audit } from "./audit.ts";
+export type { AuditFilter, AuditRecord } from "./audit.ts";
 export { Faults } from "./faults.ts";
 export type { FailNext, FaultMatch, FaultState } from "./faults.ts";
 export type { Denial } from "./rbac.ts";
@@ -35,7 +38,11 @@ export interface SandboxOptions {
   readonly tls?: boolean;
   /** Watch events kept per resource for watches that resume from a resourceVersion (default 10,000). */
   readonly historySize?: number;
-  /** Interval of BOOKMARK events on watches that allow them (default 5 s). */
+  /**
+   * Interval of BOOKMARK events on watches that allow them (default 60 s, kube-apiserver's cadence: the first a
+   * minute into the watch, and one 2 s before its timeoutSeconds end when that comes first). Tests that want
+   * bookmarks sooner set it.
+   */
   readonly bookmarkIntervalMs?: number;
 }
 
@@ -48,6 +55,8 @@ export interface Sandbox {
   readonly kubeconfigPath: string;
   readonly kubeconfigYaml: string;
   readonly faults: Faults;
+  /** Every request served (verb, resource, User-Agent, fieldManager, code); also `GET /_sandbox/audit`. */
+  readonly audit: Audit;
   /** The in-process API (objects, store) for assertions that should not go through HTTP. */
   readonly api: Api;
   /** A bearer token for a ServiceAccount (honoured in RBAC mode; without RBAC every request is allowed anyway). */
@@ -79,6 +88,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
   });
   const adminToken = `lodestone-sandbox-admin-${randomBytes(12).toString("hex")}`;
   const rbac = new Rbac(api, adminToken);
+  const audit = new Audit();
 
   let server: Server | undefined;
   let port = opts.port ?? 0;
@@ -111,6 +121,11 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     body: () => Promise<string | undefined>,
   ): boolean => {
     if (!path.startsWith("/_sandbox/")) return false;
+    if (path === "/_sandbox/audit") {
+      if (req.method !== "GET") sendError(res, badRequest("use GET"));
+      else sendJson(res, 200, JSON.stringify({ totals: audit.totals(), items: audit.records() }));
+      return true;
+    }
     if (path === "/_sandbox/denials") {
       if (req.method !== "GET") sendError(res, badRequest("use GET"));
       else sendJson(res, 200, JSON.stringify({ items: rbac.denials() }));
@@ -124,12 +139,13 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
 
   const handler: Handler = new Handler({
     api,
+    audit,
     faults,
     gate: (req, attrs) => (opts.rbac === true ? rbac.check(req.headers, attrs) : undefined),
     accessReview: (req, review) =>
       selfSubjectAccessReview(opts.rbac === true ? rbac : undefined, rbac.authenticate(req.headers), review),
     address: () => `${host}:${port}`,
-    bookmarkIntervalMs: opts.bookmarkIntervalMs ?? 5000,
+    bookmarkIntervalMs: opts.bookmarkIntervalMs ?? 60_000,
     extra,
   });
 
@@ -184,6 +200,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     kubeconfigPath,
     kubeconfigYaml: yaml,
     faults,
+    audit,
     api,
     tokenFor: (namespace, serviceAccount) => rbac.tokenFor(namespace, serviceAccount),
     kubeconfigFor,

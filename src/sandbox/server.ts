@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { parse as parseYaml } from "yaml";
 import type { Api } from "./api.ts";
+import type { Audit } from "./audit.ts";
 import {
   apiGroup,
   apiGroupList,
@@ -18,11 +19,13 @@ import {
   conflict,
   gone,
   internalError,
+  invalid,
   methodNotAllowed,
   notFoundPath,
   statusBody,
   tooLarge,
   type ApiError,
+  type Cause,
 } from "./api-errors.ts";
 import { decodeProtobuf } from "./protobuf.ts";
 import type { StoreEvent } from "./store.ts";
@@ -46,6 +49,7 @@ export type Gate = (req: IncomingMessage, attrs: RequestAttributes | undefined, 
 
 export interface HandlerOptions {
   readonly api: Api;
+  readonly audit: Audit;
   readonly faults: Faults;
   readonly gate: Gate;
   readonly address: () => string;
@@ -174,6 +178,66 @@ function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
   });
 }
 
+/**
+ * Pure: when a watch's next BOOKMARK is due, as kube-apiserver's cacher schedules it
+ * (staging/src/k8s.io/apiserver/pkg/storage/cacher, cacheWatcher.nextBookmarkTime): `every` after the last one
+ * (a minute there), but 2 s before the watch's deadline when that comes first; none once that moment has passed.
+ */
+export function nextBookmarkAt(from: number, every: number, deadline: number | undefined): number | undefined {
+  let at = from + every;
+  if (deadline !== undefined && deadline - 2000 < at) at = deadline - 2000;
+  return at <= from ? undefined : at;
+}
+
+/**
+ * A watch's list options as kube-apiserver checks them (staging/src/k8s.io/apimachinery/pkg/apis/meta/
+ * internalversion/validation, validateWatchOptions, with the WatchList feature on as in 1.32).
+ */
+export function watchOptionProblems(query: URLSearchParams): Cause[] {
+  const causes: Cause[] = [];
+  const match = query.get("resourceVersionMatch") ?? "";
+  const send = query.get("sendInitialEvents");
+  if (send !== null && match !== "NotOlderThan")
+    causes.push({
+      reason: "FieldValueForbidden",
+      field: "resourceVersionMatch",
+      message: "Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+    });
+  if (match !== "") {
+    if (send === null)
+      causes.push({
+        reason: "FieldValueForbidden",
+        field: "resourceVersionMatch",
+        message: "Forbidden: resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided",
+      });
+    if (match !== "NotOlderThan")
+      causes.push({
+        reason: "FieldValueNotSupported",
+        field: "resourceVersionMatch",
+        message: `Unsupported value: "${match}": supported values: "NotOlderThan"`,
+      });
+    if ((query.get("continue") ?? "") !== "")
+      causes.push({
+        reason: "FieldValueForbidden",
+        field: "resourceVersionMatch",
+        message: "Forbidden: resourceVersionMatch is forbidden when continue is provided",
+      });
+  }
+  return causes;
+}
+
+/**
+ * Why kube-apiserver refuses a write's `fieldManager`: more than 128 bytes or a character that is not printable
+ * (staging/src/k8s.io/apimachinery/pkg/apis/meta/v1/validation, ValidateFieldManager); undefined when fine.
+ */
+export function fieldManagerProblem(manager: string): string | undefined {
+  if (Buffer.byteLength(manager) > 128) return "Too long: may not be more than 128 bytes";
+  for (const ch of manager)
+    if (!/^[\p{L}\p{M}\p{N}\p{P}\p{S} ]$/u.test(ch))
+      return `Invalid value: invalid character U+${(ch.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, "0")}`;
+  return undefined;
+}
+
 /** Decodes a create/update body: JSON, YAML when the client says so, or protobuf for the kinds kubectl sends so. */
 function decodeBody(body: Buffer, contentType: string): { ok: true; value: Json } | { ok: false; error: ApiError } {
   const type = (contentType.split(";")[0] ?? "").trim();
@@ -238,6 +302,20 @@ export class Handler {
       name: route.name,
       subresource: route.subresource,
     };
+    const write = verb === "create" || verb === "update" || verb === "patch";
+    const record = {
+      at: Date.now(),
+      verb,
+      resource: route.subresource === "" ? route.type.resource : `${route.type.resource}/${route.subresource}`,
+      namespace: route.namespace,
+      name: route.name,
+      query: url.search.slice(1),
+      userAgent: req.headers["user-agent"] ?? "",
+      fieldManager: write ? (url.searchParams.get("fieldManager") ?? "") : "",
+      code: 0,
+    };
+    this.#o.audit.record(record);
+    res.once("close", () => (record.code = res.statusCode));
     const denied = this.#o.gate(req, attrs, path);
     if (denied !== undefined) return sendError(res, denied);
     const f = this.#o.faults;
@@ -248,6 +326,19 @@ export class Handler {
     );
     if (injected !== undefined) return sendError(res, injected);
     const query = url.searchParams;
+    if (write) {
+      const bad = fieldManagerProblem(record.fieldManager);
+      if (bad !== undefined)
+        return sendError(
+          res,
+          invalid(
+            verb === "create" ? "CreateOptions" : verb === "update" ? "UpdateOptions" : "PatchOptions",
+            "meta.k8s.io",
+            "",
+            [{ reason: "FieldValueInvalid", field: "fieldManager", message: bad }],
+          ),
+        );
+    }
     const dryRun = query.getAll("dryRun").includes("All");
     const asTable = wantsTable(req.headers.accept);
     const includeObject = query.get("includeObject") ?? "Metadata";
@@ -310,6 +401,8 @@ export class Handler {
         if (!b.ok) return sendError(res, b.error);
         const d = decodeBody(b.value, req.headers["content-type"] ?? "application/json");
         if (!d.ok) return sendError(res, d.error);
+        // A PUT that creates (a Lease) answers 201 Created.
+        const existed = api.get(t, route.namespace, route.name).ok;
         return reply(
           api.update(
             t,
@@ -319,6 +412,7 @@ export class Handler {
             d.value,
             dryRun,
           ),
+          existed ? 200 : 201,
         );
       }
       case "patch": {
@@ -391,6 +485,14 @@ export class Handler {
     const rv = Number(rvText);
     if (rvText !== "" && !(Number.isInteger(rv) && rv >= 0))
       return sendError(res, badRequest(`invalid resource version: ${rvText}`));
+    const options = watchOptionProblems(query);
+    if (options.length > 0) return sendError(res, invalid("ListOptions", "meta.k8s.io", "", options));
+    // sendInitialEvents (the WatchList feature, beta and on in kube-apiserver 1.32): true = the current state as
+    // ADDED events whatever resourceVersion says, then a BOOKMARK marking their end; false = changes only, from
+    // resourceVersion or (unset, "0") from now. Without it, the legacy rule: unset or "0" sends the state first.
+    const sendInitial = query.get("sendInitialEvents");
+    const initialState = sendInitial === null ? rvText === "" || rv === 0 : sendInitial === "true";
+    const allowBookmarks = query.get("allowWatchBookmarks") === "true";
     res.writeHead(200, {
       "content-type": "application/json",
       "cache-control": "no-cache, private",
@@ -463,13 +565,19 @@ export class Handler {
       }
       if (now) write(line(ev, ev.type));
     };
+    const bookmarkLine = (annotations = ""): string =>
+      `{"type":"BOOKMARK","object":{"kind":"${t.kind}","apiVersion":"${apiVersionOf(t)}","metadata":{"resourceVersion":"${api.store.resourceVersion}"${annotations}}}}\n`;
     const initial: string[] = [];
-    if (rvText === "" || rv === 0) {
+    if (initialState) {
       for (const e of api.store.list(t.storage, namespace)) {
         if (selected(e.obj))
           initial.push(asTable ? tableLine("ADDED", e.obj) : `{"type":"ADDED","object":${api.viewJson(t, e)}}\n`);
       }
-    } else {
+      // The cacher marks the end of the initial events with this annotation on a bookmark (storage,
+      // AnnotateInitialEventsEndBookmark), sent at once, and only to a watch that allows bookmarks.
+      if (sendInitial === "true" && allowBookmarks)
+        initial.push(bookmarkLine(`,"annotations":{"k8s.io/initial-events-end":"true"}`));
+    } else if (rvText !== "" && rv !== 0) {
       const events = api.store.since(t.storage, rv);
       if (events === "expired") return expired(api.store.oldestRetained(t.storage));
       for (const ev of events)
@@ -487,13 +595,22 @@ export class Handler {
     if (initial.length > 0) res.write(initial.join(""));
     const timers: NodeJS.Timeout[] = [];
     const timeout = Number(query.get("timeoutSeconds") ?? "0");
-    if (Number.isFinite(timeout) && timeout > 0) timers.push(setTimeout(() => res.end(), timeout * 1000));
-    if (query.get("allowWatchBookmarks") === "true") {
-      const bookmark = (): void =>
-        write(
-          `{"type":"BOOKMARK","object":{"kind":"${t.kind}","apiVersion":"${apiVersionOf(t)}","metadata":{"resourceVersion":"${api.store.resourceVersion}"}}}\n`,
+    const started = performance.now();
+    const deadline = Number.isFinite(timeout) && timeout > 0 ? started + timeout * 1000 : undefined;
+    if (deadline !== undefined) timers.push(setTimeout(() => res.end(), deadline - started));
+    if (allowBookmarks) {
+      const every = this.#o.bookmarkIntervalMs;
+      const schedule = (from: number): void => {
+        const at = nextBookmarkAt(from, every, deadline);
+        if (at === undefined) return;
+        timers.push(
+          setTimeout(() => {
+            write(bookmarkLine());
+            schedule(at);
+          }, at - performance.now()),
         );
-      timers.push(setInterval(bookmark, this.#o.bookmarkIntervalMs));
+      };
+      schedule(started);
     }
     const cleanup = (): void => {
       unsubscribe();

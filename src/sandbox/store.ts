@@ -152,6 +152,39 @@ export class Store {
     return h.slice(lo);
   }
 
+  /**
+   * The entries of one namespace (all when undefined) as they were at `rv`, undone from the current state with
+   * the event history, as etcd serves a list at a revision; "expired" when the history no longer reaches back.
+   */
+  snapshot(storage: string, namespace: string | undefined, rv: number): Entry[] | "expired" {
+    const b = this.#bucket(storage);
+    if (rv < b.compactedRv) return "expired";
+    const current = this.list(storage, namespace);
+    if (rv >= this.#rv) return current;
+    /** By namespace and name: what the object was before the oldest event after `rv` (undefined: it did not exist). */
+    const before = new Map<string, Entry | undefined>();
+    const keyOf = (ns: string, e: Entry): string => {
+      const m = e.obj["metadata"];
+      const name = typeof m === "object" && m !== null && !Array.isArray(m) ? m["name"] : undefined;
+      return `${ns}\u0000${typeof name === "string" ? name : ""}`;
+    };
+    for (let i = b.history.length - 1; i >= 0; i--) {
+      const ev = b.history[i];
+      if (ev === undefined || ev.entry.rv <= rv) break;
+      if (namespace !== undefined && ev.namespace !== namespace) continue;
+      before.set(keyOf(ev.namespace, ev.entry), ev.type === "ADDED" ? undefined : ev.prev);
+    }
+    if (before.size === 0) return current;
+    const out: Entry[] = [];
+    for (const e of current) {
+      const m = e.obj["metadata"];
+      const ns = typeof m === "object" && m !== null && !Array.isArray(m) ? m["namespace"] : undefined;
+      if (!before.has(keyOf(typeof ns === "string" ? ns : "", e))) out.push(e);
+    }
+    for (const e of before.values()) if (e !== undefined) out.push(e);
+    return out;
+  }
+
   oldestRetained(storage: string): number {
     return this.#bucket(storage).compactedRv;
   }

@@ -1,6 +1,6 @@
 import { CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions, type V1Service } from "@kubernetes/client-node";
 import pino from "pino";
-import { startSandbox, type Sandbox } from "../../src/sandbox/index.ts";
+import { startSandbox, type Sandbox, type SandboxOptions } from "../../src/sandbox/index.ts";
 import { startDaemon, type Daemon, type DaemonOptions } from "../../src/app/daemon.ts";
 
 /** Shared fixture of the controller's integration tests: one sandbox, the real client, daemons on demand. */
@@ -18,8 +18,8 @@ export interface Env {
   stop(): Promise<void>;
 }
 
-export async function startEnv(namespaces: readonly string[] = []): Promise<Env> {
-  const sandbox = await startSandbox();
+export async function startEnv(namespaces: readonly string[] = [], options: SandboxOptions = {}): Promise<Env> {
+  const sandbox = await startSandbox(options);
   const kc = new KubeConfig();
   kc.loadFromString(sandbox.kubeconfigYaml);
   const core = kc.makeApiClient(CoreV1Api);

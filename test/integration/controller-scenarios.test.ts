@@ -2,7 +2,7 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { NS, eventWith, events, ingress, lb, merge, pools, startEnv, until, type Env } from "./controller-env.ts";
-import type { Daemon } from "../../src/app/daemon.ts";
+import { lodestoneVersion, type Daemon } from "../../src/app/daemon.ts";
 
 const run = promisify(execFile);
 const MAIN = `
@@ -138,20 +138,21 @@ describe("allocation scenarios", () => {
     expect(await ip(apps, "tiny-2")).toEqual(["203.0.113.9"]);
   });
 
-  it("a change away from type LoadBalancer clears the ingress and releases the IP", async () => {
+  // kube-apiserver empties status.loadBalancer itself when the type changes (pkg/registry/core/service,
+  // dropTypeDependentFields): the controller sees no ingress to clear and must act on the spec alone.
+  it("a change away from type LoadBalancer: the API server clears the ingress, the controller releases the IP", async () => {
     await lb(env.core, apps, "retype", { spec: { loadBalancerIP: "192.0.2.14" } });
     expect(await ip(apps, "retype")).toEqual(["192.0.2.14"]);
-    await env.core.patchNamespacedService(
+    const retyped = await env.core.patchNamespacedService(
       { namespace: apps, name: "retype", body: { spec: { type: "ClusterIP" } } },
       merge,
     );
-    await until("ingress cleared", async () =>
-      (await ingress(env.core, apps, "retype")) === undefined ? true : undefined,
-    );
+    expect(retyped.status?.loadBalancer).toEqual({});
     await eventWith(env.core, apps, "retype", "IPReleased", "192.0.2.14");
-    // No address, no pool: the annotation went with the address, in the same write.
-    const cleared = await env.core.readNamespacedService({ namespace: apps, name: "retype" });
-    expect(cleared.metadata?.annotations?.["lodestone.dev/pool"]).toBeUndefined();
+    await until("pool annotation removed", async () => {
+      const s = await env.core.readNamespacedService({ namespace: apps, name: "retype" });
+      return s.metadata?.annotations?.["lodestone.dev/pool"] === undefined ? true : undefined;
+    });
     await lb(env.core, apps, "retaker", { spec: { loadBalancerIP: "192.0.2.14" } });
     expect(await ip(apps, "retaker")).toEqual(["192.0.2.14"]);
   });
@@ -228,6 +229,22 @@ describe("allocation scenarios", () => {
     expect(sample(after, 'lodestone_pool_addresses_in_use{pool="lan",family="IPv4"}')).toBe(lanBefore + 1);
     expect(sample(after, "lodestone_leader ")).toBe(1);
     expect(await (await fetch(`http://127.0.0.1:${daemon.metricsPort}/readyz`)).text()).toBe("ok\n");
+  });
+
+  it("every request says which component on which node sent it, every write with its field manager", async () => {
+    const ours = env.sandbox.audit.records().filter((r) => r.userAgent.startsWith("lodestone"));
+    expect(ours.length).toBeGreaterThan(0);
+    const agents = new Set(ours.map((r) => r.userAgent));
+    expect([...agents]).toEqual([`lodestone/${lodestoneVersion()} (controller; node node-0)`]);
+    expect(lodestoneVersion()).toMatch(/^\d+\.\d+\.\d+/);
+    const writes = ours.filter((r) => ["create", "update", "patch"].includes(r.verb));
+    // Status and annotation writes, Events, the Lease: each names the controller as its field manager.
+    expect(new Set(writes.map((r) => r.resource))).toEqual(
+      new Set(["services", "services/status", "events", "leases"]),
+    );
+    expect(new Set(writes.map((r) => r.fieldManager))).toEqual(new Set(["lodestone-controller"]));
+    // Reads and watches carry no field manager; the test's own client-node calls are not the daemon's.
+    expect(ours.filter((r) => r.verb === "watch").every((r) => r.fieldManager === "")).toBe(true);
   });
 
   it("kubectl describe svc shows LoadBalancer Ingress and the Events", async () => {

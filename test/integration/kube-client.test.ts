@@ -57,6 +57,55 @@ describe.each([
     expect((missing.body as { reason: string }).reason).toBe("NotFound");
   });
 
+  it("sends its User-Agent on every request and watch, its field manager on every write; withIdentity shares the pool", async () => {
+    const base = createKubeClient(await loadKubeConfig(sandbox().kubeconfigPath, {}), {
+      identity: { userAgent: "lodestone/9.9.9 (controller; node n1)", fieldManager: "lodestone-controller" },
+    });
+    const other = base.withIdentity({
+      userAgent: "lodestone/9.9.9 (speaker; node n1)",
+      fieldManager: "lodestone-speaker",
+    });
+    try {
+      const path = "/api/v1/namespaces/default/configmaps";
+      expect((await base.request({ method: "POST", path, body: { metadata: { name: "ua-1" } } })).status).toBe(201);
+      expect((await other.request({ method: "PATCH", path: `${path}/ua-1`, body: { data: { a: "1" } } })).status).toBe(
+        200,
+      );
+      // A caller's own fieldManager wins.
+      await base.request({
+        method: "PUT",
+        path: `${path}/ua-1`,
+        query: { fieldManager: "mine" },
+        body: { metadata: { name: "ua-1" } },
+      });
+      await base.request({ method: "GET", path: `${path}/ua-1` });
+      const ctl = await other.watch(
+        path,
+        { timeoutSeconds: 1 },
+        () => undefined,
+        () => undefined,
+      );
+      await until(
+        () =>
+          sandbox().audit.records({ name: "", verb: "watch", userAgent: "lodestone/9.9.9 (speaker; node n1)" }).length >
+          0,
+      );
+      ctl.abort();
+      const seen = sandbox()
+        .audit.records({ resource: "configmaps" })
+        .filter((r) => r.userAgent.startsWith("lodestone/9.9.9") && r.verb !== "watch")
+        .map((r) => [r.verb, r.userAgent.replace("lodestone/9.9.9 ", ""), r.fieldManager]);
+      expect(seen).toEqual([
+        ["create", "(controller; node n1)", "lodestone-controller"],
+        ["patch", "(speaker; node n1)", "lodestone-speaker"],
+        ["update", "(controller; node n1)", "mine"],
+        ["get", "(controller; node n1)", ""],
+      ]);
+    } finally {
+      await base.close();
+    }
+  });
+
   it("drains a success body unread when asked, but still reads an error's message", async () => {
     const path = "/api/v1/namespaces/default/configmaps";
     const written = await client.request({

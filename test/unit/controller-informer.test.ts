@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import pino from "pino";
-import { backoffDelay, createInformer, objectMeta, type Slim } from "../../src/kube/informer.ts";
+import { watchIdleLimitMs } from "../../src/kube/client.ts";
+import { backoffDelay, createInformer, eventVersion, objectMeta, type Slim } from "../../src/kube/informer.ts";
 import { FakeApi, until } from "./support/fake-api.ts";
 
 const logger = pino({ level: "silent" });
@@ -24,7 +25,7 @@ const project = (raw: unknown): SlimSvc | undefined => {
     : { key: m.key, resourceVersion: m.rv, type: o.spec.type };
 };
 
-function make(api: FakeApi) {
+function make(api: FakeApi, random = () => 0.5) {
   const events: string[] = [];
   const inf = createInformer<SlimSvc>({
     client: api.client,
@@ -34,7 +35,7 @@ function make(api: FakeApi) {
     logger,
     pageSize: 2,
     backoff: { initialMs: 5, maxMs: 20 },
-    random: () => 0.5,
+    random,
   });
   inf.subscribe({
     upsert: (o, old) => events.push(`${old === undefined ? "add" : "update"} ${o.key}@${o.resourceVersion}`),
@@ -54,7 +55,71 @@ describe("backoffDelay", () => {
   });
 });
 
+describe("watch idle limit", () => {
+  // kube-apiserver ends a watch after its timeoutSeconds and in between sends only a BOOKMARK about once a minute
+  // (staging/src/k8s.io/apiserver/pkg/storage/cacher, cacheWatcher.nextBookmarkTime): silence shorter than the
+  // timeout is normal, so the client may not cut it at 30 s.
+  it.each([
+    {
+      desc: "the informer's shortest watch (180 s) may be silent 225 s",
+      query: { timeoutSeconds: 180 },
+      want: 225_000,
+    },
+    { desc: "its longest (300 s) 375 s", query: { timeoutSeconds: 300 }, want: 375_000 },
+    { desc: "a short test watch gets at least 5 s beyond", query: { timeoutSeconds: 2 }, want: 7_000 },
+    { desc: "no timeoutSeconds: the client's idle limit", query: {}, want: 30_000 },
+    { desc: "an unusable timeoutSeconds: likewise", query: { timeoutSeconds: "soon" }, want: 30_000 },
+  ])("$desc", ({ query, want }) => {
+    expect(watchIdleLimitMs(query, 30_000)).toBe(want);
+  });
+});
+
+describe("eventVersion", () => {
+  // A BOOKMARK's object is an empty object of the type with only metadata.resourceVersion set (cacher,
+  // watchCache bookmark events), so no name: objectMeta() would skip it.
+  it.each([
+    { desc: "a bookmark without a name", raw: { kind: "Service", metadata: { resourceVersion: "42" } }, want: "42" },
+    { desc: "an object", raw: obj("a", 7), want: "7" },
+    { desc: "no metadata", raw: { kind: "Service" }, want: "" },
+    { desc: "not an object", raw: "BOOKMARK", want: "" },
+    { desc: "a version that is not text", raw: { metadata: { resourceVersion: 42 } }, want: "" },
+  ])("$desc", ({ raw, want }) => {
+    expect(eventVersion(raw)).toBe(want);
+  });
+});
+
 describe("informer", () => {
+  it("resumes after a BOOKMARK from the bookmark's version, not the last object's", async () => {
+    const api = new FakeApi();
+    api.items = [obj("a", 1)];
+    const { inf } = make(api);
+    inf.start();
+    await until(() => api.watches.length === 1);
+    // As kube-apiserver sends it: no name, the initial-events annotation aside.
+    api.last().line("BOOKMARK", { kind: "Service", apiVersion: "v1", metadata: { resourceVersion: "5000" } });
+    api.last().done(null);
+    await until(() => api.watches.length === 2);
+    expect(api.last().query.resourceVersion).toBe("5000");
+    expect(inf.restarts()).toBe(0);
+    await inf.stop();
+  });
+
+  it.each([
+    { desc: "shortest", random: 0, want: 180 },
+    { desc: "longest", random: 0.9999, want: 300 },
+  ])(
+    "asks for a watch of 180–300 s, so an idle informer re-opens at most once in three minutes: $desc",
+    async ({ random, want }) => {
+      const api = new FakeApi();
+      const { inf } = make(api, () => random);
+      inf.start();
+      await until(() => api.watches.length === 1);
+      expect(api.last().query.timeoutSeconds).toBe(want);
+      expect(api.last().query.allowWatchBookmarks).toBe(true);
+      await inf.stop();
+    },
+  );
+
   it("lists every page, keeps only projected objects, then reports synced once", async () => {
     const api = new FakeApi();
     api.items = [obj("a", 1), obj("b", 2), obj("c", 3, "ClusterIP"), obj("d", 4), obj("e", 5)];

@@ -1,7 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { parseDuration, parseRunFlags } from "../../src/cli/run.ts";
 import { classMatches } from "../../src/app/controller.ts";
-import { describeProblems, nextConfigMapState } from "../../src/core/config-state.ts";
+import { EVENT_MESSAGE_BYTES, describeProblems, nextConfigMapState } from "../../src/core/config-state.ts";
+import { parsePoolConfigMap } from "../../src/core/config.ts";
+import { cutUtf8, utf8Length } from "../../src/core/utf8.ts";
 import { ConfigCodes, problem } from "../../src/core/errors.ts";
 import type { Pool } from "../../src/core/config.ts";
 
@@ -126,6 +128,54 @@ describe("per-ConfigMap state", () => {
     expect(describeProblems([...bad, ...bad])).toBe(
       'pools.yaml[0].adresses: unknown field "adresses" [LODESTONE_E_UNKNOWN_FIELD]; pools.yaml[0].adresses: unknown field "adresses" [LODESTONE_E_UNKNOWN_FIELD]',
     );
-    expect(describeProblems(Array(100).fill(bad[0]), 200).length).toBeLessThanOrEqual(200);
+    expect(utf8Length(describeProblems(Array(100).fill(bad[0]), "", 200))).toBeLessThanOrEqual(200);
+  });
+
+  /** A pool ConfigMap with `n` pools whose every address is wrong. */
+  const broken = (n: number) =>
+    parsePoolConfigMap({
+      namespace: "lodestone-system",
+      name: "pools",
+      labels: { "lodestone.dev/pools": "true" },
+      data: {
+        "pools.yaml": Array.from(
+          { length: n },
+          (_, i) => `- name: pool-${i}\n  addresses: [198.51.100.${i}/99]\n`,
+        ).join(""),
+      },
+    }).problems;
+
+  // kube-apiserver refuses an Event whose message has more than 1024 bytes (pkg/apis/core/validation,
+  // legacyValidateEvent: NoteLengthLimit, Go's len() of the string). The controller's ConfigInvalid message for
+  // 40 bad pools was 1,041 characters: cut at 1,000 UTF-16 units, then a count put in front.
+  it.each([
+    { desc: "40 bad pools", n: 40 },
+    { desc: "60 bad pools", n: 60 },
+    { desc: "400 bad pools", n: 400 },
+  ])("fits an Event's 1024 bytes and counts what it leaves out: $desc", ({ n }) => {
+    const problems = broken(n);
+    expect(problems).toHaveLength(n);
+    const head = `${n} problem(s), only its valid pools are used: `;
+    const text = describeProblems(problems, head);
+    expect(utf8Length(text)).toBeLessThanOrEqual(EVENT_MESSAGE_BYTES);
+    expect(text.startsWith(head + "pools.yaml[0]")).toBe(true);
+    const m = /; … and (\d+) more problems; see `lodestone check-config`$/.exec(text);
+    expect(m).not.toBeNull();
+    // Whole problems only: the ones shown plus the count are all of them.
+    const shown = text.slice(head.length, m!.index).split("; ").length;
+    expect(shown + Number(m![1])).toBe(n);
+    expect(text.slice(head.length, m!.index)).toBe(describeProblems(problems.slice(0, shown), "", Infinity));
+  });
+
+  it("measures bytes, not characters: a multi-byte message is cut sooner and never inside a character", () => {
+    const wide = [problem(ConfigCodes.unknownField, "ns/cm", "pools.yaml[0].名前", 'unknown field "名前"'.repeat(60))];
+    const text = describeProblems([...wide, ...wide], "", 300);
+    expect(utf8Length(text)).toBeLessThanOrEqual(300);
+    expect(text).toMatch(/…; … and 1 more problem; see `lodestone check-config`$/);
+    expect(text).not.toContain("\uFFFD");
+    expect(cutUtf8("aé名😀", 1)).toBe("a");
+    expect(cutUtf8("aé名😀", 3)).toBe("aé");
+    expect(cutUtf8("aé名😀", 9)).toBe("aé名");
+    expect(cutUtf8("aé名😀", 10)).toBe("aé名😀");
   });
 });

@@ -2,7 +2,8 @@ import { describe, expect, it } from "vitest";
 import pino from "pino";
 import type { KubeClient, KubeRequest, KubeResponse } from "../../src/kube/client.ts";
 import { createServiceStatusWriter } from "../../src/kube/service-status-writer.ts";
-import { createEventRecorder } from "../../src/kube/events.ts";
+import { EVENT_LIMITS, createEventRecorder, eventMessage, reportingInstanceOf } from "../../src/kube/events.ts";
+import { utf8Length } from "../../src/core/utf8.ts";
 import {
   projectConfigMap,
   projectEndpointSlice,
@@ -160,6 +161,50 @@ describe("event recorder", () => {
     expect(seen[1]?.path).toMatch(/^\/api\/v1\/namespaces\/team-a\/events\/web\./);
   });
 
+  // kube-apiserver refuses, with 422, an Event with eventTime whose message exceeds 1024 bytes or whose
+  // reportingInstance exceeds 128 (pkg/apis/core/validation, legacyValidateEvent); a node name may have 253.
+  it("keeps message and reportingInstance within the API's limits, whatever it is given", async () => {
+    const { client, seen } = scripted([{ status: 201, body: {} }]);
+    const node = `${"n".repeat(62)}.${"o".repeat(62)}.${"d".repeat(62)}.${"e".repeat(61)}`;
+    expect(node).toHaveLength(250);
+    const rec = createEventRecorder({ client, logger, component: "lodestone-speaker", instance: `${node}_4242` });
+    rec.record(svc, "Warning", "NotAnnounced", "é".repeat(2000));
+    await rec.flush();
+    const body = seen[0]?.body as { message: string; reportingInstance: string };
+    expect(utf8Length(body.message)).toBeLessThanOrEqual(EVENT_LIMITS.message);
+    expect(body.message.endsWith("é…")).toBe(true);
+    expect(utf8Length(body.reportingInstance)).toBeLessThanOrEqual(EVENT_LIMITS.reportingInstance);
+  });
+
+  it.each([
+    { desc: "a short name is kept", name: "worker-1", kept: true },
+    { desc: "128 bytes are kept", name: "w".repeat(128), kept: true },
+    { desc: "129 are shortened", name: "w".repeat(129), kept: false },
+  ])("reportingInstance: $desc", ({ name, kept }) => {
+    const r = reportingInstanceOf(name);
+    expect(r === name).toBe(kept);
+    expect(utf8Length(r)).toBeLessThanOrEqual(128);
+  });
+
+  it("shortens two long names with the same start to two different instances", () => {
+    const a = `${"x".repeat(200)}-a`;
+    const b = `${"x".repeat(200)}-b`;
+    expect(reportingInstanceOf(a)).not.toBe(reportingInstanceOf(b));
+    expect(eventMessage("short")).toBe("short");
+  });
+
+  it("logs a refused Event as a warning, with what was lost", async () => {
+    const { client } = scripted([{ status: 422, body: { kind: "Status", message: "Event is invalid" } }]);
+    const lines: { level: number; msg: string; message?: string }[] = [];
+    const capture = pino({ level: "debug" }, { write: (l: string) => lines.push(JSON.parse(l) as never) });
+    const rec = createEventRecorder({ client, logger: capture, component: "c", instance: "i" });
+    rec.record(svc, "Warning", "AllocationFailed", "pool exhausted");
+    await rec.flush();
+    expect(lines).toContainEqual(
+      expect.objectContaining({ level: 40, msg: "Event refused by the API server", message: "pool exhausted" }),
+    );
+  });
+
   it("drops beyond its queue bound instead of growing without limit", async () => {
     const { client } = scripted([]);
     const rec = createEventRecorder({
@@ -284,8 +329,17 @@ describe("slim projections", () => {
       status: { loadBalancer: { ingress: [{ ip: "192.0.2.1" }] } },
       kept: true,
     },
-  ])("the shared Service cache keeps $desc: $kept", ({ spec, status, kept }) => {
-    const raw = { metadata: { namespace: "a", name: "s", resourceVersion: "1" }, spec, status };
+    {
+      // kube-apiserver has emptied its status (dropTypeDependentFields): the annotation is what is left to remove.
+      desc: "a former LoadBalancer with our pool annotation",
+      spec: { type: "ClusterIP" },
+      status: { loadBalancer: {} },
+      annotations: { "lodestone.dev/pool": "lan" },
+      kept: true,
+    },
+  ])("the shared Service cache keeps $desc: $kept", ({ spec, status, kept, ...rest }) => {
+    const annotations = "annotations" in rest ? rest.annotations : undefined;
+    const raw = { metadata: { namespace: "a", name: "s", resourceVersion: "1", annotations }, spec, status };
     expect(projectWatchedService(raw) !== undefined).toBe(kept);
   });
 
