@@ -213,8 +213,7 @@ export function createKubeClient(
         const h = hp instanceof Promise ? await hp : hp;
         const timeout = req.timeoutMs ?? 30_000;
         // The dispatcher's own handler interface, not request(): no Readable stream, async resource or promise
-        // chain per call (at 10k status writes and their Events they were a tenth of the daemon's CPU, and as much
-        // again in garbage collection); undici's own timeouts, not an AbortSignal.timeout() timer per call.
+        // chain per call (docs/performance.md, "Engine notes"); undici's own timeouts, not a timer per call.
         return await new Promise<KubeResponse>((resolve) => {
           (dispatcher ?? getGlobalDispatcher()).dispatch(
             {

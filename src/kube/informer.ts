@@ -99,8 +99,8 @@ export function eventVersion(raw: unknown): string {
 /**
  * A list+watch cache of slim objects that never gives up: any error (network, 5xx, 403, a watch `ERROR` event)
  * restarts it after an exponential backoff with jitter, logged and counted; a 410 Gone relists at once. The
- * client-node informer keeps full objects (about 226 MB for 10k Services + 10k EndpointSlices) and stops for
- * good after a non-410 error; this one keeps what `project` returns and keeps going.
+ * client-node informer keeps full objects and stops for good after a non-410 error; this one keeps what
+ * `project` returns and keeps going.
  */
 export function createInformer<T extends Slim>(opts: InformerOptions<T>): Informer<T> {
   const log = opts.logger.child({ resource: opts.resource });
