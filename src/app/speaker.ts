@@ -537,7 +537,12 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
   async function once(slot: string, value: string, now: number, write: () => Promise<string | undefined>) {
     const prev = written.get(slot);
     if (prev !== undefined && prev.value === value) return;
-    if (prev !== undefined && prev.value === `failed:${value}` && now - prev.at < WRITE_RETRY_MS) return;
+    if (prev !== undefined && prev.value === `failed:${value}` && now - prev.at < WRITE_RETRY_MS) {
+      // Failed in a later pass than the one the pending retry is for: that retry comes too early for this write,
+      // so it must leave one of its own, or the write would wait for an unrelated change.
+      retryWritesAt ??= prev.at + WRITE_RETRY_MS;
+      return;
+    }
     written.set(slot, { value, at: now });
     const err = await write();
     if (err !== undefined) {
