@@ -2,7 +2,7 @@ import type { Logger } from "pino";
 import { Allocator, type Allocation, type RecordedAllocation } from "../core/allocator.ts";
 import { parsePoolConfigMap, type Pool } from "../core/config.ts";
 import { describeProblems, effectivePools, nextConfigMapState, type ConfigMapState } from "../core/config-state.ts";
-import { AllocationCodes, type AllocationError } from "../core/errors.ts";
+import { AllocationCodes, type AllocationError, type ConfigWarning } from "../core/errors.ts";
 import { formatIp, parseIp, type IpAddress } from "../core/ip.ts";
 import { serviceRequestFrom } from "../core/service-request.ts";
 import type { ProbeResult, TelemetrySnapshot } from "../core/telemetry.ts";
@@ -216,7 +216,13 @@ export function createController(o: ControllerOptions): Controller {
       } else {
         log.info({ configMap: cm.key, pools: parsed.pools.map((p) => p.name) }, "pool ConfigMap applied");
         // Only the leader, and only for a change it sees: the versions in force when it started say nothing new.
-        if (acting && dataChanged) configAppliedEvent(cm, prev);
+        if (acting && dataChanged) configAppliedEvent(cm, prev, parsed.warnings);
+      }
+      if (parsed.warnings.length > 0) {
+        log.warn(
+          { configMap: cm.key, warnings: parsed.warnings.length },
+          `pool ConfigMap warnings: ${describeProblems(parsed.warnings)}`,
+        );
       }
     }
     for (const key of [...configStates.keys()]) {
@@ -265,13 +271,19 @@ export function createController(o: ControllerOptions): Controller {
     );
   }
 
-  function configAppliedEvent(cm: SlimConfigMap, prev: ConfigMapState | undefined): void {
+  /** Applied with warnings is still applied: the same reason, as a Warning naming them. */
+  function configAppliedEvent(
+    cm: SlimConfigMap,
+    prev: ConfigMapState | undefined,
+    warnings: readonly ConfigWarning[],
+  ): void {
     const names = configStates.get(cm.key)?.pools.map((p) => p.name) ?? [];
+    const warned = warnings.length === 0 ? "" : `; warnings: ${describeProblems(warnings)}`;
     events.record(
       { kind: "ConfigMap", namespace: cm.namespace, name: cm.name, uid: cm.uid },
-      "Normal",
+      warnings.length === 0 ? "Normal" : "Warning",
       "ConfigApplied",
-      `${prev?.stale === true ? "problems fixed; " : ""}pools in force: ${names.length === 0 ? "none" : names.join(", ")}`,
+      `${prev?.stale === true ? "problems fixed; " : ""}pools in force: ${names.length === 0 ? "none" : names.join(", ")}${warned}`,
     );
   }
 

@@ -1,4 +1,4 @@
-import type { ConfigProblem } from "./errors.ts";
+import type { ConfigProblem, ConfigWarning } from "./errors.ts";
 import { mergePools, type ParsedPools, type Pool } from "./config.ts";
 
 /**
@@ -46,7 +46,7 @@ export function effectivePools(states: Iterable<ConfigMapState>): EffectivePools
 }
 
 /** One Event-sized text naming every problem: `path: message; path: message` (Events cap messages at 1 kB). */
-export function describeProblems(problems: readonly ConfigProblem[], limit = 1000): string {
+export function describeProblems(problems: readonly (ConfigProblem | ConfigWarning)[], limit = 1000): string {
   const text = problems.map((p) => `${p.path}: ${p.message} [${p.code}]`).join("; ");
   return text.length <= limit ? text : `${text.slice(0, limit - 20)}… (${problems.length} problems)`;
 }
