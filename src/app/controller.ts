@@ -4,7 +4,7 @@ import { parsePoolConfigMap, type Pool } from "../core/config.ts";
 import { describeProblems, effectivePools, nextConfigMapState, type ConfigMapState } from "../core/config-state.ts";
 import { AllocationCodes, type AllocationError, type ConfigWarning } from "../core/errors.ts";
 import { formatIp, parseIp, type IpAddress } from "../core/ip.ts";
-import { serviceRequestFrom } from "../core/service-request.ts";
+import { ingressShapeProblem, serviceRequestFrom } from "../core/service-request.ts";
 import type { ProbeResult, TelemetrySnapshot } from "../core/telemetry.ts";
 import { WorkQueue } from "../core/workqueue.ts";
 import { InFlight, type LoopReport } from "../core/liveness.ts";
@@ -429,11 +429,12 @@ export function createController(o: ControllerOptions): Controller {
     failed.add(svc.key);
     const sharing = error.code === AllocationCodes.sharingConflict;
     log.info({ service: svc.key, reason: error.code }, `allocation failed: ${error.message}`);
+    const shape = ingressShapeProblem(svc.ingress);
     events.record(
       serviceRef(svc),
       "Warning",
       sharing ? "SharingConflict" : "AllocationFailed",
-      `${error.message} [${error.code}]`,
+      `${error.message} [${error.code}]${shape === undefined ? "" : `; ${shape}`}`,
     );
   }
 
@@ -519,11 +520,13 @@ export function createController(o: ControllerOptions): Controller {
       const ips = ipList(alloc.ips);
       if (was === undefined) log.info({ service: key, ips, pool: alloc.pool }, "IP allocated");
       else log.info({ service: key, ips, pool: alloc.pool, previous: was }, "IP changed");
+      // A status no LoadBalancer can have (three IPv4 addresses) was replaced: a Warning, as MetalLB records one.
+      const shape = ingressShapeProblem(svc.ingress);
       events.record(
         serviceRef(svc),
-        "Normal",
+        shape === undefined ? "Normal" : "Warning",
         "IPAllocated",
-        `Assigned IP ${ips} from pool ${alloc.pool}${was === undefined ? "" : ` (was ${was})`}`,
+        `Assigned IP ${ips} from pool ${alloc.pool}${was === undefined ? "" : ` (was ${was})`}${shape === undefined ? "" : `: ${shape}`}`,
       );
     }
     // What we wrote counts until the watch shows a newer version; then the object speaks, so a removal gets repaired.

@@ -3,6 +3,7 @@
 import { describe, expect, it } from "vitest";
 import { parsePoolConfigMap } from "../../src/core/config.ts";
 import { formatRange } from "../../src/core/range.ts";
+import { ingressShapeProblem } from "../../src/core/service-request.ts";
 
 const legacy = (config: string) =>
   parsePoolConfigMap({ namespace: "metallb-system", name: "config", data: { config } });
@@ -158,5 +159,31 @@ describe("item 3: legacy pool names are any non-empty string", () => {
     const r = legacy(named(yaml));
     expect(r.pools).toEqual([]);
     expect(r.problems).not.toEqual([]);
+  });
+});
+
+describe("item 7: a status no LoadBalancer can have", () => {
+  it.each([
+    {
+      desc: "three IPv4 addresses: refused, as ipfamily.ForAddresses fails (invalid ips length) and convergeBalancer warns",
+      ingress: ["192.0.2.1", "192.0.2.2", "192.0.2.3"],
+      problem:
+        "status.loadBalancer.ingress held 3 IPv4 addresses (192.0.2.1, 192.0.2.2, 192.0.2.3); a Service has at most one address per family",
+    },
+    {
+      desc: "two IPv6 addresses: refused, as ipfamily.ForAddresses fails (same address family)",
+      ingress: ["2001:db8::1", "2001:db8::2"],
+      problem:
+        "status.loadBalancer.ingress held 2 IPv6 addresses (2001:db8::1, 2001:db8::2); a Service has at most one address per family",
+    },
+    {
+      desc: "one IPv4 and one IPv6: fine, ipfamily.ForAddresses says dual",
+      ingress: ["192.0.2.1", "2001:db8::1"],
+      problem: undefined,
+    },
+    { desc: "one address: fine (ForAddresses, one IP)", ingress: ["192.0.2.1"], problem: undefined },
+    { desc: "no status: fine (convergeBalancer allocates)", ingress: [], problem: undefined },
+  ])("$desc", ({ ingress, problem }) => {
+    expect(ingressShapeProblem(ingress)).toBe(problem);
   });
 });
