@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { parseAllDocuments } from "yaml";
 import type { ConfigMapInput, Pool } from "../core/config.ts";
 import { METALLB_KEY, mergePools, parsePoolConfigMap, poolCapacity, POOLS_KEY } from "../core/config.ts";
+import { isRestricted } from "../core/allocation-rules.ts";
 import { ConfigCodes, configMessages } from "../core/errors.ts";
 import type { Family } from "../core/ip.ts";
 import { familyName } from "../core/ip.ts";
@@ -102,7 +103,7 @@ function summary(pools: readonly Pool[], formats: readonly string[]): string[] {
     [
       p.autoAssign ? "auto-assign" : "on request only",
       p.priority === undefined ? "" : `priority ${p.priority}`,
-      restricted(p) ? "restricted" : "",
+      isRestricted(p) ? "restricted" : "",
     ]
       .filter((s) => s !== "")
       .join(", "),
@@ -119,11 +120,6 @@ function summary(pools: readonly Pool[], formats: readonly string[]): string[] {
     ),
   ];
 }
-
-const restricted = (p: Pool): boolean =>
-  p.serviceAllocation.namespaces !== undefined ||
-  p.serviceAllocation.namespaceSelector !== undefined ||
-  p.serviceAllocation.serviceSelector !== undefined;
 
 /** Exact counts; blocks of 2^32 and more read better as powers of two. */
 export function formatSize(n: bigint): string {

@@ -53,6 +53,10 @@ const labelSelector = z
 
 const gratuitousDefaults = { intervalMs: 1100, count: 5 };
 
+/** Which free address a pool hands out: see the schema's description of `allocationOrder`. */
+export const allocationOrders = ["next", "lowest"] as const;
+export type AllocationOrder = (typeof allocationOrders)[number];
+
 /** Names a `pools.yaml` pool may have: what an annotation value, a metric label and a shell word carry plainly. */
 const POOL_NAME = /^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
 
@@ -68,6 +72,12 @@ export const PoolSchema = z
       .default(true)
       .describe("When false the pool is used only when a Service asks for it or for one of its IPs"),
     avoidBuggyIPs: z.boolean().default(false).describe("Never hand out IPv4 addresses ending in .0 or .255"),
+    allocationOrder: z
+      .enum(allocationOrders)
+      .default("next")
+      .describe(
+        "next: the next free address after the last one handed out (a released address is not reused at once); lowest: the lowest free address, as MetalLB",
+      ),
     priority: z
       .number()
       .int()
@@ -147,6 +157,7 @@ export interface Pool {
   readonly addresses: readonly AddressRange[];
   readonly autoAssign: boolean;
   readonly avoidBuggyIPs: boolean;
+  readonly allocationOrder: AllocationOrder;
   readonly priority?: number;
   readonly serviceAllocation: ServiceAllocation;
   readonly announce: PoolAnnounce;
@@ -479,6 +490,9 @@ function parseMetalLB(
       addresses: l.addresses,
       autoAssign: l["auto-assign"] ?? true,
       avoidBuggyIPs: l["avoid-buggy-ips"] ?? false,
+      // MetalLB hands out the lowest free address (getIPFromCIDR walks each CIDR from its start): a Service
+      // deleted and created again gets its address back, as it did under MetalLB.
+      allocationOrder: "lowest",
       // MetalLB lets Services of any namespaces share an address by key; keep that, or a migration would split
       // the Services it paired across namespaces.
       serviceAllocation: { allowCrossNamespaceSharing: true },
@@ -530,6 +544,7 @@ function buildPool(raw: RawPool, configMap: string, at: string, problems: Config
     addresses: merged,
     autoAssign: raw.autoAssign,
     avoidBuggyIPs: raw.avoidBuggyIPs,
+    allocationOrder: raw.allocationOrder,
     ...(raw.priority !== undefined && { priority: raw.priority }),
     serviceAllocation: {
       allowCrossNamespaceSharing: sa?.allowCrossNamespaceSharing ?? false,

@@ -1,9 +1,13 @@
 // Issue 16: where a user switching from MetalLB would feel a difference. Each row says the MetalLB behaviour it
 // matches and where MetalLB does it (MetalLB v0.12.1 for the legacy `config`, main for the allocator).
 import { describe, expect, it } from "vitest";
+import { Allocator } from "../../src/core/allocator.ts";
+import type { Pool } from "../../src/core/config.ts";
 import { parsePoolConfigMap } from "../../src/core/config.ts";
 import { formatRange } from "../../src/core/range.ts";
+import type { ServiceRequest } from "../../src/core/service-request.ts";
 import { ingressShapeProblem } from "../../src/core/service-request.ts";
+import { ips, pools, svc, texts } from "./support/core-fixtures.ts";
 
 const legacy = (config: string) =>
   parsePoolConfigMap({ namespace: "metallb-system", name: "config", data: { config } });
@@ -185,5 +189,194 @@ describe("item 7: a status no LoadBalancer can have", () => {
     { desc: "no status: fine (convergeBalancer allocates)", ingress: [], problem: undefined },
   ])("$desc", ({ ingress, problem }) => {
     expect(ingressShapeProblem(ingress)).toBe(problem);
+  });
+});
+
+type Step = { readonly take: string; readonly req?: Partial<ServiceRequest> } | { readonly release: string };
+
+/** Runs steps against an allocator; the addresses of the last Service taken, and its pool. */
+function run(poolList: readonly Pool[], steps: readonly Step[]): { pool: string | undefined; ips: string[] } {
+  const a = new Allocator(poolList);
+  let last: { pool: string | undefined; ips: string[] } = { pool: undefined, ips: [] };
+  for (const step of steps) {
+    if ("release" in step) {
+      a.release(`default/${step.release}`);
+      continue;
+    }
+    const r = a.allocate(svc(step.take, step.req));
+    last = r.ok ? { pool: r.value.pool, ips: texts(r.value.ips) } : { pool: r.error.code, ips: [] };
+  }
+  return last;
+}
+
+const prefer = (families: (4 | 6)[], over: Partial<ServiceRequest> = {}): Partial<ServiceRequest> => ({
+  ipFamilyPolicy: "PreferDualStack",
+  ipFamilies: families,
+  ...over,
+});
+
+describe("item 4: PreferDualStack prefers a pool that gives every family", () => {
+  it.each<{ desc: string; yaml: string; steps: Step[]; pool: string; ips: string[] }>([
+    {
+      desc: "a dual-stack pool of lower priority wins over an IPv4-only one (findBestPoolForService: both IPs first)",
+      yaml: "- {name: v4, addresses: [192.0.2.0/28], priority: 1}\n- {name: dual, addresses: [198.51.100.0/28, '2001:db8::/120'], priority: 2}",
+      steps: [{ take: "a", req: prefer([4, 6]) }],
+      pool: "dual",
+      ips: ["198.51.100.0", "2001:db8::"],
+    },
+    {
+      desc: "no dual-stack pool: the first pool of the primary family (findBestPoolForService: primaryAllocationCandidate)",
+      yaml: "- {name: v6, addresses: ['2001:db8::/120'], priority: 1}\n- {name: v4, addresses: [192.0.2.0/28], priority: 2}",
+      steps: [{ take: "a", req: prefer([4, 6]) }],
+      pool: "v4",
+      ips: ["192.0.2.0"],
+    },
+    {
+      desc: "IPv6 primary: the IPv6 pool before the IPv4 one (primary family from spec.ipFamilies[0])",
+      yaml: "- {name: v4, addresses: [192.0.2.0/28], priority: 1}\n- {name: v6, addresses: ['2001:db8::/120'], priority: 2}",
+      steps: [{ take: "a", req: prefer([6, 4]) }],
+      pool: "v6",
+      ips: ["2001:db8::"],
+    },
+    {
+      desc: "only the other family exists: it is taken (findBestPoolForService: secondaryAllocationCandidate)",
+      yaml: "- {name: v6, addresses: ['2001:db8::/120']}",
+      steps: [{ take: "a", req: prefer([4, 6]) }],
+      pool: "v6",
+      ips: ["2001:db8::"],
+    },
+    {
+      desc: "a dual pool out of IPv6 counts as IPv4-only: a later pool with both wins (getFreeIPsFromPool counts free IPs)",
+      yaml: "- {name: dual, addresses: [192.0.2.0/28, '2001:db8::1'], priority: 1}\n- {name: v4, addresses: [198.51.100.0/28], priority: 2}\n- {name: dual2, addresses: [203.0.113.0/28, '2001:db8:1::/120'], priority: 3}",
+      steps: [
+        { take: "first", req: { ipFamilies: [6] } },
+        { take: "a", req: prefer([4, 6]) },
+      ],
+      pool: "dual2",
+      ips: ["203.0.113.0", "2001:db8:1::"],
+    },
+    {
+      desc: "SingleStack is unchanged: the first pool by priority (findBestPoolForService: the service's family)",
+      yaml: "- {name: v4, addresses: [192.0.2.0/28], priority: 1}\n- {name: dual, addresses: [198.51.100.0/28, '2001:db8::/120'], priority: 2}",
+      steps: [{ take: "a" }],
+      pool: "v4",
+      ips: ["192.0.2.0"],
+    },
+    {
+      desc: "differs, documented: one requested IPv4 is given as asked (MetalLB allocateIPs refuses it for a dual-stack Service)",
+      yaml: "- {name: dual, addresses: [192.0.2.0/28, '2001:db8::/120']}",
+      steps: [{ take: "a", req: prefer([4, 6], { requestedIps: ips("192.0.2.5") }) }],
+      pool: "dual",
+      ips: ["192.0.2.5"],
+    },
+  ])("$desc", ({ yaml, steps, pool, ips: want }) => {
+    expect(run(pools(yaml), steps)).toEqual({ pool, ips: want });
+  });
+});
+
+describe("item 5: pools pinned to the Service come before pools open to all", () => {
+  const yaml = `
+- {name: open, addresses: [192.0.2.0/28], priority: 1}
+- name: team
+  addresses: [198.51.100.0/30]
+  serviceAllocation: {namespaces: [team-a]}
+- name: team-first
+  addresses: [198.51.100.8/30]
+  priority: 5
+  serviceAllocation: {namespaceSelector: {matchLabels: {tenant: b}}}
+- name: front
+  addresses: [203.0.113.0/30]
+  serviceAllocation: {serviceSelector: {matchLabels: {tier: front}}}
+- name: manual
+  addresses: [203.0.113.8/30]
+  autoAssign: false
+  serviceAllocation: {namespaces: [team-m]}
+`;
+  it.each<{ desc: string; name: string; req?: Partial<ServiceRequest>; pool: string }>([
+    {
+      desc: "a namespace-pinned pool without priority beats an open pool of priority 1 (Allocate: pinnedPoolsForService first)",
+      name: "team-a/a",
+      pool: "team",
+    },
+    {
+      desc: "a Service the pinned pool does not select gets the open pool (isPoolCompatibleWithService)",
+      name: "x/a",
+      pool: "open",
+    },
+    {
+      desc: "among pinned pools, priority decides (pinnedPoolsForService sorts with sortPools)",
+      name: "team-a/a",
+      req: { namespaceLabels: { tenant: "b" } },
+      pool: "team-first",
+    },
+    {
+      desc: "a namespace selector pins as well (namespaceSelectors fill Pools.ByNamespace)",
+      name: "other/a",
+      req: { namespaceLabels: { tenant: "b" } },
+      pool: "team-first",
+    },
+    {
+      desc: "a Service selector pins (Pools.ByServiceSelector)",
+      name: "x/a",
+      req: { labels: { tier: "front" } },
+      pool: "front",
+    },
+    {
+      desc: "a pinned pool with autoAssign false is not used unasked (pinnedPoolsForService skips !AutoAssign)",
+      name: "team-m/a",
+      pool: "open",
+    },
+  ])("$desc", ({ name, req, pool }) => {
+    const r = new Allocator(pools(yaml)).allocate(svc(name, req));
+    expect(r.ok && r.value.pool).toBe(pool);
+  });
+
+  it("a pinned pool run dry falls back to the open pools (Allocate: then all pools without serviceAllocation)", () => {
+    const a = new Allocator(pools(yaml));
+    const got = ["a", "b", "c", "d", "e"].map((n) => {
+      const r = a.allocate(svc(`team-a/${n}`));
+      return r.ok ? r.value.pool : r.error.code;
+    });
+    expect(got).toEqual(["team", "team", "team", "team", "open"]);
+  });
+});
+
+describe("item 6: which free address a pool hands out", () => {
+  const legacyPools = (extra = "") =>
+    parsePoolConfigMap({
+      namespace: "metallb-system",
+      name: "config",
+      data: {
+        config: `address-pools:\n- name: l2\n  protocol: layer2\n  addresses: [192.0.2.0-192.0.2.1, 198.51.100.0/30]${extra}`,
+      },
+    }).pools;
+  const reuse: Step[] = [{ take: "a" }, { take: "b" }, { take: "c" }, { release: "a" }, { take: "a2" }];
+  it.each<{ desc: string; list: () => readonly Pool[]; steps: Step[]; ips: string[] }>([
+    {
+      desc: "a legacy pool gives the lowest free address: a re-created Service gets its address back (getIPFromCIDR from First)",
+      list: () => legacyPools(),
+      steps: reuse,
+      ips: ["192.0.2.0"],
+    },
+    {
+      desc: "a legacy pool with avoid-buggy-ips skips .0 and takes the lowest other (ipConfusesBuggyFirmwares)",
+      list: () => legacyPools("\n  avoid-buggy-ips: yes"),
+      steps: [{ take: "a" }, { take: "b" }, { release: "a" }, { take: "a2" }],
+      ips: ["192.0.2.1"],
+    },
+    {
+      desc: "allocationOrder lowest in pools.yaml does the same (as MetalLB)",
+      list: () => pools("- {name: p, addresses: [192.0.2.0-192.0.2.1, 198.51.100.0/30], allocationOrder: lowest}"),
+      steps: reuse,
+      ips: ["192.0.2.0"],
+    },
+    {
+      desc: "differs, documented: pools.yaml's default (next) walks on, the released address rests",
+      list: () => pools("- {name: p, addresses: [192.0.2.0-192.0.2.1, 198.51.100.0/30]}"),
+      steps: reuse,
+      ips: ["198.51.100.1"],
+    },
+  ])("$desc", ({ list, steps, ips: want }) => {
+    expect(run(list(), steps).ips).toEqual(want);
   });
 });
