@@ -2,9 +2,9 @@ import type { Logger } from "pino";
 import { Allocator, type Allocation, type RecordedAllocation } from "../core/allocator.ts";
 import { parsePoolConfigMap, type Pool } from "../core/config.ts";
 import { describeProblems, effectivePools, nextConfigMapState, type ConfigMapState } from "../core/config-state.ts";
-import { AllocationCodes, type AllocationError } from "../core/errors.ts";
+import { AllocationCodes, type AllocationError, type ConfigWarning } from "../core/errors.ts";
 import { formatIp, parseIp, type IpAddress } from "../core/ip.ts";
-import { serviceRequestFrom } from "../core/service-request.ts";
+import { ingressShapeProblem, serviceRequestFrom } from "../core/service-request.ts";
 import type { ProbeResult, TelemetrySnapshot } from "../core/telemetry.ts";
 import { WorkQueue } from "../core/workqueue.ts";
 import { InFlight, type LoopReport } from "../core/liveness.ts";
@@ -223,7 +223,13 @@ export function createController(o: ControllerOptions): Controller {
       } else {
         log.info({ configMap: cm.key, pools: parsed.pools.map((p) => p.name) }, "pool ConfigMap applied");
         // Only the leader, and only for a change it sees: the versions in force when it started say nothing new.
-        if (acting && dataChanged) configAppliedEvent(cm, prev);
+        if (acting && dataChanged) configAppliedEvent(cm, prev, parsed.warnings);
+      }
+      if (parsed.warnings.length > 0) {
+        log.warn(
+          { configMap: cm.key, warnings: parsed.warnings.length },
+          `pool ConfigMap warnings: ${describeProblems(parsed.warnings)}`,
+        );
       }
     }
     for (const key of [...configStates.keys()]) {
@@ -272,13 +278,19 @@ export function createController(o: ControllerOptions): Controller {
     );
   }
 
-  function configAppliedEvent(cm: SlimConfigMap, prev: ConfigMapState | undefined): void {
+  /** Applied with warnings is still applied: the same reason, as a Warning naming them. */
+  function configAppliedEvent(
+    cm: SlimConfigMap,
+    prev: ConfigMapState | undefined,
+    warnings: readonly ConfigWarning[],
+  ): void {
     const names = configStates.get(cm.key)?.pools.map((p) => p.name) ?? [];
+    const warned = warnings.length === 0 ? "" : `; warnings: ${describeProblems(warnings)}`;
     events.record(
       { kind: "ConfigMap", namespace: cm.namespace, name: cm.name, uid: cm.uid },
-      "Normal",
+      warnings.length === 0 ? "Normal" : "Warning",
       "ConfigApplied",
-      `${prev?.stale === true ? "problems fixed; " : ""}pools in force: ${names.length === 0 ? "none" : names.join(", ")}`,
+      `${prev?.stale === true ? "problems fixed; " : ""}pools in force: ${names.length === 0 ? "none" : names.join(", ")}${warned}`,
     );
   }
 
@@ -424,11 +436,12 @@ export function createController(o: ControllerOptions): Controller {
     failed.add(svc.key);
     const sharing = error.code === AllocationCodes.sharingConflict;
     log.info({ service: svc.key, reason: error.code }, `allocation failed: ${error.message}`);
+    const shape = ingressShapeProblem(svc.ingress);
     events.record(
       serviceRef(svc),
       "Warning",
       sharing ? "SharingConflict" : "AllocationFailed",
-      `${error.message} [${error.code}]`,
+      `${error.message} [${error.code}]${shape === undefined ? "" : `; ${shape}`}`,
     );
   }
 
@@ -521,11 +534,13 @@ export function createController(o: ControllerOptions): Controller {
       const ips = ipList(alloc.ips);
       if (was === undefined) log.info({ service: key, ips, pool: alloc.pool }, "IP allocated");
       else log.info({ service: key, ips, pool: alloc.pool, previous: was }, "IP changed");
+      // A status no LoadBalancer can have (three IPv4 addresses) was replaced: a Warning, as MetalLB records one.
+      const shape = ingressShapeProblem(svc.ingress);
       events.record(
         serviceRef(svc),
-        "Normal",
+        shape === undefined ? "Normal" : "Warning",
         "IPAllocated",
-        `Assigned IP ${ips} from pool ${alloc.pool}${was === undefined ? "" : ` (was ${was})`}`,
+        `Assigned IP ${ips} from pool ${alloc.pool}${was === undefined ? "" : ` (was ${was})`}${shape === undefined ? "" : `: ${shape}`}`,
       );
     }
     // What we wrote counts until the watch shows a newer version; then the object speaks, so a removal gets repaired.

@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { parseAllDocuments } from "yaml";
 import type { ConfigMapInput, Pool } from "../core/config.ts";
 import { METALLB_KEY, mergePools, parsePoolConfigMap, poolCapacity, POOLS_KEY } from "../core/config.ts";
+import { isRestricted } from "../core/allocation-rules.ts";
 import { ConfigCodes, configMessages } from "../core/errors.ts";
 import type { Family } from "../core/ip.ts";
 import { familyName } from "../core/ip.ts";
@@ -14,8 +15,9 @@ const help = `Usage: lodestone check-config FILE...
 Validates pool ConfigMaps offline: Lodestone (data key ${POOLS_KEY}) and MetalLB <= 0.12 (data key ${METALLB_KEY}).
 Each FILE may hold several YAML documents or a kind: List; other kinds and ConfigMaps without pool data are skipped,
 but MetalLB >= 0.13 custom resources (apiVersion metallb.io/...) are reported as not supported.
-Prints every problem as FILE: ConfigMap NAMESPACE/NAME: PATH: MESSAGE [CODE], then the pools with their sizes.
-Exit status: 0 valid, 1 problems found, 2 usage error.`;
+Prints every problem as FILE: ConfigMap NAMESPACE/NAME: PATH: MESSAGE [CODE], then warnings the same way with
+"warning: " before PATH (they change nothing), then the pools with their sizes.
+Exit status: 0 valid (warnings or not), 1 problems found, 2 usage error.`;
 
 interface Found {
   readonly file: string;
@@ -61,6 +63,13 @@ export function checkConfigTexts(files: readonly { readonly name: string; readon
     problems++;
     lines.push(`${fileOf.get(p.configMap) ?? "?"}: ConfigMap ${p.configMap}: ${p.path}: ${p.message} [${p.code}]`);
   }
+  let warnings = 0;
+  for (const w of parsed.flatMap((x) => x.result.warnings)) {
+    warnings++;
+    lines.push(
+      `${fileOf.get(w.configMap) ?? "?"}: ConfigMap ${w.configMap}: warning: ${w.path}: ${w.message} [${w.code}]`,
+    );
+  }
   if (found.length === 0) {
     problems++;
     lines.push(
@@ -74,7 +83,12 @@ export function checkConfigTexts(files: readonly { readonly name: string; readon
       parsed.map((p) => p.result.format),
     ),
   );
-  lines.push(problems === 0 ? "Configuration is valid." : `${problems} problem${problems === 1 ? "" : "s"} found.`);
+  const warned = warnings === 0 ? "" : ` (${warnings} warning${warnings === 1 ? "" : "s"})`;
+  lines.push(
+    problems === 0
+      ? `Configuration is valid${warned}.`
+      : `${problems} problem${problems === 1 ? "" : "s"} found${warned}.`,
+  );
   return { lines, exitCode: problems === 0 ? 0 : 1 };
 }
 
@@ -89,7 +103,7 @@ function summary(pools: readonly Pool[], formats: readonly string[]): string[] {
     [
       p.autoAssign ? "auto-assign" : "on request only",
       p.priority === undefined ? "" : `priority ${p.priority}`,
-      restricted(p) ? "restricted" : "",
+      isRestricted(p) ? "restricted" : "",
     ]
       .filter((s) => s !== "")
       .join(", "),
@@ -106,11 +120,6 @@ function summary(pools: readonly Pool[], formats: readonly string[]): string[] {
     ),
   ];
 }
-
-const restricted = (p: Pool): boolean =>
-  p.serviceAllocation.namespaces !== undefined ||
-  p.serviceAllocation.namespaceSelector !== undefined ||
-  p.serviceAllocation.serviceSelector !== undefined;
 
 /** Exact counts; blocks of 2^32 and more read better as powers of two. */
 export function formatSize(n: bigint): string {

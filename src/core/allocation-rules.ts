@@ -34,6 +34,15 @@ export function poolRefusal(pool: Pool, req: ServiceRequest): AllocationError | 
   return undefined;
 }
 
+/**
+ * Whether a pool is pinned to some Services (namespaces, namespace selector or Service selector): such pools are
+ * tried first for the Services they admit, as MetalLB prefers a pool whose serviceAllocation selects the Service.
+ */
+export const isRestricted = (pool: Pool): boolean =>
+  pool.serviceAllocation.namespaces !== undefined ||
+  pool.serviceAllocation.namespaceSelector !== undefined ||
+  pool.serviceAllocation.serviceSelector !== undefined;
+
 /** Pools in the order allocation tries them: lower priority number first, pools without one last, then by name. */
 export function byPriority(a: Pool, b: Pool): number {
   const pa = a.priority ?? Number.POSITIVE_INFINITY;

@@ -1,4 +1,12 @@
-import { byPriority, familiesFrom, isRefusal, poolRefusal, sharingRefusal } from "./allocation-rules.ts";
+import {
+  byPriority,
+  desiredFamilies,
+  familiesFrom,
+  isRefusal,
+  isRestricted,
+  poolRefusal,
+  sharingRefusal,
+} from "./allocation-rules.ts";
 import type { Pool } from "./config.ts";
 import { poolCapacity } from "./config.ts";
 import type { AllocationError, Result } from "./errors.ts";
@@ -45,6 +53,11 @@ interface FamilyState {
   readonly capacityNumber: number;
   /** Distinct addresses in use (a shared address counts once). */
   readonly used: IntervalSet;
+  /**
+   * allocationOrder lowest: the cursor is a low-water mark (no free usable address below it) that a release
+   * lowers, so the lowest free address is found from it at the cost of the walk forward.
+   */
+  readonly lowest: boolean;
   /** Next address to try: allocation walks forward, so recently released addresses are not handed out at once. */
   cursor: bigint;
 }
@@ -68,7 +81,12 @@ interface Entry {
 export class Allocator {
   /** In priority order (setPools sorts them). */
   #pools = new Map<string, PoolState>();
-  #autoPools: PoolState[] = [];
+  /**
+   * Automatic assignment tries the `autoAssign` pools restricted by a serviceAllocation first (those that admit
+   * the Service), then the pools open to all, each group in priority order.
+   */
+  #pinnedPools: PoolState[] = [];
+  #openPools: PoolState[] = [];
   /**
    * Address value -> the Service(s) holding it, per family: bigint keys need no string formatting on the hot path.
    * More than one holder exists only while shared, so a lone holder is kept as its key string (no array to
@@ -121,26 +139,40 @@ export class Allocator {
     if (req.requestedIps.length > 0) return this.assign(req, req.requestedIps);
     const key = serviceKey(req);
     this.release(key);
-    let candidates: PoolState[];
+    let first: readonly PoolState[];
+    let then: readonly PoolState[] = NO_POOLS;
     if (req.requestedPool !== undefined) {
       const state = this.#pools.get(req.requestedPool);
       if (state === undefined) return err(refusal.poolNotFound(req.requestedPool));
-      candidates = [state];
+      first = [state];
     } else {
-      candidates = this.#autoPools;
-      if (candidates.length === 0) return err(refusal.noPools());
+      // As MetalLB's Allocate: pools pinned to the Service (pinnedPoolsForService) before the pools open to all.
+      first = this.#pinnedPools;
+      then = this.#openPools;
+      if (first.length === 0 && then.length === 0) return err(refusal.noPools());
     }
+    // PreferDualStack wanting both families: a pool that can give both, before one that gives the primary family,
+    // before one that gives the other (MetalLB's findBestPoolForService); one pass for everything else.
+    const desired = desiredFamilies(req);
+    const passes = req.ipFamilyPolicy === "PreferDualStack" && desired.length > 1 ? 3 : 1;
     let failures: AllocationError[] | undefined;
     let denied: AllocationError | undefined;
-    for (const state of candidates) {
-      const refused = poolRefusal(state.pool, req);
-      if (refused !== undefined) {
-        denied ??= refused;
-        continue;
+    for (let g = 0; g < 2; g++) {
+      const group = g === 0 ? first : then;
+      for (let pass = 0; pass < passes; pass++) {
+        for (let k = 0; k < group.length; k++) {
+          const state = group[k];
+          if (state === undefined || (passes > 1 && dualStackRank(state, desired, req) !== pass)) continue;
+          const refused = poolRefusal(state.pool, req);
+          if (refused !== undefined) {
+            denied ??= refused;
+            continue;
+          }
+          const taken = this.#takeFrom(state, req, prefer);
+          if (Array.isArray(taken)) return ok(this.#commit(req, key, state.pool.name, taken, undefined, true));
+          (failures ??= []).push(taken);
+        }
       }
-      const taken = this.#takeFrom(state, req, prefer);
-      if (Array.isArray(taken)) return ok(this.#commit(req, key, state.pool.name, taken, undefined, true));
-      (failures ??= []).push(taken);
     }
     // Only when every candidate pool excluded the Service is the (first) restriction the reason.
     return err(failures === undefined && denied !== undefined ? denied : summarize(failures ?? []));
@@ -170,7 +202,8 @@ export class Allocator {
       if (rest !== services && rest !== undefined) holders.set(addr.value, rest);
       if (rest === undefined) {
         holders.delete(addr.value);
-        this.#pools.get(entry.allocation.pool)?.families.get(addr.family)?.used.delete(addr.value);
+        const f = this.#pools.get(entry.allocation.pool)?.families.get(addr.family);
+        if (f !== undefined && f.used.delete(addr.value) && f.lowest && addr.value < f.cursor) f.cursor = addr.value;
       }
     }
     this.#entries.delete(service);
@@ -192,7 +225,9 @@ export class Allocator {
     this.#pools = new Map(
       [...pools].sort(byPriority).map((pool) => [pool.name, this.#poolState(pool, old.get(pool.name))] as const),
     );
-    this.#autoPools = [...this.#pools.values()].filter((s) => s.pool.autoAssign);
+    const auto = [...this.#pools.values()].filter((s) => s.pool.autoAssign);
+    this.#pinnedPools = auto.filter((s) => isRestricted(s.pool));
+    this.#openPools = auto.filter((s) => !isRestricted(s.pool));
     const entries = [...this.#entries.values()].sort((a, b) => (a.allocation.service < b.allocation.service ? -1 : 1));
     this.#entries.clear();
     this.#holders[4].clear();
@@ -267,8 +302,12 @@ export class Allocator {
         capacity,
         capacityNumber: capacity > BigInt(Number.MAX_SAFE_INTEGER) ? Number.POSITIVE_INFINITY : Number(capacity),
         used: new IntervalSet(),
+        lowest: pool.allocationOrder === "lowest",
+        // The used set starts empty again, so a low-water mark starts at the bottom.
         cursor:
-          oldCursor !== undefined && ranges.some((r) => rangeContains(r, ip(family, oldCursor)))
+          pool.allocationOrder !== "lowest" &&
+          oldCursor !== undefined &&
+          ranges.some((r) => rangeContains(r, ip(family, oldCursor)))
             ? oldCursor
             : firstRange.first,
       });
@@ -469,6 +508,24 @@ export class Allocator {
     }
     return allocation;
   }
+}
+
+const NO_POOLS: readonly PoolState[] = Object.freeze([]);
+
+/**
+ * For a PreferDualStack Service wanting `desired` (two families, primary first): 0 when the pool has a free
+ * address of both (or may share one), 1 when it has the primary family, 2 otherwise.
+ */
+function dualStackRank(state: PoolState, desired: readonly Family[], req: ServiceRequest): number {
+  let all = true;
+  for (let k = 0; k < desired.length; k++) {
+    const family = desired[k];
+    const f = family === undefined ? undefined : state.families.get(family);
+    if (f === undefined || (f.used.size >= f.capacityNumber && req.sharingKey === undefined)) all = false;
+  }
+  if (all) return 0;
+  const primary = desired[0];
+  return primary !== undefined && state.familySet.has(primary) ? 1 : 2;
 }
 
 /** The Services holding one address: a lone holder's key, or the sharing holders' keys (two or more). */

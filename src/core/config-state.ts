@@ -1,4 +1,4 @@
-import type { ConfigProblem } from "./errors.ts";
+import type { ConfigProblem, ConfigWarning } from "./errors.ts";
 import { mergePools, type ParsedPools, type Pool } from "./config.ts";
 import { cutUtf8, utf8Length } from "./utf8.ts";
 
@@ -55,7 +55,7 @@ export const EVENT_MESSAGE_BYTES = 1024;
  * longer than the room is itself cut.
  */
 export function describeProblems(
-  problems: readonly ConfigProblem[],
+  problems: readonly (ConfigProblem | ConfigWarning)[],
   head = "",
   limitBytes = EVENT_MESSAGE_BYTES,
 ): string {

@@ -1,7 +1,8 @@
-import { parseDocument } from "yaml";
+import type { Document } from "yaml";
+import { isMap, isScalar, isSeq, parseDocument } from "yaml";
 import { z } from "zod";
-import type { ConfigProblem } from "./errors.ts";
-import { ConfigCodes, configMessages, problem } from "./errors.ts";
+import type { ConfigProblem, ConfigWarning } from "./errors.ts";
+import { ConfigCodes, configMessages, ConfigWarningCodes, problem, warning } from "./errors.ts";
 import type { Family } from "./ip.ts";
 import type { AddressRange } from "./range.ts";
 import { addressRange, buggyCount, formatRange, parseRange, rangeOverlap, rangeSize } from "./range.ts";
@@ -52,11 +53,18 @@ const labelSelector = z
 
 const gratuitousDefaults = { intervalMs: 1100, count: 5 };
 
+/** Which free address a pool hands out: see the schema's description of `allocationOrder`. */
+export const allocationOrders = ["next", "lowest"] as const;
+export type AllocationOrder = (typeof allocationOrders)[number];
+
+/** Names a `pools.yaml` pool may have: what an annotation value, a metric label and a shell word carry plainly. */
+const POOL_NAME = /^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+
 export const PoolSchema = z
   .strictObject({
     name: z
       .string()
-      .regex(/^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/, "must be 1-63 characters [A-Za-z0-9-_.]")
+      .regex(POOL_NAME, "must be 1-63 characters [A-Za-z0-9-_.]")
       .describe(`Unique pool name; Services ask for it with the ${ADDRESS_POOL_ANNOTATION} annotation`),
     addresses: z.array(addressEntry).min(1).describe("IPv4 and IPv6 entries may mix in one pool"),
     autoAssign: z
@@ -64,6 +72,12 @@ export const PoolSchema = z
       .default(true)
       .describe("When false the pool is used only when a Service asks for it or for one of its IPs"),
     avoidBuggyIPs: z.boolean().default(false).describe("Never hand out IPv4 addresses ending in .0 or .255"),
+    allocationOrder: z
+      .enum(allocationOrders)
+      .default("next")
+      .describe(
+        "next: the next free address after the last one handed out (a released address is not reused at once); lowest: the lowest free address, as MetalLB",
+      ),
     priority: z
       .number()
       .int()
@@ -143,6 +157,7 @@ export interface Pool {
   readonly addresses: readonly AddressRange[];
   readonly autoAssign: boolean;
   readonly avoidBuggyIPs: boolean;
+  readonly allocationOrder: AllocationOrder;
   readonly priority?: number;
   readonly serviceAllocation: ServiceAllocation;
   readonly announce: PoolAnnounce;
@@ -176,11 +191,18 @@ export interface ParsedPools {
 
 // ---- parsing ----
 
-/** Parses one pool ConfigMap (either format), reporting every problem found in it. */
-export function parsePoolConfigMap(cm: ConfigMapInput): ParsedPools & { readonly format: "lodestone" | "metallb" } {
+/**
+ * Parses one pool ConfigMap (either format), reporting every problem found in it. Warnings are said but change
+ * nothing: their pools are in force and they never make a ConfigMap stale.
+ */
+export function parsePoolConfigMap(cm: ConfigMapInput): ParsedPools & {
+  readonly format: "lodestone" | "metallb";
+  readonly warnings: readonly ConfigWarning[];
+} {
   const configMap = `${cm.namespace}/${cm.name}`;
   const data = cm.data ?? {};
   const problems: ConfigProblem[] = [];
+  const warnings: ConfigWarning[] = [];
   const pools: Pool[] = [];
   const lodestoneText = data[POOLS_KEY];
   const metallbText = data[METALLB_KEY];
@@ -200,21 +222,26 @@ export function parsePoolConfigMap(cm: ConfigMapInput): ParsedPools & { readonly
     }
     parseLodestone(lodestoneText, configMap, pools, problems);
   }
-  if (metallbText !== undefined) parseMetalLB(metallbText, configMap, pools, problems);
+  if (metallbText !== undefined) parseMetalLB(metallbText, configMap, pools, problems, warnings);
   const merged = mergePools([{ pools }]);
   return {
     pools: merged.pools,
     problems: [...problems, ...merged.problems],
     format: lodestoneText === undefined ? "metallb" : "lodestone",
+    warnings,
   };
 }
 
-/** The parsed document, or undefined after reporting every syntax error in it. */
+/**
+ * The parsed document, or undefined after reporting every syntax error in it. `retype` may change scalars of the
+ * parsed tree before it becomes plain values.
+ */
 function parseYaml(
   text: string,
   configMap: string,
   key: string,
   problems: ConfigProblem[],
+  retype?: (doc: Document) => void,
 ): { doc: unknown } | undefined {
   const doc = parseDocument(text);
   for (const e of doc.errors) {
@@ -223,7 +250,9 @@ function parseYaml(
       problem(ConfigCodes.yamlSyntax, configMap, key, configMessages.yamlSyntax(e.linePos?.[0].line, detail)),
     );
   }
-  return doc.errors.length > 0 ? undefined : { doc: doc.toJS() };
+  if (doc.errors.length > 0) return undefined;
+  retype?.(doc);
+  return { doc: doc.toJS() };
 }
 
 function parseLodestone(text: string, configMap: string, pools: Pool[], problems: ConfigProblem[]): void {
@@ -292,9 +321,12 @@ class DeclaredNames {
   }
 }
 
-// MetalLB <= 0.12 `config`: only layer2 address pools have a Lodestone meaning.
+// MetalLB <= 0.12 `config`: only layer2 address pools have a Lodestone meaning. MetalLB takes any non-empty
+// pool name (internal/config/config.go, parseAddressPool at v0.12.1), and Services name the pool by annotation,
+// so a legacy pool keeps its name; an unusual one is a warning.
+const legacyName = z.string().min(1);
 const legacyPoolSchema = z.strictObject({
-  name: PoolSchema.shape.name,
+  name: legacyName,
   protocol: z.enum(["layer2", "bgp"]),
   addresses: z.array(addressEntry).min(1),
   "auto-assign": z.boolean().optional(),
@@ -302,21 +334,83 @@ const legacyPoolSchema = z.strictObject({
   "bgp-advertisements": z.unknown().optional(),
 });
 const legacyTopLevel = ["address-pools", "peers", "bgp-communities", "bfd-profiles"];
+/** A legacy pool as `pools.yaml` would hold it, but for the name. */
+const legacyAsPool = PoolSchema.extend({ name: legacyName });
 
-function parseMetalLB(text: string, configMap: string, pools: Pool[], problems: ConfigProblem[]): void {
-  const parsed = parseYaml(text, configMap, METALLB_KEY, problems);
+/**
+ * What go-yaml v2 (which MetalLB <= 0.12 decodes `config` with) reads as a boolean: YAML 1.1's words. Only for
+ * the boolean fields: YAML 1.1 as a whole would also read `2001:10:20:30:40:50:1:2` as a base-60 number and
+ * `2001-12-14` as a date.
+ */
+const GO_YAML_V2_BOOLEANS: ReadonlyMap<string, boolean> = new Map([
+  ...["y", "Y", "yes", "Yes", "YES", "on", "On", "ON", "true", "True", "TRUE"].map((w) => [w, true] as const),
+  ...["n", "N", "no", "No", "NO", "off", "Off", "OFF", "false", "False", "FALSE"].map((w) => [w, false] as const),
+]);
+const LEGACY_BOOLEAN_FIELDS = new Set(["auto-assign", "avoid-buggy-ips"]);
+const LEGACY_STRING_FIELDS = new Set(["name", "protocol"]);
+
+/**
+ * Types the scalars of the address pools as MetalLB's Go structs do: go-yaml v2 decodes a plain scalar by the
+ * field it lands in, so `auto-assign: no` is false and `name: 010` is the text "010" (not the number 10).
+ */
+function retypeLegacy(doc: Document): void {
+  const pools = doc.get("address-pools", true);
+  if (!isSeq(pools)) return;
+  for (const item of pools.items) {
+    if (!isMap(item)) continue;
+    for (const pair of item.items) {
+      const field = isScalar(pair.key) ? pair.key.value : undefined;
+      const value = pair.value;
+      if (typeof field !== "string") continue;
+      if (LEGACY_BOOLEAN_FIELDS.has(field) && isScalar(value) && value.type === "PLAIN") {
+        const b = value.source === undefined ? undefined : GO_YAML_V2_BOOLEANS.get(value.source);
+        if (b !== undefined) value.value = b;
+      } else if (LEGACY_STRING_FIELDS.has(field)) {
+        asText(value);
+      } else if (field === "addresses" && isSeq(value)) {
+        for (const entry of value.items) asText(entry);
+      }
+    }
+  }
+}
+
+/** A plain scalar that YAML typed as a number or boolean becomes its text, as go-yaml v2 gives a string field. */
+function asText(node: unknown): void {
+  if (!isScalar(node) || node.type !== "PLAIN" || node.source === undefined) return;
+  if (typeof node.value === "number" || typeof node.value === "boolean") node.value = node.source;
+}
+
+/** Nothing configured: an absent key, `peers:`, `peers: []`, `bgp-communities: {}`. */
+const isEmptySection = (v: unknown): boolean =>
+  v === null ||
+  v === undefined ||
+  (Array.isArray(v) && v.length === 0) ||
+  (typeof v === "object" && !Array.isArray(v) && Object.keys(v).length === 0);
+
+function parseMetalLB(
+  text: string,
+  configMap: string,
+  pools: Pool[],
+  problems: ConfigProblem[],
+  warnings: ConfigWarning[],
+): void {
+  const parsed = parseYaml(text, configMap, METALLB_KEY, problems, retypeLegacy);
   if (parsed === undefined) return;
   const doc = parsed.doc;
-  if (typeof doc !== "object" || doc === null || Array.isArray(doc)) {
+  // MetalLB's Parse accepts an empty config (no pools): go-yaml v2 decodes nothing into an empty struct.
+  if (doc === null || doc === undefined) return;
+  if (typeof doc !== "object" || Array.isArray(doc)) {
     problems.push(
       problem(ConfigCodes.wrongType, configMap, METALLB_KEY, configMessages.wrongType("a mapping", describe(doc))),
     );
     return;
   }
-  for (const key of Object.keys(doc)) {
+  for (const [key, value] of Object.entries(doc)) {
     if (key === "address-pools") continue;
     const path = `${METALLB_KEY}.${key}`;
     if (legacyTopLevel.includes(key)) {
+      // An empty BGP section configures nothing, so there is nothing Lodestone fails to do.
+      if (isEmptySection(value)) continue;
       problems.push(
         problem(
           ConfigCodes.unsupported,
@@ -337,7 +431,7 @@ function parseMetalLB(text: string, configMap: string, pools: Pool[], problems: 
     }
   }
   const list: unknown = (doc as Record<string, unknown>)["address-pools"];
-  if (list === undefined) return;
+  if (list === undefined || list === null) return;
   if (!Array.isArray(list)) {
     problems.push(
       problem(
@@ -380,7 +474,7 @@ function parseMetalLB(text: string, configMap: string, pools: Pool[], problems: 
       return;
     }
     const l = r.data;
-    if (l["bgp-advertisements"] !== undefined) {
+    if (!isEmptySection(l["bgp-advertisements"])) {
       problems.push(
         problem(
           ConfigCodes.unsupported,
@@ -391,17 +485,26 @@ function parseMetalLB(text: string, configMap: string, pools: Pool[], problems: 
       );
       return;
     }
-    const raw = PoolSchema.parse({
+    const raw = legacyAsPool.parse({
       name: l.name,
       addresses: l.addresses,
       autoAssign: l["auto-assign"] ?? true,
       avoidBuggyIPs: l["avoid-buggy-ips"] ?? false,
+      // MetalLB hands out the lowest free address (getIPFromCIDR walks each CIDR from its start): a Service
+      // deleted and created again gets its address back, as it did under MetalLB.
+      allocationOrder: "lowest",
       // MetalLB lets Services of any namespaces share an address by key; keep that, or a migration would split
       // the Services it paired across namespaces.
       serviceAllocation: { allowCrossNamespaceSharing: true },
     });
     const pool = buildPool(raw, configMap, at, problems);
-    if (problems.length === before && !duplicate) pools.push(pool);
+    if (problems.length !== before || duplicate) return;
+    pools.push(pool);
+    if (!POOL_NAME.test(l.name)) {
+      warnings.push(
+        warning(ConfigWarningCodes.unusualPoolName, configMap, `${at}.name`, configMessages.unusualPoolName(l.name)),
+      );
+    }
   });
 }
 
@@ -441,6 +544,7 @@ function buildPool(raw: RawPool, configMap: string, at: string, problems: Config
     addresses: merged,
     autoAssign: raw.autoAssign,
     avoidBuggyIPs: raw.avoidBuggyIPs,
+    allocationOrder: raw.allocationOrder,
     ...(raw.priority !== undefined && { priority: raw.priority }),
     serviceAllocation: {
       allowCrossNamespaceSharing: sa?.allowCrossNamespaceSharing ?? false,

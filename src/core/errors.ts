@@ -54,6 +54,26 @@ export interface ConfigProblem {
 export const problem = (code: ConfigCode, configMap: string, path: string, message: string): ConfigProblem =>
   Object.freeze({ code, configMap, path, message });
 
+/**
+ * Warnings are said but change nothing: the pool stays in force and the ConfigMap is not stale. Their own codes
+ * (`LODESTONE_W_…`), so no count of problems or `stale` flag can take one for a problem.
+ */
+export const ConfigWarningCodes = {
+  unusualPoolName: "LODESTONE_W_POOL_NAME",
+} as const;
+export type ConfigWarningCode = (typeof ConfigWarningCodes)[keyof typeof ConfigWarningCodes];
+
+/** One warning about a pool ConfigMap, placed like a problem. */
+export interface ConfigWarning {
+  readonly code: ConfigWarningCode;
+  readonly configMap: string;
+  readonly path: string;
+  readonly message: string;
+}
+
+export const warning = (code: ConfigWarningCode, configMap: string, path: string, message: string): ConfigWarning =>
+  Object.freeze({ code, configMap, path, message });
+
 /** Readable texts for config problems, so the same mistake reads the same wherever it is found. */
 export const configMessages = {
   yamlSyntax: (line: number | undefined, detail: string): string =>
@@ -71,6 +91,8 @@ export const configMessages = {
   poolOverlap: (pool: string, otherPool: string, otherConfigMap: string, span: string): string =>
     `addresses of pool "${pool}" overlap pool "${otherPool}" (ConfigMap ${otherConfigMap}) in ${span}; pool "${pool}" is ignored`,
   unsupported: (what: string, why: string): string => `${what} is not supported: ${why}`,
+  unusualPoolName: (pool: string): string =>
+    `pool name "${pool}" is not 1-63 of A-Za-z0-9-_.: it works in this MetalLB config, but pools.yaml would refuse it; rename it (and the annotations naming it) when moving the pool`,
   noPoolData: (): string => `no pool data: expected key "pools.yaml" (Lodestone) or "config" (MetalLB <= 0.12)`,
 };
 

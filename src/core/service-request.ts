@@ -167,3 +167,21 @@ export function serviceRequestFrom(
   };
   return ok({ request, deprecatedAnnotations: deprecated });
 }
+
+/**
+ * Why a recorded `status.loadBalancer.ingress` cannot be a LoadBalancer's addresses, or undefined when it can: at
+ * most one address per family (two in all), as MetalLB's ipfamily.ForAddresses (internal/ipfamily) requires —
+ * its controller (convergeBalancer, controller/service.go) records a Warning and starts over on such a status.
+ * Entries that are no IP (hostnames) are not counted.
+ */
+export function ingressShapeProblem(ingress: readonly string[]): string | undefined {
+  const byFamily = { 4: [] as string[], 6: [] as string[] };
+  for (const text of ingress) {
+    const addr = parseIp(text);
+    if (addr !== undefined) byFamily[addr.family].push(text);
+  }
+  const doubled = ([4, 6] as const).filter((f) => byFamily[f].length > 1);
+  if (doubled.length === 0) return undefined;
+  const held = doubled.map((f) => `${byFamily[f].length} ${familyName(f)} addresses (${byFamily[f].join(", ")})`);
+  return `status.loadBalancer.ingress held ${held.join(" and ")}; a Service has at most one address per family`;
+}

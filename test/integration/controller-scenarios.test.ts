@@ -157,6 +157,29 @@ describe("allocation scenarios", () => {
     expect(await ip(apps, "retaker")).toEqual(["192.0.2.14"]);
   });
 
+  it("a status of three IPv4 addresses is replaced with a Warning, as MetalLB's convergeBalancer warns", async () => {
+    await lb(env.core, apps, "triple", { spec: { loadBalancerIP: "192.0.2.11" } });
+    expect(await ip(apps, "triple")).toEqual(["192.0.2.11"]);
+    await env.core.patchNamespacedServiceStatus(
+      {
+        namespace: apps,
+        name: "triple",
+        body: {
+          status: { loadBalancer: { ingress: [{ ip: "192.0.2.13" }, { ip: "192.0.2.15" }, { ip: "192.0.2.11" }] } },
+        },
+      },
+      merge,
+    );
+    const ev = await eventWith(env.core, apps, "triple", "IPAllocated", "at most one address per family");
+    expect(ev).toMatchObject({
+      type: "Warning",
+      message:
+        "Assigned IP 192.0.2.11 from pool lan (was 192.0.2.13, 192.0.2.15): status.loadBalancer.ingress held 3 IPv4 " +
+        "addresses (192.0.2.13, 192.0.2.15, 192.0.2.11); a Service has at most one address per family",
+    });
+    expect(await ingress(env.core, apps, "triple")).toEqual(["192.0.2.11"]);
+  });
+
   it("loadBalancerClass: another class is never touched; ours (lodestone.dev/lb) is served", async () => {
     await lb(env.core, apps, "foreign", { spec: { loadBalancerClass: "other.example/lb" } });
     await lb(env.core, apps, "ours", { spec: { loadBalancerClass: "lodestone.dev/lb" } });

@@ -276,3 +276,55 @@ describe("Lodestone installed before the pool ConfigMap exists", () => {
     expect(Object.values(recorded)).not.toContain(fresh);
   });
 });
+
+describe("a MetalLB config written as MetalLB reads it (YAML 1.1 booleans, any pool name, empty BGP sections)", () => {
+  // Valid for MetalLB 0.12 (go-yaml v2 into typed fields, internal/config/config.go Parse), so valid here.
+  const config = `peers: []
+bgp-communities: {}
+address-pools:
+- name: my pool
+  protocol: layer2
+  auto-assign: no
+  avoid-buggy-ips: yes
+  addresses: [192.0.2.0/29]
+`;
+  let env2: Env;
+  beforeAll(async () => {
+    env2 = await startEnv([apps]);
+    const daemon = await env2.daemon();
+    await until("leader", () => (daemon.isLeader() ? true : undefined));
+    await env2.core.createNamespacedConfigMap({
+      namespace: NS,
+      body: {
+        metadata: { name: "legacy", namespace: NS, labels: { "lodestone.dev/pools": "true" } },
+        data: { config },
+      },
+    });
+  });
+  afterAll(async () => {
+    await env2?.stop();
+  });
+
+  it("applies the pool under its name with a Warning naming the name, and no ConfigInvalid", async () => {
+    const ev = await eventWith(env2.core, NS, "legacy", "ConfigApplied");
+    expect(ev.type).toBe("Warning");
+    expect(ev.message).toMatch(/^pools in force: my pool; warnings: .*"my pool".*\[LODESTONE_W_POOL_NAME\]$/);
+    expect((await events(env2.core, NS, "legacy")).filter((e) => e.reason === "ConfigInvalid")).toEqual([]);
+  });
+
+  it("the annotation names the pool; auto-assign: no keeps it off unasked; a re-created Service gets its address back", async () => {
+    const byName = { annotations: { "metallb.universe.tf/address-pool": "my pool" } };
+    await lb(env2.core, apps, "named", byName);
+    // avoid-buggy-ips: yes skips 192.0.2.0; the lowest free address, as MetalLB hands out.
+    expect(await until("IP of named", () => ingress(env2.core, apps, "named"))).toEqual(["192.0.2.1"]);
+    await lb(env2.core, apps, "unasked");
+    await eventWith(env2.core, apps, "unasked", "AllocationFailed", "LODESTONE_E_NO_POOLS");
+    await lb(env2.core, apps, "second", byName);
+    expect(await until("IP of second", () => ingress(env2.core, apps, "second"))).toEqual(["192.0.2.2"]);
+    // Deleted, and created again (under another name, so the address cannot simply stay with the key): the
+    // released address is the lowest free one again.
+    await env2.core.deleteNamespacedService({ namespace: apps, name: "named" });
+    await lb(env2.core, apps, "recreated", byName);
+    expect(await until("IP of recreated", () => ingress(env2.core, apps, "recreated"))).toEqual(["192.0.2.1"]);
+  });
+});

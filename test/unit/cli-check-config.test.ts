@@ -89,6 +89,21 @@ describe("checkConfigTexts", () => {
       ],
     },
     {
+      desc: "a warning is printed, and the configuration stays valid (exit 0)",
+      files: [
+        {
+          name: "m.yaml",
+          text: 'kind: ConfigMap\nmetadata: {name: config, namespace: metallb-system}\ndata:\n  config: |\n    address-pools:\n    - {name: "my pool", protocol: layer2, addresses: [192.0.2.0/24], auto-assign: no}\n',
+        },
+      ],
+      exit: 0,
+      lines: [
+        /^m\.yaml: ConfigMap metallb-system\/config: warning: config\.address-pools\[0\] \(my pool\)\.name: pool name "my pool" .* \[LODESTONE_W_POOL_NAME\]$/,
+        /^ {2}my pool {2}ConfigMap metallb-system\/config {2}IPv4 256 {2}IPv6 0 {2}on request only$/,
+        /^Configuration is valid \(1 warning\)\.$/,
+      ],
+    },
+    {
       desc: "unlabelled Lodestone ConfigMap",
       files: [
         { name: "a.yaml", text: "kind: ConfigMap\nmetadata: {name: p, namespace: ls}\ndata:\n  pools.yaml: '[]'\n" },

@@ -150,3 +150,32 @@ describe("Allocator invariants over random operation sequences", () => {
     );
   });
 });
+
+describe("allocationOrder lowest", () => {
+  // Two ranges, buggy addresses inside, so the low-water mark has ranges to cross and addresses to skip.
+  const lowest = pools(
+    "- {name: low, addresses: [192.0.2.254-192.0.3.1, 198.51.100.0/30], avoidBuggyIPs: true, allocationOrder: lowest}",
+  );
+  const usable = ["192.0.2.254", "192.0.3.1", "198.51.100.1", "198.51.100.2", "198.51.100.3"];
+  const step = fc.record({ release: fc.boolean(), name: fc.constantFrom("a", "b", "c", "d", "e") });
+
+  it("always hands out the lowest free usable address, as MetalLB does, whatever was released before", () => {
+    fc.assert(
+      fc.property(fc.array(step, { maxLength: 40 }), (steps) => {
+        const a = new Allocator(lowest);
+        for (const { release, name } of steps) {
+          if (release) {
+            a.release(`default/${name}`);
+            continue;
+          }
+          if (a.get(`default/${name}`) !== undefined) continue;
+          const held = new Set(a.allocations().flatMap((x) => x.ips.map(formatIp)));
+          const expected = usable.find((t) => !held.has(t));
+          const r = a.allocate(svc(name));
+          expect(r.ok ? r.value.ips.map(formatIp) : []).toEqual(expected === undefined ? [] : [expected]);
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+});

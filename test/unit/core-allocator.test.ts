@@ -173,10 +173,10 @@ describe("Allocator: choices", () => {
       ips: ["192.0.2.10"],
     },
     {
-      desc: "PreferDualStack still follows priority (a single-family pool first)",
+      desc: "PreferDualStack takes the first pool by priority that gives both families, over a single-family one",
       req: svc("a", { ipFamilyPolicy: "PreferDualStack", ipFamilies: [4, 6] }),
-      pool: "small",
-      ips: ["192.0.2.10"],
+      pool: "dual",
+      ips: ["198.51.100.0", "2001:db8::"],
     },
     { desc: "IPv6 single-stack", req: svc("a", { ipFamilies: [6] }), pool: "dual", ips: ["2001:db8::"] },
     {

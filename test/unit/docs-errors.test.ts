@@ -4,7 +4,7 @@
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { AllocationCodes, ConfigCodes, NetCodes } from "../../src/core/errors.ts";
+import { AllocationCodes, ConfigCodes, ConfigWarningCodes, NetCodes } from "../../src/core/errors.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 const page = readFileSync(join(root, "docs/operations.md"), "utf8");
@@ -16,6 +16,7 @@ const literals = (readdirSync(join(root, "src"), { recursive: true, encoding: "u
 const codes = [
   ...new Set([
     ...Object.values(ConfigCodes),
+    ...Object.values(ConfigWarningCodes),
     ...Object.values(AllocationCodes),
     ...Object.values(NetCodes),
     ...literals,
