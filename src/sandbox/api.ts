@@ -12,6 +12,7 @@ import {
   type FieldRequirement,
   type Requirement,
 } from "./selectors.ts";
+import { schemas, unknownFields } from "./schemas.ts";
 import { ServiceRules, validateServiceStatus } from "./service.ts";
 import {
   alreadyExists,
@@ -64,6 +65,31 @@ export function microTimeProblem(t: ResourceType, obj: JsonObject): string | und
   }
   return undefined;
 }
+
+/** How a write treats fields its kind does not declare (the `fieldValidation` query parameter). */
+export type FieldValidation = "Ignore" | "Warn" | "Strict";
+
+/** What a create, update or patch is asked besides its body; `warnings` collects the response's Warning headers. */
+export interface WriteOptions {
+  /** Default Ignore (in-process callers); over HTTP an empty `fieldValidation` means Warn, as in kube-apiserver. */
+  readonly fieldValidation?: FieldValidation;
+  readonly warnings?: string[];
+}
+
+/** A Go `%+v` of a decoded JSON value (map[k:v] with sorted keys), as kube-apiserver quotes a patch back. */
+function goValue(v: Json): string {
+  if (v === null) return "<nil>";
+  if (Array.isArray(v)) return `[${v.map(goValue).join(" ")}]`;
+  if (isObject(v))
+    return `map[${Object.keys(v)
+      .sort()
+      .map((k) => `${k}:${goValue(v[k] ?? null)}`)
+      .join(" ")}]`;
+  return String(v);
+}
+
+/** `/v1, Kind=ConfigMap`: a GroupVersionKind as Go prints it. */
+const gvkString = (t: ResourceType): string => `${t.group}/${t.version}, Kind=${t.kind}`;
 
 /** Key of an object inside its storage: "" namespace for cluster-scoped resources. */
 const nsOf = (t: ResourceType, namespace: string): string => (t.namespaced ? namespace : "");
@@ -516,10 +542,40 @@ export class Api {
     if (t.storage === "services") this.services.release(obj);
   }
 
-  create(t: ResourceType, namespace: string, body: Json, dryRun: boolean): Outcome<JsonObject> {
+  /**
+   * Unknown fields of a decoded object under the request's `fieldValidation` (the create and update handlers,
+   * staging/src/k8s.io/apiserver/pkg/endpoints/handlers, create.go / update.go: a strict decoding error is a 400
+   * under Strict, a warning under Warn; the Go types drop the fields in every case).
+   */
+  #checkFields(t: ResourceType, obj: JsonObject, opts: WriteOptions): Outcome<JsonObject> {
+    const schema = schemas[t.storage];
+    if (schema === undefined) return ok(obj);
+    const { unknown, known } = unknownFields(schema, obj);
+    if (unknown.length === 0) return ok(obj);
+    const errors = unknown.map((f) => `unknown field "${f}"`);
+    const mode = opts.fieldValidation ?? "Ignore";
+    if (mode === "Strict")
+      return fail(
+        badRequest(
+          `${t.kind} in version "${t.version}" cannot be handled as a ${t.kind}: strict decoding error: ${errors.join(", ")}`,
+        ),
+      );
+    if (mode === "Warn") opts.warnings?.push(...errors);
+    return ok(known as JsonObject);
+  }
+
+  create(
+    t: ResourceType,
+    namespace: string,
+    body: Json,
+    dryRun: boolean,
+    opts: WriteOptions = {},
+  ): Outcome<JsonObject> {
     const d = this.#decode(t, namespace, undefined, body);
     if (!d.ok) return d;
-    const obj = d.value;
+    const checked = this.#checkFields(t, d.value, opts);
+    if (!checked.ok) return checked;
+    const obj = checked.value;
     const m = meta(obj);
     if (
       (m["name"] === undefined || m["name"] === "") &&
@@ -552,8 +608,11 @@ export class Api {
     subresource: string,
     body: Json,
     dryRun: boolean,
+    opts: WriteOptions = {},
   ): Outcome<JsonObject> {
-    const d = this.#decode(t, namespace, name, body);
+    const decoded = this.#decode(t, namespace, name, body);
+    if (!decoded.ok) return decoded;
+    const d = this.#checkFields(t, decoded.value, opts);
     if (!d.ok) return d;
     const cur = this.store.get(t.storage, nsOf(t, namespace), name);
     const lease = t.storage === "leases.coordination.k8s.io";
@@ -660,23 +719,28 @@ export class Api {
     contentType: string,
     text: string,
     dryRun: boolean,
+    opts: WriteOptions = {},
   ): Outcome<JsonObject> {
-    const cur = this.store.get(t.storage, nsOf(t, namespace), name);
-    if (cur === undefined) return fail(notFound({ resource: t.resource, group: t.group, name }));
     const type = (contentType.split(";")[0] ?? "").trim();
+    const apply = type === "application/apply-patch+yaml" || type === "application/apply-patch+json";
+    const cur = this.store.get(t.storage, nsOf(t, namespace), name);
+    if (cur === undefined && !apply) return fail(notFound({ resource: t.resource, group: t.group, name }));
     let patch: Json;
     try {
       patch = (type === "application/apply-patch+yaml" ? parseYaml(text) : JSON.parse(text)) as Json;
     } catch (err: unknown) {
-      return fail(badRequest(`error decoding patch: ${err instanceof Error ? err.message : String(err)}`));
+      const why = err instanceof Error ? err.message : String(err);
+      return fail(badRequest(apply ? `error decoding YAML: ${why}` : `error decoding patch: ${why}`));
     }
+    if (apply) return this.#apply(t, namespace, name, subresource, cur, patch, dryRun);
+    if (cur === undefined) return fail(notFound({ resource: t.resource, group: t.group, name }));
     if (
       subresource === "status" &&
       isObject(patch) &&
       t.group !== "events.k8s.io" &&
       (type === "application/merge-patch+json" || type === "application/strategic-merge-patch+json")
     )
-      return this.#patchStatus(t, cur, patch, type, dryRun);
+      return this.#patchStatus(t, cur, patch, type, dryRun, opts);
     const base = this.view(t, cur.obj);
     let patched: Json;
     if (type === "application/merge-patch+json") {
@@ -695,15 +759,22 @@ export class Api {
       const r = jsonPatch(base, patch);
       if (!r.ok) return fail({ code: 422, reason: "Invalid", message: r.error });
       patched = r.value;
-    } else if (type === "application/apply-patch+yaml" || type === "application/apply-patch+json") {
-      // Server-side apply, simplified: the applied configuration is merged over the live object.
-      if (!isObject(patch)) return fail(badRequest("apply patch must be an object"));
-      const r = strategicMerge(base, patch);
-      if (!r.ok) return fail(badRequest(r.error));
-      patched = r.value;
     } else return fail(unsupportedMediaType(contentType));
-    const d = this.#decode(t, namespace, name, patched, true);
-    if (!d.ok) return d;
+    const decoded = this.#decode(t, namespace, name, patched, true);
+    if (!decoded.ok) return decoded;
+    // The patched object decodes into the Go type (handlers/patch.go, jsonPatcher.applyPatchToCurrentObject and
+    // applyPatchToObject): unknown fields are a 422 on `patch` under Strict, quoting the patched JSON (merge and
+    // JSON patch) or the strategic patch as Go prints a map.
+    const d = this.#checkFields(t, decoded.value, opts);
+    if (!d.ok) {
+      const quoted = type === "application/strategic-merge-patch+json" ? goValue(patch) : JSON.stringify(patched);
+      const why = d.error.message.slice(d.error.message.indexOf("strict decoding error"));
+      return fail(
+        invalid("", "", "", [
+          { reason: "FieldValueInvalid", field: "patch", message: `Invalid value: ${JSON.stringify(quoted)}: ${why}` },
+        ]),
+      );
+    }
     // A patch that leaves resourceVersion as it was carries no precondition.
     if (
       !(isObject(patch) && isObject(patch["metadata"]) && "resourceVersion" in patch["metadata"]) &&
@@ -714,12 +785,87 @@ export class Api {
   }
 
   /**
+   * Server-side apply, simplified: no managedFields and no field-ownership conflicts; the applied configuration
+   * is merged over the live object, or creates it when there is none (handlers/patch.go: an apply patch forces
+   * create-on-update). The applied configuration must declare every field, whatever `fieldValidation` says: the
+   * field manager converts it to a typed value first (managedfields/internal, structuredMergeManager.Apply).
+   */
+  #apply(
+    t: ResourceType,
+    namespace: string,
+    name: string,
+    subresource: string,
+    cur: Entry | undefined,
+    patch: Json,
+    dryRun: boolean,
+  ): Outcome<JsonObject> {
+    if (!isObject(patch)) return fail(badRequest("error decoding YAML: the applied configuration must be an object"));
+    const version = typeof patch["apiVersion"] === "string" ? patch["apiVersion"] : "";
+    if (version !== apiVersionOf(t))
+      return fail(
+        badRequest(
+          `Incorrect version specified in apply patch. Specified patch version: ${version}, expected: ${apiVersionOf(t)}`,
+        ),
+      );
+    const pm = isObject(patch["metadata"]) ? patch["metadata"] : {};
+    if (pm["managedFields"] !== undefined && pm["managedFields"] !== null)
+      return fail(badRequest("metadata.managedFields must be nil"));
+    const schema = schemas[t.storage];
+    const unknown = schema === undefined ? [] : unknownFields(schema, patch).unknown;
+    if (unknown.length > 0) {
+      const errors = unknown.map((f) => `.${f}: field not declared in schema`);
+      const why = errors.length === 1 ? errors[0] : ["errors:", ...errors.map((e) => `  ${e}`)].join("\n");
+      // A plain error in kube-apiserver: 500 with no reason (responsewriters, ErrorToAPIStatus).
+      return fail({
+        code: 500,
+        reason: "",
+        message: `failed to create typed patch object (${t.namespaced ? namespace : ""}/${name}; ${gvkString(t)}): ${why}`,
+      });
+    }
+    if (cur === undefined) {
+      if (subresource !== "") return fail(notFound({ resource: t.resource, group: t.group, name }));
+      const d = this.#decode(t, namespace, name, patch, true);
+      if (!d.ok) return d;
+      return this.create(t, namespace, d.value, dryRun);
+    }
+    const r = strategicMerge(this.view(t, cur.obj), patch);
+    if (!r.ok) return fail(badRequest(r.error));
+    const d = this.#decode(t, namespace, name, r.value, true);
+    if (!d.ok) return d;
+    if (!("resourceVersion" in pm)) delete meta(d.value)["resourceVersion"];
+    return this.#replace(t, cur, d.value, subresource, dryRun);
+  }
+
+  /**
    * The hot path of controllers (status PATCH): only `status` and a resourceVersion precondition of the patch
    * matter on /status, so the stored object is neither copied nor re-validated beyond its status.
    */
-  #patchStatus(t: ResourceType, cur: Entry, patch: JsonObject, type: string, dryRun: boolean): Outcome<JsonObject> {
+  #patchStatus(
+    t: ResourceType,
+    cur: Entry,
+    patch: JsonObject,
+    type: string,
+    dryRun: boolean,
+    opts: WriteOptions,
+  ): Outcome<JsonObject> {
     const old = cur.obj["status"];
-    const p = patch["status"];
+    let p = patch["status"];
+    if (p !== undefined) {
+      const checked = this.#checkFields(t, { status: p }, opts);
+      if (!checked.ok) {
+        const why = checked.error.message.slice(checked.error.message.indexOf("strict decoding error"));
+        return fail(
+          invalid("", "", "", [
+            {
+              reason: "FieldValueInvalid",
+              field: "patch",
+              message: `Invalid value: ${JSON.stringify(goValue(patch))}: ${why}`,
+            },
+          ]),
+        );
+      }
+      p = checked.value["status"];
+    }
     let status: Json | undefined;
     if (p === undefined) status = old;
     else if (type === "application/merge-patch+json") status = mergePatch(old, p);
