@@ -1,5 +1,6 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import { parse as parseYaml } from "yaml";
+import { defaultDeployment, deploymentProblems } from "./deployments.ts";
 import { fromEventsV1, toEventsV1 } from "./events.ts";
 import { clone, dropKey, isObject, jsonEqual, meta, str, timestamp, type Json, type JsonObject } from "./json.ts";
 import { jsonPatch, mergePatch, strategicMerge } from "./patch.ts";
@@ -421,6 +422,9 @@ export class Api {
         return this.#validateEvent(t, obj, old);
       case "leases.coordination.k8s.io":
         return leaseSpecProblems(obj);
+      case "deployments.apps":
+        defaultDeployment(obj);
+        return deploymentProblems(obj, old);
       case "rolebindings.rbac.authorization.k8s.io":
       case "clusterrolebindings.rbac.authorization.k8s.io": {
         const ref = obj["roleRef"];

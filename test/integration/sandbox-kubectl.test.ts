@@ -143,3 +143,55 @@ describe("sandbox with kubectl", () => {
     expect((await kubectl("get", "svc", "-n", ns, "web")).stderr).toContain("NotFound");
   });
 });
+
+describe("what a user of the demo types", () => {
+  const configMap = (data: string, extra = "") =>
+    `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: applied}\ndata: {${data}}\n${extra}`;
+
+  it("kubectl apply --server-side creates, then updates", async () => {
+    const file = manifest("applied.yaml", configMap("a: '1'"));
+    expect(await ok("apply", "--server-side", "-n", ns, "-f", file)).toContain("configmap/applied serverside-applied");
+    manifest("applied.yaml", configMap("a: '2'"));
+    expect(await ok("apply", "--server-side", "-n", ns, "-f", file)).toContain("serverside-applied");
+    expect(await ok("get", "cm", "-n", ns, "applied", "-o", "jsonpath={.data.a}")).toBe("2");
+  });
+
+  it("kubectl apply --server-side refuses a field the kind does not have", async () => {
+    const r = await kubectl(
+      "apply",
+      "--server-side",
+      "-n",
+      ns,
+      "-f",
+      manifest("typo.yaml", configMap("a: '1'", "dta: {}\n")),
+    );
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain(".dta: field not declared in schema");
+  });
+
+  it("kubectl create refuses an unknown field (--validate=strict, the default) and warns with --validate=warn", async () => {
+    const file = manifest("unknown.yaml", configMap("a: '1'", "spec: {foo: 1}\n").replace("applied", "unknown"));
+    const strict = await kubectl("create", "-n", ns, "-f", file);
+    expect(strict.code).not.toBe(0);
+    expect(strict.stderr).toContain('strict decoding error: unknown field "spec"');
+    const warn = await kubectl("create", "-n", ns, "-f", file, "--validate=warn");
+    expect(warn.code).toBe(0);
+    expect(warn.stderr).toContain('Warning: unknown field "spec"');
+  });
+
+  it("kubectl create deployment, then kubectl expose deployment --type=LoadBalancer", async () => {
+    expect(await ok("create", "deployment", "web", "-n", ns, "--image=nginx:1.27")).toContain(
+      "deployment.apps/web created",
+    );
+    expect(await ok("get", "deploy", "-n", ns, "web")).toMatch(/web\s+0\/1/);
+    expect(
+      await ok("expose", "deployment", "web", "-n", ns, "--type=LoadBalancer", "--port=80", "--name=web-lb"),
+    ).toContain("service/web-lb exposed");
+    const svc = JSON.parse(await ok("get", "svc", "-n", ns, "web-lb", "-o", "json")) as {
+      spec: { type: string; selector: Record<string, string>; ports: { port: number }[] };
+    };
+    expect(svc.spec.type).toBe("LoadBalancer");
+    expect(svc.spec.selector).toEqual({ app: "web" });
+    expect(svc.spec.ports[0]?.port).toBe(80);
+  });
+});
