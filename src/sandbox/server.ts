@@ -27,6 +27,7 @@ import {
   type ApiError,
   type Cause,
 } from "./api-errors.ts";
+import { openApiV2 } from "./openapi-v2.ts";
 import { decodeProtobuf } from "./protobuf.ts";
 import type { StoreEvent } from "./store.ts";
 import { table, wantsTable } from "./table.ts";
@@ -334,7 +335,7 @@ export class Handler {
     if (route === undefined) {
       const denied = this.#o.gate(req, undefined, path);
       if (denied !== undefined) return sendError(res, denied);
-      return this.#nonResource(res, path);
+      return this.#nonResource(res, path, req.headers.accept);
     }
     if (route === "notfound") return sendError(res, notFoundPath());
     const verb = verbOf(method, route, url.searchParams);
@@ -510,7 +511,7 @@ export class Handler {
     }
   }
 
-  #nonResource(res: ServerResponse, path: string): void {
+  #nonResource(res: ServerResponse, path: string, accept: string | undefined): void {
     const p = path.replace(/\/+$/, "");
     if (p === "/version") return sendJson(res, 200, version());
     if (p === "/api") return sendJson(res, 200, apiVersions(this.#o.address()));
@@ -518,6 +519,14 @@ export class Handler {
     if (p === "/healthz" || p === "/readyz" || p === "/livez") {
       res.writeHead(200, { "content-type": "text/plain" });
       res.end("ok");
+      return;
+    }
+    if (p === "/openapi/v2") {
+      // client-go asks for the gnostic protobuf (discovery, OpenAPISchema); JSON for anyone else.
+      const doc = openApiV2();
+      if (!/protobuf/.test(accept ?? "")) return sendJson(res, 200, doc.json);
+      res.writeHead(200, { "content-type": "application/com.github.proto-openapi.spec.v2.v1.0+protobuf" });
+      res.end(doc.protobuf);
       return;
     }
     if (p === "/openapi/v3") return sendJson(res, 200, openApiRoot());

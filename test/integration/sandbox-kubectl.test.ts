@@ -195,3 +195,38 @@ describe("what a user of the demo types", () => {
     expect(svc.spec.ports[0]?.port).toBe(80);
   });
 });
+
+describe("kubectl create -f of a kind: List, validated by kubectl against /openapi/v2", () => {
+  const list = (extra: string) => `apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: ConfigMap
+  metadata: {name: listed-a}
+  data: {a: "1"}
+- apiVersion: apps/v1
+  kind: Deployment
+  metadata: {name: listed-b}
+  spec:
+    selector: {matchLabels: {app: b}}
+    template:
+      metadata: {labels: {app: b}}
+      spec:
+        containers: [{name: c, image: nginx${extra}}]
+`;
+
+  it("refuses a List with an unknown field before creating anything", async () => {
+    const r = await kubectl("create", "-n", ns, "-f", manifest("bad-list.yaml", list(", imagee: x")));
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain(
+      'ValidationError(Deployment.spec.template.spec.containers[0]): unknown field "imagee" in io.k8s.api.apps.v1.Deployment',
+    );
+    expect((await kubectl("get", "cm", "-n", ns, "listed-a")).stderr).toContain("NotFound");
+  });
+
+  it("creates every item of a valid List", async () => {
+    const out = await ok("create", "-n", ns, "-f", manifest("list.yaml", list("")));
+    expect(out).toContain("configmap/listed-a created");
+    expect(out).toContain("deployment.apps/listed-b created");
+  });
+});
