@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from "node:crypto";
-import { parse as parseYaml } from "yaml";
+import { parse as parseYaml, YAMLParseError } from "yaml";
 import { defaultDeployment, deploymentProblems } from "./deployments.ts";
 import { fromEventsV1, toEventsV1 } from "./events.ts";
 import { clone, dropKey, isObject, jsonEqual, meta, str, timestamp, type Json, type JsonObject } from "./json.ts";
@@ -75,6 +75,8 @@ export interface WriteOptions {
   /** Default Ignore (in-process callers); over HTTP an empty `fieldValidation` means Warn, as in kube-apiserver. */
   readonly fieldValidation?: FieldValidation;
   readonly warnings?: string[];
+  /** Keys the request body (or patch) has twice, found in its text (json.ts, duplicateFields). */
+  readonly duplicates?: readonly string[];
 }
 
 /** A Go `%+v` of a decoded JSON value (map[k:v] with sorted keys), as kube-apiserver quotes a patch back. */
@@ -553,10 +555,10 @@ export class Api {
    */
   #checkFields(t: ResourceType, obj: JsonObject, opts: WriteOptions): Outcome<JsonObject> {
     const schema = schemas[t.storage];
-    if (schema === undefined) return ok(obj);
-    const { unknown, known } = unknownFields(schema, obj);
-    if (unknown.length === 0) return ok(obj);
-    const errors = unknown.map((f) => `unknown field "${f}"`);
+    const { unknown, known } = schema === undefined ? { unknown: [], known: obj } : unknownFields(schema, obj);
+    const duplicates = opts.duplicates ?? [];
+    if (unknown.length === 0 && duplicates.length === 0) return ok(obj);
+    const errors = [...unknown.map((f) => `unknown field "${f}"`), ...duplicates.map((f) => `duplicate field "${f}"`)];
     const mode = opts.fieldValidation ?? "Ignore";
     if (mode === "Strict")
       return fail(
@@ -731,7 +733,11 @@ export class Api {
     if (cur === undefined && !apply) return fail(notFound({ resource: t.resource, group: t.group, name }));
     let patch: Json;
     try {
-      patch = (type === "application/apply-patch+yaml" ? parseYaml(text) : JSON.parse(text)) as Json;
+      if (type === "application/apply-patch+yaml") {
+        const y = this.#applyYaml(text, opts);
+        if (!y.ok) return y;
+        patch = y.value;
+      } else patch = JSON.parse(text) as Json;
     } catch (err: unknown) {
       const why = err instanceof Error ? err.message : String(err);
       return fail(badRequest(apply ? `error decoding YAML: ${why}` : `error decoding patch: ${why}`));
@@ -786,6 +792,25 @@ export class Api {
     )
       delete meta(d.value)["resourceVersion"];
     return this.#replace(t, cur, d.value, subresource, dryRun);
+  }
+
+  /**
+   * An apply patch's YAML: non-strict decoding takes the last of a duplicate key (sigs.k8s.io/yaml, Unmarshal);
+   * the strict one the apply patcher runs under Strict and Warn refuses or warns about it (applyPatcher).
+   */
+  #applyYaml(text: string, opts: WriteOptions): Outcome<Json> {
+    const lenient = (): Outcome<Json> => ok(parseYaml(text, { uniqueKeys: false }) as Json);
+    const mode = opts.fieldValidation ?? "Ignore";
+    if (mode === "Ignore") return lenient();
+    try {
+      return ok(parseYaml(text) as Json);
+    } catch (err: unknown) {
+      if (!(err instanceof YAMLParseError) || err.code !== "DUPLICATE_KEY") throw err;
+      const why = err.message.split("\n")[0] ?? err.message;
+      if (mode === "Strict") return fail(badRequest(`error strict decoding YAML: ${why}`));
+      opts.warnings?.push(why);
+      return lenient();
+    }
   }
 
   /**

@@ -70,3 +70,64 @@ export function timestamp(now: Date = new Date()): string {
 export function microTimestamp(now: Date = new Date()): string {
   return now.toISOString().replace(/\.(\d+)Z$/, (_m, ms: string) => `.${ms.padEnd(6, "0")}Z`);
 }
+
+/**
+ * Pure: the keys that appear twice in one object of a JSON text (which `JSON.parse` keeps the last of), as
+ * sigs.k8s.io/json's strict decoder names them: `metadata.name`, `spec.ports[1].port`. The text must be valid
+ * JSON; a text that is not gives no duplicates.
+ */
+export function duplicateFields(text: string): string[] {
+  const out: string[] = [];
+  let i = 0;
+  const ws = (): void => {
+    while (i < text.length && " \t\r\n".includes(text[i] ?? "")) i++;
+  };
+  const string = (): string => {
+    const start = i;
+    i++; // opening quote
+    while (i < text.length && text[i] !== '"') i += text[i] === "\\" ? 2 : 1;
+    i++;
+    return JSON.parse(text.slice(start, i)) as string;
+  };
+  const value = (path: string): void => {
+    ws();
+    const c = text[i];
+    if (c === "{") {
+      i++;
+      const seen = new Set<string>();
+      ws();
+      while (text[i] !== "}" && i < text.length) {
+        ws();
+        const key = string();
+        const p = path === "" ? key : `${path}.${key}`;
+        if (seen.has(key)) out.push(p);
+        seen.add(key);
+        ws();
+        i++; // colon
+        value(p);
+        ws();
+        if (text[i] === ",") i++;
+        ws();
+      }
+      i++;
+    } else if (c === "[") {
+      i++;
+      let n = 0;
+      ws();
+      while (text[i] !== "]" && i < text.length) {
+        value(`${path}[${n++}]`);
+        ws();
+        if (text[i] === ",") i++;
+        ws();
+      }
+      i++;
+    } else if (c === '"') string();
+    else while (i < text.length && !",]} \t\r\n".includes(text[i] ?? "")) i++;
+  };
+  try {
+    value("");
+  } catch {
+    return [];
+  }
+  return out;
+}

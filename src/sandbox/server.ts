@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { parse as parseYaml } from "yaml";
-import type { Api, FieldValidation } from "./api.ts";
+import type { Api, FieldValidation, WriteOptions } from "./api.ts";
 import type { Audit } from "./audit.ts";
 import {
   apiGroup,
@@ -12,7 +12,7 @@ import {
   version,
 } from "./discovery.ts";
 import type { Faults } from "./faults.ts";
-import { isObject, meta, str, type Json, type JsonObject } from "./json.ts";
+import { duplicateFields, isObject, meta, str, type Json, type JsonObject } from "./json.ts";
 import { apiVersionOf, findResource, type ResourceType } from "./resources.ts";
 import {
   badRequest,
@@ -391,10 +391,16 @@ export class Handler {
     const t = route.type;
     // An empty fieldValidation is Warn (handlers, fieldValidation()): unknown fields are dropped with a warning.
     const warnings: string[] = [];
-    const opts = {
-      fieldValidation: (query.get("fieldValidation") || "Warn") as FieldValidation,
+    const fieldValidation = (query.get("fieldValidation") || "Warn") as FieldValidation;
+    const contentType = req.headers["content-type"] ?? "application/json";
+    /** Duplicate keys matter only to a strict decoder; only JSON reaches here with them (YAML refuses them). */
+    const optsFor = (body: Buffer): WriteOptions => ({
+      fieldValidation,
       warnings,
-    };
+      ...(fieldValidation !== "Ignore" && /json/.test(contentType) && !/json-patch/.test(contentType)
+        ? { duplicates: duplicateFields(body.toString("utf8")) }
+        : {}),
+    });
     const reply = (r: { ok: true; value: JsonObject } | { ok: false; error: ApiError }, code = 200): void =>
       r.ok
         ? sendJson(
@@ -452,7 +458,7 @@ export class Handler {
         if (!d.ok) return sendError(res, d.error);
         if (t.resource === "selfsubjectaccessreviews")
           return sendJson(res, 201, JSON.stringify(this.#o.accessReview(req, isObject(d.value) ? d.value : {})));
-        return reply(api.create(t, route.namespace, d.value, dryRun, opts), 201);
+        return reply(api.create(t, route.namespace, d.value, dryRun, optsFor(b.value)), 201);
       }
       case "update": {
         const b = await needBody();
@@ -469,7 +475,7 @@ export class Handler {
             route.subresource === "finalize" ? "" : route.subresource,
             d.value,
             dryRun,
-            opts,
+            optsFor(b.value),
           ),
           existed ? 200 : 201,
         );
@@ -488,7 +494,7 @@ export class Handler {
             req.headers["content-type"] ?? "",
             b.value.toString("utf8"),
             dryRun,
-            opts,
+            optsFor(b.value),
           ),
           existed ? 200 : 201,
         );

@@ -186,3 +186,46 @@ describe("unknown fields of a patch (handlers/patch.go: applyPatchToObject)", ()
     expect(r.body["status"]).toEqual({ loadBalancer: { ingress: [{ ip: "192.0.2.1", ipMode: "VIP" }] } });
   });
 });
+
+// sigs.k8s.io/json's strict decoder reports a key given twice in one object (the handlers decode with it under
+// Strict and Warn); the apply patcher decodes YAML strictly under the same directives (applyPatcher, "error
+// strict decoding YAML"), and non-strict decoding keeps the last value.
+describe("duplicate fields (handlers: create.go; patch.go applyPatcher)", () => {
+  const raw = async (method: string, path: string, text: string, type: string) => {
+    const res = await fetch(http.sandbox.url + path, { method, headers: { "content-type": type }, body: text });
+    return {
+      status: res.status,
+      body: (await res.json()) as Record<string, unknown>,
+      warning: res.headers.get("warning"),
+    };
+  };
+  const twice = (name: string) =>
+    `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"${name}"},"data":{"a":"1","a":"2"}}`;
+
+  it("Strict: 400", async () => {
+    const r = await raw("POST", `${cms}?fieldValidation=Strict`, twice("dup-strict"), "application/json");
+    expect(r.status).toBe(400);
+    expect(r.body["message"]).toBe(
+      'ConfigMap in version "v1" cannot be handled as a ConfigMap: strict decoding error: duplicate field "data.a"',
+    );
+  });
+
+  it("Warn: created with the last value and a warning", async () => {
+    const r = await raw("POST", `${cms}?fieldValidation=Warn`, twice("dup-warn"), "application/json");
+    expect(r.status).toBe(201);
+    expect(r.warning).toBe('299 - "duplicate field \\"data.a\\""');
+    expect(r.body["data"]).toEqual({ a: "2" });
+  });
+
+  it.each([
+    { mode: "Strict", status: 400 },
+    { mode: "Ignore", status: 201 },
+  ])("an apply patch with a key twice under $mode: $status", async ({ mode, status }) => {
+    const name = `dup-apply-${mode.toLowerCase()}`;
+    const yaml = `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\ndata:\n  a: "1"\n  a: "2"\n`;
+    const r = await raw("PATCH", `${cms}/${name}?fieldManager=m&fieldValidation=${mode}`, yaml, apply);
+    expect(r.status).toBe(status);
+    if (status === 400) expect(String(r.body["message"])).toMatch(/^error strict decoding YAML: /);
+    else expect(r.body["data"]).toEqual({ a: "2" });
+  });
+});
