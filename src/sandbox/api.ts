@@ -91,6 +91,26 @@ function goValue(v: Json): string {
   return String(v);
 }
 
+/**
+ * A body's strict decoding error: 400, as the create and update handlers turn it (staging/src/k8s.io/apiserver/
+ * pkg/endpoints/handlers, create.go / update.go, transformDecodeError).
+ */
+const decodeRefusal =
+  (t: ResourceType) =>
+  (why: string): ApiError =>
+    badRequest(`${t.kind} in version "${t.version}" cannot be handled as a ${t.kind}: ${why}`);
+
+/**
+ * A patched object's strict decoding error: 422 on the field `patch`, quoting the patch back (handlers/patch.go,
+ * applyPatchToObject and jsonPatcher.applyPatchToCurrentObject).
+ */
+const patchRefusal =
+  (quoted: string) =>
+  (why: string): ApiError =>
+    invalid("", "", "", [
+      { reason: "FieldValueInvalid", field: "patch", message: `Invalid value: ${JSON.stringify(quoted)}: ${why}` },
+    ]);
+
 /** `/v1, Kind=ConfigMap`: a GroupVersionKind as Go prints it. */
 const gvkString = (t: ResourceType): string => `${t.group}/${t.version}, Kind=${t.kind}`;
 
@@ -549,23 +569,23 @@ export class Api {
   }
 
   /**
-   * Unknown fields of a decoded object under the request's `fieldValidation` (the create and update handlers,
-   * staging/src/k8s.io/apiserver/pkg/endpoints/handlers, create.go / update.go: a strict decoding error is a 400
-   * under Strict, a warning under Warn; the Go types drop the fields in every case).
+   * Unknown and duplicate fields of a decoded object under the request's `fieldValidation`: refused under Strict
+   * (`refusal` builds the error from the strict decoding errors), warned about under Warn, and the object without
+   * the unknown fields in every other case, as decoding into the Go types drops them.
    */
-  #checkFields(t: ResourceType, obj: JsonObject, opts: WriteOptions): Outcome<JsonObject> {
+  #checkFields(
+    t: ResourceType,
+    obj: JsonObject,
+    opts: WriteOptions,
+    refusal: (strictErrors: string) => ApiError,
+  ): Outcome<JsonObject> {
     const schema = schemas[t.storage];
     const { unknown, known } = schema === undefined ? { unknown: [], known: obj } : unknownFields(schema, obj);
     const duplicates = opts.duplicates ?? [];
     if (unknown.length === 0 && duplicates.length === 0) return ok(obj);
     const errors = [...unknown.map((f) => `unknown field "${f}"`), ...duplicates.map((f) => `duplicate field "${f}"`)];
     const mode = opts.fieldValidation ?? "Ignore";
-    if (mode === "Strict")
-      return fail(
-        badRequest(
-          `${t.kind} in version "${t.version}" cannot be handled as a ${t.kind}: strict decoding error: ${errors.join(", ")}`,
-        ),
-      );
+    if (mode === "Strict") return fail(refusal(`strict decoding error: ${errors.join(", ")}`));
     if (mode === "Warn") opts.warnings?.push(...errors);
     return ok(known as JsonObject);
   }
@@ -579,7 +599,7 @@ export class Api {
   ): Outcome<JsonObject> {
     const d = this.#decode(t, namespace, undefined, body);
     if (!d.ok) return d;
-    const checked = this.#checkFields(t, d.value, opts);
+    const checked = this.#checkFields(t, d.value, opts, decodeRefusal(t));
     if (!checked.ok) return checked;
     const obj = checked.value;
     const m = meta(obj);
@@ -618,7 +638,7 @@ export class Api {
   ): Outcome<JsonObject> {
     const decoded = this.#decode(t, namespace, name, body);
     if (!decoded.ok) return decoded;
-    const d = this.#checkFields(t, decoded.value, opts);
+    const d = this.#checkFields(t, decoded.value, opts, decodeRefusal(t));
     if (!d.ok) return d;
     const cur = this.store.get(t.storage, nsOf(t, namespace), name);
     const lease = t.storage === "leases.coordination.k8s.io";
@@ -772,19 +792,11 @@ export class Api {
     } else return fail(unsupportedMediaType(contentType));
     const decoded = this.#decode(t, namespace, name, patched, true);
     if (!decoded.ok) return decoded;
-    // The patched object decodes into the Go type (handlers/patch.go, jsonPatcher.applyPatchToCurrentObject and
-    // applyPatchToObject): unknown fields are a 422 on `patch` under Strict, quoting the patched JSON (merge and
-    // JSON patch) or the strategic patch as Go prints a map.
-    const d = this.#checkFields(t, decoded.value, opts);
-    if (!d.ok) {
-      const quoted = type === "application/strategic-merge-patch+json" ? goValue(patch) : JSON.stringify(patched);
-      const why = d.error.message.slice(d.error.message.indexOf("strict decoding error"));
-      return fail(
-        invalid("", "", "", [
-          { reason: "FieldValueInvalid", field: "patch", message: `Invalid value: ${JSON.stringify(quoted)}: ${why}` },
-        ]),
-      );
-    }
+    // The patched object decodes into the Go type; the error quotes the patched JSON (merge and JSON patch) or
+    // the strategic patch as Go prints a map.
+    const quoted = type === "application/strategic-merge-patch+json" ? goValue(patch) : JSON.stringify(patched);
+    const d = this.#checkFields(t, decoded.value, opts, patchRefusal(quoted));
+    if (!d.ok) return d;
     // A patch that leaves resourceVersion as it was carries no precondition.
     if (
       !(isObject(patch) && isObject(patch["metadata"]) && "resourceVersion" in patch["metadata"]) &&
@@ -880,19 +892,8 @@ export class Api {
     const old = cur.obj["status"];
     let p = patch["status"];
     if (p !== undefined) {
-      const checked = this.#checkFields(t, { status: p }, opts);
-      if (!checked.ok) {
-        const why = checked.error.message.slice(checked.error.message.indexOf("strict decoding error"));
-        return fail(
-          invalid("", "", "", [
-            {
-              reason: "FieldValueInvalid",
-              field: "patch",
-              message: `Invalid value: ${JSON.stringify(goValue(patch))}: ${why}`,
-            },
-          ]),
-        );
-      }
+      const checked = this.#checkFields(t, { status: p }, opts, patchRefusal(goValue(patch)));
+      if (!checked.ok) return checked;
       p = checked.value["status"];
     }
     let status: Json | undefined;

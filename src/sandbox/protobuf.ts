@@ -3,8 +3,8 @@ import type { Json, JsonObject } from "./json.ts";
 /**
  * Decoding of the Kubernetes protobuf envelope for the kinds kubectl's typed clients send as protobuf
  * (`kubectl create namespace|configmap|secret|serviceaccount|role|rolebinding|clusterrole|clusterrolebinding|
- * service|deployment`). Field numbers are those of k8s.io/api's generated.proto files. Responses stay JSON, which the
- * clients accept.
+ * service|deployment`). Field numbers are those of k8s.io/api's generated.proto files. Responses stay JSON,
+ * which the clients accept.
  */
 type Scalar = "string" | "int" | "bool" | "bytes" | "map" | "mapBytes" | "time" | "intOrString";
 interface Field {
