@@ -105,10 +105,10 @@ const decodeRefusal =
  * applyPatchToObject and jsonPatcher.applyPatchToCurrentObject).
  */
 const patchRefusal =
-  (quoted: string) =>
+  (quoted: () => string) =>
   (why: string): ApiError =>
     invalid("", "", "", [
-      { reason: "FieldValueInvalid", field: "patch", message: `Invalid value: ${JSON.stringify(quoted)}: ${why}` },
+      { reason: "FieldValueInvalid", field: "patch", message: `Invalid value: ${JSON.stringify(quoted())}: ${why}` },
     ]);
 
 /** `/v1, Kind=ConfigMap`: a GroupVersionKind as Go prints it. */
@@ -794,7 +794,8 @@ export class Api {
     if (!decoded.ok) return decoded;
     // The patched object decodes into the Go type; the error quotes the patched JSON (merge and JSON patch) or
     // the strategic patch as Go prints a map.
-    const quoted = type === "application/strategic-merge-patch+json" ? goValue(patch) : JSON.stringify(patched);
+    const quoted = (): string =>
+      type === "application/strategic-merge-patch+json" ? goValue(patch) : JSON.stringify(patched);
     const d = this.#checkFields(t, decoded.value, opts, patchRefusal(quoted));
     if (!d.ok) return d;
     // A patch that leaves resourceVersion as it was carries no precondition.
@@ -892,7 +893,12 @@ export class Api {
     const old = cur.obj["status"];
     let p = patch["status"];
     if (p !== undefined) {
-      const checked = this.#checkFields(t, { status: p }, opts, patchRefusal(goValue(patch)));
+      const checked = this.#checkFields(
+        t,
+        { status: p },
+        opts,
+        patchRefusal(() => goValue(patch)),
+      );
       if (!checked.ok) return checked;
       p = checked.value["status"];
     }

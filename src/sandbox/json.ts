@@ -79,53 +79,83 @@ export function microTimestamp(now: Date = new Date()): string {
 export function duplicateFields(text: string): string[] {
   const out: string[] = [];
   let i = 0;
+  const QUOTE = 0x22;
+  const BACKSLASH = 0x5c;
   const ws = (): void => {
-    while (i < text.length && " \t\r\n".includes(text[i] ?? "")) i++;
+    for (let c = text.charCodeAt(i); c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09; c = text.charCodeAt(++i));
   };
   const string = (): string => {
-    const start = i;
-    i++; // opening quote
-    while (i < text.length && text[i] !== '"') i += text[i] === "\\" ? 2 : 1;
+    const start = i++;
+    let escaped = false;
+    for (let c = text.charCodeAt(i); c !== QUOTE && i < text.length; c = text.charCodeAt(++i))
+      if (c === BACKSLASH) {
+        escaped = true;
+        i++;
+      }
     i++;
-    return JSON.parse(text.slice(start, i)) as string;
+    return escaped ? (JSON.parse(text.slice(start, i)) as string) : text.slice(start + 1, i - 1);
   };
-  const value = (path: string): void => {
+  /** The path of the value being read, as segments (`.key`, `[n]`), joined only for a duplicate. */
+  const path: string[] = [];
+  const value = (): void => {
     ws();
-    const c = text[i];
-    if (c === "{") {
+    const c = text.charCodeAt(i);
+    if (c === 0x7b) {
+      // {
       i++;
-      const seen = new Set<string>();
+      let seen: Set<string> | undefined;
+      let first: string | undefined;
       ws();
-      while (text[i] !== "}" && i < text.length) {
-        ws();
+      while (text.charCodeAt(i) !== 0x7d && i < text.length) {
         const key = string();
-        const p = path === "" ? key : `${path}.${key}`;
-        if (seen.has(key)) out.push(p);
-        seen.add(key);
+        path.push(path.length === 0 ? key : `.${key}`);
+        // Most objects have few keys: a Set only from the second one.
+        if (first === undefined) first = key;
+        else {
+          seen ??= new Set([first]);
+          if (seen.has(key)) out.push(path.join(""));
+          seen.add(key);
+        }
         ws();
         i++; // colon
-        value(p);
+        value();
+        path.pop();
         ws();
-        if (text[i] === ",") i++;
+        if (text.charCodeAt(i) === 0x2c) i++;
         ws();
       }
       i++;
-    } else if (c === "[") {
+    } else if (c === 0x5b) {
+      // [
       i++;
       let n = 0;
       ws();
-      while (text[i] !== "]" && i < text.length) {
-        value(`${path}[${n++}]`);
+      while (text.charCodeAt(i) !== 0x5d && i < text.length) {
+        path.push(`[${n++}]`);
+        value();
+        path.pop();
         ws();
-        if (text[i] === ",") i++;
+        if (text.charCodeAt(i) === 0x2c) i++;
         ws();
       }
       i++;
-    } else if (c === '"') string();
-    else while (i < text.length && !",]} \t\r\n".includes(text[i] ?? "")) i++;
+    } else if (c === QUOTE) string();
+    else
+      for (
+        let d = text.charCodeAt(i);
+        i < text.length &&
+        d !== 0x2c &&
+        d !== 0x5d &&
+        d !== 0x7d &&
+        d !== 0x20 &&
+        d !== 0x0a &&
+        d !== 0x0d &&
+        d !== 0x09;
+        d = text.charCodeAt(++i)
+      );
   };
   try {
-    value("");
+    value();
   } catch {
     return [];
   }
