@@ -229,3 +229,64 @@ describe("duplicate fields (handlers: create.go; patch.go applyPatcher)", () => 
     else expect(r.body["data"]).toEqual({ a: "2" });
   });
 });
+
+// What `kubectl get -o yaml | kubectl replace -f -` sends back: everything the sandbox stores and defaults must
+// be a declared field, or a round trip under Strict (kubectl's default) would be refused.
+describe("every stored object passes its own kind's Strict check", () => {
+  const pod = { containers: [{ name: "c", image: "nginx", ports: [{ containerPort: 80 }] }] };
+  const objects: { desc: string; path: string; body: Record<string, unknown> }[] = [
+    {
+      desc: "a LoadBalancer Service",
+      path: `/api/v1/namespaces/${ns}/services`,
+      body: { metadata: { name: "rt" }, spec: { type: "LoadBalancer", ports: [{ port: 80 }], selector: { a: "b" } } },
+    },
+    {
+      desc: "a Secret from stringData",
+      path: `/api/v1/namespaces/${ns}/secrets`,
+      body: { metadata: { name: "rt" }, stringData: { a: "b" } },
+    },
+    { desc: "a Namespace", path: "/api/v1/namespaces", body: { metadata: { name: "rt-ns" } } },
+    { desc: "a ServiceAccount", path: `/api/v1/namespaces/${ns}/serviceaccounts`, body: { metadata: { name: "rt" } } },
+    { desc: "a Pod", path: `/api/v1/namespaces/${ns}/pods`, body: { metadata: { name: "rt" }, spec: pod } },
+    {
+      desc: "a Deployment",
+      path: `/apis/apps/v1/namespaces/${ns}/deployments`,
+      body: {
+        metadata: { name: "rt" },
+        spec: { selector: { matchLabels: { a: "b" } }, template: { metadata: { labels: { a: "b" } }, spec: pod } },
+      },
+    },
+    {
+      desc: "a Lease",
+      path: `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases`,
+      body: { metadata: { name: "rt" }, spec: { holderIdentity: "a", leaseDurationSeconds: 15 } },
+    },
+    {
+      desc: "an EndpointSlice",
+      path: `/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices`,
+      body: {
+        metadata: { name: "rt" },
+        addressType: "IPv4",
+        endpoints: [{ addresses: ["10.0.0.1"], conditions: { ready: true } }],
+        ports: [{ port: 80 }],
+      },
+    },
+    {
+      desc: "a RoleBinding",
+      path: `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/rolebindings`,
+      body: {
+        metadata: { name: "rt" },
+        roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "x" },
+        subjects: [{ kind: "ServiceAccount", name: "rt", namespace: ns }],
+      },
+    },
+  ];
+
+  it.each(objects)("$desc", async ({ path, body }) => {
+    const created = await http.call("POST", path, body);
+    expect(created.status).toBe(201);
+    const name = String(meta(created.body)["name"]);
+    const back = await http.call("PUT", `${path}/${name}?fieldValidation=Strict`, created.body);
+    expect(back.status, JSON.stringify(back.body)).toBe(200);
+  });
+});
