@@ -32,7 +32,8 @@ export function statusBody(e: ApiError): JsonObject {
     metadata: {},
     status: "Failure",
     message: e.message,
-    reason: e.reason,
+    // A plain Go error has no reason (StatusReasonUnknown, omitted).
+    ...(e.reason === "" ? {} : { reason: e.reason }),
     ...(e.details === undefined ? {} : { details: e.details }),
     code: e.code,
   };

@@ -1,5 +1,6 @@
 import { randomBytes, randomUUID } from "node:crypto";
-import { parse as parseYaml } from "yaml";
+import { parse as parseYaml, YAMLParseError } from "yaml";
+import { defaultDeployment, deploymentProblems } from "./deployments.ts";
 import { fromEventsV1, toEventsV1 } from "./events.ts";
 import { clone, dropKey, isObject, jsonEqual, meta, str, timestamp, type Json, type JsonObject } from "./json.ts";
 import { jsonPatch, mergePatch, strategicMerge } from "./patch.ts";
@@ -12,6 +13,7 @@ import {
   type FieldRequirement,
   type Requirement,
 } from "./selectors.ts";
+import { schemas, unknownFields } from "./schemas.ts";
 import { ServiceRules, validateServiceStatus } from "./service.ts";
 import {
   alreadyExists,
@@ -64,6 +66,53 @@ export function microTimeProblem(t: ResourceType, obj: JsonObject): string | und
   }
   return undefined;
 }
+
+/** How a write treats fields its kind does not declare (the `fieldValidation` query parameter). */
+export type FieldValidation = "Ignore" | "Warn" | "Strict";
+
+/** What a create, update or patch is asked besides its body; `warnings` collects the response's Warning headers. */
+export interface WriteOptions {
+  /** Default Ignore (in-process callers); over HTTP an empty `fieldValidation` means Warn, as in kube-apiserver. */
+  readonly fieldValidation?: FieldValidation;
+  readonly warnings?: string[];
+  /** Keys the request body (or patch) has twice, found in its text (json.ts, duplicateFields). */
+  readonly duplicates?: readonly string[];
+}
+
+/** A Go `%+v` of a decoded JSON value (map[k:v] with sorted keys), as kube-apiserver quotes a patch back. */
+function goValue(v: Json): string {
+  if (v === null) return "<nil>";
+  if (Array.isArray(v)) return `[${v.map(goValue).join(" ")}]`;
+  if (isObject(v))
+    return `map[${Object.keys(v)
+      .sort()
+      .map((k) => `${k}:${goValue(v[k] ?? null)}`)
+      .join(" ")}]`;
+  return String(v);
+}
+
+/**
+ * A body's strict decoding error: 400, as the create and update handlers turn it (staging/src/k8s.io/apiserver/
+ * pkg/endpoints/handlers, create.go / update.go, transformDecodeError).
+ */
+const decodeRefusal =
+  (t: ResourceType) =>
+  (why: string): ApiError =>
+    badRequest(`${t.kind} in version "${t.version}" cannot be handled as a ${t.kind}: ${why}`);
+
+/**
+ * A patched object's strict decoding error: 422 on the field `patch`, quoting the patch back (handlers/patch.go,
+ * applyPatchToObject and jsonPatcher.applyPatchToCurrentObject).
+ */
+const patchRefusal =
+  (quoted: () => string) =>
+  (why: string): ApiError =>
+    invalid("", "", "", [
+      { reason: "FieldValueInvalid", field: "patch", message: `Invalid value: ${JSON.stringify(quoted())}: ${why}` },
+    ]);
+
+/** `/v1, Kind=ConfigMap`: a GroupVersionKind as Go prints it. */
+const gvkString = (t: ResourceType): string => `${t.group}/${t.version}, Kind=${t.kind}`;
 
 /** Key of an object inside its storage: "" namespace for cluster-scoped resources. */
 const nsOf = (t: ResourceType, namespace: string): string => (t.namespaced ? namespace : "");
@@ -395,6 +444,9 @@ export class Api {
         return this.#validateEvent(t, obj, old);
       case "leases.coordination.k8s.io":
         return leaseSpecProblems(obj);
+      case "deployments.apps":
+        defaultDeployment(obj);
+        return deploymentProblems(obj, old);
       case "rolebindings.rbac.authorization.k8s.io":
       case "clusterrolebindings.rbac.authorization.k8s.io": {
         const ref = obj["roleRef"];
@@ -516,10 +568,40 @@ export class Api {
     if (t.storage === "services") this.services.release(obj);
   }
 
-  create(t: ResourceType, namespace: string, body: Json, dryRun: boolean): Outcome<JsonObject> {
+  /**
+   * Unknown and duplicate fields of a decoded object under the request's `fieldValidation`: refused under Strict
+   * (`refusal` builds the error from the strict decoding errors), warned about under Warn, and the object without
+   * the unknown fields in every other case, as decoding into the Go types drops them.
+   */
+  #checkFields(
+    t: ResourceType,
+    obj: JsonObject,
+    opts: WriteOptions,
+    refusal: (strictErrors: string) => ApiError,
+  ): Outcome<JsonObject> {
+    const schema = schemas[t.storage];
+    const { unknown, known } = schema === undefined ? { unknown: [], known: obj } : unknownFields(schema, obj);
+    const duplicates = opts.duplicates ?? [];
+    if (unknown.length === 0 && duplicates.length === 0) return ok(obj);
+    const errors = [...unknown.map((f) => `unknown field "${f}"`), ...duplicates.map((f) => `duplicate field "${f}"`)];
+    const mode = opts.fieldValidation ?? "Ignore";
+    if (mode === "Strict") return fail(refusal(`strict decoding error: ${errors.join(", ")}`));
+    if (mode === "Warn") opts.warnings?.push(...errors);
+    return ok(known as JsonObject);
+  }
+
+  create(
+    t: ResourceType,
+    namespace: string,
+    body: Json,
+    dryRun: boolean,
+    opts: WriteOptions = {},
+  ): Outcome<JsonObject> {
     const d = this.#decode(t, namespace, undefined, body);
     if (!d.ok) return d;
-    const obj = d.value;
+    const checked = this.#checkFields(t, d.value, opts, decodeRefusal(t));
+    if (!checked.ok) return checked;
+    const obj = checked.value;
     const m = meta(obj);
     if (
       (m["name"] === undefined || m["name"] === "") &&
@@ -552,8 +634,11 @@ export class Api {
     subresource: string,
     body: Json,
     dryRun: boolean,
+    opts: WriteOptions = {},
   ): Outcome<JsonObject> {
-    const d = this.#decode(t, namespace, name, body);
+    const decoded = this.#decode(t, namespace, name, body);
+    if (!decoded.ok) return decoded;
+    const d = this.#checkFields(t, decoded.value, opts, decodeRefusal(t));
     if (!d.ok) return d;
     const cur = this.store.get(t.storage, nsOf(t, namespace), name);
     const lease = t.storage === "leases.coordination.k8s.io";
@@ -660,23 +745,32 @@ export class Api {
     contentType: string,
     text: string,
     dryRun: boolean,
+    opts: WriteOptions = {},
   ): Outcome<JsonObject> {
-    const cur = this.store.get(t.storage, nsOf(t, namespace), name);
-    if (cur === undefined) return fail(notFound({ resource: t.resource, group: t.group, name }));
     const type = (contentType.split(";")[0] ?? "").trim();
+    const apply = type === "application/apply-patch+yaml" || type === "application/apply-patch+json";
+    const cur = this.store.get(t.storage, nsOf(t, namespace), name);
+    if (cur === undefined && !apply) return fail(notFound({ resource: t.resource, group: t.group, name }));
     let patch: Json;
     try {
-      patch = (type === "application/apply-patch+yaml" ? parseYaml(text) : JSON.parse(text)) as Json;
+      if (type === "application/apply-patch+yaml") {
+        const y = this.#applyYaml(text, opts);
+        if (!y.ok) return y;
+        patch = y.value;
+      } else patch = JSON.parse(text) as Json;
     } catch (err: unknown) {
-      return fail(badRequest(`error decoding patch: ${err instanceof Error ? err.message : String(err)}`));
+      const why = err instanceof Error ? err.message : String(err);
+      return fail(badRequest(apply ? `error decoding YAML: ${why}` : `error decoding patch: ${why}`));
     }
+    if (apply) return this.#apply(t, namespace, name, subresource, cur, patch, dryRun);
+    if (cur === undefined) return fail(notFound({ resource: t.resource, group: t.group, name }));
     if (
       subresource === "status" &&
       isObject(patch) &&
       t.group !== "events.k8s.io" &&
       (type === "application/merge-patch+json" || type === "application/strategic-merge-patch+json")
     )
-      return this.#patchStatus(t, cur, patch, type, dryRun);
+      return this.#patchStatus(t, cur, patch, type, dryRun, opts);
     const base = this.view(t, cur.obj);
     let patched: Json;
     if (type === "application/merge-patch+json") {
@@ -695,14 +789,14 @@ export class Api {
       const r = jsonPatch(base, patch);
       if (!r.ok) return fail({ code: 422, reason: "Invalid", message: r.error });
       patched = r.value;
-    } else if (type === "application/apply-patch+yaml" || type === "application/apply-patch+json") {
-      // Server-side apply, simplified: the applied configuration is merged over the live object.
-      if (!isObject(patch)) return fail(badRequest("apply patch must be an object"));
-      const r = strategicMerge(base, patch);
-      if (!r.ok) return fail(badRequest(r.error));
-      patched = r.value;
     } else return fail(unsupportedMediaType(contentType));
-    const d = this.#decode(t, namespace, name, patched, true);
+    const decoded = this.#decode(t, namespace, name, patched, true);
+    if (!decoded.ok) return decoded;
+    // The patched object decodes into the Go type; the error quotes the patched JSON (merge and JSON patch) or
+    // the strategic patch as Go prints a map.
+    const quoted = (): string =>
+      type === "application/strategic-merge-patch+json" ? goValue(patch) : JSON.stringify(patched);
+    const d = this.#checkFields(t, decoded.value, opts, patchRefusal(quoted));
     if (!d.ok) return d;
     // A patch that leaves resourceVersion as it was carries no precondition.
     if (
@@ -714,12 +808,100 @@ export class Api {
   }
 
   /**
+   * An apply patch's YAML: non-strict decoding takes the last of a duplicate key (sigs.k8s.io/yaml, Unmarshal);
+   * the strict one the apply patcher runs under Strict and Warn refuses or warns about it (applyPatcher).
+   */
+  #applyYaml(text: string, opts: WriteOptions): Outcome<Json> {
+    const lenient = (): Outcome<Json> => ok(parseYaml(text, { uniqueKeys: false }) as Json);
+    const mode = opts.fieldValidation ?? "Ignore";
+    if (mode === "Ignore") return lenient();
+    try {
+      return ok(parseYaml(text) as Json);
+    } catch (err: unknown) {
+      if (!(err instanceof YAMLParseError) || err.code !== "DUPLICATE_KEY") throw err;
+      const why = err.message.split("\n")[0] ?? err.message;
+      if (mode === "Strict") return fail(badRequest(`error strict decoding YAML: ${why}`));
+      opts.warnings?.push(why);
+      return lenient();
+    }
+  }
+
+  /**
+   * Server-side apply, simplified: no managedFields and no field-ownership conflicts; the applied configuration
+   * is merged over the live object, or creates it when there is none (handlers/patch.go: an apply patch forces
+   * create-on-update). The applied configuration must declare every field, whatever `fieldValidation` says: the
+   * field manager converts it to a typed value first (managedfields/internal, structuredMergeManager.Apply).
+   */
+  #apply(
+    t: ResourceType,
+    namespace: string,
+    name: string,
+    subresource: string,
+    cur: Entry | undefined,
+    patch: Json,
+    dryRun: boolean,
+  ): Outcome<JsonObject> {
+    if (!isObject(patch)) return fail(badRequest("error decoding YAML: the applied configuration must be an object"));
+    const version = typeof patch["apiVersion"] === "string" ? patch["apiVersion"] : "";
+    if (version !== apiVersionOf(t))
+      return fail(
+        badRequest(
+          `Incorrect version specified in apply patch. Specified patch version: ${version}, expected: ${apiVersionOf(t)}`,
+        ),
+      );
+    const pm = isObject(patch["metadata"]) ? patch["metadata"] : {};
+    if (pm["managedFields"] !== undefined && pm["managedFields"] !== null)
+      return fail(badRequest("metadata.managedFields must be nil"));
+    const schema = schemas[t.storage];
+    const unknown = schema === undefined ? [] : unknownFields(schema, patch).unknown;
+    if (unknown.length > 0) {
+      const errors = unknown.map((f) => `.${f}: field not declared in schema`);
+      const why = errors.length === 1 ? errors[0] : ["errors:", ...errors.map((e) => `  ${e}`)].join("\n");
+      // A plain error in kube-apiserver: 500 with no reason (responsewriters, ErrorToAPIStatus).
+      return fail({
+        code: 500,
+        reason: "",
+        message: `failed to create typed patch object (${t.namespaced ? namespace : ""}/${name}; ${gvkString(t)}): ${why}`,
+      });
+    }
+    if (cur === undefined) {
+      if (subresource !== "") return fail(notFound({ resource: t.resource, group: t.group, name }));
+      const d = this.#decode(t, namespace, name, patch, true);
+      if (!d.ok) return d;
+      return this.create(t, namespace, d.value, dryRun);
+    }
+    const r = strategicMerge(this.view(t, cur.obj), patch);
+    if (!r.ok) return fail(badRequest(r.error));
+    const d = this.#decode(t, namespace, name, r.value, true);
+    if (!d.ok) return d;
+    if (!("resourceVersion" in pm)) delete meta(d.value)["resourceVersion"];
+    return this.#replace(t, cur, d.value, subresource, dryRun);
+  }
+
+  /**
    * The hot path of controllers (status PATCH): only `status` and a resourceVersion precondition of the patch
    * matter on /status, so the stored object is neither copied nor re-validated beyond its status.
    */
-  #patchStatus(t: ResourceType, cur: Entry, patch: JsonObject, type: string, dryRun: boolean): Outcome<JsonObject> {
+  #patchStatus(
+    t: ResourceType,
+    cur: Entry,
+    patch: JsonObject,
+    type: string,
+    dryRun: boolean,
+    opts: WriteOptions,
+  ): Outcome<JsonObject> {
     const old = cur.obj["status"];
-    const p = patch["status"];
+    let p = patch["status"];
+    if (p !== undefined) {
+      const checked = this.#checkFields(
+        t,
+        { status: p },
+        opts,
+        patchRefusal(() => goValue(patch)),
+      );
+      if (!checked.ok) return checked;
+      p = checked.value["status"];
+    }
     let status: Json | undefined;
     if (p === undefined) status = old;
     else if (type === "application/merge-patch+json") status = mergePatch(old, p);

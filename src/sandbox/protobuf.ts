@@ -3,8 +3,8 @@ import type { Json, JsonObject } from "./json.ts";
 /**
  * Decoding of the Kubernetes protobuf envelope for the kinds kubectl's typed clients send as protobuf
  * (`kubectl create namespace|configmap|secret|serviceaccount|role|rolebinding|clusterrole|clusterrolebinding|
- * service`). Field numbers are those of k8s.io/api's generated.proto files. Responses stay JSON, which the
- * clients accept.
+ * service|deployment`). Field numbers are those of k8s.io/api's generated.proto files. Responses stay JSON,
+ * which the clients accept.
  */
 type Scalar = "string" | "int" | "bool" | "bytes" | "map" | "mapBytes" | "time" | "intOrString";
 interface Field {
@@ -83,6 +83,42 @@ const serviceSpec: Schema = {
   22: f("internalTrafficPolicy", "string"),
 };
 const localRef: Schema = { 1: f("name", "string") };
+const container: Schema = {
+  1: f("name", "string"),
+  2: f("image", "string"),
+  3: f("command", "string", true),
+  4: f("args", "string", true),
+  5: f("workingDir", "string"),
+  6: f(
+    "ports",
+    {
+      1: f("name", "string"),
+      2: f("hostPort", "int"),
+      3: f("containerPort", "int"),
+      4: f("protocol", "string"),
+      5: f("hostIP", "string"),
+    },
+    true,
+  ),
+  7: f("env", { 1: f("name", "string"), 2: f("value", "string") }, true),
+  8: f("resources", {}),
+  13: f("terminationMessagePath", "string"),
+  14: f("imagePullPolicy", "string"),
+  20: f("terminationMessagePolicy", "string"),
+};
+/** What `kubectl create deployment NAME --image=... [--port] [--replicas] [-- command]` sends. */
+const deployment: Schema = {
+  1: f("metadata", objectMeta),
+  2: f("spec", {
+    1: f("replicas", "int"),
+    2: f("selector", labelSelector),
+    3: f("template", {
+      1: f("metadata", objectMeta),
+      2: f("spec", { 2: f("containers", container, true), 3: f("restartPolicy", "string") }),
+    }),
+    4: f("strategy", { 1: f("type", "string") }),
+  }),
+};
 
 const KINDS: Readonly<Record<string, Schema>> = {
   Namespace: { 1: f("metadata", objectMeta), 2: f("spec", { 1: f("finalizers", "string", true) }) },
@@ -105,6 +141,7 @@ const KINDS: Readonly<Record<string, Schema>> = {
     4: f("automountServiceAccountToken", "bool"),
   },
   Service: { 1: f("metadata", objectMeta), 2: f("spec", serviceSpec) },
+  Deployment: deployment,
   Role: { 1: f("metadata", objectMeta), 2: f("rules", policyRule, true) },
   ClusterRole: {
     1: f("metadata", objectMeta),
@@ -207,6 +244,8 @@ function scalar(type: Scalar, wire: number, r: Reader): Json {
       fields(r.bytes(), (num, w, rr) => {
         if (num === 1 && w === 0) seconds = Number(rr.varint());
       });
+      // An empty Timestamp is Go's zero time, which JSON shows as null (metav1.Time.Unmarshal, MarshalJSON).
+      if (seconds === 0) return null;
       return new Date(seconds * 1000).toISOString().replace(/\.\d+Z$/, "Z");
     }
     case "intOrString": {
@@ -244,10 +283,10 @@ function message(buf: Uint8Array, schema: Schema): JsonObject {
   return out;
 }
 
-/** Pointer fields whose `false` is meaningful; the other proto2 scalars are always encoded, zero meaning unset. */
-const POINTER_BOOLS = new Set(["allocateLoadBalancerNodePorts"]);
+/** Pointer fields whose zero is meaningful; the other proto2 scalars are always encoded, zero meaning unset. */
+const POINTERS = new Set(["allocateLoadBalancerNodePorts", "replicas"]);
 
-const isZero = (name: string, v: Json): boolean => v === "" || v === 0 || (v === false && !POINTER_BOOLS.has(name));
+const isZero = (name: string, v: Json): boolean => !POINTERS.has(name) && (v === "" || v === 0 || v === false);
 
 const MAGIC = [0x6b, 0x38, 0x73, 0x00];
 

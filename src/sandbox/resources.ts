@@ -87,6 +87,8 @@ export const resourceTypes: readonly ResourceType[] = [
   rt("authorization.k8s.io", "selfsubjectaccessreviews", "SelfSubjectAccessReview", false),
   // So the Helm chart's rendered objects can be installed (stored only: nothing runs its pods).
   rt("apps", "daemonsets", "DaemonSet", true, { shortNames: ["ds"], status: true, generation: true }),
+  // Stored, defaulted and validated, never run: so `kubectl create deployment` and `kubectl expose` work.
+  rt("apps", "deployments", "Deployment", true, { shortNames: ["deploy"], status: true, generation: true }),
 ];
 
 export const apiVersionOf = (t: ResourceType): string => (t.group === "" ? t.version : `${t.group}/${t.version}`);

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { parse as parseYaml } from "yaml";
-import type { Api } from "./api.ts";
+import type { Api, FieldValidation, WriteOptions } from "./api.ts";
 import type { Audit } from "./audit.ts";
 import {
   apiGroup,
@@ -12,7 +12,7 @@ import {
   version,
 } from "./discovery.ts";
 import type { Faults } from "./faults.ts";
-import { isObject, meta, str, type Json, type JsonObject } from "./json.ts";
+import { duplicateFields, isObject, meta, str, type Json, type JsonObject } from "./json.ts";
 import { apiVersionOf, findResource, type ResourceType } from "./resources.ts";
 import {
   badRequest,
@@ -27,6 +27,7 @@ import {
   type ApiError,
   type Cause,
 } from "./api-errors.ts";
+import { openApiV2 } from "./openapi-v2.ts";
 import { decodeProtobuf } from "./protobuf.ts";
 import type { StoreEvent } from "./store.ts";
 import { table, wantsTable } from "./table.ts";
@@ -146,7 +147,12 @@ export function verbOf(method: string, route: Route, query: URLSearchParams): st
   }
 }
 
-export function sendJson(res: ServerResponse, code: number, body: string, headers: Record<string, string> = {}): void {
+export function sendJson(
+  res: ServerResponse,
+  code: number,
+  body: string,
+  headers: Record<string, string | string[]> = {},
+): void {
   if (res.headersSent) {
     res.end();
     return;
@@ -238,6 +244,45 @@ export function fieldManagerProblem(manager: string): string | undefined {
   return undefined;
 }
 
+const FIELD_VALIDATION = ["", "Ignore", "Strict", "Warn"];
+
+/**
+ * The write options kube-apiserver refuses with 422 before it reads the body (staging/src/k8s.io/apimachinery/
+ * pkg/apis/meta/v1/validation, ValidateCreateOptions / ValidateUpdateOptions / ValidatePatchOptions).
+ */
+export function writeOptionProblems(verb: string, query: URLSearchParams, contentType: string): Cause[] {
+  const causes: Cause[] = [];
+  const manager = query.get("fieldManager") ?? "";
+  if (verb === "patch") {
+    const apply = (contentType.split(";")[0] ?? "").trim().startsWith("application/apply-patch+");
+    if (!apply && query.get("force") !== null)
+      causes.push({
+        reason: "FieldValueForbidden",
+        field: "force",
+        message: "Forbidden: may not be specified for non-apply patch",
+      });
+    if (apply && manager === "")
+      causes.push({
+        reason: "FieldValueRequired",
+        field: "fieldManager",
+        message: "Required value: is required for apply patch",
+      });
+  }
+  const bad = fieldManagerProblem(manager);
+  if (bad !== undefined) causes.push({ reason: "FieldValueInvalid", field: "fieldManager", message: bad });
+  const validation = query.get("fieldValidation") ?? "";
+  if (!FIELD_VALIDATION.includes(validation))
+    causes.push({
+      reason: "FieldValueNotSupported",
+      field: "fieldValidation",
+      message: `Unsupported value: "${validation}": supported values: ${FIELD_VALIDATION.map((v) => `"${v}"`).join(", ")}`,
+    });
+  return causes;
+}
+
+/** A `Warning` header value (RFC 7234 §5.5, code 299 as kube-apiserver sends them): the text quoted and escaped. */
+export const warningHeader = (text: string): string => `299 - ${JSON.stringify(text)}`;
+
 /** Decodes a create/update body: JSON, YAML when the client says so, or protobuf for the kinds kubectl sends so. */
 function decodeBody(body: Buffer, contentType: string): { ok: true; value: Json } | { ok: false; error: ApiError } {
   const type = (contentType.split(";")[0] ?? "").trim();
@@ -290,7 +335,7 @@ export class Handler {
     if (route === undefined) {
       const denied = this.#o.gate(req, undefined, path);
       if (denied !== undefined) return sendError(res, denied);
-      return this.#nonResource(res, path);
+      return this.#nonResource(res, path, req.headers.accept);
     }
     if (route === "notfound") return sendError(res, notFoundPath());
     const verb = verbOf(method, route, url.searchParams);
@@ -327,15 +372,15 @@ export class Handler {
     if (injected !== undefined) return sendError(res, injected);
     const query = url.searchParams;
     if (write) {
-      const bad = fieldManagerProblem(record.fieldManager);
-      if (bad !== undefined)
+      const problems = writeOptionProblems(verb, query, req.headers["content-type"] ?? "");
+      if (problems.length > 0)
         return sendError(
           res,
           invalid(
             verb === "create" ? "CreateOptions" : verb === "update" ? "UpdateOptions" : "PatchOptions",
             "meta.k8s.io",
             "",
-            [{ reason: "FieldValueInvalid", field: "fieldManager", message: bad }],
+            problems,
           ),
         );
     }
@@ -344,8 +389,27 @@ export class Handler {
     const includeObject = query.get("includeObject") ?? "Metadata";
     const { api } = this.#o;
     const t = route.type;
+    // An empty fieldValidation is Warn (handlers, fieldValidation()): unknown fields are dropped with a warning.
+    const warnings: string[] = [];
+    const fieldValidation = (query.get("fieldValidation") || "Warn") as FieldValidation;
+    const contentType = req.headers["content-type"] ?? "application/json";
+    /** Duplicate keys matter only to a strict decoder; only JSON reaches here with them (YAML refuses them). */
+    const optsFor = (body: Buffer): WriteOptions => ({
+      fieldValidation,
+      warnings,
+      ...(fieldValidation !== "Ignore" && /json/.test(contentType) && !/json-patch/.test(contentType)
+        ? { duplicates: duplicateFields(body.toString("utf8")) }
+        : {}),
+    });
     const reply = (r: { ok: true; value: JsonObject } | { ok: false; error: ApiError }, code = 200): void =>
-      r.ok ? sendJson(res, code, api.written(t, r.value)) : sendError(res, r.error);
+      r.ok
+        ? sendJson(
+            res,
+            code,
+            api.written(t, r.value),
+            warnings.length === 0 ? {} : { warning: warnings.map(warningHeader) },
+          )
+        : sendError(res, r.error);
     const needBody = async (): Promise<{ ok: true; value: Buffer } | { ok: false; error: ApiError }> => {
       const text = await readBody(req);
       return text === undefined ? { ok: false, error: tooLarge() } : { ok: true, value: text };
@@ -394,7 +458,7 @@ export class Handler {
         if (!d.ok) return sendError(res, d.error);
         if (t.resource === "selfsubjectaccessreviews")
           return sendJson(res, 201, JSON.stringify(this.#o.accessReview(req, isObject(d.value) ? d.value : {})));
-        return reply(api.create(t, route.namespace, d.value, dryRun), 201);
+        return reply(api.create(t, route.namespace, d.value, dryRun, optsFor(b.value)), 201);
       }
       case "update": {
         const b = await needBody();
@@ -411,6 +475,7 @@ export class Handler {
             route.subresource === "finalize" ? "" : route.subresource,
             d.value,
             dryRun,
+            optsFor(b.value),
           ),
           existed ? 200 : 201,
         );
@@ -418,6 +483,8 @@ export class Handler {
       case "patch": {
         const b = await needBody();
         if (!b.ok) return sendError(res, b.error);
+        // An apply patch of a missing object creates it: 201 Created.
+        const existed = api.get(t, route.namespace, route.name).ok;
         return reply(
           api.patch(
             t,
@@ -427,7 +494,9 @@ export class Handler {
             req.headers["content-type"] ?? "",
             b.value.toString("utf8"),
             dryRun,
+            optsFor(b.value),
           ),
+          existed ? 200 : 201,
         );
       }
       case "delete": {
@@ -448,7 +517,7 @@ export class Handler {
     }
   }
 
-  #nonResource(res: ServerResponse, path: string): void {
+  #nonResource(res: ServerResponse, path: string, accept: string | undefined): void {
     const p = path.replace(/\/+$/, "");
     if (p === "/version") return sendJson(res, 200, version());
     if (p === "/api") return sendJson(res, 200, apiVersions(this.#o.address()));
@@ -456,6 +525,14 @@ export class Handler {
     if (p === "/healthz" || p === "/readyz" || p === "/livez") {
       res.writeHead(200, { "content-type": "text/plain" });
       res.end("ok");
+      return;
+    }
+    if (p === "/openapi/v2") {
+      // client-go asks for the gnostic protobuf (discovery, OpenAPISchema); JSON for anyone else.
+      const doc = openApiV2();
+      if (!/protobuf/.test(accept ?? "")) return sendJson(res, 200, doc.json);
+      res.writeHead(200, { "content-type": "application/com.github.proto-openapi.spec.v2.v1.0+protobuf" });
+      res.end(doc.protobuf);
       return;
     }
     if (p === "/openapi/v3") return sendJson(res, 200, openApiRoot());

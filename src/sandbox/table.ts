@@ -158,6 +158,18 @@ const COLUMNS: Readonly<Record<string, readonly Column[]>> = {
     },
     AGE,
   ],
+  // Nothing runs the pods, so READY, UP-TO-DATE and AVAILABLE stay as the (empty) status says.
+  "deployments.apps": [
+    NAME,
+    {
+      name: "Ready",
+      type: "string",
+      cell: (o) => `${Number(obj(o["status"])["readyReplicas"] ?? 0)}/${Number(obj(o["spec"])["replicas"] ?? 0)}`,
+    },
+    { name: "Up-to-date", type: "integer", cell: (o) => Number(obj(o["status"])["updatedReplicas"] ?? 0) },
+    { name: "Available", type: "integer", cell: (o) => Number(obj(o["status"])["availableReplicas"] ?? 0) },
+    AGE,
+  ],
 };
 
 export function wantsTable(accept: string | undefined): boolean {

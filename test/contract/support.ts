@@ -11,7 +11,7 @@ export interface Http {
     path: string,
     body?: unknown,
     contentType?: string,
-  ): Promise<{ status: number; body: Record<string, unknown> }>;
+  ): Promise<{ status: number; body: Record<string, unknown>; headers: Headers }>;
   /** A watch's events until it ends (timeoutSeconds) or `count` have come. */
   watch(path: string, count?: number): Promise<{ type: string; object: Record<string, unknown> }[]>;
   stop(): Promise<void>;
@@ -28,7 +28,11 @@ export async function sandboxHttp(opts: SandboxOptions = {}): Promise<Http> {
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       });
       const text = await res.text();
-      return { status: res.status, body: text === "" ? {} : (JSON.parse(text) as Record<string, unknown>) };
+      return {
+        status: res.status,
+        body: text === "" ? {} : (JSON.parse(text) as Record<string, unknown>),
+        headers: res.headers,
+      };
     },
     async watch(path, count = Infinity) {
       const ctl = new AbortController();

@@ -143,3 +143,90 @@ describe("sandbox with kubectl", () => {
     expect((await kubectl("get", "svc", "-n", ns, "web")).stderr).toContain("NotFound");
   });
 });
+
+describe("what a user of the demo types", () => {
+  const configMap = (data: string, extra = "") =>
+    `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: applied}\ndata: {${data}}\n${extra}`;
+
+  it("kubectl apply --server-side creates, then updates", async () => {
+    const file = manifest("applied.yaml", configMap("a: '1'"));
+    expect(await ok("apply", "--server-side", "-n", ns, "-f", file)).toContain("configmap/applied serverside-applied");
+    manifest("applied.yaml", configMap("a: '2'"));
+    expect(await ok("apply", "--server-side", "-n", ns, "-f", file)).toContain("serverside-applied");
+    expect(await ok("get", "cm", "-n", ns, "applied", "-o", "jsonpath={.data.a}")).toBe("2");
+  });
+
+  it("kubectl apply --server-side refuses a field the kind does not have", async () => {
+    const r = await kubectl(
+      "apply",
+      "--server-side",
+      "-n",
+      ns,
+      "-f",
+      manifest("typo.yaml", configMap("a: '1'", "dta: {}\n")),
+    );
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain(".dta: field not declared in schema");
+  });
+
+  it("kubectl create refuses an unknown field (--validate=strict, the default) and warns with --validate=warn", async () => {
+    const file = manifest("unknown.yaml", configMap("a: '1'", "spec: {foo: 1}\n").replace("applied", "unknown"));
+    const strict = await kubectl("create", "-n", ns, "-f", file);
+    expect(strict.code).not.toBe(0);
+    expect(strict.stderr).toContain('strict decoding error: unknown field "spec"');
+    const warn = await kubectl("create", "-n", ns, "-f", file, "--validate=warn");
+    expect(warn.code).toBe(0);
+    expect(warn.stderr).toContain('Warning: unknown field "spec"');
+  });
+
+  it("kubectl create deployment, then kubectl expose deployment --type=LoadBalancer", async () => {
+    expect(await ok("create", "deployment", "web", "-n", ns, "--image=nginx:1.27")).toContain(
+      "deployment.apps/web created",
+    );
+    expect(await ok("get", "deploy", "-n", ns, "web")).toMatch(/web\s+0\/1/);
+    expect(
+      await ok("expose", "deployment", "web", "-n", ns, "--type=LoadBalancer", "--port=80", "--name=web-lb"),
+    ).toContain("service/web-lb exposed");
+    const svc = JSON.parse(await ok("get", "svc", "-n", ns, "web-lb", "-o", "json")) as {
+      spec: { type: string; selector: Record<string, string>; ports: { port: number }[] };
+    };
+    expect(svc.spec.type).toBe("LoadBalancer");
+    expect(svc.spec.selector).toEqual({ app: "web" });
+    expect(svc.spec.ports[0]?.port).toBe(80);
+  });
+});
+
+describe("kubectl create -f of a kind: List, validated by kubectl against /openapi/v2", () => {
+  const list = (extra: string) => `apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: ConfigMap
+  metadata: {name: listed-a}
+  data: {a: "1"}
+- apiVersion: apps/v1
+  kind: Deployment
+  metadata: {name: listed-b}
+  spec:
+    selector: {matchLabels: {app: b}}
+    template:
+      metadata: {labels: {app: b}}
+      spec:
+        containers: [{name: c, image: nginx${extra}}]
+`;
+
+  it("refuses a List with an unknown field before creating anything", async () => {
+    const r = await kubectl("create", "-n", ns, "-f", manifest("bad-list.yaml", list(", imagee: x")));
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain(
+      'ValidationError(Deployment.spec.template.spec.containers[0]): unknown field "imagee" in io.k8s.api.apps.v1.Deployment',
+    );
+    expect((await kubectl("get", "cm", "-n", ns, "listed-a")).stderr).toContain("NotFound");
+  });
+
+  it("creates every item of a valid List", async () => {
+    const out = await ok("create", "-n", ns, "-f", manifest("list.yaml", list("")));
+    expect(out).toContain("configmap/listed-a created");
+    expect(out).toContain("deployment.apps/listed-b created");
+  });
+});

@@ -4,7 +4,8 @@ import { matchesFields, matchesLabels, parseFieldSelector, parseLabelSelector } 
 import { ServiceRules, validateServiceStatus } from "../../src/sandbox/service.ts";
 import { Store } from "../../src/sandbox/store.ts";
 import { humanDuration } from "../../src/sandbox/table.ts";
-import { jsonEqual, type JsonObject } from "../../src/sandbox/json.ts";
+import { duplicateFields, jsonEqual, type JsonObject } from "../../src/sandbox/json.ts";
+import { schemas, unknownFields } from "../../src/sandbox/schemas.ts";
 
 describe("label selectors", () => {
   it.each([
@@ -196,5 +197,56 @@ describe("jsonEqual", () => {
     withUndefined["a"] = undefined;
     expect(jsonEqual(withUndefined as JsonObject, {})).toBe(true);
     expect(jsonEqual({}, withUndefined as JsonObject)).toBe(true);
+  });
+});
+
+describe("duplicateFields", () => {
+  it.each([
+    { desc: "none", text: '{"a":1,"b":{"a":2}}', dups: [] },
+    { desc: "top level", text: '{"a":1,"a":2}', dups: ["a"] },
+    {
+      desc: "nested, after an escaped quote",
+      text: '{"metadata":{"name":"x\\"y","name":"b"}}',
+      dups: ["metadata.name"],
+    },
+    {
+      desc: "in a list item",
+      text: '{"spec":{"ports":[{"port":1},{"port":2,"port":3}]}}',
+      dups: ["spec.ports[1].port"],
+    },
+    { desc: "not an object", text: "[1, 2]", dups: [] },
+  ])("$desc", ({ text, dups }) => {
+    expect(duplicateFields(text)).toEqual(dups);
+  });
+});
+
+describe("unknownFields", () => {
+  const service = schemas["services"];
+  if (service === undefined) throw new Error("no Service schema");
+
+  it.each([
+    {
+      desc: "a known object",
+      obj: { metadata: { name: "a", labels: { x: "y" } }, spec: { ports: [{ port: 80 }] } },
+      unknown: [],
+    },
+    { desc: "a top-level field", obj: { spc: {} }, unknown: ["spc"] },
+    { desc: "in a list item", obj: { spec: { ports: [{ port: 80 }, { prot: 1 }] } }, unknown: ["spec.ports[1].prot"] },
+    { desc: "any key of a map", obj: { spec: { selector: { anything: "x" } } }, unknown: [] },
+    { desc: "in metadata", obj: { metadata: { nmae: "a" } }, unknown: ["metadata.nmae"] },
+  ])("$desc", ({ obj, unknown }) => {
+    expect(unknownFields(service, obj).unknown).toEqual(unknown);
+  });
+
+  it("returns the value without the unknown fields, leaving the input alone", () => {
+    const obj = { spec: { type: "LoadBalancer", typo: 1, ports: [{ port: 80, x: 1 }] } };
+    const r = unknownFields(service, obj);
+    expect(r.known).toEqual({ spec: { type: "LoadBalancer", ports: [{ port: 80 }] } });
+    expect(obj.spec.typo).toBe(1);
+  });
+
+  it("returns the same value when nothing is unknown", () => {
+    const obj = { spec: { type: "LoadBalancer" } };
+    expect(unknownFields(service, obj).known).toBe(obj);
   });
 });
