@@ -103,6 +103,12 @@ export async function loadKubeConfig(
 const AUTH_TTL_MS = 30_000;
 /** A watch without `timeoutSeconds` silent this long is presumed dead and ends as a TimeoutError. */
 const WATCH_IDLE_MS = 30_000;
+/**
+ * Once a watch has sent a BOOKMARK, silence this long (two and a half of the cacher's one-minute bookmark periods)
+ * means the connection died without a reset: waiting for the server's own end of the watch would leave the cache
+ * minutes behind. A server that sends no bookmarks (watch cache off) keeps the timeout-based limit.
+ */
+export const BOOKMARK_SILENCE_MS = 150_000;
 
 /**
  * Pure: how long a watch may stay silent before it is presumed dead. A watch that asks for `timeoutSeconds` is
@@ -130,6 +136,8 @@ export function createKubeClient(
      * (`watchIdleLimitMs`).
      */
     readonly watchIdleMs?: number;
+    /** The silence limit of a watch once it has sent a BOOKMARK (default BOOKMARK_SILENCE_MS), if shorter. */
+    readonly bookmarkSilenceMs?: number;
     /** User-Agent and field manager (default `lodestone` for both); `withIdentity` makes more. */
     readonly identity?: ClientIdentity;
   } = {},
@@ -239,7 +247,8 @@ export function createKubeClient(
      */
     async watch(path, query, onLine, done) {
       const controller = new AbortController();
-      const idleLimitMs = watchIdleLimitMs(query, watchIdleMs);
+      let idleLimitMs = watchIdleLimitMs(query, watchIdleMs);
+      const bookmarkLimitMs = Math.min(idleLimitMs, options.bookmarkSilenceMs ?? BOOKMARK_SILENCE_MS);
       let timer: NodeJS.Timeout | undefined;
       let timedOut = false;
       let finished = false;
@@ -288,6 +297,13 @@ export function createKubeClient(
           if (text.trim() === "") return;
           try {
             const ev = JSON.parse(text) as { type?: unknown; object?: unknown };
+            if (ev.type === "BOOKMARK" && idleLimitMs > bookmarkLimitMs) {
+              // The server sends bookmarks: from now on a silence of a few bookmark periods is a dead connection.
+              idleLimitMs = bookmarkLimitMs;
+              clearTimeout(timer);
+              timer = undefined;
+              if (!finished) resetTimer();
+            }
             onLine(String(ev.type), ev.object);
           } catch {
             // As client-node: a line that is not JSON (or a callback that throws) does not end the watch.

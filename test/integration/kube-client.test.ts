@@ -357,3 +357,75 @@ describe("in-cluster ServiceAccount (projected token, cluster CA)", () => {
     }
   });
 });
+
+describe("a watch whose connection dies silently", () => {
+  // A server that answers a watch with one line and then says nothing, as a connection lost without a reset looks.
+  async function silentServer(firstLine: string): Promise<{ kubeconfigPath: string; close: () => Promise<void> }> {
+    const { createServer } = await import("node:http");
+    const server = createServer((_req, res) => {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.write(`${firstLine}\n`);
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const port = (server.address() as { port: number }).port;
+    const dir = mkdtempSync(join(tmpdir(), "lodestone-silent-"));
+    const kubeconfigPath = join(dir, "kubeconfig");
+    writeFileSync(
+      kubeconfigPath,
+      [
+        "apiVersion: v1",
+        "kind: Config",
+        `clusters: [{name: c, cluster: {server: "http://127.0.0.1:${port}", insecure-skip-tls-verify: true}}]`,
+        "users: [{name: u, user: {token: t}}]",
+        "contexts: [{name: x, context: {cluster: c, user: u}}]",
+        "current-context: x",
+      ].join("\n"),
+    );
+    return {
+      kubeconfigPath,
+      close: async () => {
+        server.closeAllConnections();
+        await new Promise((r) => server.close(r));
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  }
+
+  it.each([
+    {
+      desc: "after a BOOKMARK: ends once silent for the bookmark limit, long before the watch's own end",
+      line: '{"type":"BOOKMARK","object":{"kind":"ConfigMap","apiVersion":"v1","metadata":{"resourceVersion":"7"}}}',
+      endsWithin: 2000,
+    },
+    {
+      desc: "without a BOOKMARK (a server that sends none): waits for the timeout-based limit",
+      line: '{"type":"ADDED","object":{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"a","resourceVersion":"7"}}}',
+      endsWithin: undefined,
+    },
+  ])("$desc", async ({ line, endsWithin }) => {
+    const server = await silentServer(line);
+    const client = createKubeClient(await loadKubeConfig(server.kubeconfigPath, {}), { bookmarkSilenceMs: 300 });
+    try {
+      const ends: unknown[] = [];
+      const started = performance.now();
+      const ctl = await client.watch(
+        "/api/v1/configmaps",
+        { timeoutSeconds: 60, allowWatchBookmarks: true },
+        () => undefined,
+        (err) => ends.push(err),
+      );
+      if (endsWithin !== undefined) {
+        await until(() => ends.length > 0, endsWithin);
+        expect((ends[0] as Error).name).toBe("TimeoutError");
+        expect(performance.now() - started).toBeGreaterThanOrEqual(250);
+      } else {
+        await new Promise((r) => setTimeout(r, 1500));
+        expect(ends).toEqual([]);
+        ctl.abort();
+      }
+    } finally {
+      await client.close();
+      await server.close();
+    }
+  });
+});
