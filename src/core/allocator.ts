@@ -162,7 +162,7 @@ export class Allocator {
       for (let pass = 0; pass < passes; pass++) {
         for (let k = 0; k < group.length; k++) {
           const state = group[k];
-          if (state === undefined || (passes > 1 && dualStackRank(state, desired, req) !== pass)) continue;
+          if (state === undefined || (passes > 1 && this.#dualStackRank(state, desired, req) !== pass)) continue;
           const refused = poolRefusal(state.pool, req);
           if (refused !== undefined) {
             denied ??= refused;
@@ -434,6 +434,27 @@ export class Allocator {
     return first === undefined ? [] : second === undefined ? [first] : [first, second];
   }
 
+  /**
+   * For a PreferDualStack Service wanting `desired` (two families, primary first): 0 when the pool has a free
+   * address of both (or one it may share under its sharing key), 1 when it has the primary family, 2 otherwise.
+   */
+  #dualStackRank(state: PoolState, desired: readonly Family[], req: ServiceRequest): number {
+    let all = true;
+    for (let k = 0; k < desired.length; k++) {
+      const family = desired[k];
+      const f = family === undefined ? undefined : state.families.get(family);
+      if (
+        family === undefined ||
+        f === undefined ||
+        (f.used.size >= f.capacityNumber && this.#reusable(state, f, req, family, []) === undefined)
+      )
+        all = false;
+    }
+    if (all) return 0;
+    const primary = desired[0];
+    return primary !== undefined && state.familySet.has(primary) ? 1 : 2;
+  }
+
   /** A preferred address still usable, else one to share under the Service's sharing key, else undefined. */
   #reusable(
     state: PoolState,
@@ -511,22 +532,6 @@ export class Allocator {
 }
 
 const NO_POOLS: readonly PoolState[] = Object.freeze([]);
-
-/**
- * For a PreferDualStack Service wanting `desired` (two families, primary first): 0 when the pool has a free
- * address of both (or may share one), 1 when it has the primary family, 2 otherwise.
- */
-function dualStackRank(state: PoolState, desired: readonly Family[], req: ServiceRequest): number {
-  let all = true;
-  for (let k = 0; k < desired.length; k++) {
-    const family = desired[k];
-    const f = family === undefined ? undefined : state.families.get(family);
-    if (f === undefined || (f.used.size >= f.capacityNumber && req.sharingKey === undefined)) all = false;
-  }
-  if (all) return 0;
-  const primary = desired[0];
-  return primary !== undefined && state.familySet.has(primary) ? 1 : 2;
-}
 
 /** The Services holding one address: a lone holder's key, or the sharing holders' keys (two or more). */
 type Holders = string | string[];

@@ -256,6 +256,26 @@ describe("item 4: PreferDualStack prefers a pool that gives every family", () =>
       ips: ["203.0.113.0", "2001:db8:1::"],
     },
     {
+      desc: "a sharing key alone does not make a full family available: the pool with both wins (getFreeIPsFromPool)",
+      yaml: "- {name: dual, addresses: [192.0.2.0/28, '2001:db8::1'], priority: 1}\n- {name: dual2, addresses: [203.0.113.0/28, '2001:db8:1::/120'], priority: 2}",
+      steps: [
+        { take: "first", req: { ipFamilies: [6] } },
+        { take: "a", req: prefer([4, 6], { sharingKey: "k" }) },
+      ],
+      pool: "dual2",
+      ips: ["203.0.113.0", "2001:db8:1::"],
+    },
+    {
+      desc: "a full family whose address a holder of the same key may share counts as available (MetalLB shares by key)",
+      yaml: "- {name: dual, addresses: [192.0.2.0/28, '2001:db8::1'], priority: 1}\n- {name: dual2, addresses: [203.0.113.0/28, '2001:db8:1::/120'], priority: 2}",
+      steps: [
+        { take: "first", req: { ipFamilies: [6], sharingKey: "k", ports: [{ port: 53, protocol: "UDP" }] } },
+        { take: "a", req: prefer([4, 6], { sharingKey: "k" }) },
+      ],
+      pool: "dual",
+      ips: ["192.0.2.0", "2001:db8::1"],
+    },
+    {
       desc: "SingleStack is unchanged: the first pool by priority (findBestPoolForService: the service's family)",
       yaml: "- {name: v4, addresses: [192.0.2.0/28], priority: 1}\n- {name: dual, addresses: [198.51.100.0/28, '2001:db8::/120'], priority: 2}",
       steps: [{ take: "a" }],
