@@ -464,7 +464,9 @@ export function createController(o: ControllerOptions): Controller {
       // (and drops an unchanged loadBalancerClass; pkg/registry/core/service, dropTypeDependentFields), so the
       // ingress we wrote is already gone when the watch shows the change, and there is nothing to clear.
       failed.delete(key);
-      const ours = held !== undefined || classMatches(svc.loadBalancerClass, o.loadBalancerClass);
+      // Ours only by what we wrote: the class may have been dropped with the type, and an ingress without our pool
+      // annotation may be another implementation's.
+      const ours = held !== undefined || svc.annotations[POOL_ANNOTATION] !== undefined;
       if (held !== undefined) {
         allocator.release(key);
         log.info({ service: key, ips: ipList(held.ips), type: svc.type }, "no longer a LoadBalancer: IP released");

@@ -104,6 +104,13 @@ export function reportingInstanceOf(name: string): string {
   return `${cutUtf8(name, EVENT_LIMITS.reportingInstance - hash.length - 1)}-${hash}`;
 }
 
+/**
+ * Pure: the object's name as the start of an Event's name, short enough that the name with its 14-digit suffix
+ * stays a DNS subdomain of at most 253 characters (a ConfigMap's own name may have 253), ending alphanumeric.
+ */
+export const eventNameBase = (name: string): string =>
+  name.length <= 253 - 16 ? name : name.slice(0, 253 - 16).replace(/[^a-z0-9]+$/, "");
+
 /** Pure: the aggregation key of the real recorder (same object, type, reason and message → one Event, count++). */
 export const aggregationKey = (p: Pick<Pending, "obj" | "type" | "reason" | "message">): string =>
   `${p.obj.uid}\u0000${p.obj.kind}/${p.obj.namespace}/${p.obj.name}\u0000${p.type}\u0000${p.reason}\u0000${p.message}`;
@@ -159,7 +166,7 @@ export function createEventRecorder(o: EventRecorderOptions): EventRecorder {
         return;
       }
     }
-    const name = `${p.obj.name}.${(p.at.getTime() * 1000 + (seq++ % 1000)).toString(16)}`;
+    const name = `${eventNameBase(p.obj.name)}.${(p.at.getTime() * 1000 + (seq++ % 1000)).toString(16)}`;
     const res = await o.client.request({
       method: "POST",
       path: eventsPath(p.obj.namespace),

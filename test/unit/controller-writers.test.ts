@@ -2,7 +2,13 @@ import { describe, expect, it } from "vitest";
 import pino from "pino";
 import type { KubeClient, KubeRequest, KubeResponse } from "../../src/kube/client.ts";
 import { createServiceStatusWriter } from "../../src/kube/service-status-writer.ts";
-import { EVENT_LIMITS, createEventRecorder, eventMessage, reportingInstanceOf } from "../../src/kube/events.ts";
+import {
+  EVENT_LIMITS,
+  createEventRecorder,
+  eventMessage,
+  eventNameBase,
+  reportingInstanceOf,
+} from "../../src/kube/events.ts";
 import { utf8Length } from "../../src/core/utf8.ts";
 import {
   projectConfigMap,
@@ -184,6 +190,21 @@ describe("event recorder", () => {
     const r = reportingInstanceOf(name);
     expect(r === name).toBe(kept);
     expect(utf8Length(r)).toBeLessThanOrEqual(128);
+  });
+
+  it.each([
+    { desc: "a short name is kept", name: "pools", want: "pools" },
+    { desc: "237 characters are kept", name: "a".repeat(237), want: "a".repeat(237) },
+    { desc: "a 253-character name is cut to 237", name: "b".repeat(253), want: "b".repeat(237) },
+    {
+      desc: "a cut never ends in a dot or dash",
+      name: `${"c".repeat(235)}.-d${"e".repeat(20)}`,
+      want: "c".repeat(235),
+    },
+  ])("an Event's name: $desc, so with its suffix it stays within 253 characters", ({ name, want }) => {
+    const base = eventNameBase(name);
+    expect(base).toBe(want);
+    expect(`${base}.${(Date.now() * 1000 + 999).toString(16)}`.length).toBeLessThanOrEqual(253);
   });
 
   it("shortens two long names with the same start to two different instances", () => {
