@@ -7,7 +7,7 @@ export interface Command {
 }
 
 /**
- * A development command (the demo, the embedded API server): it ships in the npm package and the checkout, not in
+ * A development command (the demo, the embedded API server): it ships in the checkout, not in
  * the image. Its module is named through a URL so that the image's build, which compiles what the CLI imports,
  * leaves it and everything only it needs (the sandbox, the lab) out.
  */
@@ -57,7 +57,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   if (load === undefined && devCommands.has(name)) {
     console.error(
       `lodestone: "${name}" is a development command and not part of this installation (the image carries the ` +
-        `daemon only); run it from the npm package or a checkout: npx lodestone ${name}`,
+        `daemon only); run it from a checkout (npm ci): npx lodestone ${name}`,
     );
     return 2;
   }
