@@ -11,7 +11,13 @@ import { InFlight, type LoopReport } from "../core/liveness.ts";
 import type { KubeClient } from "../kube/client.ts";
 import { createEventRecorder, type EventRecorder, type ObjectRef } from "../kube/events.ts";
 import { createInformer, type Informer, type Slim } from "../kube/informer.ts";
-import { createMetalLBPools, type MetalLBPools, type MetalLBReport } from "./metallb-pools.ts";
+import {
+  createMetalLBPools,
+  createPoolStatusWriter,
+  poolStatuses,
+  type MetalLBPools,
+  type MetalLBReport,
+} from "./metallb-pools.ts";
 import { createLeaderElector, systemClock, type Clock, type LeaderElector, type LeaseTimings } from "../kube/lease.ts";
 import {
   projectConfigMap,
@@ -32,6 +38,8 @@ import { DEFAULT_LOAD_BALANCER_CLASS, POOL_ANNOTATION, POOLS_SELECTOR } from "..
  */
 export const DEFAULT_CONTROLLER_STALL_MS = 120_000;
 
+/** How often the leader compares IPAddressPool usage with the status it wrote. */
+const STATUS_EVERY_MS = 500;
 /** Status writes in flight while the Event queue is near its bound (see ControllerOptions.maxQueuedEvents). */
 const EVENT_PRESSURE_WORKERS = 2;
 
@@ -160,6 +168,27 @@ export function createController(o: ControllerOptions): Controller {
           namespace: o.metallbNamespace,
           ...(o.absentRetryMs === undefined ? {} : { absentRetryMs: o.absentRetryMs }),
         });
+  const poolStatus =
+    o.metallbNamespace === undefined
+      ? undefined
+      : createPoolStatusWriter({ client: o.client, logger: log, namespace: o.metallbNamespace });
+  let cancelStatus: (() => void) | undefined;
+  /**
+   * While leading, every IPAddressPool's status counts are written within 1 s of a change: a look every 500 ms,
+   * a write only where a count changed (idle, it costs a comparison).
+   */
+  function statusTick(at: number): void {
+    cancelStatus = clock.setTimer(STATUS_EVERY_MS, () => {
+      if (!acting || epoch !== at || poolStatus === undefined) return;
+      const names = pools.filter((p) => p.configMap.startsWith("IPAddressPool ")).map((p) => p.name);
+      void poolStatus
+        .write(poolStatuses(names, allocator.usage()))
+        .catch((err: unknown) => log.debug({ err }, "IPAddressPool status write failed; retried"))
+        .finally(() => {
+          if (acting && epoch === at) statusTick(at);
+        });
+    });
+  }
   const informers: Informer<Slim>[] = [services, configMaps, namespaces, ...(metallb?.informers ?? [])];
   const writer: ServiceStatusWriter = createServiceStatusWriter(o.client);
   const events: EventRecorder = createEventRecorder({
@@ -372,6 +401,8 @@ export function createController(o: ControllerOptions): Controller {
       if (cm !== undefined && state.problems.length > 0) configInvalidEvent(cm, state);
     }
     for (const r of metallb?.invalid() ?? []) metallbInvalidEvent(r);
+    poolStatus?.reset();
+    if (poolStatus !== undefined) statusTick(epoch);
     enqueueAll();
   }
 
@@ -381,6 +412,8 @@ export function createController(o: ControllerOptions): Controller {
     epoch++;
     timer?.();
     timer = undefined;
+    cancelStatus?.();
+    cancelStatus = undefined;
     events.resume();
     log.warn("no longer leading: stopped allocating and writing");
   }

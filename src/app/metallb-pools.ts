@@ -10,6 +10,7 @@ import {
   withAdvertisements,
   type ParsedAdvertisement,
 } from "../core/metallb-crds.ts";
+import type { PoolUsage } from "../core/telemetry.ts";
 import type { KubeClient } from "../kube/client.ts";
 import type { ObjectRef } from "../kube/events.ts";
 import { createInformer, type Informer } from "../kube/informer.ts";
@@ -167,6 +168,88 @@ export function createMetalLBPools(o: {
           });
       }
       return out;
+    },
+  };
+}
+
+/** What MetalLB's IPAddressPool.status holds (api/v1beta1, IPAddressPoolStatus). */
+export interface IPAddressPoolStatus {
+  readonly assignedIPv4: number;
+  readonly assignedIPv6: number;
+  readonly availableIPv4: number;
+  readonly availableIPv6: number;
+}
+
+const STATUS_FIELDS = ["assignedIPv4", "assignedIPv6", "availableIPv4", "availableIPv6"] as const;
+
+/** int64 on MetalLB's side; a JSON number here, so sizes past 2^53 (an IPv6 /64) are capped there. */
+const capped = (n: bigint): number => (n > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(n));
+
+/** Pure: each CRD pool's status from the allocator's usage. */
+export function poolStatuses(names: readonly string[], usage: readonly PoolUsage[]): Map<string, IPAddressPoolStatus> {
+  const out = new Map<string, IPAddressPoolStatus>();
+  for (const name of names) {
+    const of = (family: 4 | 6) => usage.find((u) => u.pool === name && u.family === family);
+    const v4 = of(4);
+    const v6 = of(6);
+    out.set(name, {
+      assignedIPv4: v4?.inUse ?? 0,
+      assignedIPv6: v6?.inUse ?? 0,
+      availableIPv4: capped((v4?.total ?? 0n) - BigInt(v4?.inUse ?? 0)),
+      availableIPv6: capped((v6?.total ?? 0n) - BigInt(v6?.inUse ?? 0)),
+    });
+  }
+  return out;
+}
+
+/**
+ * Writes IPAddressPool.status (a merge patch of /status) for the pools whose counts changed. An installed CRD
+ * older than the status fields prunes them (or has no status subresource: 404): then it stops, said once.
+ */
+export function createPoolStatusWriter(o: {
+  readonly client: KubeClient;
+  readonly logger: Logger;
+  readonly namespace: string;
+}) {
+  const written = new Map<string, string>();
+  let unsupported = false;
+  return {
+    /** Resets what is known as written (a new leader writes everything once). */
+    reset(): void {
+      written.clear();
+    },
+    async write(statuses: ReadonlyMap<string, IPAddressPoolStatus>): Promise<void> {
+      if (unsupported) return;
+      for (const key of [...written.keys()]) if (!statuses.has(key)) written.delete(key);
+      for (const [name, status] of statuses) {
+        const text = JSON.stringify(status);
+        if (written.get(name) === text) continue;
+        const res = await o.client.request({
+          method: "PATCH",
+          path: `/apis/metallb.io/v1beta1/namespaces/${encodeURIComponent(o.namespace)}/ipaddresspools/${encodeURIComponent(name)}/status`,
+          body: { status },
+        });
+        const body = res.body as { status?: Record<string, unknown> } | undefined;
+        const pruned = res.status === 200 && STATUS_FIELDS.some((f) => body?.status?.[f] === undefined);
+        if (res.status === 404 || pruned) {
+          if (res.status === 404) {
+            // The pool itself may be gone (deleted meanwhile): only a 404 of the subresource path means old CRDs.
+            const pool = await o.client.request({
+              method: "GET",
+              path: `/apis/metallb.io/v1beta1/namespaces/${encodeURIComponent(o.namespace)}/ipaddresspools/${encodeURIComponent(name)}`,
+            });
+            if (pool.status !== 200) continue;
+          }
+          unsupported = true;
+          o.logger.info(
+            { ipAddressPool: `${o.namespace}/${name}` },
+            "the installed IPAddressPool CRD has no status fields (MetalLB older than them): pool status is not written",
+          );
+          return;
+        }
+        if (res.status >= 200 && res.status < 300) written.set(name, text);
+        else o.logger.debug({ ipAddressPool: name, status: res.status }, "IPAddressPool status write failed; retried");
+      }
     },
   };
 }

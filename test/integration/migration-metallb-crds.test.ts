@@ -135,6 +135,33 @@ describe("MetalLB's CRDs give the allocations of the equivalent ConfigMap", () =
     expect(got["web/w1"]?.[0]).toMatch(/^203\.0\.113\./);
     expect(got["apps/c1"]?.[0]).toMatch(/^203\.0\.113\.1[6-9]$/);
     expect(got["apps/r1"]).toEqual(["198.51.100.8"]);
+
+    // IPAddressPool.status counts what is handed out, within 1 s (MetalLB's status fields).
+    const statusOf = async (name: string) => (await call(withCrds, "GET", `${poolPath}/${name}`)).body["status"];
+    const started = Date.now();
+    // production: 19 addresses, 192.0.2.0 avoided (avoidBuggyIPs: addresses ending in .0 or .255); a1-a3 from it.
+    await until("production's status", async () =>
+      JSON.stringify(await statusOf("production")) ===
+      JSON.stringify({ assignedIPv4: 3, assignedIPv6: 0, availableIPv4: 15, availableIPv6: 0 })
+        ? true
+        : undefined,
+    );
+    expect(await statusOf("reserved")).toEqual({
+      assignedIPv4: 1,
+      assignedIPv6: 0,
+      availableIPv4: 3,
+      availableIPv6: 0,
+    });
+    await lb(withCrds.core, apps, "a4");
+    await until("ingress of a4", () => ingress(withCrds.core, apps, "a4"));
+    const changed = Date.now();
+    await until(
+      "production's status after a4",
+      async () => ((await statusOf("production")) as { assignedIPv4?: number }).assignedIPv4 === 4 || undefined,
+      1000,
+    );
+    expect(Date.now() - changed).toBeLessThan(1000);
+    expect(Date.now() - started).toBeGreaterThan(0);
   }, 40_000);
 
   it("reports an invalid IPAddressPool on the object within 1 s, and a broken pool keeps its last good version", async () => {
@@ -164,6 +191,44 @@ describe("MetalLB's CRDs give the allocations of the equivalent ConfigMap", () =
     const ips = await until("ingress of after-break", () => ingress(withCrds.core, apps, "after-break"));
     expect(ips[0]).toMatch(/^192\.0\.2\./);
   }, 20_000);
+});
+
+describe("an IPAddressPool CRD without the status fields (MetalLB before them)", () => {
+  it.each([
+    { desc: "no status subresource", subresource: false, looks: 1 },
+    { desc: "a status subresource whose fields are pruned", subresource: true, looks: 0 },
+  ])(
+    "$desc: allocates from its pools and stops trying to write the status",
+    async ({ subresource, looks }) => {
+      const env = await startEnv([apps, MLB]);
+      try {
+        const old = structuredClone(ipAddressPoolCrd);
+        const version = old.spec.versions[0]!;
+        version.schema.openAPIV3Schema.properties = { spec: version.schema.openAPIV3Schema.properties.spec };
+        if (!subresource) delete (version as { subresources?: unknown }).subresources;
+        for (const c of [old, l2AdvertisementCrd])
+          expect((await call(env, "POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", c)).status).toBe(
+            201,
+          );
+        expect((await call(env, "POST", poolPath, ipAddressPool("lan", { addresses: ["192.0.2.0/30"] }))).status).toBe(
+          201,
+        );
+        const d = await env.daemon({ metallbNamespace: MLB, absentRetryMs: 100 });
+        await until("leadership", () => (d.isLeader() ? true : undefined));
+        await lb(env.core, apps, "s1");
+        expect(await until("ingress of s1", () => ingress(env.core, apps, "s1"))).toEqual(["192.0.2.0"]);
+        await new Promise((r) => setTimeout(r, 1200));
+        // One try (404 without the subresource: then one look that the pool exists), then no more.
+        const records = env.sandbox.audit.records();
+        expect(records.filter((r) => r.resource === "ipaddresspools" && r.verb === "get").length).toBe(looks);
+        expect(records.filter((r) => r.resource === "ipaddresspools/status").length).toBe(subresource ? 1 : 0);
+        expect((await call(env, "GET", `${poolPath}/lan`)).body["status"]).toBeUndefined();
+      } finally {
+        await env.stop();
+      }
+    },
+    20_000,
+  );
 });
 
 void NS;
