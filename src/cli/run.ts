@@ -3,7 +3,12 @@ import pino, { type Level } from "pino";
 import type { Command } from "./main.ts";
 import { defaultLeaseTimings, leaseTimingProblems } from "../kube/lease.ts";
 import type { DaemonOptions } from "../app/daemon.ts";
-import { CONTROLLER_LEASE, DEFAULT_LOAD_BALANCER_CLASS, DEFAULT_NAMESPACE } from "../core/well-known.ts";
+import {
+  CONTROLLER_LEASE,
+  DEFAULT_LOAD_BALANCER_CLASS,
+  DEFAULT_METALLB_NAMESPACE,
+  DEFAULT_NAMESPACE,
+} from "../core/well-known.ts";
 import { type FlagSpecs, parseFlags } from "./flags.ts";
 
 const LEVELS: readonly string[] = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
@@ -12,9 +17,6 @@ export interface RunFlags {
   readonly daemon: DaemonOptions;
   readonly logLevel: Level | "silent";
 }
-
-/** Where MetalLB's chart and manifests install it. */
-export const DEFAULT_METALLB_NAMESPACE = "metallb-system";
 
 const HELP = `Usage: lodestone run [flags]
 
