@@ -613,6 +613,8 @@ export class Api {
         this.store.remove(t.storage, str(m["namespace"]) ?? "", str(m["name"]) ?? "", tomb, rv);
       }
     this.registry.setCustom(crd, []);
+    // Its watches end, as the crdHandler's storage for the CRD is torn down (removeStorage): clients relist, 404.
+    if (t !== undefined) this.store.endWatchers(t.storage);
   }
 
   /**

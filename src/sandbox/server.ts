@@ -668,7 +668,14 @@ export class Handler {
           } else if (now) initial.push(line(ev, ev.type));
         }
     }
-    const unsubscribe = api.store.subscribe(t.storage, { namespace, deliver });
+    const unsubscribe = api.store.subscribe(t.storage, {
+      namespace,
+      deliver,
+      end: () => {
+        flush();
+        res.end();
+      },
+    });
     this.#watches.add(res);
     if (initial.length > 0) res.write(initial.join(""));
     const timers: NodeJS.Timeout[] = [];

@@ -132,6 +132,7 @@ describe("discovery and REST paths follow the CRD (apiserver: crdHandler, Discov
     const w = { ...gadget("w1", { size: 2 }), kind: "Widget" };
     expect((await http.call("POST", path, w)).status).toBe(201);
     expect((await http.call("POST", `/apis/lab.example/v1alpha1/namespaces/${ns}/widgets`, w)).status).toBe(404);
+    const all = http.watch(`${path}?watch=true`);
     const watch = http.watch(
       `${path}?watch=true&resourceVersion=${String(meta((await http.call("GET", path)).body)["resourceVersion"])}&timeoutSeconds=2`,
       1,
@@ -139,6 +140,8 @@ describe("discovery and REST paths follow the CRD (apiserver: crdHandler, Discov
     expect((await http.call("DELETE", `${CRDS}/widgets.lab.example`)).status).toBe(200);
     // controller/finalizer, CRDFinalizer.deleteInstances: the objects go first (a DELETED event each).
     expect((await watch).map((e) => e.type)).toEqual(["DELETED"]);
+    // Its watches end once the objects' deletions are sent (apiserver: crdHandler.removeStorage).
+    expect((await all).map((e) => e.type)).toEqual(["ADDED", "DELETED"]);
     expect((await http.call("GET", path)).status).toBe(404);
     const list = (await http.call("GET", "/apis/lab.example/v1alpha1")).body["resources"] as { name: string }[];
     expect(list.map((r) => r.name)).not.toContain("widgets");
