@@ -717,7 +717,7 @@ function knownKeys(schema: z.ZodType, path: readonly PropertyKey[]): string[] {
 
 /**
  * Checks pools across ConfigMaps: duplicate names and overlapping addresses. ConfigMaps are taken in name order
- * (so the result never depends on watch order); the later pool of a clash is left out and reported, naming both
+ * (so the result never depends on watch order; MetalLB CRD pools, named `IPAddressPool ns/name`, sort first); the later pool of a clash is left out and reported, naming both
  * pools and the overlapping span. Returns only these cross-ConfigMap problems (each parse reports its own).
  */
 export function mergePools(perConfigMap: readonly { readonly pools: readonly Pool[] }[]): ParsedPools {

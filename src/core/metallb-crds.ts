@@ -87,7 +87,12 @@ export function parseIPAddressPool(o: MetalLBObject): ParsedPools {
   const spec = PoolSpec.safeParse(o.spec ?? {});
   if (!spec.success) {
     problems.push(
-      problem(ConfigCodes.wrongType, source, "spec", configMessages.wrongType("a mapping", "something else")),
+      problem(
+        ConfigCodes.wrongType,
+        source,
+        "spec",
+        configMessages.wrongType("a mapping", Array.isArray(o.spec) ? "a list" : typeof o.spec),
+      ),
     );
     return { pools: [], problems };
   }

@@ -6,19 +6,13 @@ import { clone, isObject, type Json, type JsonObject } from "./json.ts";
  * apiextensions-apiserver applies it: which fields it keeps (the rest are pruned), the defaults it fills in, and
  * what it refuses. Only the parts of OpenAPI v3 that CRDs use and Lodestone's users write are implemented: type,
  * nullable, properties, additionalProperties, items, required, enum, pattern, minimum/maximum (and exclusive),
- * minLength/maxLength, minItems/maxItems, default, x-kubernetes-preserve-unknown-fields, x-kubernetes-int-or-string
- * and x-kubernetes-embedded-resource.
+ * minLength/maxLength, minItems/maxItems, default and x-kubernetes-int-or-string here; pruning (with
+ * x-kubernetes-preserve-unknown-fields and x-kubernetes-embedded-resource) is schemas.ts, structuralFields.
  */
 
 const obj = (v: Json | undefined): JsonObject => (isObject(v) ? v : {});
 /** The fields of the root that apiextensions never prunes nor validates against the schema (ObjectMeta is its own). */
 const ROOT = ["apiVersion", "kind", "metadata"];
-
-/**
- * Whether the object at `s` keeps fields it does not declare (schema/pruning, prune: x-kubernetes-preserve-
- * unknown-fields, or an embedded resource's apiVersion/kind/metadata).
- */
-export const preservesUnknown = (s: JsonObject): boolean => s["x-kubernetes-preserve-unknown-fields"] === true;
 
 /**
  * Fills in the schema's defaults where the value lacks the field (schema/defaulting, Default): an absent
@@ -58,8 +52,8 @@ const typeName = (v: Json): string =>
           ? "object"
           : typeof v;
 
-/** A value as kube-openapi's validation errors quote it. */
-const quote = (v: Json): string => (typeof v === "string" ? JSON.stringify(v) : JSON.stringify(v));
+/** A value as kube-openapi's validation errors quote it: JSON (strings in double quotes). */
+const quote = (v: Json): string => JSON.stringify(v);
 
 function typeMatches(type: string, v: Json): boolean {
   const actual = typeName(v);
