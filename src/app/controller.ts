@@ -10,7 +10,14 @@ import { WorkQueue } from "../core/workqueue.ts";
 import { InFlight, type LoopReport } from "../core/liveness.ts";
 import type { KubeClient } from "../kube/client.ts";
 import { createEventRecorder, type EventRecorder, type ObjectRef } from "../kube/events.ts";
-import { createInformer, type Informer } from "../kube/informer.ts";
+import { createInformer, type Informer, type Slim } from "../kube/informer.ts";
+import {
+  createMetalLBPools,
+  createPoolStatusWriter,
+  poolStatuses,
+  type MetalLBPools,
+  type MetalLBReport,
+} from "./metallb-pools.ts";
 import { createLeaderElector, systemClock, type Clock, type LeaderElector, type LeaseTimings } from "../kube/lease.ts";
 import {
   projectConfigMap,
@@ -31,6 +38,8 @@ import { DEFAULT_LOAD_BALANCER_CLASS, POOL_ANNOTATION, POOLS_SELECTOR } from "..
  */
 export const DEFAULT_CONTROLLER_STALL_MS = 120_000;
 
+/** How often the leader compares IPAddressPool usage with the status it wrote. */
+const STATUS_EVERY_MS = 500;
 /** Status writes in flight while the Event queue is near its bound (see ControllerOptions.maxQueuedEvents). */
 const EVENT_PRESSURE_WORKERS = 2;
 
@@ -54,6 +63,10 @@ export interface ControllerOptions {
   readonly clock?: Clock;
   /** How long one status or annotation write may run before liveness calls the workqueue hung. */
   readonly stallMs?: number;
+  /** Read MetalLB's IPAddressPools and L2Advertisements in this namespace (unset: not at all). */
+  readonly metallbNamespace?: string;
+  /** How often a MetalLB CRD that is not installed is looked for again (default 10 s). */
+  readonly absentRetryMs?: number;
 }
 
 export type ControllerTelemetry = Pick<
@@ -69,6 +82,8 @@ export interface WatchedObjects {
   readonly services: Informer<SlimService>;
   readonly configMaps: Informer<SlimConfigMap>;
   readonly namespaces: Informer<SlimNamespace>;
+  /** The pools read from MetalLB's CRDs, as the controller translated them (last good versions kept). */
+  readonly customPools?: () => readonly Pool[];
 }
 
 export interface Controller {
@@ -145,7 +160,36 @@ export function createController(o: ControllerOptions): Controller {
     path: "/api/v1/namespaces",
     project: projectNamespace,
   });
-  const informers = [services, configMaps, namespaces];
+  const metallb: MetalLBPools | undefined =
+    o.metallbNamespace === undefined
+      ? undefined
+      : createMetalLBPools({
+          ...common,
+          namespace: o.metallbNamespace,
+          ...(o.absentRetryMs === undefined ? {} : { absentRetryMs: o.absentRetryMs }),
+        });
+  const poolStatus =
+    o.metallbNamespace === undefined
+      ? undefined
+      : createPoolStatusWriter({ client: o.client, logger: log, namespace: o.metallbNamespace });
+  let cancelStatus: (() => void) | undefined;
+  /**
+   * While leading, every IPAddressPool's status counts are written within 1 s of a change: a look every 500 ms,
+   * a write only where a count changed (idle, it costs a comparison).
+   */
+  function statusTick(at: number): void {
+    cancelStatus = clock.setTimer(STATUS_EVERY_MS, () => {
+      if (!acting || epoch !== at || poolStatus === undefined) return;
+      const names = pools.filter((p) => p.configMap.startsWith("IPAddressPool ")).map((p) => p.name);
+      void poolStatus
+        .write(poolStatuses(names, allocator.usage()))
+        .catch((err: unknown) => log.debug({ err }, "IPAddressPool status write failed; retried"))
+        .finally(() => {
+          if (acting && epoch === at) statusTick(at);
+        });
+    });
+  }
+  const informers: Informer<Slim>[] = [services, configMaps, namespaces, ...(metallb?.informers ?? [])];
   const writer: ServiceStatusWriter = createServiceStatusWriter(o.client);
   const events: EventRecorder = createEventRecorder({
     client: o.client,
@@ -240,7 +284,17 @@ export function createController(o: ControllerOptions): Controller {
         log.info({ configMap: key }, "pool ConfigMap removed");
       }
     }
-    const merged = effectivePools(configStates.values());
+    for (const r of metallb?.apply() ?? []) {
+      const at = r.ref.kind === "IPAddressPool" ? { ipAddressPool: r.source } : { l2Advertisement: r.source };
+      if (r.problems.length > 0) {
+        log.warn(
+          { ...at, problems: r.problems.length, keptLastGood: r.everGood },
+          `${r.ref.kind} has problems: ${describeProblems(r.problems, "", Infinity)}`,
+        );
+        if (acting) metallbInvalidEvent(r);
+      } else log.info({ ...at, pools: r.pools }, `${r.ref.kind} applied`);
+    }
+    const merged = effectivePools([...configStates.values(), { pools: metallb?.pools() ?? [] }]);
     const problemsText = describeProblems(merged.problems, "", Infinity);
     if (problemsText !== crossProblems) {
       crossProblems = problemsText;
@@ -278,6 +332,17 @@ export function createController(o: ControllerOptions): Controller {
     );
   }
 
+  /** A broken IPAddressPool or L2Advertisement: the Event goes on that object, as ConfigInvalid on a ConfigMap. */
+  function metallbInvalidEvent(r: MetalLBReport): void {
+    const kept = r.everGood ? "the last good version stays in force" : "it is not used";
+    events.record(
+      r.ref,
+      "Warning",
+      "ConfigInvalid",
+      describeProblems(r.problems, `${r.problems.length} problem(s), ${kept}: `),
+    );
+  }
+
   /** Applied with warnings is still applied: the same reason, as a Warning naming them. */
   function configAppliedEvent(
     cm: SlimConfigMap,
@@ -299,13 +364,12 @@ export function createController(o: ControllerOptions): Controller {
     for (const p of problems) byCm.set(p.configMap, [...(byCm.get(p.configMap) ?? []), p]);
     for (const [key, list] of byCm) {
       const cm = configMaps.get(key);
-      if (cm === undefined) continue;
-      events.record(
-        { kind: "ConfigMap", namespace: cm.namespace, name: cm.name, uid: cm.uid },
-        "Warning",
-        "ConfigInvalid",
-        describeProblems(list),
-      );
+      const ref: ObjectRef | undefined =
+        cm === undefined
+          ? metallb?.ref(key)
+          : { kind: "ConfigMap", namespace: cm.namespace, name: cm.name, uid: cm.uid };
+      if (ref === undefined) continue;
+      events.record(ref, "Warning", "ConfigInvalid", describeProblems(list));
     }
   }
 
@@ -336,6 +400,9 @@ export function createController(o: ControllerOptions): Controller {
       const cm = configMaps.get(key);
       if (cm !== undefined && state.problems.length > 0) configInvalidEvent(cm, state);
     }
+    for (const r of metallb?.invalid() ?? []) metallbInvalidEvent(r);
+    poolStatus?.reset();
+    if (poolStatus !== undefined) statusTick(epoch);
     enqueueAll();
   }
 
@@ -345,6 +412,8 @@ export function createController(o: ControllerOptions): Controller {
     epoch++;
     timer?.();
     timer = undefined;
+    cancelStatus?.();
+    cancelStatus = undefined;
     events.resume();
     log.warn("no longer leading: stopped allocating and writing");
   }
@@ -642,6 +711,8 @@ export function createController(o: ControllerOptions): Controller {
     synced: () => begin(),
   });
   configMaps.subscribe({ upsert: () => applyConfig(), delete: () => applyConfig(), synced: () => begin() });
+  for (const i of metallb?.informers ?? [])
+    i.subscribe({ upsert: () => applyConfig(), delete: () => applyConfig(), synced: () => begin() });
   namespaces.subscribe({
     upsert: (ns, old) => {
       if (old === undefined || JSON.stringify(old.labels) === JSON.stringify(ns.labels)) return;
@@ -694,6 +765,7 @@ export function createController(o: ControllerOptions): Controller {
           ["services", services],
           ["configmaps", configMaps],
           ["namespaces", namespaces],
+          ...(metallb?.informers ?? []).map((i) => [i.resource, i]),
         ].map(([n, i]) => [n as string, (i as Informer<never>).restarts()]),
       ),
     }),
@@ -713,6 +785,6 @@ export function createController(o: ControllerOptions): Controller {
     ],
     isLeader: () => acting,
     pools: () => pools,
-    watched: { services, configMaps, namespaces },
+    watched: { services, configMaps, namespaces, ...(metallb === undefined ? {} : { customPools: metallb.pools }) },
   };
 }

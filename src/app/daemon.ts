@@ -59,6 +59,10 @@ export interface DaemonOptions {
   /** Lease holder identity; default `${nodeName}_${pid}`. */
   readonly identity?: string;
   readonly loadBalancerClass?: string;
+  /** Read MetalLB's IPAddressPools and L2Advertisements in this namespace (unset: not at all). */
+  readonly metallbNamespace?: string;
+  /** How often a MetalLB CRD that is not installed is looked for again (default 10 s; tests). */
+  readonly absentRetryMs?: number;
   /** Health server port: default 7472, 0 = ephemeral, -1 = off. */
   readonly metricsPort?: number;
   readonly metricsHost?: string;
@@ -150,6 +154,8 @@ export async function startDaemon(options: DaemonOptions, logger: Logger): Promi
     ...(options.informerBackoff === undefined ? {} : { informerBackoff: options.informerBackoff }),
     ...(options.watchTimeoutSeconds === undefined ? {} : { watchTimeoutSeconds: options.watchTimeoutSeconds }),
     ...(options.stallMs === undefined ? {} : { stallMs: options.stallMs }),
+    ...(options.metallbNamespace === undefined ? {} : { metallbNamespace: options.metallbNamespace }),
+    ...(options.absentRetryMs === undefined ? {} : { absentRetryMs: options.absentRetryMs }),
   });
   const ctx: ComponentContext = {
     client: as("speaker"),

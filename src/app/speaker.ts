@@ -157,7 +157,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
   const incarnation = Date.now();
   const ns = ctx.namespace;
   const common = { client: ctx.client, logger: log };
-  const announcePools = createPoolCache();
+  const announcePools = createPoolCache(ctx.shared?.customPools);
 
   const nodes = createInformer<SpeakerNode>({
     ...common,

@@ -1,6 +1,13 @@
 import type { ConfigMapInput } from "../core/config.ts";
 import { mergePools, parsePoolConfigMap } from "../core/config.ts";
 import type { ConfigProblem } from "../core/errors.ts";
+import {
+  parseIPAddressPool,
+  parseL2Advertisement,
+  withAdvertisements,
+  type MetalLBObject,
+  type ParsedAdvertisement,
+} from "../core/metallb-crds.ts";
 import type { IpAddress } from "../core/ip.ts";
 import { parseIp } from "../core/ip.ts";
 import type { StatusReport, StatusServiceInput } from "../core/status-report.ts";
@@ -12,6 +19,8 @@ import { ANNOUNCING_ANNOTATION, POOL_ANNOTATION, POOLS_SELECTOR } from "../core/
 /** Where `lodestone status` looks: the daemon's namespace holds the pool ConfigMaps. */
 export interface StatusOptions {
   readonly namespace: string;
+  /** Where MetalLB's IPAddressPools and L2Advertisements are read (unset: not read). */
+  readonly metallbNamespace?: string;
 }
 
 type Json = Record<string, unknown>;
@@ -29,10 +38,27 @@ export class StatusReadError extends Error {
   override readonly name = "StatusReadError";
 }
 
-async function list(client: KubeClient, path: string, query: Record<string, string> = {}): Promise<Json[]> {
+async function list(
+  client: KubeClient,
+  path: string,
+  query: Record<string, string> = {},
+  optional = false,
+): Promise<Json[]> {
   const res = await client.request({ method: "GET", path, query });
+  // A CRD that is not installed: nothing of it exists.
+  if (optional && res.status === 404) return [];
   if (res.status !== 200) throw new StatusReadError(`GET ${path}: ${responseMessage(res)}`);
   return items(res.body);
+}
+
+function metallbInput(o: Json): MetalLBObject {
+  const meta = obj(o["metadata"]);
+  return {
+    namespace: str(meta["namespace"]) ?? "",
+    name: str(meta["name"]) ?? "",
+    labels: stringMap(meta["labels"]),
+    spec: o["spec"] ?? {},
+  };
 }
 
 function configMapInput(cm: Json, namespace: string): ConfigMapInput {
@@ -88,12 +114,18 @@ function serviceInput(svc: Json, failures: ReadonlyMap<string, string>): StatusS
  * ConfigMaps are parsed by the same core code as the daemon, so a broken one shows its problems here too.
  */
 export async function readStatus(client: KubeClient, opts: StatusOptions): Promise<StatusReport> {
-  const [configMaps, services, events] = await Promise.all([
+  const mlb =
+    opts.metallbNamespace === undefined
+      ? undefined
+      : `/apis/metallb.io/v1beta1/namespaces/${encodeURIComponent(opts.metallbNamespace)}`;
+  const [configMaps, services, events, ipPools, l2Ads] = await Promise.all([
     list(client, `/api/v1/namespaces/${encodeURIComponent(opts.namespace)}/configmaps`, {
       labelSelector: POOLS_SELECTOR,
     }),
     list(client, "/api/v1/services"),
     list(client, "/api/v1/events", { fieldSelector: "involvedObject.kind=Service" }),
+    mlb === undefined ? [] : list(client, `${mlb}/ipaddresspools`, {}, true),
+    mlb === undefined ? [] : list(client, `${mlb}/l2advertisements`, {}, true),
   ]);
   const problems: ConfigProblem[] = [];
   const parsed = configMaps.map((cm) => {
@@ -101,7 +133,20 @@ export async function readStatus(client: KubeClient, opts: StatusOptions): Promi
     problems.push(...result.problems);
     return result;
   });
-  const merged = mergePools(parsed);
+  const poolObjects = ipPools.map(metallbInput);
+  const crdPools = poolObjects.flatMap((o) => {
+    const r = parseIPAddressPool(o);
+    problems.push(...r.problems);
+    return r.pools;
+  });
+  const ads: NonNullable<ParsedAdvertisement["advertisement"]>[] = [];
+  for (const o of l2Ads.map(metallbInput)) {
+    const r = parseL2Advertisement(o);
+    problems.push(...r.problems);
+    if (r.advertisement !== undefined) ads.push(r.advertisement);
+  }
+  const labels = new Map(poolObjects.map((o) => [o.name, o.labels ?? {}]));
+  const merged = mergePools([...parsed, { pools: withAdvertisements(crdPools, ads, (n) => labels.get(n) ?? {}) }]);
   problems.push(...merged.problems);
   const failures = newestFailures(events);
   const rows = services

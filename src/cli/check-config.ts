@@ -4,6 +4,13 @@ import type { ConfigMapInput, Pool } from "../core/config.ts";
 import { METALLB_KEY, mergePools, parsePoolConfigMap, poolCapacity, POOLS_KEY } from "../core/config.ts";
 import { isRestricted } from "../core/allocation-rules.ts";
 import { ConfigCodes, configMessages } from "../core/errors.ts";
+import {
+  parseIPAddressPool,
+  parseL2Advertisement,
+  withAdvertisements,
+  type MetalLBObject,
+  type ParsedAdvertisement,
+} from "../core/metallb-crds.ts";
 import type { Family } from "../core/ip.ts";
 import { familyName } from "../core/ip.ts";
 import { parseFlags } from "./flags.ts";
@@ -13,9 +20,11 @@ import { POOLS_LABEL } from "../core/well-known.ts";
 const help = `Usage: lodestone check-config FILE...
 
 Validates pool ConfigMaps offline: Lodestone (data key ${POOLS_KEY}) and MetalLB <= 0.12 (data key ${METALLB_KEY}).
-Each FILE may hold several YAML documents or a kind: List; other kinds and ConfigMaps without pool data are skipped,
-but MetalLB >= 0.13 custom resources (apiVersion metallb.io/...) are reported as not supported.
-Prints every problem as FILE: ConfigMap NAMESPACE/NAME: PATH: MESSAGE [CODE], then warnings the same way with
+Also MetalLB >= 0.13 IPAddressPool and L2Advertisement objects (metallb.io/v1beta1), read as the daemon reads
+them; MetalLB's other custom resources (BGP) are reported as not supported.
+Each FILE may hold several YAML documents or a kind: List; other kinds and ConfigMaps without pool data are skipped.
+Prints every problem as FILE: ConfigMap NAMESPACE/NAME: PATH: MESSAGE [CODE] (or IPAddressPool / L2Advertisement
+NAMESPACE/NAME), then warnings the same way with
 "warning: " before PATH (they change nothing), then the pools with their sizes.
 Exit status: 0 valid (warnings or not), 1 problems found, 2 usage error.`;
 
@@ -33,6 +42,8 @@ export interface CheckReport {
 export function checkConfigTexts(files: readonly { readonly name: string; readonly text: string }[]): CheckReport {
   const lines: string[] = [];
   const found: Found[] = [];
+  const crdPools: { file: string; obj: MetalLBObject }[] = [];
+  const crdAds: { file: string; obj: MetalLBObject }[] = [];
   let problems = 0;
   for (const { name, text } of files) {
     const docs = parseAllDocuments(text);
@@ -48,7 +59,10 @@ export function checkConfigTexts(files: readonly { readonly name: string; readon
       for (const obj of objects(doc.toJS())) {
         const cm = asPoolConfigMap(obj);
         if (cm !== undefined) found.push({ file: name, cm });
-        const crd = metallbResource(obj);
+        const read = metallbReadable(obj);
+        if (read?.kind === "IPAddressPool") crdPools.push({ file: name, obj: read.obj });
+        if (read?.kind === "L2Advertisement") crdAds.push({ file: name, obj: read.obj });
+        const crd = read === undefined ? metallbResource(obj) : undefined;
         if (crd !== undefined) {
           problems++;
           lines.push(`${name}: ${crd}`);
@@ -58,10 +72,33 @@ export function checkConfigTexts(files: readonly { readonly name: string; readon
   }
   const fileOf = new Map(found.map((f) => [`${f.cm.namespace}/${f.cm.name}`, f.file]));
   const parsed = found.map((f) => ({ file: f.file, result: parsePoolConfigMap(f.cm) }));
-  const merged = mergePools(parsed.map((p) => p.result));
-  for (const p of [...parsed.flatMap((x) => x.result.problems), ...merged.problems]) {
+  const fromCrds = crdPools.map((c) => {
+    const result = parseIPAddressPool(c.obj);
+    fileOf.set(`IPAddressPool ${c.obj.namespace}/${c.obj.name}`, c.file);
+    return result;
+  });
+  const ads: NonNullable<ParsedAdvertisement["advertisement"]>[] = [];
+  const adProblems = crdAds.flatMap((c) => {
+    const r = parseL2Advertisement(c.obj);
+    fileOf.set(`L2Advertisement ${c.obj.namespace}/${c.obj.name}`, c.file);
+    if (r.advertisement !== undefined) ads.push(r.advertisement);
+    return r.problems;
+  });
+  const labelsOf = new Map(crdPools.map((c) => [c.obj.name, c.obj.labels ?? {}]));
+  const crdPoolList = withAdvertisements(
+    fromCrds.flatMap((r) => r.pools),
+    ads,
+    (n) => labelsOf.get(n) ?? {},
+  );
+  const merged = mergePools([...parsed.map((p) => p.result), { pools: crdPoolList }]);
+  for (const p of [
+    ...parsed.flatMap((x) => x.result.problems),
+    ...fromCrds.flatMap((r) => r.problems),
+    ...adProblems,
+    ...merged.problems,
+  ]) {
     problems++;
-    lines.push(`${fileOf.get(p.configMap) ?? "?"}: ConfigMap ${p.configMap}: ${p.path}: ${p.message} [${p.code}]`);
+    lines.push(`${fileOf.get(p.configMap) ?? "?"}: ${sourceName(p.configMap)}: ${p.path}: ${p.message} [${p.code}]`);
   }
   let warnings = 0;
   for (const w of parsed.flatMap((x) => x.result.warnings)) {
@@ -70,7 +107,7 @@ export function checkConfigTexts(files: readonly { readonly name: string; readon
       `${fileOf.get(w.configMap) ?? "?"}: ConfigMap ${w.configMap}: warning: ${w.path}: ${w.message} [${w.code}]`,
     );
   }
-  if (found.length === 0) {
+  if (found.length === 0 && crdPools.length === 0) {
     problems++;
     lines.push(
       `${files.map((f) => f.name).join(", ")}: no pool ConfigMap found (a ConfigMap with data key ${POOLS_KEY} or ${METALLB_KEY}, or labelled ${POOLS_LABEL})`,
@@ -98,12 +135,13 @@ function summary(pools: readonly Pool[], formats: readonly string[]): string[] {
   const head = `Pools (${pools.length})${legacy > 0 ? `, ${legacy} ConfigMap(s) in MetalLB <= 0.12 format converted` : ""}:`;
   const rows = pools.map((p) => [
     p.name,
-    `ConfigMap ${p.configMap}`,
+    sourceName(p.configMap),
     ...([4, 6] as Family[]).map((f) => `${familyName(f)} ${formatSize(poolCapacity(p, f))}`),
     [
       p.autoAssign ? "auto-assign" : "on request only",
       p.priority === undefined ? "" : `priority ${p.priority}`,
       isRestricted(p) ? "restricted" : "",
+      p.announce.advertisements?.length === 0 ? "not announced (no L2Advertisement selects it)" : "",
     ]
       .filter((s) => s !== "")
       .join(", "),
@@ -120,6 +158,10 @@ function summary(pools: readonly Pool[], formats: readonly string[]): string[] {
     ),
   ];
 }
+
+/** A pool's source as lines name it: a CRD pool's is its kind and name already, a ConfigMap's gets the kind. */
+const sourceName = (source: string): string =>
+  /^(IPAddressPool|L2Advertisement) /.test(source) ? source : `ConfigMap ${source}`;
 
 /** Exact counts; blocks of 2^32 and more read better as powers of two. */
 export function formatSize(n: bigint): string {
@@ -152,15 +194,34 @@ function metadataOf(obj: Record<string, unknown>): { namespace: string; name: st
   };
 }
 
+/** An IPAddressPool or L2Advertisement of metallb.io/v1beta1: what the daemon reads of MetalLB's CRDs. */
+function metallbReadable(
+  obj: Record<string, unknown>,
+): { kind: "IPAddressPool" | "L2Advertisement"; obj: MetalLBObject } | undefined {
+  const kind = obj["kind"];
+  if (obj["apiVersion"] !== "metallb.io/v1beta1" || (kind !== "IPAddressPool" && kind !== "L2Advertisement"))
+    return undefined;
+  const meta = metadataOf(obj);
+  return {
+    kind,
+    obj: {
+      namespace: meta.namespace,
+      name: meta.name,
+      labels: stringMap(meta.raw["labels"]) ?? {},
+      spec: obj["spec"] ?? {},
+    },
+  };
+}
+
 /**
- * MetalLB >= 0.13 keeps its configuration in custom resources, which Lodestone does not read: say so for each one
+ * MetalLB's other custom resources (BGP), which Lodestone does not read: say so for each one
  * rather than skip it like an unrelated kind (a file of them would otherwise read as "no pool ConfigMap found").
  */
 function metallbResource(obj: Record<string, unknown>): string | undefined {
   const apiVersion = obj["apiVersion"];
   if (typeof apiVersion !== "string" || !apiVersion.startsWith("metallb.io/")) return undefined;
   const meta = metadataOf(obj);
-  const why = `Lodestone reads pools from ConfigMaps only (see docs/migrating-from-metallb.md)`;
+  const why = `Lodestone reads IPAddressPool and L2Advertisement (v1beta1) only, and announces with layer 2 (see docs/migrating-from-metallb.md)`;
   return `${String(obj["kind"])} ${meta.namespace}/${meta.name}: ${configMessages.unsupported(`MetalLB custom resource ${apiVersion}`, why)} [${ConfigCodes.unsupported}]`;
 }
 

@@ -3,7 +3,12 @@ import pino, { type Level } from "pino";
 import type { Command } from "./main.ts";
 import { defaultLeaseTimings, leaseTimingProblems } from "../kube/lease.ts";
 import type { DaemonOptions } from "../app/daemon.ts";
-import { CONTROLLER_LEASE, DEFAULT_LOAD_BALANCER_CLASS, DEFAULT_NAMESPACE } from "../core/well-known.ts";
+import {
+  CONTROLLER_LEASE,
+  DEFAULT_LOAD_BALANCER_CLASS,
+  DEFAULT_METALLB_NAMESPACE,
+  DEFAULT_NAMESPACE,
+} from "../core/well-known.ts";
 import { type FlagSpecs, parseFlags } from "./flags.ts";
 
 const LEVELS: readonly string[] = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
@@ -23,6 +28,8 @@ Flags (environment default in brackets):
   --namespace NS               the daemon's namespace: pool ConfigMaps, Leases [POD_NAMESPACE, else ${DEFAULT_NAMESPACE}]
   --node-name NAME             this node [NODE_NAME, else the host name]
   --load-balancer-class CLASS  handle only Services of this class (default: no class, or ${DEFAULT_LOAD_BALANCER_CLASS})
+  --metallb-namespace NS       read MetalLB's IPAddressPools and L2Advertisements here, once their CRDs exist
+                               (default ${DEFAULT_METALLB_NAMESPACE}; --metallb-namespace= turns it off)
   --log-level LEVEL            fatal, error, warn, info, debug, trace, silent [LOG_LEVEL, else info]
   --metrics-port N             /metrics, /healthz, /readyz port; 0 = any free port, -1 = off (default 7472)
   --speaker BOOL               run the layer-2 speaker too (default true)
@@ -46,6 +53,7 @@ const FLAGS = {
   namespace: { type: "string" },
   "node-name": { type: "string" },
   "load-balancer-class": { type: "string" },
+  "metallb-namespace": { type: "string" },
   "log-level": { type: "string" },
   "metrics-port": { type: "string" },
   speaker: { type: "boolean" },
@@ -94,6 +102,7 @@ export function parseRunFlags(
   const kubeconfig = get("kubeconfig", "KUBECONFIG");
   const cls = get("load-balancer-class");
   const nodeName = get("node-name", "NODE_NAME") ?? hostname();
+  const metallbNamespace = get("metallb-namespace") ?? DEFAULT_METALLB_NAMESPACE;
   return {
     ok: true,
     value: {
@@ -104,6 +113,7 @@ export function parseRunFlags(
         nodeName,
         identity: `${env.POD_NAME ?? nodeName}_${process.pid}`,
         ...(cls === undefined ? {} : { loadBalancerClass: cls }),
+        ...(metallbNamespace === "" ? {} : { metallbNamespace }),
         metricsPort,
         speaker: values.speaker ?? true,
         lease: { name: get("lease-name") ?? CONTROLLER_LEASE, ...timings },

@@ -2,17 +2,19 @@ import { existsSync } from "node:fs";
 import { readStatus, StatusReadError } from "../app/status-report.ts";
 import { renderStatusTable, statusJson } from "../core/status-report.ts";
 import { createKubeClient, loadKubeConfig } from "../kube/client.ts";
-import { DEFAULT_NAMESPACE } from "../core/well-known.ts";
+import { DEFAULT_METALLB_NAMESPACE, DEFAULT_NAMESPACE } from "../core/well-known.ts";
 import { parseFlags } from "./flags.ts";
 import type { Command } from "./main.ts";
 
-const help = `Usage: lodestone status [--kubeconfig PATH] [--namespace NS] [-o table|json]
+const help = `Usage: lodestone status [--kubeconfig PATH] [--namespace NS] [--metallb-namespace NS] [-o table|json]
 
 Pools with their usage, and every LoadBalancer Service with its IPs, pool, announcing node and any failure.
 
   --kubeconfig PATH   kubeconfig to use (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)
   --namespace NS      the daemon's namespace, where the pool ConfigMaps live (default: $POD_NAMESPACE,
                       else ${DEFAULT_NAMESPACE})
+  --metallb-namespace NS  where MetalLB's IPAddressPools and L2Advertisements are read, if their CRDs exist
+                      (default ${DEFAULT_METALLB_NAMESPACE}; --metallb-namespace= skips them)
   -o, --output FMT    table (default) or json`;
 
 export const command: Command = {
@@ -21,6 +23,7 @@ export const command: Command = {
     const parsed = parseFlags(args, {
       kubeconfig: { type: "string" },
       namespace: { type: "string" },
+      "metallb-namespace": { type: "string" },
       output: { type: "string", short: "o" },
       help: { type: "boolean", short: "h" },
     });
@@ -51,9 +54,11 @@ export const command: Command = {
       console.error(`lodestone status: cannot load kubeconfig: ${e instanceof Error ? e.message : String(e)}`);
       return 1;
     }
+    const metallb = values["metallb-namespace"] ?? DEFAULT_METALLB_NAMESPACE;
     try {
       const report = await readStatus(client, {
         namespace: values.namespace ?? process.env["POD_NAMESPACE"] ?? DEFAULT_NAMESPACE,
+        ...(metallb === "" ? {} : { metallbNamespace: metallb }),
       });
       console.log(values.output === "json" ? JSON.stringify(statusJson(report), null, 2) : renderStatusTable(report));
       return 0;

@@ -12,23 +12,28 @@ import { serviceKey } from "./service-request.ts";
  * accepts `spec.externalIPs` only from namespaces a pool serves) both ask this, so they cannot disagree.
  */
 export function poolServesNamespace(
-  allocation: Pick<ServiceAllocation, "namespaces" | "namespaceSelector">,
+  allocation: Pick<ServiceAllocation, "namespaces" | "namespaceSelector" | "namespaceSelectors">,
   namespace: string,
   namespaceLabels: Readonly<Record<string, string>>,
 ): boolean {
-  const { namespaces, namespaceSelector } = allocation;
-  if (namespaces === undefined && namespaceSelector === undefined) return true;
+  const { namespaces, namespaceSelector, namespaceSelectors } = allocation;
+  if (namespaces === undefined && namespaceSelector === undefined && namespaceSelectors === undefined) return true;
   if (namespaces?.includes(namespace) ?? false) return true;
+  if (namespaceSelectors?.some((s) => matchesSelector(s, namespaceLabels)) ?? false) return true;
   return namespaceSelector !== undefined && matchesSelector(namespaceSelector, namespaceLabels);
 }
 
 /** Whether a pool's serviceAllocation admits a Service: its namespace is served and `serviceSelector` holds. */
 export function poolRefusal(pool: Pool, req: ServiceRequest): AllocationError | undefined {
-  const { serviceSelector } = pool.serviceAllocation;
+  const { serviceSelector, serviceSelectors } = pool.serviceAllocation;
   if (!poolServesNamespace(pool.serviceAllocation, req.namespace, req.namespaceLabels)) {
     return refusal.namespaceNotAllowed(pool.name, req.namespace);
   }
   if (serviceSelector !== undefined && !matchesSelector(serviceSelector, req.labels)) {
+    return refusal.serviceNotAllowed(pool.name);
+  }
+  // MetalLB's serviceSelectors: the Service must match one of them (allocator, poolsForService).
+  if (serviceSelectors !== undefined && !serviceSelectors.some((s) => matchesSelector(s, req.labels))) {
     return refusal.serviceNotAllowed(pool.name);
   }
   return undefined;
@@ -41,7 +46,9 @@ export function poolRefusal(pool: Pool, req: ServiceRequest): AllocationError | 
 export const isRestricted = (pool: Pool): boolean =>
   pool.serviceAllocation.namespaces !== undefined ||
   pool.serviceAllocation.namespaceSelector !== undefined ||
-  pool.serviceAllocation.serviceSelector !== undefined;
+  pool.serviceAllocation.serviceSelector !== undefined ||
+  pool.serviceAllocation.namespaceSelectors !== undefined ||
+  pool.serviceAllocation.serviceSelectors !== undefined;
 
 /** Pools in the order allocation tries them: lower priority number first, pools without one last, then by name. */
 export function byPriority(a: Pool, b: Pool): number {

@@ -41,8 +41,8 @@ export interface EffectivePools {
   readonly problems: readonly ConfigProblem[];
 }
 
-/** Pure: the pools in force across all ConfigMaps. */
-export function effectivePools(states: Iterable<ConfigMapState>): EffectivePools {
+/** Pure: the pools in force across all ConfigMaps (and the pools of MetalLB's CRDs, merged under the same rules). */
+export function effectivePools(states: Iterable<Pick<ConfigMapState, "pools">>): EffectivePools {
   return mergePools([...states]);
 }
 

@@ -26,7 +26,7 @@ const addressEntry = z
     if (!r.ok) ctx.addIssue({ code: "custom", message: r.error.message, params: { lodestone: r.error.code } });
   });
 
-const labelSelector = z
+export const LabelSelectorSchema = z
   .strictObject({
     matchLabels: z.record(z.string(), z.string()).optional(),
     matchExpressions: z
@@ -86,8 +86,8 @@ export const PoolSchema = z
     serviceAllocation: z
       .strictObject({
         namespaces: z.array(z.string().min(1)).optional().describe("Only Services in these namespaces"),
-        namespaceSelector: labelSelector.optional().describe("Only Services in namespaces with matching labels"),
-        serviceSelector: labelSelector.optional().describe("Only Services with matching labels"),
+        namespaceSelector: LabelSelectorSchema.optional().describe("Only Services in namespaces with matching labels"),
+        serviceSelector: LabelSelectorSchema.optional().describe("Only Services with matching labels"),
         allowCrossNamespaceSharing: z
           .boolean()
           .default(false)
@@ -98,7 +98,7 @@ export const PoolSchema = z
     announce: z
       .strictObject({
         interfaces: z.array(z.string().min(1)).optional().describe("Announce only on these interfaces"),
-        nodeSelector: labelSelector.optional().describe("Only nodes with matching labels announce"),
+        nodeSelector: LabelSelectorSchema.optional().describe("Only nodes with matching labels announce"),
         externalIPs: z
           .boolean()
           .default(false)
@@ -131,15 +131,33 @@ export const poolsJsonSchema = (): unknown => z.toJSONSchema(PoolListSchema, { i
 
 // ---- validated values ----
 
+export type { RawPool };
+
 export interface GratuitousSettings {
   readonly intervalMs: number;
   readonly count: number;
   readonly refreshSeconds?: number;
 }
 
+/**
+ * One MetalLB L2Advertisement as it applies to a pool: the nodes that may announce (any selector matching; none:
+ * every node) and on which interfaces (none: wherever the IP's subnet is).
+ */
+export interface Advertisement {
+  /** `namespace/name` of the L2Advertisement. */
+  readonly name: string;
+  readonly nodeSelectors?: readonly LabelSelector[];
+  readonly interfaces?: readonly string[];
+}
+
 export interface PoolAnnounce {
   readonly interfaces?: readonly string[];
   readonly nodeSelector?: LabelSelector;
+  /**
+   * Pools from MetalLB's CRDs: the L2Advertisements that select the pool, which replace `interfaces` and
+   * `nodeSelector`. An empty list: the pool allocates but nothing announces it, as in MetalLB.
+   */
+  readonly advertisements?: readonly Advertisement[];
   readonly externalIPs: boolean;
   readonly gratuitous: GratuitousSettings;
 }
@@ -148,6 +166,9 @@ export interface ServiceAllocation {
   readonly namespaces?: readonly string[];
   readonly namespaceSelector?: LabelSelector;
   readonly serviceSelector?: LabelSelector;
+  /** MetalLB's lists (IPAddressPool serviceAllocation): any one matching admits, beside the singular ones. */
+  readonly namespaceSelectors?: readonly LabelSelector[];
+  readonly serviceSelectors?: readonly LabelSelector[];
   readonly allowCrossNamespaceSharing: boolean;
 }
 
@@ -161,7 +182,10 @@ export interface Pool {
   readonly priority?: number;
   readonly serviceAllocation: ServiceAllocation;
   readonly announce: PoolAnnounce;
-  /** "namespace/name" of the ConfigMap that defines it. */
+  /**
+   * Where it is defined: "namespace/name" of its ConfigMap, or "IPAddressPool namespace/name" for a pool read
+   * from MetalLB's CRDs (problems carry the same in their `configMap`).
+   */
   readonly configMap: string;
   /** Where in that ConfigMap, e.g. `pools.yaml[2]` or `config.address-pools[0]` (for problem paths). */
   readonly path?: string;
@@ -508,7 +532,7 @@ function parseMetalLB(
   });
 }
 
-function buildPool(raw: RawPool, configMap: string, at: string, problems: ConfigProblem[]): Pool {
+export function buildPool(raw: RawPool, configMap: string, at: string, problems: ConfigProblem[]): Pool {
   const ranges: AddressRange[] = [];
   raw.addresses.forEach((text) => {
     const r = parseRange(text);
@@ -577,7 +601,7 @@ interface RawSelector {
     { key: string; operator: LabelSelectorRequirement["operator"]; values?: string[] | undefined }[] | undefined;
 }
 
-function toSelector(raw: RawSelector): LabelSelector {
+export function toSelector(raw: RawSelector): LabelSelector {
   return {
     ...(raw.matchLabels !== undefined && { matchLabels: raw.matchLabels }),
     ...(raw.matchExpressions !== undefined && {
@@ -622,7 +646,7 @@ interface ZodIssueLike {
   readonly origin?: string | undefined;
 }
 
-function issueProblems(issue: ZodIssueLike, configMap: string, at: string, root: z.ZodType): ConfigProblem[] {
+export function issueProblems(issue: ZodIssueLike, configMap: string, at: string, root: z.ZodType): ConfigProblem[] {
   const path = at + formatPath(issue.path);
   switch (issue.code) {
     case "unrecognized_keys": {
@@ -693,7 +717,7 @@ function knownKeys(schema: z.ZodType, path: readonly PropertyKey[]): string[] {
 
 /**
  * Checks pools across ConfigMaps: duplicate names and overlapping addresses. ConfigMaps are taken in name order
- * (so the result never depends on watch order); the later pool of a clash is left out and reported, naming both
+ * (so the result never depends on watch order; MetalLB CRD pools, named `IPAddressPool ns/name`, sort first); the later pool of a clash is left out and reported, naming both
  * pools and the overlapping span. Returns only these cross-ConfigMap problems (each parse reports its own).
  */
 export function mergePools(perConfigMap: readonly { readonly pools: readonly Pool[] }[]): ParsedPools {

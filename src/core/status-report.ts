@@ -137,7 +137,10 @@ export function renderStatusTable(report: StatusReport): string {
   );
   if (report.problems.length > 0) {
     out.push("", "CONFIG PROBLEMS (the last good version of each ConfigMap stays in use):");
-    for (const p of report.problems) out.push(`  ConfigMap ${p.configMap}: ${p.path}: ${p.message}`);
+    for (const p of report.problems)
+      out.push(
+        `  ${/^(IPAddressPool|L2Advertisement) /.test(p.configMap) ? "" : "ConfigMap "}${p.configMap}: ${p.path}: ${p.message}`,
+      );
   }
   return out.join("\n");
 }

@@ -49,3 +49,6 @@ export const CONTROLLER_LEASE = "lodestone-controller";
 export const MEMBERLIST_SECRET = "lodestone-memberlist";
 /** Each speaker's membership Lease. */
 export const speakerLeaseName = (node: string): string => `lodestone-speaker-${node}`;
+
+/** Where MetalLB's chart and manifests install it: `--metallb-namespace`'s default. */
+export const DEFAULT_METALLB_NAMESPACE = "metallb-system";

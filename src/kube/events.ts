@@ -17,7 +17,7 @@ export type EventReason =
   | "NotAnnounced";
 
 export interface ObjectRef {
-  readonly kind: "Service" | "ConfigMap";
+  readonly kind: "Service" | "ConfigMap" | "IPAddressPool" | "L2Advertisement";
   readonly namespace: string;
   readonly name: string;
   readonly uid: string;
@@ -175,7 +175,7 @@ export function createEventRecorder(o: EventRecorderOptions): EventRecorder {
         kind: "Event",
         metadata: { name, namespace: p.obj.namespace },
         involvedObject: {
-          apiVersion: "v1",
+          apiVersion: p.obj.kind === "IPAddressPool" || p.obj.kind === "L2Advertisement" ? "metallb.io/v1beta1" : "v1",
           kind: p.obj.kind,
           namespace: p.obj.namespace,
           name: p.obj.name,

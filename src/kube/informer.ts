@@ -38,6 +38,12 @@ export interface InformerOptions<T extends Slim> {
    * idle informer re-opens its watch at most once in three minutes) and is re-opened from the last version after.
    */
   readonly watchTimeoutSeconds?: number;
+  /**
+   * The resource may not be served (a CRD not installed): a list answered 404 is an empty, synced cache, not an
+   * error, and is tried again every `absentRetryMs` (default 10 s) without a warning or a restart counted.
+   */
+  readonly optional?: boolean;
+  readonly absentRetryMs?: number;
 }
 
 export interface Informer<T extends Slim> {
@@ -164,7 +170,7 @@ export function createInformer<T extends Slim>(opts: InformerOptions<T>): Inform
     emit("upsert", slim, old);
   }
 
-  async function list(): Promise<{ ok: true } | { ok: false; gone: boolean; message: string }> {
+  async function list(): Promise<{ ok: true } | { ok: false; gone: boolean; absent: boolean; message: string }> {
     const served = relistWaiters;
     relistWaiters = [];
     const fresh = new Map<string, T>();
@@ -178,7 +184,7 @@ export function createInformer<T extends Slim>(opts: InformerOptions<T>): Inform
       });
       if (res.status !== 200) {
         relistWaiters = [...served, ...relistWaiters];
-        return { ok: false, gone: res.status === 410, message: responseMessage(res) };
+        return { ok: false, gone: res.status === 410, absent: res.status === 404, message: responseMessage(res) };
       }
       const body = res.body as { metadata?: { resourceVersion?: string; continue?: string }; items?: unknown[] };
       for (const item of body.items ?? []) {
@@ -189,6 +195,13 @@ export function createInformer<T extends Slim>(opts: InformerOptions<T>): Inform
       cont = body.metadata?.continue === "" ? undefined : body.metadata?.continue;
       if (stopped) return { ok: true };
     } while (cont !== undefined);
+    replace(fresh, listRv);
+    for (const w of served) w();
+    return { ok: true };
+  }
+
+  /** The cache becomes `fresh` (a complete list), told to subscribers as the differences, then synced. */
+  function replace(fresh: Map<string, T>, listRv: string): void {
     const old = cache;
     cache = fresh;
     rv = listRv;
@@ -202,8 +215,6 @@ export function createInformer<T extends Slim>(opts: InformerOptions<T>): Inform
       resolveSynced();
     }
     emit("synced");
-    for (const w of served) w();
-    return { ok: true };
   }
 
   function watchOnce(): Promise<WatchEnd> {
@@ -278,14 +289,25 @@ export function createInformer<T extends Slim>(opts: InformerOptions<T>): Inform
   async function loop(): Promise<void> {
     let needList = true;
     let attempt = 0;
+    let absent = false;
     while (!stopped) {
       let failure: string | undefined;
       if (needList) {
         const r = await list();
         if (stopped) break;
-        if (r.ok) needList = false;
-        else if (r.gone) {
+        if (r.ok) {
+          needList = false;
+          absent = false;
+        } else if (r.gone) {
           log.info("list continuation expired (410); listing again");
+          continue;
+        } else if (r.absent && opts.optional === true) {
+          // Not served: nothing of it exists. Said once, at info, not as a failure.
+          if (!absent) log.info("not served by the API server (CRD not installed?); looking again periodically");
+          absent = true;
+          replace(new Map(), "");
+          for (const w of relistWaiters.splice(0)) w();
+          await pauses.pause(opts.absentRetryMs ?? 10_000);
           continue;
         } else failure = `list failed: ${r.message}`;
       }

@@ -38,6 +38,15 @@ export interface SlimConfigMap extends Slim {
   readonly data: Strings;
 }
 
+/** A MetalLB IPAddressPool or L2Advertisement: its identity, labels and spec (translated in core/metallb-crds.ts). */
+export interface SlimMetalLB extends Slim {
+  readonly namespace: string;
+  readonly name: string;
+  readonly uid: string;
+  readonly labels: Strings;
+  readonly spec: unknown;
+}
+
 export interface SlimNamespace extends Slim {
   readonly name: string;
   readonly labels: Strings;
@@ -171,6 +180,12 @@ export function projectConfigMap(raw: unknown): SlimConfigMap | undefined {
     labels: strings(meta.labels),
     data: strings(rec(raw).data, (k) => CONFIG_KEYS.includes(k)),
   });
+}
+
+export function projectMetalLB(raw: unknown): SlimMetalLB | undefined {
+  const base = identity(raw);
+  if (base === undefined) return undefined;
+  return Object.freeze({ ...base.id, labels: strings(base.meta.labels), spec: rec(raw).spec ?? {} });
 }
 
 export function projectNamespace(raw: unknown): SlimNamespace | undefined {

@@ -69,7 +69,10 @@ export interface Cause {
     | "FieldValueInvalid"
     | "FieldValueNotSupported"
     | "FieldValueForbidden"
-    | "FieldValueDuplicate";
+    | "FieldValueDuplicate"
+    | "FieldValueTypeInvalid"
+    | "FieldValueTooLong"
+    | "FieldValueTooMany";
   readonly field: string;
   readonly message: string;
 }

@@ -4,7 +4,8 @@ import { defaultDeployment, deploymentProblems } from "./deployments.ts";
 import { fromEventsV1, toEventsV1 } from "./events.ts";
 import { clone, dropKey, isObject, jsonEqual, meta, str, timestamp, type Json, type JsonObject } from "./json.ts";
 import { jsonPatch, mergePatch, strategicMerge } from "./patch.ts";
-import { apiVersionOf, resourceTypes, type ResourceType } from "./resources.ts";
+import { CRD_STORAGE, crdProblems, crdTypes, defaultCrd, establish } from "./crds.ts";
+import { apiVersionOf, Registry, type ResourceType } from "./resources.ts";
 import {
   matchesFields,
   matchesLabels,
@@ -13,7 +14,8 @@ import {
   type FieldRequirement,
   type Requirement,
 } from "./selectors.ts";
-import { schemas, unknownFields } from "./schemas.ts";
+import { schemaOf, unknownFields } from "./schemas.ts";
+import { applyDefaults, schemaProblems } from "./structural.ts";
 import { ServiceRules, validateServiceStatus } from "./service.ts";
 import {
   alreadyExists,
@@ -196,6 +198,8 @@ function decodeContinue(token: string): { rv: number; start: string } | undefine
 export class Api {
   readonly store: Store;
   readonly services: ServiceRules;
+  /** The served types: the built-in ones and those of the established CustomResourceDefinitions. */
+  readonly registry = new Registry();
 
   constructor(store: Store, services: ServiceRules = new ServiceRules()) {
     this.store = store;
@@ -204,7 +208,11 @@ export class Api {
 
   /** The object as the resource type's API version shows it. */
   view(t: ResourceType, obj: JsonObject): JsonObject {
-    return t.group === "events.k8s.io" ? toEventsV1(obj) : obj;
+    if (t.group === "events.k8s.io") return toEventsV1(obj);
+    // Custom objects are stored in one version and served in each (conversion strategy None: only apiVersion
+    // changes; apiextensions-apiserver, conversion, nopConverter).
+    if (t.custom !== undefined && obj["apiVersion"] !== apiVersionOf(t)) return { ...obj, apiVersion: apiVersionOf(t) };
+    return obj;
   }
 
   /** The response body for an object just written: the stored entry's cached JSON when it is the same object. */
@@ -215,7 +223,9 @@ export class Api {
   }
 
   viewJson(t: ResourceType, e: Entry): string {
-    return t.group === "events.k8s.io" ? JSON.stringify(toEventsV1(e.obj)) : serialize(e);
+    if (t.group === "events.k8s.io") return JSON.stringify(toEventsV1(e.obj));
+    if (t.custom !== undefined && e.obj["apiVersion"] !== apiVersionOf(t)) return JSON.stringify(this.view(t, e.obj));
+    return serialize(e);
   }
 
   selection(t: ResourceType, query: URLSearchParams): Outcome<Selection> {
@@ -447,6 +457,12 @@ export class Api {
       case "deployments.apps":
         defaultDeployment(obj);
         return deploymentProblems(obj, old);
+      case CRD_STORAGE: {
+        defaultCrd(obj);
+        const causes = crdProblems(obj, old);
+        if (causes.length === 0) establish(obj, old);
+        return causes;
+      }
       case "rolebindings.rbac.authorization.k8s.io":
       case "clusterrolebindings.rbac.authorization.k8s.io": {
         const ref = obj["roleRef"];
@@ -473,8 +489,21 @@ export class Api {
         return [];
       }
       default:
-        return [];
+        return t.custom === undefined ? [] : this.#prepareCustom(t, obj, old);
     }
+  }
+
+  /**
+   * A custom object: with a status subresource a create drops its status (registry/customresource, strategy
+   * PrepareForCreate); then the schema's defaults (schema/defaulting, Default) and its validation
+   * (customResourceStrategy.Validate, over the structural schema).
+   */
+  #prepareCustom(t: ResourceType, obj: JsonObject, old: JsonObject | undefined): Cause[] {
+    const schema = t.custom?.schema ?? {};
+    if (old === undefined && t.status) delete obj["status"];
+    const defaulted = applyDefaults(schema, obj);
+    if (isObject(defaulted)) for (const [k, v] of Object.entries(defaulted)) obj[k] = v;
+    return schemaProblems(schema, obj);
   }
 
   #validateEvent(t: ResourceType, obj: JsonObject, old: JsonObject | undefined): Cause[] {
@@ -561,11 +590,31 @@ export class Api {
       return obj;
     }
     this.store.put(t.storage, nsOf(t, ns), name, obj, rv);
+    if (t.storage === CRD_STORAGE) this.registry.setCustom(name, crdTypes(obj));
     return obj;
   }
 
   #released(t: ResourceType, obj: JsonObject): void {
     if (t.storage === "services") this.services.release(obj);
+    if (t.storage === CRD_STORAGE) this.#dropCustom(str(meta(obj)["name"]) ?? "");
+  }
+
+  /**
+   * A deleted CRD takes its objects with it, then its REST paths and discovery go (controller/finalizer,
+   * CRDFinalizer.deleteInstances, done inline rather than behind the customresourcecleanup finalizer).
+   */
+  #dropCustom(crd: string): void {
+    const t = this.registry.custom(crd)[0];
+    if (t !== undefined)
+      for (const e of this.store.list(t.storage, undefined)) {
+        const m = meta(e.obj);
+        const rv = this.store.nextVersion();
+        const tomb = { ...e.obj, metadata: { ...m, resourceVersion: String(rv) } };
+        this.store.remove(t.storage, str(m["namespace"]) ?? "", str(m["name"]) ?? "", tomb, rv);
+      }
+    this.registry.setCustom(crd, []);
+    // Its watches end, as the crdHandler's storage for the CRD is torn down (removeStorage): clients relist, 404.
+    if (t !== undefined) this.store.endWatchers(t.storage);
   }
 
   /**
@@ -579,7 +628,7 @@ export class Api {
     opts: WriteOptions,
     refusal: (strictErrors: string) => ApiError,
   ): Outcome<JsonObject> {
-    const schema = schemas[t.storage];
+    const schema = schemaOf(t);
     const { unknown, known } = schema === undefined ? { unknown: [], known: obj } : unknownFields(schema, obj);
     const duplicates = opts.duplicates ?? [];
     if (unknown.length === 0 && duplicates.length === 0) return ok(obj);
@@ -715,6 +764,7 @@ export class Api {
     let kindCauses: Cause[] = [];
     if (subresource === "status") {
       if (t.storage === "services") kindCauses = validateServiceStatus(obj);
+      else if (t.custom !== undefined) kindCauses = this.#prepareCustom(t, obj, cur.obj);
     } else {
       if (t.storage === "namespaces" || t.storage === "services") kindCauses = this.#prepare(t, obj, cur.obj);
       else kindCauses = this.#prepare(t, obj, cur.obj);
@@ -852,7 +902,7 @@ export class Api {
     const pm = isObject(patch["metadata"]) ? patch["metadata"] : {};
     if (pm["managedFields"] !== undefined && pm["managedFields"] !== null)
       return fail(badRequest("metadata.managedFields must be nil"));
-    const schema = schemas[t.storage];
+    const schema = schemaOf(t);
     const unknown = schema === undefined ? [] : unknownFields(schema, patch).unknown;
     if (unknown.length > 0) {
       const errors = unknown.map((f) => `.${f}: field not declared in schema`);
@@ -974,8 +1024,10 @@ export class Api {
 
   /** Namespace deletion removes everything in it at once (the namespace controller's work, done inline). */
   #emptyNamespace(ns: string): void {
-    for (const t of resourceTypes) {
-      if (!t.namespaced || t.group === "events.k8s.io") continue;
+    const done = new Set<string>();
+    for (const t of this.registry.all()) {
+      if (!t.namespaced || done.has(t.storage)) continue;
+      done.add(t.storage);
       for (const e of this.store.list(t.storage, ns)) {
         const rv = this.store.nextVersion();
         const tomb = { ...e.obj, metadata: { ...meta(e.obj), resourceVersion: String(rv) } };

@@ -1,4 +1,4 @@
-import { apiVersionOf, groups, resourceTypes, verbs, type ResourceType } from "./resources.ts";
+import { apiVersionOf, verbs, type Registry, type ResourceType } from "./resources.ts";
 
 /** Discovery documents (legacy, unaggregated: kubectl falls back to them when the server offers nothing else). */
 export function apiVersions(serverAddress: string): string {
@@ -9,24 +9,25 @@ export function apiVersions(serverAddress: string): string {
   });
 }
 
-function group(name: string, version: string): object {
-  const gv = { groupVersion: `${name}/${version}`, version };
-  return { name, versions: [gv], preferredVersion: gv };
+/** A group's versions, preferred first. */
+function group(name: string, versions: readonly string[]): object {
+  const gvs = versions.map((version) => ({ groupVersion: `${name}/${version}`, version }));
+  return { name, versions: gvs, preferredVersion: gvs[0] };
 }
 
-export function apiGroupList(): string {
+export function apiGroupList(registry: Registry): string {
   return JSON.stringify({
     kind: "APIGroupList",
     apiVersion: "v1",
-    groups: groups().map((g) => group(g.group, g.version)),
+    groups: registry.groups().map((g) => group(g.group, g.versions)),
   });
 }
 
-export function apiGroup(name: string): string | undefined {
-  const g = groups().find((x) => x.group === name);
+export function apiGroup(registry: Registry, name: string): string | undefined {
+  const g = registry.groups().find((x) => x.group === name);
   return g === undefined
     ? undefined
-    : JSON.stringify({ kind: "APIGroup", apiVersion: "v1", ...group(g.group, g.version) });
+    : JSON.stringify({ kind: "APIGroup", apiVersion: "v1", ...group(g.group, g.versions) });
 }
 
 function entries(t: ResourceType): object[] {
@@ -37,6 +38,7 @@ function entries(t: ResourceType): object[] {
     kind: t.kind,
     verbs,
     ...(t.shortNames.length > 0 ? { shortNames: t.shortNames } : {}),
+    ...(t.custom === undefined ? {} : { categories: t.custom.categories }),
   };
   const status = {
     name: `${t.resource}/status`,
@@ -48,8 +50,8 @@ function entries(t: ResourceType): object[] {
   return t.status ? [main, status] : [main];
 }
 
-export function apiResourceList(groupName: string, version: string): string | undefined {
-  const types = resourceTypes.filter((t) => t.group === groupName && t.version === version);
+export function apiResourceList(registry: Registry, groupName: string, version: string): string | undefined {
+  const types = registry.all().filter((t) => t.group === groupName && t.version === version);
   const first = types[0];
   if (first === undefined) return undefined;
   return JSON.stringify({
@@ -77,11 +79,12 @@ export function version(): string {
 const openApiPath = (gv: string): string => (gv === "v1" ? "api/v1" : `apis/${gv}`);
 
 /** /openapi/v3: one entry per group-version. kubectl reads it to learn that the server validates fields itself. */
-export function openApiRoot(): string {
+export function openApiRoot(registry: Registry): string {
   const paths: Record<string, { serverRelativeURL: string }> = {};
-  for (const t of resourceTypes) {
+  for (const t of registry.all()) {
     const p = openApiPath(apiVersionOf(t));
-    paths[p] = { serverRelativeURL: `/openapi/v3/${p}?hash=lodestone-sandbox-1` };
+    // The hash changes with the served types, so kubectl's cache of a group-version's document goes stale.
+    paths[p] = { serverRelativeURL: `/openapi/v3/${p}?hash=lodestone-sandbox-${registry.generation + 1}` };
   }
   return JSON.stringify({ paths });
 }
@@ -91,8 +94,8 @@ export function openApiRoot(): string {
  * `x-kubernetes-group-version-kind` and the `fieldValidation` parameter, which is what kubectl's
  * query-parameter verifier looks for before it skips client-side schema validation.
  */
-export function openApiGroupVersion(path: string): string | undefined {
-  const types = resourceTypes.filter((t) => openApiPath(apiVersionOf(t)) === path);
+export function openApiGroupVersion(registry: Registry, path: string): string | undefined {
+  const types = registry.all().filter((t) => openApiPath(apiVersionOf(t)) === path);
   if (types.length === 0) return undefined;
   const paths: Record<string, object> = {};
   for (const t of types) {

@@ -1,6 +1,6 @@
 import type { Json, JsonObject } from "./json.ts";
-import { resourceTypes, type ResourceType } from "./resources.ts";
-import { schemas, type Schema } from "./schemas.ts";
+import type { Registry, ResourceType } from "./resources.ts";
+import { schemaOf, type Schema } from "./schemas.ts";
 
 /**
  * /openapi/v2, from the schema table: one definition per kind, with `x-kubernetes-group-version-kind`. kubectl
@@ -12,6 +12,8 @@ import { schemas, type Schema } from "./schemas.ts";
 
 /** `io.k8s.api.core.v1.ConfigMap`: the definition name kube-apiserver gives a kind. */
 export function definitionName(t: ResourceType): string {
+  // A custom kind's is its group reversed (apiextensions-apiserver, controller/openapi/builder: `io.metallb.v1beta1.X`).
+  if (t.custom !== undefined) return [...t.group.split(".").reverse(), t.version, t.kind].join(".");
   const pkg = t.group === "" ? "core" : (t.group.split(".")[0] ?? t.group);
   return `io.k8s.api.${pkg}.${t.version}.${t.kind}`;
 }
@@ -27,10 +29,10 @@ function swagger(s: Schema): JsonObject {
 }
 
 /** The document as JSON (what `Accept: application/json` gets). */
-export function openApiV2Json(): JsonObject {
+export function openApiV2Json(registry: Registry): JsonObject {
   const definitions: JsonObject = {};
-  for (const t of resourceTypes) {
-    const s = schemas[t.storage];
+  for (const t of registry.all()) {
+    const s = schemaOf(t);
     if (s === undefined || t.group === "events.k8s.io") continue;
     definitions[definitionName(t)] = {
       ...swagger(s),
@@ -126,13 +128,15 @@ export function openApiV2Protobuf(doc: JsonObject): Uint8Array {
   ]);
 }
 
-let cached: { json: string; protobuf: Uint8Array } | undefined;
+const cache = new WeakMap<Registry, { generation: number; json: string; protobuf: Uint8Array }>();
 
-/** The document in both encodings, built once (the schema table does not change while the server runs). */
-export function openApiV2(): { json: string; protobuf: Uint8Array } {
-  if (cached === undefined) {
-    const doc = openApiV2Json();
-    cached = { json: JSON.stringify(doc), protobuf: openApiV2Protobuf(doc) };
+/** The document in both encodings, built again only when the served types change (a CRD comes or goes). */
+export function openApiV2(registry: Registry): { json: string; protobuf: Uint8Array } {
+  let c = cache.get(registry);
+  if (c === undefined || c.generation !== registry.generation) {
+    const doc = openApiV2Json(registry);
+    c = { generation: registry.generation, json: JSON.stringify(doc), protobuf: openApiV2Protobuf(doc) };
+    cache.set(registry, c);
   }
-  return cached;
+  return c;
 }

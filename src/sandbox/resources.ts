@@ -1,3 +1,25 @@
+import type { JsonObject } from "./json.ts";
+
+/** An `additionalPrinterColumns` entry of a CustomResourceDefinition version. */
+export interface PrinterColumn {
+  readonly name: string;
+  readonly type: string;
+  readonly format: string;
+  readonly description: string;
+  readonly priority: number;
+  readonly jsonPath: string;
+}
+
+/** What a resource type served for a CustomResourceDefinition carries beyond a built-in one. */
+export interface CustomServing {
+  /** The CRD's name (`plural.group`): the types of one CRD come and go together. */
+  readonly crd: string;
+  /** The version's `schema.openAPIV3Schema` (structural). */
+  readonly schema: JsonObject;
+  readonly columns: readonly PrinterColumn[];
+  readonly categories: readonly string[];
+}
+
 /** The resource types the sandbox serves, as discovery describes them. */
 export interface ResourceType {
   readonly group: string;
@@ -16,6 +38,8 @@ export interface ResourceType {
   readonly generation: boolean;
   /** Field selector labels beyond metadata.name / metadata.namespace. */
   readonly fields: readonly string[];
+  /** Set for the kinds of CustomResourceDefinitions. */
+  readonly custom?: CustomServing;
 }
 
 const VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"] as const;
@@ -89,19 +113,67 @@ export const resourceTypes: readonly ResourceType[] = [
   rt("apps", "daemonsets", "DaemonSet", true, { shortNames: ["ds"], status: true, generation: true }),
   // Stored, defaulted and validated, never run: so `kubectl create deployment` and `kubectl expose` work.
   rt("apps", "deployments", "Deployment", true, { shortNames: ["deploy"], status: true, generation: true }),
+  rt("apiextensions.k8s.io", "customresourcedefinitions", "CustomResourceDefinition", false, {
+    shortNames: ["crd", "crds"],
+    status: true,
+    generation: true,
+  }),
 ];
 
 export const apiVersionOf = (t: ResourceType): string => (t.group === "" ? t.version : `${t.group}/${t.version}`);
 
-const byPath = new Map(resourceTypes.map((t) => [`${apiVersionOf(t)}/${t.resource}`, t]));
+const pathOf = (group: string, version: string, resource: string): string =>
+  `${group === "" ? version : `${group}/${version}`}/${resource}`;
 
+const byPath = new Map(resourceTypes.map((t) => [pathOf(t.group, t.version, t.resource), t]));
+
+/** A built-in resource type (the kinds of CustomResourceDefinitions are in each sandbox's Registry). */
 export function findResource(group: string, version: string, resource: string): ResourceType | undefined {
-  return byPath.get(`${group === "" ? version : `${group}/${version}`}/${resource}`);
+  return byPath.get(pathOf(group, version, resource));
 }
 
-/** The groups in discovery order (the empty group is the legacy /api). */
-export function groups(): readonly { group: string; version: string }[] {
-  const seen = new Map<string, string>();
-  for (const t of resourceTypes) if (t.group !== "" && !seen.has(t.group)) seen.set(t.group, t.version);
-  return [...seen].map(([group, version]) => ({ group, version }));
+/**
+ * The types one sandbox serves: the built-in ones and those of its established CustomResourceDefinitions, which
+ * appear and go while it runs (apiextensions-apiserver, crdHandler: a CRD's REST paths and discovery exist from
+ * the moment it is Established until it is deleted). `generation` counts changes, for caches of documents
+ * built from the types (discovery, OpenAPI).
+ */
+export class Registry {
+  readonly #custom = new Map<string, readonly ResourceType[]>();
+  #byPath = new Map(byPath);
+  #all: readonly ResourceType[] = resourceTypes;
+  generation = 0;
+
+  find(group: string, version: string, resource: string): ResourceType | undefined {
+    return this.#byPath.get(pathOf(group, version, resource));
+  }
+
+  all(): readonly ResourceType[] {
+    return this.#all;
+  }
+
+  /** Serves (or re-serves, on an update) the types of one CRD. */
+  setCustom(crd: string, types: readonly ResourceType[]): void {
+    if (types.length === 0) this.#custom.delete(crd);
+    else this.#custom.set(crd, types);
+    this.#all = [...resourceTypes, ...[...this.#custom.values()].flat()];
+    this.#byPath = new Map(this.#all.map((t) => [pathOf(t.group, t.version, t.resource), t]));
+    this.generation++;
+  }
+
+  custom(crd: string): readonly ResourceType[] {
+    return this.#custom.get(crd) ?? [];
+  }
+
+  /** The groups in discovery order (the empty group is the legacy /api), each with its versions. */
+  groups(): readonly { group: string; versions: readonly string[] }[] {
+    const seen = new Map<string, string[]>();
+    for (const t of this.#all) {
+      if (t.group === "") continue;
+      const vs = seen.get(t.group) ?? [];
+      if (!vs.includes(t.version)) vs.push(t.version);
+      seen.set(t.group, vs);
+    }
+    return [...seen].map(([group, versions]) => ({ group, versions }));
+  }
 }

@@ -1,4 +1,5 @@
 import { dropKey, isObject, type Json, type JsonObject } from "./json.ts";
+import type { ResourceType } from "./resources.ts";
 
 /**
  * The declared fields of the kinds the sandbox serves, so that it can refuse, warn about or drop unknown fields as
@@ -207,7 +208,65 @@ export const schemas: Readonly<Record<string, Schema>> = {
   "clusterroles.rbac.authorization.k8s.io": kind({ rules: [policyRule], aggregationRule: any }),
   "rolebindings.rbac.authorization.k8s.io": binding,
   "clusterrolebindings.rbac.authorization.k8s.io": binding,
+  "customresourcedefinitions.apiextensions.k8s.io": kind({
+    spec: {
+      ...fields("group", "scope", "conversion", "preserveUnknownFields"),
+      names: fields("plural", "singular", "shortNames", "kind", "listKind", "categories"),
+      versions: [
+        fields(
+          "name",
+          "served",
+          "storage",
+          "deprecated",
+          "deprecationWarning",
+          "schema",
+          "subresources",
+          "additionalPrinterColumns",
+          "selectableFields",
+        ),
+      ],
+    },
+    status: any,
+  }),
 };
+
+/**
+ * The fields a structural schema keeps (apiextensions-apiserver, schema/pruning, Prune): an object keeps its
+ * `properties` (and every key of `additionalProperties`), nothing else unless it says
+ * `x-kubernetes-preserve-unknown-fields` or is an int-or-string; lists prune their items. The root keeps
+ * apiVersion, kind and metadata, whose fields are ObjectMeta's.
+ */
+export function structuralFields(s: JsonObject, root = true): Schema {
+  if (s["x-kubernetes-preserve-unknown-fields"] === true || s["x-kubernetes-int-or-string"] === true) return any;
+  const type = s["type"];
+  if (type === "array") {
+    const items = s["items"];
+    return isObject(items) ? [structuralFields(items, false)] : any;
+  }
+  if (type !== "object" && !root) return any;
+  const props = isObject(s["properties"]) ? s["properties"] : {};
+  const extra = s["additionalProperties"];
+  if (extra === true) return any;
+  if (isObject(extra) && Object.keys(props).length === 0) return { "*": structuralFields(extra, false) };
+  const out: Record<string, Schema> = Object.fromEntries(
+    Object.entries(props).map(([k, v]) => [k, isObject(v) ? structuralFields(v, false) : any]),
+  );
+  if (s["x-kubernetes-embedded-resource"] === true) Object.assign(out, { apiVersion: any, kind: any, metadata: any });
+  return root ? { ...out, apiVersion: any, kind: any, metadata: objectMeta } : out;
+}
+
+const customSchemas = new WeakMap<ResourceType, Schema>();
+
+/** The declared fields of a kind: the table above, or a custom kind's structural schema. */
+export function schemaOf(t: ResourceType): Schema | undefined {
+  if (t.custom === undefined) return schemas[t.storage];
+  let s = customSchemas.get(t);
+  if (s === undefined) {
+    s = structuralFields(t.custom.schema);
+    customSchemas.set(t, s);
+  }
+  return s;
+}
 
 /** One unknown field: its path as sigs.k8s.io/json names it in a strict decoding error (`spec.ports[0].foo`). */
 export type FieldPath = string;

@@ -13,7 +13,7 @@ import {
 } from "./discovery.ts";
 import type { Faults } from "./faults.ts";
 import { duplicateFields, isObject, meta, str, type Json, type JsonObject } from "./json.ts";
-import { apiVersionOf, findResource, type ResourceType } from "./resources.ts";
+import { apiVersionOf, type Registry, type ResourceType } from "./resources.ts";
 import {
   badRequest,
   conflict,
@@ -77,15 +77,15 @@ interface Route {
 type Parsed = Route | "notfound";
 
 /** /api/v1/[watch/][namespaces/NS/]RES[/NAME[/SUB]] and /apis/G/V/…; undefined when it is not a resource path. */
-export function parseResourcePath(path: string): Parsed | undefined {
+export function parseResourcePath(registry: Registry, path: string): Parsed | undefined {
   try {
-    return parsePath(path);
+    return parsePath(registry, path);
   } catch {
     return "notfound"; // a malformed %-escape in a name or namespace
   }
 }
 
-function parsePath(path: string): Parsed | undefined {
+function parsePath(registry: Registry, path: string): Parsed | undefined {
   const segs = path.split("/").filter((s) => s !== "");
   let group: string;
   let version: string;
@@ -108,14 +108,14 @@ function parsePath(path: string): Parsed | undefined {
   if (
     rest[0] === "namespaces" &&
     rest.length >= 3 &&
-    findResource(group, version, rest[2] ?? "")?.namespaced === true
+    registry.find(group, version, rest[2] ?? "")?.namespaced === true
   ) {
     namespace = decodeURIComponent(rest[1] ?? "");
     rest = rest.slice(2);
   }
   const [res, name, sub, ...more] = rest;
   if (res === undefined || more.length > 0) return "notfound";
-  const type = findResource(group, version, res);
+  const type = registry.find(group, version, res);
   if (type === undefined) return "notfound";
   if (namespace !== "" && !type.namespaced) return "notfound";
   const subresource = sub ?? "";
@@ -331,7 +331,7 @@ export class Handler {
     const path = url.pathname;
     const method = req.method ?? "GET";
     if (this.#o.extra(req, res, path, () => readBody(req).then((b) => b?.toString("utf8")))) return;
-    const route = parseResourcePath(path);
+    const route = parseResourcePath(this.#o.api.registry, path);
     if (route === undefined) {
       const denied = this.#o.gate(req, undefined, path);
       if (denied !== undefined) return sendError(res, denied);
@@ -521,7 +521,7 @@ export class Handler {
     const p = path.replace(/\/+$/, "");
     if (p === "/version") return sendJson(res, 200, version());
     if (p === "/api") return sendJson(res, 200, apiVersions(this.#o.address()));
-    if (p === "/apis") return sendJson(res, 200, apiGroupList());
+    if (p === "/apis") return sendJson(res, 200, apiGroupList(this.#o.api.registry));
     if (p === "/healthz" || p === "/readyz" || p === "/livez") {
       res.writeHead(200, { "content-type": "text/plain" });
       res.end("ok");
@@ -529,25 +529,26 @@ export class Handler {
     }
     if (p === "/openapi/v2") {
       // client-go asks for the gnostic protobuf (discovery, OpenAPISchema); JSON for anyone else.
-      const doc = openApiV2();
+      const doc = openApiV2(this.#o.api.registry);
       if (!/protobuf/.test(accept ?? "")) return sendJson(res, 200, doc.json);
       res.writeHead(200, { "content-type": "application/com.github.proto-openapi.spec.v2.v1.0+protobuf" });
       res.end(doc.protobuf);
       return;
     }
-    if (p === "/openapi/v3") return sendJson(res, 200, openApiRoot());
+    if (p === "/openapi/v3") return sendJson(res, 200, openApiRoot(this.#o.api.registry));
     if (p.startsWith("/openapi/v3/")) {
-      const doc = openApiGroupVersion(p.slice("/openapi/v3/".length));
+      const doc = openApiGroupVersion(this.#o.api.registry, p.slice("/openapi/v3/".length));
       if (doc !== undefined) return sendJson(res, 200, doc);
     }
+    const registry = this.#o.api.registry;
     const m = /^\/(?:api\/(v1)|apis\/([^/]+)(?:\/([^/]+))?)$/.exec(p);
     if (m !== null) {
       const body =
         m[1] !== undefined
-          ? apiResourceList("", m[1])
+          ? apiResourceList(registry, "", m[1])
           : m[3] === undefined
-            ? apiGroup(m[2] ?? "")
-            : apiResourceList(m[2] ?? "", m[3]);
+            ? apiGroup(registry, m[2] ?? "")
+            : apiResourceList(registry, m[2] ?? "", m[3]);
       if (body !== undefined) return sendJson(res, 200, body);
     }
     return sendError(res, notFoundPath());
@@ -667,7 +668,14 @@ export class Handler {
           } else if (now) initial.push(line(ev, ev.type));
         }
     }
-    const unsubscribe = api.store.subscribe(t.storage, { namespace, deliver });
+    const unsubscribe = api.store.subscribe(t.storage, {
+      namespace,
+      deliver,
+      end: () => {
+        flush();
+        res.end();
+      },
+    });
     this.#watches.add(res);
     if (initial.length > 0) res.write(initial.join(""));
     const timers: NodeJS.Timeout[] = [];

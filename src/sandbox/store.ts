@@ -23,6 +23,8 @@ export interface StoreEvent {
 export interface StoreWatcher {
   readonly namespace: string | undefined;
   deliver(ev: StoreEvent): void;
+  /** The resource stopped being served (its CRD was deleted): the watch ends. */
+  end?(): void;
 }
 
 interface Bucket {
@@ -187,6 +189,14 @@ export class Store {
 
   oldestRetained(storage: string): number {
     return this.#bucket(storage).compactedRv;
+  }
+
+  /** Ends every watch of a storage (after the events already delivered). */
+  endWatchers(storage: string): void {
+    const b = this.#buckets.get(storage);
+    if (b === undefined) return;
+    for (const w of [...b.watchers]) w.end?.();
+    b.watchers.clear();
   }
 
   subscribe(storage: string, w: StoreWatcher): () => void {

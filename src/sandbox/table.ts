@@ -1,5 +1,6 @@
 import { isObject, meta, str, type Json, type JsonObject } from "./json.ts";
-import type { ResourceType } from "./resources.ts";
+import { jsonPathValue } from "./crds.ts";
+import type { PrinterColumn, ResourceType } from "./resources.ts";
 
 /**
  * Server-side printing (`Accept: application/json;as=Table;g=meta.k8s.io;v=v1`), which `kubectl get` asks for:
@@ -7,7 +8,7 @@ import type { ResourceType } from "./resources.ts";
  */
 interface Column {
   readonly name: string;
-  readonly type: "string" | "integer" | "date";
+  readonly type: string;
   readonly priority?: number;
   readonly cell: (o: JsonObject, now: number) => Json;
 }
@@ -176,7 +177,48 @@ export function wantsTable(accept: string | undefined): boolean {
   return accept !== undefined && /as=Table/.test(accept);
 }
 
+/**
+ * A custom kind's printer column (apiextensions-apiserver, registry/customresource/tableconvertor, ConvertToTable
+ * and cellForJSONValue): strings printed as jsonpath prints them, the other types typed, dates as an age; null
+ * when the path finds nothing or a value of another type.
+ */
+function customColumn(c: PrinterColumn): Column {
+  return {
+    name: c.name,
+    type: c.type,
+    ...(c.priority === 0 ? {} : { priority: c.priority }),
+    cell: (o, now) => {
+      const v = jsonPathValue(o, c.jsonPath);
+      if (v === undefined || v === null) return null;
+      switch (c.type) {
+        case "string":
+          return typeof v === "string" ? v : JSON.stringify(v);
+        case "integer":
+          return typeof v === "number" ? Math.trunc(v) : null;
+        case "number":
+          return typeof v === "number" ? v : null;
+        case "boolean":
+          return typeof v === "boolean" ? v : null;
+        case "date":
+          return typeof v === "string" ? (Number.isNaN(Date.parse(v)) ? "<invalid>" : since(v, now)) : null;
+        default:
+          return null;
+      }
+    },
+  };
+}
+
+const customColumns = new WeakMap<ResourceType, readonly Column[]>();
+
 function columnsOf(t: ResourceType): readonly Column[] {
+  if (t.custom !== undefined) {
+    let cols = customColumns.get(t);
+    if (cols === undefined) {
+      cols = [NAME, ...t.custom.columns.map(customColumn)];
+      customColumns.set(t, cols);
+    }
+    return cols;
+  }
   return COLUMNS[t.storage] ?? [NAME, AGE];
 }
 
@@ -212,8 +254,8 @@ export function table(
           columnDefinitions: columnsOf(t).map((c) => ({
             name: c.name,
             type: c.type,
-            format: c === NAME ? "name" : "",
-            description: "",
+            format: c === NAME ? "name" : (t.custom?.columns.find((x) => x.name === c.name)?.format ?? ""),
+            description: t.custom?.columns.find((x) => x.name === c.name)?.description ?? "",
             priority: c.priority ?? 0,
           })),
         }

@@ -110,7 +110,13 @@ describe("deploy/manifests/lodestone.yaml", () => {
       readOnlyRootFilesystem: true,
       capabilities: { drop: ["ALL"], add: ["NET_RAW"] },
     });
-    expect(c.args).toEqual(["run", "--metrics-port=7472", "--log-level=info", "--speaker=true"]);
+    expect(c.args).toEqual([
+      "run",
+      "--metrics-port=7472",
+      "--log-level=info",
+      "--speaker=true",
+      "--metallb-namespace=metallb-system",
+    ]);
   });
 
   it("gets NODE_NAME, POD_NAMESPACE and POD_NAME (the Lease holder identity) from the downward API", () => {
@@ -204,6 +210,7 @@ describe.skipIf(tool === undefined)("chart rendering", () => {
       "--log-level=debug",
       "--speaker=true",
       "--load-balancer-class=example.com/lb",
+      "--metallb-namespace=mlb",
       "--kubeconfig=/etc/lodestone/kubeconfig",
       "--lease-name=lb-controller",
       "--lease-duration=20s",
@@ -257,6 +264,12 @@ describe.skipIf(tool === undefined)("chart rendering", () => {
     { desc: "port 0 (probes need it)", set: ["daemon.metricsPort=0"], values: "", error: /metricsPort/ },
     { desc: "speaker as a string", set: ["daemon.speaker=yes"], values: "", error: /speaker/ },
     { desc: "unknown log level", set: ["daemon.logLevel=verbose"], values: "", error: /logLevel/ },
+    {
+      desc: "MetalLB namespace not a name",
+      set: ["daemon.metallbNamespace=Metal_LB"],
+      values: "",
+      error: /metallbNamespace/,
+    },
     { desc: "misspelt top-level key", set: ["pool[0].name=a"], values: "", error: /pool/ },
     {
       desc: "addresses as a string",

@@ -22,6 +22,7 @@ import { type Denial, type Sandbox, startSandbox } from "../../src/sandbox/index
 import { findHelmTemplate, manifestRelease, renderChart } from "../../scripts/lib/chart.ts";
 import { fastLease } from "./controller-env.ts";
 import { fastMembership, lanIfaces } from "./speaker-env.ts";
+import { ipAddressPoolCrd, l2AdvertisementCrd } from "./metallb-crds.ts";
 
 const ns = manifestRelease.namespace;
 const node = "node1";
@@ -170,6 +171,19 @@ describe.skipIf(tool === undefined)("the chart's RBAC, proven against the sandbo
       metadata: { name: "pools", namespace: ns, labels: { "lodestone.dev/pools": "true" } },
       data: { "pools.yaml": "- name: lan\n  addresses: [192.0.2.100-192.0.2.199]\n" },
     });
+    // MetalLB's CRDs, a pool (kept for explicit requests, so the ConfigMap's pool still serves "web") and an
+    // advertisement: the daemon reads them, so the metallb.io rules are proven like the others.
+    await call("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", ipAddressPoolCrd);
+    await call("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", l2AdvertisementCrd);
+    await call("POST", "/api/v1/namespaces", { metadata: { name: "metallb-system" } });
+    await call("POST", "/apis/metallb.io/v1beta1/namespaces/metallb-system/ipaddresspools", {
+      metadata: { name: "crd-lan" },
+      spec: { addresses: ["192.0.2.210-192.0.2.219"], autoAssign: false },
+    });
+    await call("POST", "/apis/metallb.io/v1beta1/namespaces/metallb-system/l2advertisements", {
+      metadata: { name: "all" },
+      spec: {},
+    });
     await call("POST", "/api/v1/nodes", {
       metadata: { name: node, labels: { "kubernetes.io/hostname": node } },
       status: {
@@ -194,6 +208,7 @@ describe.skipIf(tool === undefined)("the chart's RBAC, proven against the sandbo
         kubeConfig: daemonConfig,
         namespace: ns,
         nodeName: node,
+        metallbNamespace: "metallb-system",
         metricsPort: -1,
         lease: fastLease, // with fastMembership below: a whole run takes about half a second
         informerBackoff: { initialMs: 100, maxMs: 400 },

@@ -230,3 +230,47 @@ items:
     expect(out).toContain("deployment.apps/listed-b created");
   });
 });
+
+describe("kubectl with a CustomResourceDefinition", () => {
+  const crd = `apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: lanterns.lab.example}
+spec:
+  group: lab.example
+  scope: Namespaced
+  names: {plural: lanterns, kind: Lantern, shortNames: [ltn]}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    additionalPrinterColumns:
+    - {name: Colour, type: string, jsonPath: .spec.colour}
+    - {name: Watts, type: integer, jsonPath: .spec.watts}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              colour: {type: string}
+              watts: {type: integer, default: 40}
+`;
+
+  it("applies the CRD and an object, and get shows the printer columns by plural and short name", async () => {
+    expect(await ok("apply", "-f", manifest("crd.yaml", crd))).toContain(
+      "customresourcedefinition.apiextensions.k8s.io/lanterns.lab.example created",
+    );
+    const obj = `apiVersion: lab.example/v1\nkind: Lantern\nmetadata: {name: amber}\nspec: {colour: amber}\n`;
+    expect(await ok("apply", "-n", ns, "-f", manifest("lantern.yaml", obj))).toContain(
+      "lantern.lab.example/amber created",
+    );
+    for (const name of ["lanterns", "ltn"]) {
+      const out = await ok("get", name, "-n", ns);
+      expect(out).toMatch(/^NAME\s+COLOUR\s+WATTS\n/);
+      expect(out).toMatch(/amber\s+amber\s+40/);
+    }
+    await ok("delete", "crd", "lanterns.lab.example");
+    expect((await kubectl("get", "lanterns", "-n", ns)).code).not.toBe(0);
+  });
+});

@@ -8,6 +8,7 @@ import { createKubeClient } from "../../src/kube/client.ts";
 import type { KubeClient } from "../../src/kube/client.ts";
 import { startSandbox } from "../../src/sandbox/index.ts";
 import type { Sandbox } from "../../src/sandbox/index.ts";
+import { ipAddressPoolCrd, l2AdvertisementCrd } from "./metallb-crds.ts";
 
 const run = promisify(execFile);
 const cli = new URL("../../bin/lodestone.js", import.meta.url).pathname;
@@ -124,5 +125,22 @@ describe("lodestone status", () => {
     } finally {
       await sandbox.faults.resume();
     }
+  });
+});
+
+describe("lodestone status with MetalLB's CRDs", () => {
+  it("shows IPAddressPool pools beside the ConfigMap pools, and an invalid one's problems", async () => {
+    for (const c of [ipAddressPoolCrd, l2AdvertisementCrd])
+      await post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", c);
+    await post("/api/v1/namespaces", { metadata: { name: "metallb-system" } });
+    const pools = "/apis/metallb.io/v1beta1/namespaces/metallb-system/ipaddresspools";
+    await post(pools, { metadata: { name: "crd-edge" }, spec: { addresses: ["198.51.100.0/30"] } });
+    await post(pools, { metadata: { name: "crd-bad" }, spec: { addresses: ["198.51.100.300/30"] } });
+    const r = await status();
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^crd-edge\s+IPv4\s+4\s+0\s+4$/m);
+    expect(r.stdout).toMatch(/^lan\s+IPv4\s+8\s+1\s+7$/m);
+    expect(r.stdout).toMatch(/^ {2}IPAddressPool metallb-system\/crd-bad: spec\.addresses\[0\]: /m);
+    expect((await status("--metallb-namespace=")).stdout).not.toContain("crd-edge");
   });
 });

@@ -73,20 +73,32 @@ describe("checkConfigTexts", () => {
       lines: [/^x\.yaml: no pool ConfigMap found/],
     },
     {
-      desc: "MetalLB >= 0.13 custom resources are named as not supported, beside a valid ConfigMap",
+      desc: "MetalLB >= 0.13 IPAddressPool and L2Advertisement are read beside a ConfigMap; BGP kinds are not supported",
       files: [
         {
           name: "crs.yaml",
-          text: `apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: first, namespace: metallb-system}\nspec: {addresses: [192.0.2.0/24]}\n---\napiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: l2}\n---\n${lodestoneCm("p", "- {name: d, addresses: [198.51.100.0/24]}")}`,
+          text: `apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: first, namespace: metallb-system}\nspec: {addresses: [192.0.2.0/24]}\n---\napiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: quiet, namespace: metallb-system}\nspec: {addresses: [203.0.113.0/30]}\n---\napiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: l2, namespace: metallb-system}\nspec: {ipAddressPools: [first]}\n---\napiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {name: peer}\n---\n${lodestoneCm("p", "- {name: d, addresses: [198.51.100.0/24]}")}`,
         },
       ],
       exit: 1,
       lines: [
-        /^crs\.yaml: IPAddressPool metallb-system\/first: MetalLB custom resource metallb\.io\/v1beta1 is not supported: .* \[LODESTONE_E_UNSUPPORTED\]$/,
-        /^crs\.yaml: L2Advertisement default\/l2: MetalLB custom resource/,
-        /^ {2}d {2}ConfigMap ls\/p {2}IPv4 256/,
-        /^2 problems found\.$/,
+        /^crs\.yaml: BGPPeer default\/peer: MetalLB custom resource metallb\.io\/v1beta2 is not supported: .* \[LODESTONE_E_UNSUPPORTED\]$/,
+        /^ {2}d +ConfigMap ls\/p +IPv4 256/,
+        /^ {2}first +IPAddressPool metallb-system\/first +IPv4 256 +IPv6 0 +auto-assign$/,
+        /^ {2}quiet .*not announced \(no L2Advertisement selects it\)$/,
+        /^1 problem found\.$/,
       ],
+    },
+    {
+      desc: "a broken IPAddressPool is reported at its field",
+      files: [
+        {
+          name: "bad-crs.yaml",
+          text: `apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: bad, namespace: metallb-system}\nspec: {addresses: [192.0.2.300/24]}\n`,
+        },
+      ],
+      exit: 1,
+      lines: [/^bad-crs\.yaml: IPAddressPool metallb-system\/bad: spec\.addresses\[0\]: .*\[LODESTONE_E_/],
     },
     {
       desc: "a warning is printed, and the configuration stays valid (exit 0)",

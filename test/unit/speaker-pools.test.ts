@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { poolRefusal } from "../../src/core/allocation-rules.ts";
-import { toAnnouncePool } from "../../src/app/speaker-pools.ts";
+import { createPoolCache, toAnnouncePool } from "../../src/app/speaker-pools.ts";
+import { parseIPAddressPool, parseL2Advertisement, withAdvertisements } from "../../src/core/metallb-crds.ts";
 import { pools, svc } from "./support/core-fixtures.ts";
 
 /**
@@ -36,5 +37,53 @@ describe("speaker pools: which namespaces may announce externalIPs", () => {
     expect(speaker.allowsNamespace(ns)).toBe(want);
     const allocator = poolRefusal(pool!, svc(`${ns}/x`, { namespaceLabels: labelsOf[ns] ?? {} })) === undefined;
     expect(allocator).toBe(want);
+  });
+});
+
+describe("speaker pools: pools from MetalLB's CRDs beside the ConfigMaps'", () => {
+  const cm = {
+    key: "lodestone-system/pools",
+    resourceVersion: "1",
+    namespace: "lodestone-system",
+    name: "pools",
+    labels: { "lodestone.dev/pools": "true" },
+    data: { "pools.yaml": "- {name: lan, addresses: [192.0.2.0/28]}\n" },
+  };
+  const crd = (name: string, addresses: string[], ads: Parameters<typeof withAdvertisements>[1]) =>
+    withAdvertisements(
+      parseIPAddressPool({ namespace: "metallb-system", name, spec: { addresses } }).pools,
+      ads,
+      () => ({}),
+    );
+  const zoneA = parseL2Advertisement({
+    namespace: "metallb-system",
+    name: "zone-a",
+    spec: { nodeSelectors: [{ matchLabels: { zone: "a" } }], interfaces: ["eth1"] },
+  }).advertisement!;
+
+  it.each([
+    {
+      desc: "an advertised CRD pool is announced by the nodes its advertisement selects, on its interfaces",
+      custom: crd("edge", ["198.51.100.0/30"], [zoneA]),
+      want: { names: ["edge", "lan"], zoneA: true, zoneB: false, interfaces: ["eth1"] },
+    },
+    {
+      desc: "a CRD pool without advertisement is known (its IPs are not foreign) but no node announces it",
+      custom: crd("edge", ["198.51.100.0/30"], []),
+      want: { names: ["edge", "lan"], zoneA: false, zoneB: false, interfaces: undefined },
+    },
+    {
+      desc: "a ConfigMap pool overlapping a CRD pool is left out: CRD pools are taken first (sources in name order)",
+      custom: crd("edge", ["192.0.2.8/29"], [zoneA]),
+      want: { names: ["edge"], zoneA: true, zoneB: false, interfaces: ["eth1"] },
+    },
+  ])("$desc", ({ custom, want }) => {
+    const announcePools = createPoolCache(() => custom);
+    const got = announcePools([cm], () => ({}));
+    expect(got.map((p) => p.name).sort()).toEqual(want.names);
+    const edge = got.find((p) => p.name === "edge");
+    expect(edge?.nodeSelector?.({ zone: "a" })).toBe(want.zoneA);
+    expect(edge?.nodeSelector?.({ zone: "b" })).toBe(want.zoneB);
+    expect(edge?.interfaces).toEqual(want.interfaces);
   });
 });
