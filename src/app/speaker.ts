@@ -1,17 +1,23 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
+import { setImmediate as nextTurn } from "node:timers/promises";
 import {
   type AnnounceClaim,
   type AnnouncePlan,
   type AnnouncePool,
   type AnnouncedService,
   type PlannedIp,
-  gainsToSettle,
   ownersOf,
-  planAnnouncements,
+  planSteps,
 } from "../core/announce-plan.ts";
+import { type ClaimState, decideClaims, initialClaimState, withdrawAll } from "../core/speaker-state.ts";
 import { announcingNodeFor, formatAnnouncingNodes } from "../core/announcing-node.ts";
-import { type AnnouncerCandidate, type InterfaceSummary, hasInterfaceFor } from "../core/announcer-ranking.ts";
+import {
+  type AnnouncerCandidate,
+  type InterfaceSummary,
+  candidatesSignature,
+  hasInterfaceFor,
+} from "../core/announcer-ranking.ts";
 import { type HeartbeatKey, heartbeatKey } from "../core/heartbeat-codec.ts";
 import { type IpAddress, formatIp, ipKey, parseIp } from "../core/ip.ts";
 import { Membership, type MembershipTiming, checkTiming, defaultTiming } from "../core/membership.ts";
@@ -115,6 +121,19 @@ export interface Speaker {
   loops(): LoopReport[];
 }
 
+/** The interface of `ip`'s subnet, else of its family's default route; remembered per interface list. */
+function subnetInterface(interfaces: readonly InterfaceSummary[], ip: IpAddress): string | undefined {
+  let byIp = interfaceChoices.get(interfaces);
+  if (byIp === undefined) interfaceChoices.set(interfaces, (byIp = new Map()));
+  const k = ipKey(ip);
+  if (byIp.has(k)) return byIp.get(k);
+  const inSubnet = interfaces.find((i) => hasInterfaceFor([{ ...i, defaultRoute4: false, defaultRoute6: false }], ip));
+  const name = (inSubnet ?? interfaces.find((i) => (ip.family === 4 ? i.defaultRoute4 : i.defaultRoute6)))?.name;
+  byIp.set(k, name);
+  return name;
+}
+const interfaceChoices = new WeakMap<readonly InterfaceSummary[], Map<string, string | undefined>>();
+
 const parseIps = (texts: readonly string[]): IpAddress[] =>
   texts.flatMap((t) => {
     const a = parseIp(t);
@@ -137,6 +156,15 @@ const WRITE_RETRY_MS = 5_000;
 const MAX_QUEUED_EVENTS = 1_000;
 const EVENT_QUEUE_FULL = "Event queue full";
 const OVERWRITTEN_AFTER_MS = 1_000;
+/**
+ * The most work a pass does in one event-loop turn before it lets heartbeats, timers and ARP/NDP answers run: a
+ * full plan of 10,000 Services is tens of milliseconds, and peers declare a node dead after 600 ms of silence.
+ */
+const SLICE_MS = 5;
+/** IPs named in one "claims" log line; the rest is a count. */
+const LOGGED_IPS = 20;
+/** Annotation writes of one pass in flight at once. */
+const WRITES_IN_FLIGHT = 8;
 /**
  * After seeing its successor's announcement, a leaving speaker still answers this long: a host whose cache entry
  * is being re-validated at that moment (unicast probe to the old MAC) still gets an answer. Both nodes serve the
@@ -213,7 +241,6 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
   let seq = 0;
   let advertisedApiOk = false;
   let renewedOnce = false;
-  let failovers = 0;
   let lastError: string | undefined;
   const timers: ReturnType<typeof setInterval>[] = [];
 
@@ -252,10 +279,10 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
   // --- the decision loop ---
   let dirty = true;
   let signature = "";
+  let claimState: ClaimState = initialClaimState;
+  /** What the announcer was last given (claimState.claimed, in IP order). */
   let claimed: readonly AnnounceClaim[] = [];
-  let claimedSig = "";
-  let previousOwners: Map<string, string> | undefined;
-  const pending = new Map<string, number>();
+  let lastPlan: AnnouncePlan | undefined;
   let evaluating: Promise<void> | undefined;
   let evaluatingSince = 0;
   let again = false;
@@ -276,27 +303,59 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     }));
   }
 
+  /** A cached Service is replaced, never changed, on update: its addresses are parsed once per version. */
+  const parsed = new WeakMap<SlimService, AnnouncedService | null>();
   function announcedServices(): AnnouncedService[] {
     const endpointNodes = localSlices.endpointNodes();
     const out: AnnouncedService[] = [];
     for (const s of services.values()) {
       if (!handlesClass(s.loadBalancerClass)) continue;
-      const ingressIps = s.type === "LoadBalancer" ? parseIps(s.ingress) : [];
-      const externalIps = parseIps(s.externalIPs);
-      if (ingressIps.length === 0 && externalIps.length === 0) continue;
-      const localTraffic = s.externalTrafficPolicy === "Local";
+      let a = parsed.get(s);
+      if (a === undefined) {
+        const ingressIps = s.type === "LoadBalancer" ? parseIps(s.ingress) : [];
+        const externalIps = parseIps(s.externalIPs);
+        a =
+          ingressIps.length === 0 && externalIps.length === 0
+            ? null
+            : {
+                key: s.key,
+                namespace: s.namespace,
+                ingressIps,
+                externalIps,
+                localTraffic: s.externalTrafficPolicy === "Local",
+                endpointNodes: NO_NODES,
+              };
+        parsed.set(s, a);
+      }
+      if (a === null) continue;
+      if (!a.localTraffic) {
+        out.push(a);
+        continue;
+      }
       // Turned Local while its slices were not kept: left out (withdrawn, no Event) until they are listed again.
-      if (localTraffic && localSlices.loading(s.key)) continue;
-      out.push({
-        key: s.key,
-        namespace: s.namespace,
-        ingressIps,
-        externalIps,
-        localTraffic,
-        endpointNodes: endpointNodes.get(s.key) ?? NO_NODES,
-      });
+      if (localSlices.loading(s.key)) continue;
+      out.push({ ...a, endpointNodes: endpointNodes.get(s.key) ?? NO_NODES });
     }
     return out;
+  }
+
+  /** What a ranking reads besides an IP's Services: candidates and pool ConfigMaps (see PlanOptions.context). */
+  function planContext(nodes: readonly AnnouncerCandidate[]): string {
+    const cms = [...configMaps.values()].map((c) => `${c.key}@${c.resourceVersion}`).sort();
+    return `${candidatesSignature(nodes)}|${cms.join(",")}`;
+  }
+
+  /** Runs a stepwise computation, SLICE_MS of it per event-loop turn. */
+  async function inSlices<T>(steps: Generator<void, T, void>): Promise<T> {
+    let start = performance.now();
+    for (;;) {
+      const r = steps.next();
+      if (r.done === true) return r.value;
+      if (performance.now() - start >= SLICE_MS) {
+        await nextTurn();
+        start = performance.now();
+      }
+    }
   }
 
   function pools(): AnnouncePool[] {
@@ -333,70 +392,60 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     // holds back thousands of Events, and planning again for each batch would cost a whole plan per retry.
     if (retryWritesAt !== undefined && now >= retryWritesAt) {
       retryWritesAt = undefined;
-      if (!dirty && sig === signature && pending.size === 0 && unfinished !== undefined) {
+      if (!dirty && sig === signature && claimState.pending.size === 0 && unfinished !== undefined) {
         if (view.selfApiOk) advertisedApiOk = true;
         void record(unfinished.plan, unfinished.members);
         return;
       }
       dirty = true;
     }
-    if (!dirty && sig === signature && pending.size === 0) {
+    if (!dirty && sig === signature && claimState.pending.size === 0) {
       if (view.selfApiOk) advertisedApiOk = true;
       return;
     }
     if (sig !== signature) log.info({ members: [...view.members].sort(), fenced: view.fenced }, "membership changed");
     dirty = false;
     signature = sig;
-    let claims: AnnounceClaim[] = [];
     const ready = synced() && renewedOnce && keys.length > 0;
     // Not ready yet: look again on the next tick (becoming ready is not an informer event).
     if (!ready) dirty = true;
     let plan: AnnouncePlan | undefined;
+    let inheritedOwners: ReadonlyMap<string, string> | undefined;
     if (ready) {
       const candidateNodes = candidates(view.members);
-      plan = planAnnouncements(self, announcedServices(), pools(), candidateNodes);
-      if (previousOwners === undefined) {
+      const wanted = announcedServices();
+      const currentPools = pools();
+      const context = planContext(candidateNodes);
+      const options = lastPlan === undefined ? { context } : { context, previous: lastPlan };
+      plan = await inSlices(planSteps(self, wanted, currentPools, candidateNodes, options));
+      if (claimState.owners === undefined) {
         // First plan of this process: the IPs it wins are held by peers right now; treat them as theirs.
         const without = new Set([...view.members].filter((m) => m !== self));
-        previousOwners = ownersOf(planAnnouncements(self, announcedServices(), pools(), candidates(without)));
+        inheritedOwners = ownersOf(await inSlices(planSteps(self, wanted, currentPools, candidates(without))));
       }
-      const settle = gainsToSettle(self, previousOwners, plan, view.members);
-      for (const k of [...pending.keys()])
-        if (!settle.has(k) && !plan.claims.some((c) => ipKey(c.ip) === k)) pending.delete(k);
-      for (const k of settle) if (!pending.has(k) && !claimed.some((c) => ipKey(c.ip) === k)) pending.set(k, now);
-      claims = plan.claims.filter((c) => {
-        const since = pending.get(ipKey(c.ip));
-        if (since === undefined) return true;
-        if (now - since >= settleMs) {
-          pending.delete(ipKey(c.ip));
-          return true;
-        }
-        return false;
-      });
-      for (const c of claims) {
-        const before = previousOwners.get(ipKey(c.ip));
-        if (before !== undefined && before !== self && !view.members.has(before)) failovers++;
-      }
-      const owners = ownersOf(plan);
-      // An IP still settling keeps its old owner, so the next round does not mistake it for ours already.
-      for (const k of pending.keys()) {
-        const before = previousOwners.get(k);
-        if (before !== undefined) owners.set(k, before);
-      }
-      previousOwners = owners;
+      lastPlan = plan;
     }
-    const nextSig = claims
-      .map((c) => `${ipKey(c.ip)}@${c.key}@${(c.interfaces ?? []).join("+")}@${JSON.stringify(c.gratuitous)}`)
-      .sort()
-      .join(" ");
-    if (nextSig !== claimedSig) {
-      const added = claims.filter((c) => !claimed.some((o) => ipKey(o.ip) === ipKey(c.ip)));
-      const removed = claimed.filter((o) => !claims.some((c) => ipKey(o.ip) === ipKey(c.ip)));
-      await announcer.reconcile(claims);
-      claimed = claims;
-      claimedSig = nextSig;
+    // The plan took several turns: a hand-off or stop that began meanwhile owns the announcer now.
+    if (leaving || stopped) return;
+    const decision = decideClaims(claimState, {
+      self,
+      now,
+      plan,
+      members: view.members,
+      settleMs,
+      ...(inheritedOwners === undefined ? {} : { inheritedOwners }),
+    });
+    claimState = decision.state;
+    if (decision.changed) {
+      await announcer.reconcile(decision.claims);
+      claimed = decision.claims;
+      const { added, removed } = decision;
       if (added.length + removed.length > 0) {
-        log.info({ added: added.map((c) => formatIp(c.ip)), removed: removed.map((c) => formatIp(c.ip)) }, "claims");
+        const ips = (cs: readonly AnnounceClaim[]) => cs.slice(0, LOGGED_IPS).map((c) => formatIp(c.ip));
+        log.info(
+          { added: ips(added), removed: ips(removed), addedCount: added.length, removedCount: removed.length },
+          "claims",
+        );
       }
     }
     // Fencing order: withdraw first (above), only then tell the peers we cannot reach the API.
@@ -430,7 +479,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
   async function record(plan: AnnouncePlan, members: ReadonlySet<string>): Promise<void> {
     const pass = ++passes;
     heldBack = 0;
-    await recordPass(plan, members);
+    await recordPass(plan, members, pass);
     if (pass !== passes) return;
     unfinished = retryWritesAt === undefined ? undefined : { plan, members };
     if (heldBack > 0) {
@@ -441,11 +490,30 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     }
   }
 
-  async function recordPass(plan: AnnouncePlan, members: ReadonlySet<string>): Promise<void> {
+  async function recordPass(plan: AnnouncePlan, members: ReadonlySet<string>, pass: number): Promise<void> {
     // Who speaks when nobody announces: the first member by name, so the Event is written once, not per node.
     const reporter = [...members].sort()[0];
-    const held = new Set(claimed.map((c) => ipKey(c.ip)));
+    const held = claimState.claimed;
     const now = performance.now();
+    // A pass looks at every Service: SLICE_MS of it per turn, and a newer pass makes this one stop where it is.
+    // Annotation writes run WRITES_IN_FLIGHT at a time instead of one after the other.
+    let sliceStart = now;
+    let looked = 0;
+    const inFlight = new Set<Promise<void>>();
+    const write = async (started: Promise<void>): Promise<void> => {
+      const p: Promise<void> = started
+        .catch((err: unknown) => log.warn({ err }, "could not record announcement on the Service"))
+        .finally(() => inFlight.delete(p));
+      inFlight.add(p);
+      if (inFlight.size >= WRITES_IN_FLIGHT) await Promise.race(inFlight);
+    };
+    const superseded = async (): Promise<boolean> => {
+      if (++looked % 64 === 0 && performance.now() - sliceStart >= SLICE_MS) {
+        await nextTurn();
+        sliceStart = performance.now();
+      }
+      return pass !== passes;
+    };
     const firstPass = !recordedOnce;
     recordedOnce = true;
     const perService = new Map<string, PlannedIp[]>();
@@ -457,6 +525,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
       }
     }
     for (const [key, planned] of perService) {
+      if (await superseded()) break;
       const svc = services.get(key);
       if (svc === undefined) continue;
       const ref = { kind: "Service", namespace: svc.namespace, name: svc.name, uid: svc.uid } as const;
@@ -464,7 +533,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
       // Each IP is elected on its own (a dual-stack Service may have two owners): its owner records its Event.
       for (const p of planned) {
         const slot = `${key}#announcing#${formatIp(p.ip)}`;
-        const mine = p.announcer.ok && p.announcer.owner === self && held.has(ipKey(p.ip));
+        const mine = p.announcer.ok && p.announcer.owner === self && held.has(p.key);
         if (!mine) written.delete(slot);
         // A restarted speaker finds the annotation naming it for IPs it announced before: that Event exists. Only
         // what the first pass finds counts; later, the annotation may name this node from another node's plan
@@ -503,22 +572,30 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
         retryWritesAt ??= prev.at + OVERWRITTEN_AFTER_MS;
         continue;
       }
-      await once(slot, `${current ?? ""} -> ${desired ?? ""}`, now, () =>
-        writeAnnouncingNode(ctx.client, svc.namespace, svc.name, desired),
+      await write(
+        once(slot, `${current ?? ""} -> ${desired ?? ""}`, now, () =>
+          writeAnnouncingNode(ctx.client, svc.namespace, svc.name, desired),
+        ),
       );
     }
-    if (reporter !== self) return;
+    await Promise.all(inFlight);
+    if (reporter !== self || pass !== passes) return;
     // A Service that left the plan (no IP any more, its IP outside every pool, no longer a LoadBalancer) keeps no
     // announcing-node annotation: nobody announces it. Another class's Service is never in the plan, and never
     // ours to write (a second Lodestone with its own --load-balancer-class writes the same annotation).
     for (const svc of services.values()) {
+      if (await superseded()) return;
       const current = svc.annotations[ANNOUNCING_ANNOTATION];
       if (current === undefined || perService.has(svc.key) || !handlesClass(svc.loadBalancerClass)) continue;
-      await once(`${svc.key}#annotation`, `${current} -> `, now, () =>
-        writeAnnouncingNode(ctx.client, svc.namespace, svc.name, undefined),
+      await write(
+        once(`${svc.key}#annotation`, `${current} -> `, now, () =>
+          writeAnnouncingNode(ctx.client, svc.namespace, svc.name, undefined),
+        ),
       );
     }
+    await Promise.all(inFlight);
     for (const u of plan.unannounced) {
+      if (await superseded()) return;
       const svc = services.get(u.service);
       if (svc === undefined) continue;
       await once(`${u.service}#refused#${formatIp(u.ip)}`, u.message, now, () =>
@@ -549,12 +626,9 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
 
   /** The interface the announcer will use, by its own rule, for the Event text. */
   function interfaceFor(ip: IpAddress): string | undefined {
-    const wanted = claimed.find((c) => ipKey(c.ip) === ipKey(ip))?.interfaces;
+    const wanted = claimState.claimed.get(ipKey(ip))?.interfaces;
     if (wanted !== undefined) return wanted.join(", ");
-    const inSubnet = interfaces.find((i) =>
-      hasInterfaceFor([{ ...i, defaultRoute4: false, defaultRoute6: false }], ip),
-    );
-    return (inSubnet ?? interfaces.find((i) => (ip.family === 4 ? i.defaultRoute4 : i.defaultRoute6)))?.name;
+    return subnetInterface(interfaces, ip);
   }
 
   // --- heartbeats and Lease ---
@@ -661,7 +735,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     announcer.onForeignAnnouncement?.((seen) => {
       if (leaving || stopped) return;
       const k = ipKey(seen.ip);
-      if (!claimed.some((c) => ipKey(c.ip) === k)) return;
+      if (!claimState.claimed.has(k)) return;
       const at = performance.now();
       if (at - (defended.get(k) ?? -Infinity) < 1_000) return;
       defended.set(k, at);
@@ -730,7 +804,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
       await evaluating;
       if (announcer !== undefined) await announcer.reconcile([]);
       claimed = [];
-      claimedSig = "";
+      claimState = withdrawAll(claimState);
     },
     async stop() {
       if (stopped) return;
@@ -755,7 +829,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
       return {
         announcedIps: claimed.length,
         membershipSize: membership.view(performance.now()).members.size,
-        failovers,
+        failovers: claimState.failovers,
         layer2: l2.layer2,
         layer2Drops: l2.layer2Drops,
         informerRestarts: restarts,

@@ -201,6 +201,25 @@ describe("Announcer (fake transport, fake clock)", () => {
     });
   });
 
+  it("a reconcile with thousands of unchanged claims starts only the new one's burst", () => {
+    const many = Array.from({ length: 5_000 }, (_, i) =>
+      claim(`2001:db8::${(i + 1).toString(16)}`, { intervalMs: 1000, count: 1 }),
+    );
+    announcer.reconcile(many);
+    const before = eth0().sent.length;
+    expect(before).toBe(5_000); // one unsolicited NA each
+    const report = announcer.reconcile([...many, claim("2001:db8::ffff", { intervalMs: 1000, count: 1 })]);
+    expect(eth0().sent.length - before).toBe(1);
+    expect(report.announced).toHaveLength(5_001);
+    expect(listeners.get("eth0")!.groups.size).toBe(5_001);
+  });
+
+  it("an unannounceable claim is reported on every reconcile", () => {
+    const nowhere = claim("203.0.113.7");
+    expect(announcer.reconcile([nowhere]).unannounced.map((u) => u.key)).toEqual(["ns/203.0.113.7"]);
+    expect(announcer.reconcile([nowhere]).unannounced.map((u) => u.key)).toEqual(["ns/203.0.113.7"]);
+  });
+
   it("stops a running burst at release", () => {
     announcer.reconcile([claim("192.0.2.10"), claim("192.0.2.20")]);
     const before = eth0().sent.length;
