@@ -114,7 +114,14 @@ export interface Speaker {
   stop(): Promise<void>;
   telemetry(): Pick<
     TelemetrySnapshot,
-    "announcedIps" | "membershipSize" | "failovers" | "layer2" | "layer2Drops" | "informerRestarts" | "eventsDropped"
+    | "announcedIps"
+    | "membershipSize"
+    | "failovers"
+    | "duellingAnnouncements"
+    | "layer2"
+    | "layer2Drops"
+    | "informerRestarts"
+    | "eventsDropped"
   >;
   readiness(): ProbeResult;
   /** For liveness: the informers' loops and the evaluation in progress. */
@@ -242,6 +249,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
   let advertisedApiOk = false;
   let renewedOnce = false;
   let lastError: string | undefined;
+  let duelling = 0;
   const timers: ReturnType<typeof setInterval>[] = [];
 
   // --- inputs to membership ---
@@ -736,6 +744,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
       if (leaving || stopped) return;
       const k = ipKey(seen.ip);
       if (!claimState.claimed.has(k)) return;
+      duelling++;
       const at = performance.now();
       if (at - (defended.get(k) ?? -Infinity) < 1_000) return;
       defended.set(k, at);
@@ -830,6 +839,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
         announcedIps: claimed.length,
         membershipSize: membership.view(performance.now()).members.size,
         failovers: claimState.failovers,
+        duellingAnnouncements: duelling,
         layer2: l2.layer2,
         layer2Drops: l2.layer2Drops,
         informerRestarts: restarts,
