@@ -141,6 +141,18 @@ function subnetInterface(interfaces: readonly InterfaceSummary[], ip: IpAddress)
 }
 const interfaceChoices = new WeakMap<readonly InterfaceSummary[], Map<string, string | undefined>>();
 
+/** The announcer's report of claims it answers on no interface (src/net/announcer.ts ReconcileReport). */
+function onNoInterface(report: unknown): Map<string, string> {
+  const out = new Map<string, string>();
+  if (typeof report !== "object" || report === null || !("unannounced" in report)) return out;
+  const list = report.unannounced;
+  if (!Array.isArray(list)) return out;
+  for (const u of list as readonly { ip?: IpAddress; error?: { message?: string } }[]) {
+    if (u.ip !== undefined && typeof u.error?.message === "string") out.set(ipKey(u.ip), u.error.message);
+  }
+  return out;
+}
+
 const parseIps = (texts: readonly string[]): IpAddress[] =>
   texts.flatMap((t) => {
     const a = parseIp(t);
@@ -291,6 +303,8 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
   /** What the announcer was last given (claimState.claimed, in IP order). */
   let claimed: readonly AnnounceClaim[] = [];
   let lastPlan: AnnouncePlan | undefined;
+  /** IPs this node owns that its announcer answers on no interface, by IP key: why. */
+  let unannouncedHere: ReadonlyMap<string, string> = new Map();
   let evaluating: Promise<void> | undefined;
   let evaluatingSince = 0;
   let again = false;
@@ -445,7 +459,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     });
     claimState = decision.state;
     if (decision.changed) {
-      await announcer.reconcile(decision.claims);
+      unannouncedHere = onNoInterface(await announcer.reconcile(decision.claims));
       claimed = decision.claims;
       const { added, removed } = decision;
       if (added.length + removed.length > 0) {
@@ -549,7 +563,14 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
         const namesSelf = announcingNodeFor(current, p.ip) === self;
         if (namesSelf && firstPass) inherited.add(slot);
         if (!namesSelf) inherited.delete(slot);
-        if (mine && !inherited.has(slot)) {
+        const problem = mine ? unannouncedHere.get(p.key) : undefined;
+        if (problem !== undefined) {
+          // Elected, but its announcer finds no usable interface here (down, no MAC, …): nobody answers.
+          written.delete(slot);
+          await once(`${key}#none#${formatIp(p.ip)}`, problem, now, () =>
+            recordEvent(ref, "Warning", "NotAnnounced", problem),
+          );
+        } else if (mine && !inherited.has(slot)) {
           const on = interfaceFor(p.ip);
           const text = `Announcing ${formatIp(p.ip)} from node ${self}${on === undefined ? "" : ` on ${on}`}`;
           await once(slot, self, now, () => recordEvent(ref, "Normal", "Announcing", text));
