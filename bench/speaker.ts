@@ -34,6 +34,8 @@ const { values } = parseArgs({
     trials: { type: "string", default: "5" },
     samples: { type: "string", default: "200" },
     "idle-seconds": { type: "string", default: "60" },
+    /** More Node flags for the daemons, e.g. --node-flags="--trace-gc" (with LODESTONE_KEEP_LAB_LOGS=1). */
+    "node-flags": { type: "string", default: "" },
   },
 });
 const N = Number(values.services);
@@ -61,6 +63,7 @@ const cluster = await startLabCluster({
   nodeAddresses: (i) => [`2001:db8:1:0:ffff::${i + 1}/64`],
   clientAddresses: ["2001:db8:1:0:ffff::50/64"],
   serviceRanges: [POOL],
+  daemonFlags: values["node-flags"].split(/\s+/).filter((f) => f !== ""),
   onApiRequest: (method, path) => {
     if (counting && method !== "GET") writes.push({ method, path, at: Date.now() });
   },
@@ -209,7 +212,13 @@ try {
           path: "/api/v1/namespaces/default/services",
           body: {
             metadata: { name: `s${i}`, namespace: "default" },
-            spec: { type: "LoadBalancer", ipFamilies: ["IPv6"], ports: [{ port: 8080, protocol: "TCP" }] },
+            spec: {
+              type: "LoadBalancer",
+              ipFamilies: ["IPv6"],
+              // The NodePort range holds 2,768 ports; as bench:controller, none are needed here.
+              allocateLoadBalancerNodePorts: false,
+              ports: [{ port: 8080, protocol: "TCP" }],
+            },
           },
         });
         if (r.status !== 201) throw new Error(`create s${i}: HTTP ${r.status}`);

@@ -180,6 +180,12 @@ const OVERWRITTEN_AFTER_MS = 1_000;
  * full plan of 10,000 Services is tens of milliseconds, and peers declare a node dead after 600 ms of silence.
  */
 const SLICE_MS = 5;
+/**
+ * Passes for changes other than the membership (Services, slices, pools, annotations: a controller allocating
+ * thousands of addresses changes Services for seconds on end) come at most this often; a membership change or a
+ * gain settling is planned on the next tick. At 10,000 Services a pass is some 20 ms of CPU.
+ */
+const PACE_MS = 250;
 /** IPs named in one "claims" log line; the rest is a count. */
 const LOGGED_IPS = 20;
 /** Annotation writes of one pass in flight at once. */
@@ -303,6 +309,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
   /** What the announcer was last given (claimState.claimed, in IP order). */
   let claimed: readonly AnnounceClaim[] = [];
   let lastPlan: AnnouncePlan | undefined;
+  let lastPassAt = -Infinity;
   /** IPs this node owns that its announcer answers on no interface, by IP key: why. */
   let unannouncedHere: ReadonlyMap<string, string> = new Map();
   let evaluating: Promise<void> | undefined;
@@ -414,6 +421,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     // holds back thousands of Events, and planning again for each batch would cost a whole plan per retry.
     if (retryWritesAt !== undefined && now >= retryWritesAt) {
       retryWritesAt = undefined;
+      recordAll = true;
       if (!dirty && sig === signature && claimState.pending.size === 0 && unfinished !== undefined) {
         if (view.selfApiOk) advertisedApiOk = true;
         void record(unfinished.plan, unfinished.members);
@@ -421,10 +429,12 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
       }
       dirty = true;
     }
-    if (!dirty && sig === signature && claimState.pending.size === 0) {
+    const quiet = sig === signature && claimState.pending.size === 0;
+    if ((!dirty && quiet) || (quiet && now - lastPassAt < PACE_MS)) {
       if (view.selfApiOk) advertisedApiOk = true;
       return;
     }
+    lastPassAt = now;
     if (sig !== signature) log.info({ members: [...view.members].sort(), fenced: view.fenced }, "membership changed");
     dirty = false;
     signature = sig;
@@ -493,6 +503,13 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
   const inherited = new Set<string>();
   let recordedOnce = false;
   let retryWritesAt: number | undefined;
+  /**
+   * What each Service was last recorded from: its cached object, its planned IPs (the plan reuses unchanged ones)
+   * and, per IP, held / not / held without an interface. A pass looks only at Services where one of these changed,
+   * except the first and one after a failed write, which look at all.
+   */
+  const recordedFrom = new Map<string, { svc: SlimService; planned: readonly PlannedIp[]; held: string }>();
+  let recordAll = true;
   /** The last plan recorded, while some of its writes wait for retryWritesAt. */
   let unfinished: { plan: AnnouncePlan; members: ReadonlySet<string> } | undefined;
   let passes = 0;
@@ -538,6 +555,13 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     };
     const firstPass = !recordedOnce;
     recordedOnce = true;
+    const all = recordAll;
+    recordAll = false;
+    const heldText = (planned: readonly PlannedIp[]): string => {
+      let t = "";
+      for (const p of planned) t += !held.has(p.key) ? "0" : unannouncedHere.has(p.key) ? "x" : "1";
+      return reporter === self ? `${t}r` : t;
+    };
     const perService = new Map<string, PlannedIp[]>();
     for (const p of plan.ips) {
       for (const key of p.services) {
@@ -550,6 +574,18 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
       if (await superseded()) break;
       const svc = services.get(key);
       if (svc === undefined) continue;
+      const before = recordedFrom.get(key);
+      const heldNow = heldText(planned);
+      if (
+        !all &&
+        before !== undefined &&
+        before.svc === svc &&
+        before.held === heldNow &&
+        before.planned.length === planned.length &&
+        before.planned.every((p, i) => p === planned[i])
+      )
+        continue;
+      recordedFrom.set(key, { svc, planned, held: heldNow });
       const ref = { kind: "Service", namespace: svc.namespace, name: svc.name, uid: svc.uid } as const;
       const current = svc.annotations[ANNOUNCING_ANNOTATION];
       // Each IP is elected on its own (a dual-stack Service may have two owners): its owner records its Event.
@@ -608,7 +644,9 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
       );
     }
     await Promise.all(inFlight);
-    if (reporter !== self || pass !== passes) return;
+    if (pass !== passes) return;
+    for (const k of recordedFrom.keys()) if (!perService.has(k)) recordedFrom.delete(k);
+    if (reporter !== self) return;
     // A Service that left the plan (no IP any more, its IP outside every pool, no longer a LoadBalancer) keeps no
     // announcing-node annotation: nobody announces it. Another class's Service is never in the plan, and never
     // ours to write (a second Lodestone with its own --load-balancer-class writes the same annotation).

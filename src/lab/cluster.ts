@@ -46,6 +46,8 @@ export interface LabClusterOptions {
   readonly clientAddresses?: readonly string[];
   /** More prefixes the nodes treat as local (the kube-proxy stand-in), e.g. the pool's. */
   readonly serviceRanges?: readonly string[];
+  /** Node flags for the daemons besides the image's (e.g. --trace-gc). */
+  readonly daemonFlags?: readonly string[];
   /** Sees the request line of every HTTP request the nodes send the API server (benchmarks count writes). */
   readonly onApiRequest?: (method: string, path: string) => void;
 }
@@ -269,6 +271,7 @@ export async function startLabCluster(options: LabClusterOptions = {}): Promise<
       const argv = [
         process.execPath,
         ...daemonNodeFlags(),
+        ...(options.daemonFlags ?? []),
         DAEMON_BIN,
         "run",
         "--node-name",
