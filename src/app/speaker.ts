@@ -821,7 +821,10 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
       }, timing.renewIntervalMs),
     );
     timers.push(setInterval(() => !leaving && beat("alive"), timing.heartbeatIntervalMs));
-    timers.push(setInterval(() => !stopped && schedule(), EVAL_MS));
+    // From the check phase, after the poll phase of the same loop iteration: when this process was stalled (a long
+    // turn, no CPU), the heartbeats that queued up meanwhile are read first, so its own stall never looks like
+    // every peer falling silent — which would make it take over their IPs and duel with them.
+    timers.push(setInterval(() => setImmediate(() => !stopped && schedule()), EVAL_MS));
     beat("alive");
     schedule();
   }
