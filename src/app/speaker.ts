@@ -69,8 +69,8 @@ export interface SpeakerAnnouncer {
   telemetry(): Pick<TelemetrySnapshot, "layer2" | "layer2Drops">;
   /** Another host announcing an IP on the wire (see src/net/announcer.ts); absent: hand-offs wait a fixed time. */
   onForeignAnnouncement?(listener: (seen: { readonly ip: IpAddress }) => void): () => void;
-  /** Starts the gratuitous burst of an owned IP again. */
-  announceNow?(ip: IpAddress): unknown;
+  /** Starts the gratuitous burst of an owned IP again; `once`: one announcement, the burst left as it is. */
+  announceNow?(ip: IpAddress, options?: { readonly once?: boolean }): unknown;
   close(): unknown;
 }
 
@@ -798,7 +798,18 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     // Defence (RFC 5227 §2.4): another host announcing an IP this node owns — a peer that wrongly believes it owns
     // it during a membership disagreement, or a stale claimant — gets our own announcement again, at most once
     // a second per IP, so the LAN's caches end on the owner once the disagreement is over. Not while handing off.
+    // One announcement per defence, not a new burst: in a disagreement over thousands of IPs every burst frame
+    // seen by the other side is answered again, and bursts would multiply the frames each node handles. The log
+    // says once a second how many IPs were defended.
     const defended = new Map<string, number>();
+    let defendedNow: string[] = [];
+    const reportDefence = (): void => {
+      log.warn(
+        { ips: defendedNow.slice(0, LOGGED_IPS), count: defendedNow.length },
+        "another host announces IPs this node owns; announcing them again",
+      );
+      defendedNow = [];
+    };
     announcer.onForeignAnnouncement?.((seen) => {
       if (leaving || stopped) return;
       const k = ipKey(seen.ip);
@@ -807,8 +818,9 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
       const at = performance.now();
       if (at - (defended.get(k) ?? -Infinity) < 1_000) return;
       defended.set(k, at);
-      log.warn({ ip: formatIp(seen.ip) }, "another host announces an IP this node owns; announcing it again");
-      announcer?.announceNow?.(seen.ip);
+      if (defendedNow.length === 0) setTimeout(reportDefence, 1_000).unref();
+      defendedNow.push(formatIp(seen.ip));
+      announcer?.announceNow?.(seen.ip, { once: true });
     });
     if (stopped) return;
     await renewOnce();

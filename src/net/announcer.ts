@@ -41,8 +41,11 @@ export interface ReconcileReport {
 export interface Announcer {
   /** Declarative: exactly these IPs are owned from now on. New ones get a gratuitous burst; removed ones stop being answered at once. */
   reconcile(claims: readonly Claim[]): ReconcileReport;
-  /** Starts the gratuitous burst of an owned IP again (e.g. after a switch port flap); false when not owned. */
-  announceNow(ip: IpAddress): boolean;
+  /**
+   * Starts the gratuitous burst of an owned IP again (e.g. after a switch port flap), or with `once` sends one
+   * announcement and leaves any burst running as it is (defending the IP); false when not owned.
+   */
+  announceNow(ip: IpAddress, options?: { readonly once?: boolean }): boolean;
   telemetry(): Pick<TelemetrySnapshot, "layer2" | "layer2Drops">;
   /**
    * Calls `listener` for every announcement of an IP by another host seen on an announcing interface (gratuitous
@@ -163,10 +166,13 @@ class Layer2Announcer implements Announcer {
     return this.apply();
   }
 
-  announceNow(ip: IpAddress): boolean {
+  announceNow(ip: IpAddress, options: { readonly once?: boolean } = {}): boolean {
     const o = this.owned.get(ipKey(ip));
     if (o === undefined) return false;
-    for (const iface of o.interfaces) this.startBurst(iface, o.claim);
+    for (const iface of o.interfaces) {
+      if (options.once === true) this.sendRound(iface, ip);
+      else this.startBurst(iface, o.claim);
+    }
     return true;
   }
 
@@ -422,14 +428,7 @@ class Layer2Announcer implements Announcer {
     }
     const round = (): void => {
       burst.timer = undefined;
-      const link = this.links.get(iface);
-      if (link === undefined || this.bursts.get(pairKey(iface, ip)) !== burst) return;
-      for (const frame of gratuitousFrames(ip, link.mac)) {
-        const sent = link.socket.send(frame);
-        if (sent.ok) this.counter(iface, ip).gratuitous++;
-        else
-          this.log.warn({ interface: iface, ip: formatIp(ip), err: sent.error.message }, "gratuitous frame not sent");
-      }
+      if (this.bursts.get(pairKey(iface, ip)) !== burst || !this.sendRound(iface, ip)) return;
       burst.sent++;
       this.nextRound(iface, ip, burst);
     };
@@ -439,6 +438,18 @@ class Layer2Announcer implements Announcer {
       burst.timer = setTimeout(round, delay);
       burst.timer.unref();
     }
+  }
+
+  /** One gratuitous round (ARP request + reply, or one unsolicited NA) on a link; false without the link. */
+  private sendRound(iface: string, ip: IpAddress): boolean {
+    const link = this.links.get(iface);
+    if (link === undefined) return false;
+    for (const frame of gratuitousFrames(ip, link.mac)) {
+      const sent = link.socket.send(frame);
+      if (sent.ok) this.counter(iface, ip).gratuitous++;
+      else this.log.warn({ interface: iface, ip: formatIp(ip), err: sent.error.message }, "gratuitous frame not sent");
+    }
+    return true;
   }
 
   private stopBurst(iface: string, ip: IpAddress): void {

@@ -289,6 +289,16 @@ describe("Announcer (fake transport, fake clock)", () => {
     expect(eth0().sent).toHaveLength(4);
   });
 
+  it("announceNow once sends one round and leaves the running burst alone (defence)", () => {
+    announcer.reconcile([claim("192.0.2.10", { intervalMs: 1000, count: 3 })]);
+    expect(eth0().sent).toHaveLength(2);
+    expect(announcer.announceNow(ipOf("192.0.2.10"), { once: true })).toBe(true);
+    expect(eth0().sent).toHaveLength(4);
+    vi.advanceTimersByTime(10_000);
+    // The burst's own two rounds still follow, no more.
+    expect(eth0().sent).toHaveLength(8);
+  });
+
   it("reports IPs it cannot place on any interface", () => {
     const report = announcer.reconcile([claim("203.0.113.5"), { ...claim("192.0.2.5"), interfaces: ["eth9"] }]);
     expect(report.announced).toEqual([]);
