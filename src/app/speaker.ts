@@ -182,10 +182,14 @@ const OVERWRITTEN_AFTER_MS = 1_000;
 const SLICE_MS = 5;
 /**
  * Passes for changes other than the membership (Services, slices, pools, annotations: a controller allocating
- * thousands of addresses changes Services for seconds on end) come at most this often; a membership change or a
- * gain settling is planned on the next tick. At 10,000 Services a pass is some 20 ms of CPU.
+ * thousands of addresses changes Services for seconds on end) come at most this often, or PACE_FACTOR times the
+ * last pass's duration when that is longer (at most PACE_MAX_MS): planning then takes at most a tenth of the CPU.
+ * A membership change or a gain settling is planned on the next tick. At 10,000 Services a pass is 20–90 ms of
+ * CPU (the image's --optimize-for-size costs the most).
  */
 const PACE_MS = 250;
+const PACE_FACTOR = 10;
+const PACE_MAX_MS = 2_000;
 /** IPs named in one "claims" log line; the rest is a count. */
 const LOGGED_IPS = 20;
 /** Annotation writes of one pass in flight at once. */
@@ -310,6 +314,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
   let claimed: readonly AnnounceClaim[] = [];
   let lastPlan: AnnouncePlan | undefined;
   let lastPassAt = -Infinity;
+  let paceMs = PACE_MS;
   /** IPs this node owns that its announcer answers on no interface, by IP key: why. */
   let unannouncedHere: ReadonlyMap<string, string> = new Map();
   let evaluating: Promise<void> | undefined;
@@ -374,13 +379,19 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     return `${candidatesSignature(nodes)}|${cms.join(",")}`;
   }
 
+  /** Time spent in inSlices' steps since the last pass began (its own work, not the turns between). */
+  let sliceWorkMs = 0;
   /** Runs a stepwise computation, SLICE_MS of it per event-loop turn. */
   async function inSlices<T>(steps: Generator<void, T, void>): Promise<T> {
     let start = performance.now();
     for (;;) {
       const r = steps.next();
-      if (r.done === true) return r.value;
+      if (r.done === true) {
+        sliceWorkMs += performance.now() - start;
+        return r.value;
+      }
       if (performance.now() - start >= SLICE_MS) {
+        sliceWorkMs += performance.now() - start;
         await nextTurn();
         start = performance.now();
       }
@@ -430,11 +441,12 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
       dirty = true;
     }
     const quiet = sig === signature && claimState.pending.size === 0;
-    if ((!dirty && quiet) || (quiet && now - lastPassAt < PACE_MS)) {
+    if ((!dirty && quiet) || (quiet && now - lastPassAt < paceMs)) {
       if (view.selfApiOk) advertisedApiOk = true;
       return;
     }
     lastPassAt = now;
+    sliceWorkMs = 0;
     if (sig !== signature) log.info({ members: [...view.members].sort(), fenced: view.fenced }, "membership changed");
     dirty = false;
     signature = sig;
@@ -459,6 +471,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     }
     // The plan took several turns: a hand-off or stop that began meanwhile owns the announcer now.
     if (leaving || stopped) return;
+    const decidedFrom = performance.now();
     const decision = decideClaims(claimState, {
       self,
       now,
@@ -468,6 +481,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
       ...(inheritedOwners === undefined ? {} : { inheritedOwners }),
     });
     claimState = decision.state;
+    paceMs = Math.min(PACE_MAX_MS, Math.max(PACE_MS, PACE_FACTOR * (sliceWorkMs + performance.now() - decidedFrom)));
     if (decision.changed) {
       unannouncedHere = onNoInterface(await announcer.reconcile(decision.claims));
       claimed = decision.claims;
