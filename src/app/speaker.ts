@@ -192,6 +192,8 @@ const PACE_FACTOR = 10;
 const PACE_MAX_MS = 2_000;
 /** IPs named in one "claims" log line; the rest is a count. */
 const LOGGED_IPS = 20;
+/** IPs defended (announced again after another host announced them) per second at most, over all IPs. */
+const DEFENCES_PER_SECOND = 100;
 /** Annotation writes of one pass in flight at once. */
 const WRITES_IN_FLIGHT = 8;
 /**
@@ -817,6 +819,8 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     // says once a second how many IPs were defended.
     const defended = new Map<string, number>();
     let defendedNow: string[] = [];
+    let defenceWindowAt = -Infinity;
+    let defencesInWindow = 0;
     const reportDefence = (): void => {
       log.warn(
         { ips: defendedNow.slice(0, LOGGED_IPS), count: defendedNow.length },
@@ -831,6 +835,14 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
       duelling++;
       const at = performance.now();
       if (at - (defended.get(k) ?? -Infinity) < 1_000) return;
+      // And at most DEFENCES_PER_SECOND IPs a second in all: when two nodes each believe they own thousands of IPs,
+      // answering every sighting floods the LAN (each answer is seen, and answered, by the other side) and the
+      // softirq load starves both nodes' heartbeats, which keeps them apart.
+      if (at - defenceWindowAt >= 1_000) {
+        defenceWindowAt = at;
+        defencesInWindow = 0;
+      }
+      if (++defencesInWindow > DEFENCES_PER_SECOND) return;
       defended.set(k, at);
       if (defendedNow.length === 0) setTimeout(reportDefence, 1_000).unref();
       defendedNow.push(formatIp(seen.ip));
