@@ -653,11 +653,11 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
         retryWritesAt ??= prev.at + OVERWRITTEN_AFTER_MS;
         continue;
       }
-      await write(
-        once(slot, `${current ?? ""} -> ${desired ?? ""}`, now, () =>
-          writeAnnouncingNode(ctx.client, svc.namespace, svc.name, desired),
-        ),
-      );
+      // The same change written over a second ago and still not in the cache: overwritten by a writer that put
+      // back what it had read (seen in one pass, between two of ours), so written again.
+      const change = `${current ?? ""} -> ${desired ?? ""}`;
+      if (prev?.value === change) written.delete(slot);
+      await write(once(slot, change, now, () => writeAnnouncingNode(ctx.client, svc.namespace, svc.name, desired)));
     }
     await Promise.all(inFlight);
     if (pass !== passes) return;
