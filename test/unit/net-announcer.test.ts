@@ -201,14 +201,26 @@ describe("Announcer (fake transport, fake clock)", () => {
     });
   });
 
+  it("a takeover of thousands of IPs sends 200 first rounds per turn, the rest in later turns", () => {
+    const many = Array.from({ length: 5_000 }, (_, i) =>
+      claim(`2001:db8::${(i + 1).toString(16)}`, { intervalMs: 1000, count: 1 }),
+    );
+    announcer.reconcile(many);
+    expect(eth0().sent).toHaveLength(200);
+    vi.advanceTimersByTime(100);
+    expect(eth0().sent).toHaveLength(5_000); // one unsolicited NA each
+  });
+
   it("a reconcile with thousands of unchanged claims starts only the new one's burst", () => {
     const many = Array.from({ length: 5_000 }, (_, i) =>
       claim(`2001:db8::${(i + 1).toString(16)}`, { intervalMs: 1000, count: 1 }),
     );
     announcer.reconcile(many);
+    vi.advanceTimersByTime(100);
     const before = eth0().sent.length;
-    expect(before).toBe(5_000); // one unsolicited NA each
+    expect(before).toBe(5_000);
     const report = announcer.reconcile([...many, claim("2001:db8::ffff", { intervalMs: 1000, count: 1 })]);
+    vi.advanceTimersByTime(100);
     expect(eth0().sent.length - before).toBe(1);
     expect(report.announced).toHaveLength(5_001);
     expect(listeners.get("eth0")!.groups.size).toBe(5_001);
