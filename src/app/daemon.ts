@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import type { Pool } from "../core/config.ts";
 import { emptyTelemetry, type ProbeResult, type TelemetrySnapshot } from "../core/telemetry.ts";
 import { livenessOf, type LoopReport } from "../core/liveness.ts";
+import { startLoopLagSampler } from "./loop-lag.ts";
 import { startHealthServer, type HealthServer } from "../http/server.ts";
 import {
   createKubeClient,
@@ -176,8 +177,11 @@ export async function startDaemon(options: DaemonOptions, logger: Logger): Promi
   controller.start();
   for (const c of components) await c.start();
 
-  const telemetry = (): TelemetrySnapshot =>
-    mergeTelemetry([controller.telemetry(), ...components.map((c) => c.telemetry?.() ?? {})]);
+  const lag = startLoopLagSampler();
+  const telemetry = (): TelemetrySnapshot => ({
+    ...mergeTelemetry([controller.telemetry(), ...components.map((c) => c.telemetry?.() ?? {})]),
+    loopLag: lag.snapshot(),
+  });
   const readiness = (): ProbeResult => {
     const parts = [controller.readiness(), ...components.map((c) => c.readiness?.() ?? { ok: true, reasons: [] })];
     return { ok: parts.every((p) => p.ok), reasons: parts.flatMap((p) => p.reasons) };
@@ -216,6 +220,7 @@ export async function startDaemon(options: DaemonOptions, logger: Logger): Promi
         await controller.stop();
         for (const c of components) await c.stop().catch((err: unknown) => logger.warn({ err }, "stop failed"));
         await health?.close();
+        lag.stop();
         await connection.close();
         logger.info("daemon stopped");
       })();

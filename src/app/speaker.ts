@@ -1,16 +1,22 @@
 import type { Logger } from "pino";
+import { setImmediate as nextTurn } from "node:timers/promises";
 import {
   type AnnounceClaim,
   type AnnouncePlan,
   type AnnouncePool,
   type AnnouncedService,
   type PlannedIp,
-  gainsToSettle,
   ownersOf,
-  planAnnouncements,
+  planSteps,
 } from "../core/announce-plan.ts";
+import { type ClaimState, decideClaims, initialClaimState, withdrawAll } from "../core/speaker-state.ts";
 import { announcingNodeFor, formatAnnouncingNodes } from "../core/announcing-node.ts";
-import { type AnnouncerCandidate, type InterfaceSummary, hasInterfaceFor } from "../core/announcer-ranking.ts";
+import {
+  type AnnouncerCandidate,
+  type InterfaceSummary,
+  candidatesSignature,
+  hasInterfaceFor,
+} from "../core/announcer-ranking.ts";
 import { type HeartbeatKey, heartbeatKey } from "../core/heartbeat-codec.ts";
 import { type IpAddress, formatIp, ipKey, parseIp } from "../core/ip.ts";
 import { Membership, type MembershipTiming, checkTiming, defaultTiming } from "../core/membership.ts";
@@ -64,8 +70,8 @@ export interface SpeakerAnnouncer {
   telemetry(): Pick<TelemetrySnapshot, "layer2" | "layer2Drops">;
   /** Another host announcing an IP on the wire (see src/net/announcer.ts); absent: hand-offs wait a fixed time. */
   onForeignAnnouncement?(listener: (seen: { readonly ip: IpAddress }) => void): () => void;
-  /** Starts the gratuitous burst of an owned IP again. */
-  announceNow?(ip: IpAddress): unknown;
+  /** Starts the gratuitous burst of an owned IP again; `once`: one announcement, the burst left as it is. */
+  announceNow?(ip: IpAddress, options?: { readonly once?: boolean }): unknown;
   close(): unknown;
 }
 
@@ -109,11 +115,43 @@ export interface Speaker {
   stop(): Promise<void>;
   telemetry(): Pick<
     TelemetrySnapshot,
-    "announcedIps" | "membershipSize" | "failovers" | "layer2" | "layer2Drops" | "informerRestarts" | "eventsDropped"
+    | "announcedIps"
+    | "membershipSize"
+    | "failovers"
+    | "duellingAnnouncements"
+    | "layer2"
+    | "layer2Drops"
+    | "informerRestarts"
+    | "eventsDropped"
   >;
   readiness(): ProbeResult;
   /** For liveness: the informers' loops and the evaluation in progress. */
   loops(): LoopReport[];
+}
+
+/** The interface of `ip`'s subnet, else of its family's default route; remembered per interface list. */
+function subnetInterface(interfaces: readonly InterfaceSummary[], ip: IpAddress): string | undefined {
+  let byIp = interfaceChoices.get(interfaces);
+  if (byIp === undefined) interfaceChoices.set(interfaces, (byIp = new Map()));
+  const k = ipKey(ip);
+  if (byIp.has(k)) return byIp.get(k);
+  const inSubnet = interfaces.find((i) => hasInterfaceFor([{ ...i, defaultRoute4: false, defaultRoute6: false }], ip));
+  const name = (inSubnet ?? interfaces.find((i) => (ip.family === 4 ? i.defaultRoute4 : i.defaultRoute6)))?.name;
+  byIp.set(k, name);
+  return name;
+}
+const interfaceChoices = new WeakMap<readonly InterfaceSummary[], Map<string, string | undefined>>();
+
+/** The announcer's report of claims it answers on no interface (src/net/announcer.ts ReconcileReport). */
+function onNoInterface(report: unknown): Map<string, string> {
+  const out = new Map<string, string>();
+  if (typeof report !== "object" || report === null || !("unannounced" in report)) return out;
+  const list = report.unannounced;
+  if (!Array.isArray(list)) return out;
+  for (const u of list as readonly { ip?: IpAddress; error?: { message?: string } }[]) {
+    if (u.ip !== undefined && typeof u.error?.message === "string") out.set(ipKey(u.ip), u.error.message);
+  }
+  return out;
 }
 
 const parseIps = (texts: readonly string[]): IpAddress[] =>
@@ -138,6 +176,27 @@ const WRITE_RETRY_MS = 5_000;
 const MAX_QUEUED_EVENTS = 1_000;
 const EVENT_QUEUE_FULL = "Event queue full";
 const OVERWRITTEN_AFTER_MS = 1_000;
+/**
+ * The most work a pass does in one event-loop turn before it lets heartbeats, timers and ARP/NDP answers run: a
+ * full plan of 10,000 Services is tens of milliseconds, and peers declare a node dead after 600 ms of silence.
+ */
+const SLICE_MS = 5;
+/**
+ * Passes for changes other than the membership (Services, slices, pools, annotations: a controller allocating
+ * thousands of addresses changes Services for seconds on end) come at most this often, or PACE_FACTOR times the
+ * last pass's duration when that is longer (at most PACE_MAX_MS): planning then takes at most a tenth of the CPU.
+ * A membership change or a gain settling is planned on the next tick. At 10,000 Services a pass is 20–90 ms of
+ * CPU (the image's --optimize-for-size costs the most).
+ */
+const PACE_MS = 250;
+const PACE_FACTOR = 10;
+const PACE_MAX_MS = 2_000;
+/** IPs named in one "claims" log line; the rest is a count. */
+const LOGGED_IPS = 20;
+/** IPs defended (announced again after another host announced them) per second at most, over all IPs. */
+const DEFENCES_PER_SECOND = 100;
+/** Annotation writes of one pass in flight at once. */
+const WRITES_IN_FLIGHT = 8;
 /**
  * After seeing its successor's announcement, a leaving speaker still answers this long: a host whose cache entry
  * is being re-validated at that moment (unicast probe to the old MAC) still gets an answer. Both nodes serve the
@@ -214,8 +273,8 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
   let seq = 0;
   let advertisedApiOk = false;
   let renewedOnce = false;
-  let failovers = 0;
   let lastError: string | undefined;
+  let duelling = 0;
   const timers: ReturnType<typeof setInterval>[] = [];
 
   // --- inputs to membership ---
@@ -253,10 +312,14 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
   // --- the decision loop ---
   let dirty = true;
   let signature = "";
+  let claimState: ClaimState = initialClaimState;
+  /** What the announcer was last given (claimState.claimed, in IP order). */
   let claimed: readonly AnnounceClaim[] = [];
-  let claimedSig = "";
-  let previousOwners: Map<string, string> | undefined;
-  const pending = new Map<string, number>();
+  let lastPlan: AnnouncePlan | undefined;
+  let lastPassAt = -Infinity;
+  let paceMs = PACE_MS;
+  /** IPs this node owns that its announcer answers on no interface, by IP key: why. */
+  let unannouncedHere: ReadonlyMap<string, string> = new Map();
   let evaluating: Promise<void> | undefined;
   let evaluatingSince = 0;
   let again = false;
@@ -277,27 +340,65 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     }));
   }
 
+  /** A cached Service is replaced, never changed, on update: its addresses are parsed once per version. */
+  const parsed = new WeakMap<SlimService, AnnouncedService | null>();
   function announcedServices(): AnnouncedService[] {
     const endpointNodes = localSlices.endpointNodes();
     const out: AnnouncedService[] = [];
     for (const s of services.values()) {
       if (!handlesClass(s.loadBalancerClass)) continue;
-      const ingressIps = s.type === "LoadBalancer" ? parseIps(s.ingress) : [];
-      const externalIps = parseIps(s.externalIPs);
-      if (ingressIps.length === 0 && externalIps.length === 0) continue;
-      const localTraffic = s.externalTrafficPolicy === "Local";
+      let a = parsed.get(s);
+      if (a === undefined) {
+        const ingressIps = s.type === "LoadBalancer" ? parseIps(s.ingress) : [];
+        const externalIps = parseIps(s.externalIPs);
+        a =
+          ingressIps.length === 0 && externalIps.length === 0
+            ? null
+            : {
+                key: s.key,
+                namespace: s.namespace,
+                ingressIps,
+                externalIps,
+                localTraffic: s.externalTrafficPolicy === "Local",
+                endpointNodes: NO_NODES,
+              };
+        parsed.set(s, a);
+      }
+      if (a === null) continue;
+      if (!a.localTraffic) {
+        out.push(a);
+        continue;
+      }
       // Turned Local while its slices were not kept: left out (withdrawn, no Event) until they are listed again.
-      if (localTraffic && localSlices.loading(s.key)) continue;
-      out.push({
-        key: s.key,
-        namespace: s.namespace,
-        ingressIps,
-        externalIps,
-        localTraffic,
-        endpointNodes: endpointNodes.get(s.key) ?? NO_NODES,
-      });
+      if (localSlices.loading(s.key)) continue;
+      out.push({ ...a, endpointNodes: endpointNodes.get(s.key) ?? NO_NODES });
     }
     return out;
+  }
+
+  /** What a ranking reads besides an IP's Services: candidates and pool ConfigMaps (see PlanOptions.context). */
+  function planContext(nodes: readonly AnnouncerCandidate[]): string {
+    const cms = [...configMaps.values()].map((c) => `${c.key}@${c.resourceVersion}`).sort();
+    return `${candidatesSignature(nodes)}|${cms.join(",")}`;
+  }
+
+  /** Time spent in inSlices' steps since the last pass began (its own work, not the turns between). */
+  let sliceWorkMs = 0;
+  /** Runs a stepwise computation, SLICE_MS of it per event-loop turn. */
+  async function inSlices<T>(steps: Generator<void, T, void>): Promise<T> {
+    let start = performance.now();
+    for (;;) {
+      const r = steps.next();
+      if (r.done === true) {
+        sliceWorkMs += performance.now() - start;
+        return r.value;
+      }
+      if (performance.now() - start >= SLICE_MS) {
+        sliceWorkMs += performance.now() - start;
+        await nextTurn();
+        start = performance.now();
+      }
+    }
   }
 
   function pools(): AnnouncePool[] {
@@ -334,70 +435,66 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     // holds back thousands of Events, and planning again for each batch would cost a whole plan per retry.
     if (retryWritesAt !== undefined && now >= retryWritesAt) {
       retryWritesAt = undefined;
-      if (!dirty && sig === signature && pending.size === 0 && unfinished !== undefined) {
+      recordAll = true;
+      if (!dirty && sig === signature && claimState.pending.size === 0 && unfinished !== undefined) {
         if (view.selfApiOk) advertisedApiOk = true;
         void record(unfinished.plan, unfinished.members);
         return;
       }
       dirty = true;
     }
-    if (!dirty && sig === signature && pending.size === 0) {
+    const quiet = sig === signature && claimState.pending.size === 0;
+    if ((!dirty && quiet) || (quiet && now - lastPassAt < paceMs)) {
       if (view.selfApiOk) advertisedApiOk = true;
       return;
     }
+    lastPassAt = now;
+    sliceWorkMs = 0;
     if (sig !== signature) log.info({ members: [...view.members].sort(), fenced: view.fenced }, "membership changed");
     dirty = false;
     signature = sig;
-    let claims: AnnounceClaim[] = [];
     const ready = synced() && renewedOnce && keys.length > 0;
     // Not ready yet: look again on the next tick (becoming ready is not an informer event).
     if (!ready) dirty = true;
     let plan: AnnouncePlan | undefined;
+    let inheritedOwners: ReadonlyMap<string, string> | undefined;
     if (ready) {
       const candidateNodes = candidates(view.members);
-      plan = planAnnouncements(self, announcedServices(), pools(), candidateNodes);
-      if (previousOwners === undefined) {
+      const wanted = announcedServices();
+      const currentPools = pools();
+      const context = planContext(candidateNodes);
+      const options = lastPlan === undefined ? { context } : { context, previous: lastPlan };
+      plan = await inSlices(planSteps(self, wanted, currentPools, candidateNodes, options));
+      if (claimState.owners === undefined) {
         // First plan of this process: the IPs it wins are held by peers right now; treat them as theirs.
         const without = new Set([...view.members].filter((m) => m !== self));
-        previousOwners = ownersOf(planAnnouncements(self, announcedServices(), pools(), candidates(without)));
+        inheritedOwners = ownersOf(await inSlices(planSteps(self, wanted, currentPools, candidates(without))));
       }
-      const settle = gainsToSettle(self, previousOwners, plan, view.members);
-      for (const k of [...pending.keys()])
-        if (!settle.has(k) && !plan.claims.some((c) => ipKey(c.ip) === k)) pending.delete(k);
-      for (const k of settle) if (!pending.has(k) && !claimed.some((c) => ipKey(c.ip) === k)) pending.set(k, now);
-      claims = plan.claims.filter((c) => {
-        const since = pending.get(ipKey(c.ip));
-        if (since === undefined) return true;
-        if (now - since >= settleMs) {
-          pending.delete(ipKey(c.ip));
-          return true;
-        }
-        return false;
-      });
-      for (const c of claims) {
-        const before = previousOwners.get(ipKey(c.ip));
-        if (before !== undefined && before !== self && !view.members.has(before)) failovers++;
-      }
-      const owners = ownersOf(plan);
-      // An IP still settling keeps its old owner, so the next round does not mistake it for ours already.
-      for (const k of pending.keys()) {
-        const before = previousOwners.get(k);
-        if (before !== undefined) owners.set(k, before);
-      }
-      previousOwners = owners;
+      lastPlan = plan;
     }
-    const nextSig = claims
-      .map((c) => `${ipKey(c.ip)}@${c.key}@${(c.interfaces ?? []).join("+")}@${JSON.stringify(c.gratuitous)}`)
-      .sort()
-      .join(" ");
-    if (nextSig !== claimedSig) {
-      const added = claims.filter((c) => !claimed.some((o) => ipKey(o.ip) === ipKey(c.ip)));
-      const removed = claimed.filter((o) => !claims.some((c) => ipKey(o.ip) === ipKey(c.ip)));
-      await announcer.reconcile(claims);
-      claimed = claims;
-      claimedSig = nextSig;
+    // The plan took several turns: a hand-off or stop that began meanwhile owns the announcer now.
+    if (leaving || stopped) return;
+    const decidedFrom = performance.now();
+    const decision = decideClaims(claimState, {
+      self,
+      now,
+      plan,
+      members: view.members,
+      settleMs,
+      ...(inheritedOwners === undefined ? {} : { inheritedOwners }),
+    });
+    claimState = decision.state;
+    paceMs = Math.min(PACE_MAX_MS, Math.max(PACE_MS, PACE_FACTOR * (sliceWorkMs + performance.now() - decidedFrom)));
+    if (decision.changed) {
+      unannouncedHere = onNoInterface(await announcer.reconcile(decision.claims));
+      claimed = decision.claims;
+      const { added, removed } = decision;
       if (added.length + removed.length > 0) {
-        log.info({ added: added.map((c) => formatIp(c.ip)), removed: removed.map((c) => formatIp(c.ip)) }, "claims");
+        const ips = (cs: readonly AnnounceClaim[]) => cs.slice(0, LOGGED_IPS).map((c) => formatIp(c.ip));
+        log.info(
+          { added: ips(added), removed: ips(removed), addedCount: added.length, removedCount: removed.length },
+          "claims",
+        );
       }
     }
     // Fencing order: withdraw first (above), only then tell the peers we cannot reach the API.
@@ -423,6 +520,13 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
   const inherited = new Set<string>();
   let recordedOnce = false;
   let retryWritesAt: number | undefined;
+  /**
+   * What each Service was last recorded from: its cached object, its planned IPs (the plan reuses unchanged ones)
+   * and, per IP, held / not / held without an interface. A pass looks only at Services where one of these changed,
+   * except the first and one after a failed write, which look at all.
+   */
+  const recordedFrom = new Map<string, { svc: SlimService; planned: readonly PlannedIp[]; held: string }>();
+  let recordAll = true;
   /** The last plan recorded, while some of its writes wait for retryWritesAt. */
   let unfinished: { plan: AnnouncePlan; members: ReadonlySet<string> } | undefined;
   let passes = 0;
@@ -431,7 +535,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
   async function record(plan: AnnouncePlan, members: ReadonlySet<string>): Promise<void> {
     const pass = ++passes;
     heldBack = 0;
-    await recordPass(plan, members);
+    await recordPass(plan, members, pass);
     if (pass !== passes) return;
     unfinished = retryWritesAt === undefined ? undefined : { plan, members };
     if (heldBack > 0) {
@@ -442,13 +546,39 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     }
   }
 
-  async function recordPass(plan: AnnouncePlan, members: ReadonlySet<string>): Promise<void> {
+  async function recordPass(plan: AnnouncePlan, members: ReadonlySet<string>, pass: number): Promise<void> {
     // Who speaks when nobody announces: the first member by name, so the Event is written once, not per node.
     const reporter = [...members].sort()[0];
-    const held = new Set(claimed.map((c) => ipKey(c.ip)));
+    const held = claimState.claimed;
     const now = performance.now();
+    // A pass looks at every Service: SLICE_MS of it per turn, and a newer pass makes this one stop where it is.
+    // Annotation writes run WRITES_IN_FLIGHT at a time instead of one after the other.
+    let sliceStart = now;
+    let looked = 0;
+    const inFlight = new Set<Promise<void>>();
+    const write = async (started: Promise<void>): Promise<void> => {
+      const p: Promise<void> = started
+        .catch((err: unknown) => log.warn({ err }, "could not record announcement on the Service"))
+        .finally(() => inFlight.delete(p));
+      inFlight.add(p);
+      if (inFlight.size >= WRITES_IN_FLIGHT) await Promise.race(inFlight);
+    };
+    const superseded = async (): Promise<boolean> => {
+      if (++looked % 64 === 0 && performance.now() - sliceStart >= SLICE_MS) {
+        await nextTurn();
+        sliceStart = performance.now();
+      }
+      return pass !== passes;
+    };
     const firstPass = !recordedOnce;
     recordedOnce = true;
+    const all = recordAll;
+    recordAll = false;
+    const heldText = (planned: readonly PlannedIp[]): string => {
+      let t = "";
+      for (const p of planned) t += !held.has(p.key) ? "0" : unannouncedHere.has(p.key) ? "x" : "1";
+      return reporter === self ? `${t}r` : t;
+    };
     const perService = new Map<string, PlannedIp[]>();
     for (const p of plan.ips) {
       for (const key of p.services) {
@@ -458,14 +588,27 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
       }
     }
     for (const [key, planned] of perService) {
+      if (await superseded()) break;
       const svc = services.get(key);
       if (svc === undefined) continue;
+      const before = recordedFrom.get(key);
+      const heldNow = heldText(planned);
+      if (
+        !all &&
+        before !== undefined &&
+        before.svc === svc &&
+        before.held === heldNow &&
+        before.planned.length === planned.length &&
+        before.planned.every((p, i) => p === planned[i])
+      )
+        continue;
+      recordedFrom.set(key, { svc, planned, held: heldNow });
       const ref = { kind: "Service", namespace: svc.namespace, name: svc.name, uid: svc.uid } as const;
       const current = svc.annotations[ANNOUNCING_ANNOTATION];
       // Each IP is elected on its own (a dual-stack Service may have two owners): its owner records its Event.
       for (const p of planned) {
         const slot = `${key}#announcing#${formatIp(p.ip)}`;
-        const mine = p.announcer.ok && p.announcer.owner === self && held.has(ipKey(p.ip));
+        const mine = p.announcer.ok && p.announcer.owner === self && held.has(p.key);
         if (!mine) written.delete(slot);
         // A restarted speaker finds the annotation naming it for IPs it announced before: that Event exists. Only
         // what the first pass finds counts; later, the annotation may name this node from another node's plan
@@ -473,7 +616,14 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
         const namesSelf = announcingNodeFor(current, p.ip) === self;
         if (namesSelf && firstPass) inherited.add(slot);
         if (!namesSelf) inherited.delete(slot);
-        if (mine && !inherited.has(slot)) {
+        const problem = mine ? unannouncedHere.get(p.key) : undefined;
+        if (problem !== undefined) {
+          // Elected, but its announcer finds no usable interface here (down, no MAC, …): nobody answers.
+          written.delete(slot);
+          await once(`${key}#none#${formatIp(p.ip)}`, problem, now, () =>
+            recordEvent(ref, "Warning", "NotAnnounced", problem),
+          );
+        } else if (mine && !inherited.has(slot)) {
           const on = interfaceFor(p.ip);
           const text = `Announcing ${formatIp(p.ip)} from node ${self}${on === undefined ? "" : ` on ${on}`}`;
           await once(slot, self, now, () => recordEvent(ref, "Normal", "Announcing", text));
@@ -504,22 +654,32 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
         retryWritesAt ??= prev.at + OVERWRITTEN_AFTER_MS;
         continue;
       }
-      await once(slot, `${current ?? ""} -> ${desired ?? ""}`, now, () =>
-        writeAnnouncingNode(ctx.client, svc.namespace, svc.name, desired),
-      );
+      // The same change written over a second ago and still not in the cache: overwritten by a writer that put
+      // back what it had read (seen in one pass, between two of ours), so written again.
+      const change = `${current ?? ""} -> ${desired ?? ""}`;
+      if (prev?.value === change) written.delete(slot);
+      await write(once(slot, change, now, () => writeAnnouncingNode(ctx.client, svc.namespace, svc.name, desired)));
     }
+    await Promise.all(inFlight);
+    if (pass !== passes) return;
+    for (const k of recordedFrom.keys()) if (!perService.has(k)) recordedFrom.delete(k);
     if (reporter !== self) return;
     // A Service that left the plan (no IP any more, its IP outside every pool, no longer a LoadBalancer) keeps no
     // announcing-node annotation: nobody announces it. Another class's Service is never in the plan, and never
     // ours to write (a second Lodestone with its own --load-balancer-class writes the same annotation).
     for (const svc of services.values()) {
+      if (await superseded()) return;
       const current = svc.annotations[ANNOUNCING_ANNOTATION];
       if (current === undefined || perService.has(svc.key) || !handlesClass(svc.loadBalancerClass)) continue;
-      await once(`${svc.key}#annotation`, `${current} -> `, now, () =>
-        writeAnnouncingNode(ctx.client, svc.namespace, svc.name, undefined),
+      await write(
+        once(`${svc.key}#annotation`, `${current} -> `, now, () =>
+          writeAnnouncingNode(ctx.client, svc.namespace, svc.name, undefined),
+        ),
       );
     }
+    await Promise.all(inFlight);
     for (const u of plan.unannounced) {
+      if (await superseded()) return;
       const svc = services.get(u.service);
       if (svc === undefined) continue;
       await once(`${u.service}#refused#${formatIp(u.ip)}`, u.message, now, () =>
@@ -555,12 +715,9 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
 
   /** The interface the announcer will use, by its own rule, for the Event text. */
   function interfaceFor(ip: IpAddress): string | undefined {
-    const wanted = claimed.find((c) => ipKey(c.ip) === ipKey(ip))?.interfaces;
+    const wanted = claimState.claimed.get(ipKey(ip))?.interfaces;
     if (wanted !== undefined) return wanted.join(", ");
-    const inSubnet = interfaces.find((i) =>
-      hasInterfaceFor([{ ...i, defaultRoute4: false, defaultRoute6: false }], ip),
-    );
-    return (inSubnet ?? interfaces.find((i) => (ip.family === 4 ? i.defaultRoute4 : i.defaultRoute6)))?.name;
+    return subnetInterface(interfaces, ip);
   }
 
   // --- heartbeats and Lease ---
@@ -664,16 +821,39 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     // Defence (RFC 5227 §2.4): another host announcing an IP this node owns — a peer that wrongly believes it owns
     // it during a membership disagreement, or a stale claimant — gets our own announcement again, at most once
     // a second per IP, so the LAN's caches end on the owner once the disagreement is over. Not while handing off.
+    // One announcement per defence, not a new burst: in a disagreement over thousands of IPs every burst frame
+    // seen by the other side is answered again, and bursts would multiply the frames each node handles. The log
+    // says once a second how many IPs were defended.
     const defended = new Map<string, number>();
+    let defendedNow: string[] = [];
+    let defenceWindowAt = -Infinity;
+    let defencesInWindow = 0;
+    const reportDefence = (): void => {
+      log.warn(
+        { ips: defendedNow.slice(0, LOGGED_IPS), count: defendedNow.length },
+        "another host announces IPs this node owns; announcing them again",
+      );
+      defendedNow = [];
+    };
     announcer.onForeignAnnouncement?.((seen) => {
       if (leaving || stopped) return;
       const k = ipKey(seen.ip);
-      if (!claimed.some((c) => ipKey(c.ip) === k)) return;
+      if (!claimState.claimed.has(k)) return;
+      duelling++;
       const at = performance.now();
       if (at - (defended.get(k) ?? -Infinity) < 1_000) return;
+      // And at most DEFENCES_PER_SECOND IPs a second in all: when two nodes each believe they own thousands of IPs,
+      // answering every sighting floods the LAN (each answer is seen, and answered, by the other side) and the
+      // softirq load starves both nodes' heartbeats, which keeps them apart.
+      if (at - defenceWindowAt >= 1_000) {
+        defenceWindowAt = at;
+        defencesInWindow = 0;
+      }
+      if (++defencesInWindow > DEFENCES_PER_SECOND) return;
       defended.set(k, at);
-      log.warn({ ip: formatIp(seen.ip) }, "another host announces an IP this node owns; announcing it again");
-      announcer?.announceNow?.(seen.ip);
+      if (defendedNow.length === 0) setTimeout(reportDefence, 1_000).unref();
+      defendedNow.push(formatIp(seen.ip));
+      announcer?.announceNow?.(seen.ip, { once: true });
     });
     if (stopped) return;
     await renewOnce();
@@ -686,7 +866,10 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
       }, timing.renewIntervalMs),
     );
     timers.push(setInterval(() => !leaving && beat("alive"), timing.heartbeatIntervalMs));
-    timers.push(setInterval(() => !stopped && schedule(), EVAL_MS));
+    // From the check phase, after the poll phase of the same loop iteration: when this process was stalled (a long
+    // turn, no CPU), the heartbeats that queued up meanwhile are read first, so its own stall never looks like
+    // every peer falling silent — which would make it take over their IPs and duel with them.
+    timers.push(setInterval(() => setImmediate(() => !stopped && schedule()), EVAL_MS));
     beat("alive");
     schedule();
   }
@@ -737,7 +920,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
       await evaluating;
       if (announcer !== undefined) await announcer.reconcile([]);
       claimed = [];
-      claimedSig = "";
+      claimState = withdrawAll(claimState);
     },
     async stop() {
       if (stopped) return;
@@ -762,7 +945,8 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
       return {
         announcedIps: claimed.length,
         membershipSize: membership.view(performance.now()).members.size,
-        failovers,
+        failovers: claimState.failovers,
+        duellingAnnouncements: duelling,
         layer2: l2.layer2,
         layer2Drops: l2.layer2Drops,
         informerRestarts: restarts,

@@ -71,11 +71,11 @@ function configMapInput(cm: Json, namespace: string): ConfigMapInput {
   };
 }
 
-/** Newest AllocationFailed message per "namespace/name". */
-function newestFailures(events: readonly Json[]): Map<string, string> {
+/** Newest message of an Event reason (AllocationFailed, NotAnnounced) per "namespace/name". */
+function newestOf(events: readonly Json[], reason: string): Map<string, string> {
   const newest = new Map<string, { at: string; message: string }>();
   for (const e of events) {
-    if (str(e["reason"]) !== "AllocationFailed") continue;
+    if (str(e["reason"]) !== reason) continue;
     const involved = obj(e["involvedObject"]);
     const key = `${str(involved["namespace"]) ?? ""}/${str(involved["name"]) ?? ""}`;
     const at = str(e["lastTimestamp"]) ?? str(e["eventTime"]) ?? str(obj(e["metadata"])["creationTimestamp"]) ?? "";
@@ -85,7 +85,11 @@ function newestFailures(events: readonly Json[]): Map<string, string> {
   return new Map([...newest].map(([k, v]) => [k, v.message]));
 }
 
-function serviceInput(svc: Json, failures: ReadonlyMap<string, string>): StatusServiceInput {
+function serviceInput(
+  svc: Json,
+  failures: ReadonlyMap<string, string>,
+  unannounced: ReadonlyMap<string, string>,
+): StatusServiceInput {
   const meta = obj(svc["metadata"]);
   const namespace = str(meta["namespace"]) ?? "";
   const name = str(meta["name"]) ?? "";
@@ -99,6 +103,7 @@ function serviceInput(svc: Json, failures: ReadonlyMap<string, string>): StatusS
   const pool = annotations[POOL_ANNOTATION];
   const node = annotations[ANNOUNCING_ANNOTATION];
   const failure = ips.length === 0 ? failures.get(`${namespace}/${name}`) : undefined;
+  const notAnnounced = ips.length > 0 && node === undefined ? unannounced.get(`${namespace}/${name}`) : undefined;
   return {
     namespace,
     name,
@@ -106,11 +111,12 @@ function serviceInput(svc: Json, failures: ReadonlyMap<string, string>): StatusS
     ...(pool === undefined ? {} : { pool }),
     ...(node === undefined ? {} : { announcingNode: node }),
     ...(failure === undefined ? {} : { failure }),
+    ...(notAnnounced === undefined ? {} : { notAnnounced }),
   };
 }
 
 /**
- * Reads pools, LoadBalancer Services and their newest AllocationFailed Events, and builds the report. Pool
+ * Reads pools, LoadBalancer Services and their newest AllocationFailed and NotAnnounced Events, and builds the report. Pool
  * ConfigMaps are parsed by the same core code as the daemon, so a broken one shows its problems here too.
  */
 export async function readStatus(client: KubeClient, opts: StatusOptions): Promise<StatusReport> {
@@ -148,9 +154,10 @@ export async function readStatus(client: KubeClient, opts: StatusOptions): Promi
   const labels = new Map(poolObjects.map((o) => [o.name, o.labels ?? {}]));
   const merged = mergePools([...parsed, { pools: withAdvertisements(crdPools, ads, (n) => labels.get(n) ?? {}) }]);
   problems.push(...merged.problems);
-  const failures = newestFailures(events);
+  const failures = newestOf(events, "AllocationFailed");
+  const unannounced = newestOf(events, "NotAnnounced");
   const rows = services
     .filter((svc) => str(obj(svc["spec"])["type"]) === "LoadBalancer")
-    .map((svc) => serviceInput(svc, failures));
+    .map((svc) => serviceInput(svc, failures, unannounced));
   return buildStatus(merged.pools, rows, problems);
 }

@@ -557,6 +557,7 @@ function inPrimaryOrder(req: ServiceRequest, ips: IpAddress[]): IpAddress[] {
 }
 
 const NONE: readonly IpAddress[] = Object.freeze([]);
+const LOW_64 = (1n << 64n) - 1n;
 
 /**
  * The next free address at or after the cursor, wrapping once around the pool's ranges. The capacity check first
@@ -584,6 +585,12 @@ function nextFree(f: FamilyState, avoidBuggy: boolean, family: Family): IpAddres
           x++;
           continue;
         }
+      }
+      // RFC 4291 §2.6.1: the all-zero host part of a /64 is the Subnet-Router anycast address, which routers on
+      // that link answer; a VIP there would compete with them. Never handed out automatically.
+      if (family === 6 && (x & LOW_64) === 0n) {
+        x++;
+        continue;
       }
       f.cursor = x + 1n;
       return ip(family, x);

@@ -42,11 +42,15 @@ export interface AnnounceClaim {
 }
 
 export interface PlannedIp {
+  /** ipKey(ip), computed once: every later step looks the IP up by it. */
+  readonly key: string;
   readonly ip: IpAddress;
   readonly pool: string;
   /** Keys of the Services using this IP, sorted. */
   readonly services: readonly string[];
   readonly announcer: AnnouncerRanking;
+  /** Ranked among the nodes with local endpoints (a Service on it has externalTrafficPolicy Local). */
+  readonly localTraffic: boolean;
 }
 
 /** An IP a Service carries that no node announces, and why (for a Warning Event). */
@@ -58,31 +62,70 @@ export interface Unannounced {
 }
 
 export interface AnnouncePlan {
+  /** In IP order. */
   readonly ips: readonly PlannedIp[];
+  /** The same, by IP key. */
+  readonly byKey: ReadonlyMap<string, PlannedIp>;
+  /** The caller's name for the nodes and pools this plan ranked with (PlanOptions.context). */
+  readonly context: string | undefined;
   /** What this node announces now. */
   readonly claims: readonly AnnounceClaim[];
   readonly unannounced: readonly Unannounced[];
 }
 
 interface Group {
+  key: string;
   ip: IpAddress;
   pool: AnnouncePool;
   services: AnnouncedService[];
 }
+
+export interface PlanOptions {
+  /**
+   * A name for everything a ranking reads besides the IP's own Services: the candidates and the pools (e.g. their
+   * fields and the pool ConfigMaps' versions). With `previous` planned under the same name, an IP whose Services
+   * did not change keeps its ranking, so a plan after a Service change costs the grouping, not the hashing.
+   */
+  readonly context?: string;
+  readonly previous?: AnnouncePlan;
+}
+
+/** Groups of IPs ranked between two yields of planSteps; a step stays well under a millisecond. */
+const STEP = 256;
 
 export function planAnnouncements(
   self: string,
   services: readonly AnnouncedService[],
   pools: readonly AnnouncePool[],
   nodes: readonly AnnouncerCandidate[],
+  options: PlanOptions = {},
 ): AnnouncePlan {
+  const steps = planSteps(self, services, pools, nodes, options);
+  for (;;) {
+    const r = steps.next();
+    if (r.done === true) return r.value;
+  }
+}
+
+/**
+ * planAnnouncements in steps: the generator yields every few hundred Services or IPs, so a caller on an event
+ * loop can let other work (heartbeats, ARP/NDP answers) run between steps. It holds no clock; when to go on is
+ * the caller's choice.
+ */
+export function* planSteps(
+  self: string,
+  services: readonly AnnouncedService[],
+  pools: readonly AnnouncePool[],
+  nodes: readonly AnnouncerCandidate[],
+  options: PlanOptions = {},
+): Generator<void, AnnouncePlan, void> {
   const groups = new Map<string, Group>();
   const unannounced: Unannounced[] = [];
   const add = (svc: AnnouncedService, ip: IpAddress, pool: AnnouncePool) => {
     const k = ipKey(ip);
-    const g = groups.get(k) ?? { ip, pool, services: [] };
-    if (!g.services.includes(svc)) g.services.push(svc);
-    groups.set(k, g);
+    const g = groups.get(k);
+    if (g === undefined) groups.set(k, { key: k, ip, pool, services: [svc] });
+    else if (!g.services.includes(svc)) g.services.push(svc);
   };
   const poolOf = (ip: IpAddress) => pools.find((p) => p.contains(ip));
   // Who holds each IP in status.loadBalancer.ingress: the allocator's decision, which an externalIP never overrides.
@@ -94,7 +137,9 @@ export function planAnnouncements(
       else holders.push(svc.key);
     }
   }
+  let n = 0;
   for (const svc of services) {
+    if (++n % (4 * STEP) === 0) yield;
     for (const ip of svc.ingressIps) {
       const pool = poolOf(ip);
       if (pool === undefined) {
@@ -145,18 +190,43 @@ export function planAnnouncements(
     }
   }
   const ips: PlannedIp[] = [];
+  const byKey = new Map<string, PlannedIp>();
   const claims: AnnounceClaim[] = [];
-  for (const g of [...groups.values()].sort((a, b) => compareIp(a.ip, b.ip))) {
+  const previous =
+    options.context !== undefined && options.previous?.context === options.context ? options.previous : undefined;
+  const sorted = [...groups.values()].sort((a, b) => compareIp(a.ip, b.ip));
+  yield;
+  n = 0;
+  for (const g of sorted) {
+    if (++n % STEP === 0) yield;
+    const keys = g.services.map((s) => s.key);
+    if (keys.length > 1) keys.sort();
     const local = g.services.filter((s) => s.localTraffic).map((s) => s.endpointNodes);
-    const announcer = rankAnnouncers(nodes, {
-      ip: g.ip,
-      ...(g.pool.nodeSelector === undefined ? {} : { nodeSelector: g.pool.nodeSelector }),
-      ...(g.pool.interfaces === undefined ? {} : { interfaces: g.pool.interfaces }),
-      ...(local.length === 0 ? {} : { localEndpointNodes: local }),
-    });
-    const keys = g.services.map((s) => s.key).sort();
-    ips.push({ ip: g.ip, pool: g.pool.name, services: keys, announcer });
-    if (announcer.ok && announcer.owner === self) {
+    const before = previous?.byKey.get(g.key);
+    // Endpoints are not part of the context: an IP of a Local Service is ranked again every time.
+    const planned =
+      before !== undefined &&
+      local.length === 0 &&
+      !before.localTraffic &&
+      before.pool === g.pool.name &&
+      sameKeys(before.services, keys)
+        ? before
+        : {
+            key: g.key,
+            ip: g.ip,
+            pool: g.pool.name,
+            services: keys,
+            localTraffic: local.length > 0,
+            announcer: rankAnnouncers(nodes, {
+              ip: g.ip,
+              ...(g.pool.nodeSelector === undefined ? {} : { nodeSelector: g.pool.nodeSelector }),
+              ...(g.pool.interfaces === undefined ? {} : { interfaces: g.pool.interfaces }),
+              ...(local.length === 0 ? {} : { localEndpointNodes: local }),
+            }),
+          };
+    ips.push(planned);
+    byKey.set(g.key, planned);
+    if (planned.announcer.ok && planned.announcer.owner === self) {
       claims.push({
         key: keys.join(","),
         ip: g.ip,
@@ -165,7 +235,13 @@ export function planAnnouncements(
       });
     }
   }
-  return { ips, claims, unannounced };
+  return { ips, byKey, context: options.context, claims, unannounced };
+}
+
+function sameKeys(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /**
@@ -182,8 +258,8 @@ export function gainsToSettle(
   const out = new Set<string>();
   for (const p of plan.ips) {
     if (!p.announcer.ok || p.announcer.owner !== self) continue;
-    const before = previousOwners.get(ipKey(p.ip));
-    if (before !== undefined && before !== self && members.has(before)) out.add(ipKey(p.ip));
+    const before = previousOwners.get(p.key);
+    if (before !== undefined && before !== self && members.has(before)) out.add(p.key);
   }
   return out;
 }
@@ -191,6 +267,6 @@ export function gainsToSettle(
 /** IP key → owner, to compare one plan with the next. */
 export function ownersOf(plan: AnnouncePlan): Map<string, string> {
   const m = new Map<string, string>();
-  for (const p of plan.ips) if (p.announcer.ok) m.set(ipKey(p.ip), p.announcer.owner);
+  for (const p of plan.ips) if (p.announcer.ok) m.set(p.key, p.announcer.owner);
   return m;
 }

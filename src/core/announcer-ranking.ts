@@ -74,17 +74,30 @@ export type AnnouncerRanking =
 
 /** The ranking key of a node for an IP: hex sha256 of "node#ip" with the IP in canonical text. */
 export function rankKey(node: string, ip: IpAddress): string {
-  return createHash("sha256")
-    .update(`${node}#${formatIp(ip)}`)
-    .digest("hex");
+  // A pure function's results, remembered per address object: a full plan hashes every IP once per node, and a
+  // membership change plans again with the same pairs.
+  let byNode = rankKeys.get(ip);
+  if (byNode === undefined) rankKeys.set(ip, (byNode = new Map()));
+  let key = byNode.get(node);
+  if (key === undefined) {
+    key = createHash("sha256")
+      .update(`${node}#${formatIp(ip)}`)
+      .digest("hex");
+    byNode.set(node, key);
+  }
+  return key;
 }
+const rankKeys = new WeakMap<IpAddress, Map<string, string>>();
 
 function prefixContains(p: InterfacePrefix, addr: IpAddress): boolean {
   if (p.ip.family !== addr.family) return false;
   const width = addr.family === 4 ? 32 : 128;
-  const shift = BigInt(width - Math.max(0, Math.min(p.bits, width)));
+  const bits = Math.max(0, Math.min(p.bits, width));
+  const shift = SHIFTS[width - bits] ?? BigInt(width - bits);
   return p.ip.value >> shift === addr.value >> shift;
 }
+/** The shift counts as bigints, made once: a plan tests every IP against every node's prefixes. */
+const SHIFTS: readonly bigint[] = Array.from({ length: 129 }, (_, i) => BigInt(i));
 
 /** The announcer's own rule for picking an interface, applied to what a node published about itself. */
 export function hasInterfaceFor(
@@ -186,4 +199,22 @@ function summarise(excluded: readonly Exclusion[]): string {
   const byReason = new Map<IneligibleReason, string[]>();
   for (const e of excluded) byReason.set(e.reason, [...(byReason.get(e.reason) ?? []), e.node]);
   return [...byReason].map(([r, ns]) => `${ns.length} ${reasonText[r]} (${ns.join(", ")})`).join("; ");
+}
+
+/** Everything a ranking reads from the candidates, as text: equal text, equal rankings (PlanOptions.context). */
+export function candidatesSignature(nodes: readonly AnnouncerCandidate[]): string {
+  return JSON.stringify(
+    nodes.map((n) => [
+      n.name,
+      n.alive,
+      n.ready,
+      Object.entries(n.labels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+      n.interfaces?.map((i) => [
+        i.name,
+        i.defaultRoute4,
+        i.defaultRoute6,
+        i.prefixes.map((p) => `${formatIp(p.ip)}/${p.bits}`),
+      ]),
+    ]),
+  );
 }

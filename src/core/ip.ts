@@ -121,5 +121,16 @@ export function compareIp(a: IpAddress, b: IpAddress): number {
 
 export const sameIp = (a: IpAddress, b: IpAddress): boolean => a.family === b.family && a.value === b.value;
 
-/** A string usable as a Map key, stable and cheap (not for display: use formatIp). */
-export const ipKey = (addr: IpAddress): string => `${addr.family}/${addr.value.toString(16)}`;
+/**
+ * A string usable as a Map key, stable and cheap (not for display: use formatIp). Remembered per address object
+ * like the text: a speaker's pass looks up every announced address several times.
+ */
+export function ipKey(addr: IpAddress): string {
+  let key = keys.get(addr);
+  if (key === undefined) {
+    key = `${addr.family}/${addr.value.toString(16)}`;
+    keys.set(addr, key);
+  }
+  return key;
+}
+const keys = new WeakMap<IpAddress, string>();

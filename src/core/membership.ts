@@ -88,6 +88,9 @@ export class Membership {
   readonly timing: MembershipTiming;
   readonly #peers = new Map<string, Peer>();
   #renewedAt: number | undefined;
+  #ownLeaseKey: string | undefined;
+  /** When the Lease watch last showed a renewal of this speaker's own Lease. */
+  #ownLeaseSeenAt: number | undefined;
   #stopping = false;
 
   constructor(self: string, timing: MembershipTiming = defaultTiming) {
@@ -133,7 +136,12 @@ export class Membership {
    * `renewWallMs` lets a Lease that was already stale when first seen count as expired from the start.
    */
   lease(node: string, renewKey: string | undefined, renewWallMs: number | undefined, now: number, wallNow: number) {
-    if (node === this.self) return;
+    if (node === this.self) {
+      // This speaker's own renewals, as the same watch delivers them: how far that watch has got (see view()).
+      if (renewKey !== undefined && renewKey !== this.#ownLeaseKey) this.#ownLeaseSeenAt = now;
+      this.#ownLeaseKey = renewKey;
+      return;
+    }
     const p = this.#peer(node);
     if (renewKey === p.leaseKey) return;
     const first = p.leaseKey === undefined;
@@ -177,8 +185,14 @@ export class Membership {
   view(now: number): MembershipView {
     const selfApiOk = this.selfApiOk(now);
     const peers: PeerView[] = [];
+    // A peer's Lease is as old as the watch says, not older: when this speaker's own renewals succeed but reach
+    // its Lease watch late (an overloaded API server fanning out thousands of Service updates), its peers' do too.
+    // Judged against the wall instead, every peer would look expired at once and this speaker would take over
+    // every IP while the peers still announce them. Only while its own renewals succeed: otherwise its own Lease
+    // shows nothing about the watch.
+    const watchAt = selfApiOk && this.#ownLeaseSeenAt !== undefined ? Math.min(now, this.#ownLeaseSeenAt) : now;
     for (const [node, p] of this.#peers) {
-      const leaseValid = p.leaseSeenAt !== undefined && now - p.leaseSeenAt < this.timing.leaseDurationMs;
+      const leaseValid = p.leaseSeenAt !== undefined && watchAt - p.leaseSeenAt < this.timing.leaseDurationMs;
       const heartbeat: PeerHeartbeatState = p.leaving
         ? "leaving"
         : p.heardAt === undefined

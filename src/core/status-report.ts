@@ -17,6 +17,8 @@ export interface StatusServiceInput {
   readonly announcingNode?: string;
   /** The newest AllocationFailed message, when the Service has no IP. */
   readonly failure?: string;
+  /** The newest NotAnnounced message (the speakers' Warning), when no node is named as announcing. */
+  readonly notAnnounced?: string;
 }
 
 export interface StatusPoolRow {
@@ -78,7 +80,12 @@ export function buildStatus(
       pool: s.pool ?? ([...owning].join(",") || "-"),
       announcingNode: s.announcingNode ?? "-",
       state,
-      detail: state === "failed" ? (s.failure ?? "") : "",
+      detail:
+        state === "failed"
+          ? (s.failure ?? "")
+          : state === "allocated" && s.announcingNode === undefined && s.notAnnounced !== undefined
+            ? `not announced: ${s.notAnnounced}`
+            : "",
     });
   }
   const poolRows: StatusPoolRow[] = [];

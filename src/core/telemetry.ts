@@ -1,4 +1,5 @@
 import type { Family } from "./ip.ts";
+import { type LagHistogram, emptyLag } from "./loop-lag.ts";
 
 /**
  * What the daemon knows about itself at one instant, as plain data. Every part of the daemon contributes its
@@ -21,6 +22,10 @@ export interface TelemetrySnapshot {
   readonly announcedIps: number;
   readonly membershipSize: number;
   readonly failovers: number;
+  /** Another host seen announcing an IP this node owns (each sighting, before the once-a-second defence). */
+  readonly duellingAnnouncements: number;
+  /** How late the daemon's event loop ran a timer (src/app/loop-lag.ts). */
+  readonly loopLag: LagHistogram;
   /** Events not written because the recorder's queue was full, by component ("controller", "speaker"). */
   readonly eventsDropped: Readonly<Record<string, number>>;
 }
@@ -53,6 +58,8 @@ export const emptyTelemetry: TelemetrySnapshot = Object.freeze({
   announcedIps: 0,
   membershipSize: 0,
   failovers: 0,
+  duellingAnnouncements: 0,
+  loopLag: emptyLag(),
   eventsDropped: {},
 });
 

@@ -1,4 +1,4 @@
-import { Counter, Gauge, Registry } from "prom-client";
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { TelemetrySnapshot } from "../core/telemetry.ts";
 import { familyName } from "../core/ip.ts";
 
@@ -29,6 +29,13 @@ export const metricCatalogue = [
   ["lodestone_membership_size", "gauge", "", "Speakers this node believes alive"],
   ["lodestone_failover_events_total", "counter", "", "IPs this node took over from another node"],
   [
+    "lodestone_duelling_announcements_total",
+    "counter",
+    "",
+    "Announcements by another host of an IP this node owns (each answered by announcing it again)",
+  ],
+  ["lodestone_event_loop_lag_seconds", "histogram", "", "How late the daemon's event loop ran a 20 ms timer"],
+  [
     "lodestone_events_dropped_total",
     "counter",
     "component",
@@ -37,6 +44,39 @@ export const metricCatalogue = [
 ] as const;
 
 type MetricName = (typeof metricCatalogue)[number][0];
+
+/**
+ * A histogram whose buckets come from the snapshot (the sampler keeps them, as owners keep their counters):
+ * prom-client's Histogram only counts what is observed through it, so its export is replaced.
+ */
+class SnapshotHistogram extends Histogram {
+  private readonly read: () => TelemetrySnapshot;
+  private readonly metric: MetricName;
+  private readonly text: string;
+  constructor(name: MetricName, help: (n: MetricName) => string, read: () => TelemetrySnapshot) {
+    super({ name, help: help(name), registers: [] });
+    this.metric = name;
+    this.text = help(name);
+    this.read = read;
+  }
+  getForPromString() {
+    const h = this.read().loopLag;
+    const name = this.metric;
+    const bucket = `${name}_bucket`;
+    return Promise.resolve({
+      name,
+      help: this.text,
+      type: "histogram" as const,
+      aggregator: "sum" as const,
+      values: [
+        ...h.bounds.map((le, i) => ({ metricName: bucket, labels: { le }, value: h.counts[i] ?? 0 })),
+        { metricName: bucket, labels: { le: "+Inf" }, value: h.count },
+        { metricName: `${name}_sum`, labels: {}, value: h.sum },
+        { metricName: `${name}_count`, labels: {}, value: h.count },
+      ],
+    });
+  }
+}
 
 export function createMetricsRegistry(snapshot: () => TelemetrySnapshot): Registry {
   const registry = new Registry();
@@ -112,6 +152,8 @@ export function createMetricsRegistry(snapshot: () => TelemetrySnapshot): Regist
   gauge("lodestone_announced_ips", (g, s) => g.set(s.announcedIps));
   gauge("lodestone_membership_size", (g, s) => g.set(s.membershipSize));
   counter("lodestone_failover_events_total", (add, s) => add({}, s.failovers));
+  counter("lodestone_duelling_announcements_total", (add, s) => add({}, s.duellingAnnouncements));
+  registry.registerMetric(new SnapshotHistogram("lodestone_event_loop_lag_seconds", help, take));
   counter("lodestone_events_dropped_total", (add, s) => {
     for (const [component, n] of Object.entries(s.eventsDropped)) add({ component }, n);
   });

@@ -40,6 +40,16 @@ export interface LabClusterOptions {
    * sets LODESTONE_KEEP_LAB_LOGS=1 (then its path is printed on destroy).
    */
   readonly logDir?: string;
+  /** More LAN addresses per node (index from 0), e.g. a second subnet the pool lives in. */
+  readonly nodeAddresses?: (index: number) => readonly string[];
+  /** More LAN addresses of the client namespace. */
+  readonly clientAddresses?: readonly string[];
+  /** More prefixes the nodes treat as local (the kube-proxy stand-in), e.g. the pool's. */
+  readonly serviceRanges?: readonly string[];
+  /** Node flags for the daemons besides the image's (e.g. --trace-gc). */
+  readonly daemonFlags?: readonly string[];
+  /** Sees the request line of every HTTP request the nodes send the API server (benchmarks count writes). */
+  readonly onApiRequest?: (method: string, path: string) => void;
 }
 
 export interface LabNode {
@@ -112,6 +122,7 @@ const NS = DEFAULT_NAMESPACE;
 const API_PORT = 6443;
 const ECHO_PORT = 8080;
 const METRICS_PORT = 7472;
+const REQUEST_LINE = /(?:^|\r\n\r\n|\r\n)(GET|POST|PUT|PATCH|DELETE) (\S+) HTTP\/1\.1\r\n/g;
 const DEFAULT_POOLS = "- name: lab\n  addresses: [192.0.2.100-192.0.2.199, 2001:db8::100-2001:db8::1ff]\n";
 
 // Inline programs run inside namespaces with this same Node binary.
@@ -174,8 +185,15 @@ export async function startLabCluster(options: LabClusterOptions = {}): Promise<
   try {
     sandbox = await startSandbox();
     const sandboxPort = sandbox.port;
+    const seen = options.onApiRequest;
     const unixBridge = createServer((c) => {
       const u = connect(sandboxPort, "127.0.0.1");
+      // HTTP/1.1 over plain TCP: a request line starts a chunk or follows a blank line (bodies are JSON).
+      if (seen !== undefined) {
+        c.on("data", (d: Buffer) => {
+          for (const m of d.toString("latin1").matchAll(REQUEST_LINE)) seen(m[1] ?? "", m[2] ?? "");
+        });
+      }
       c.pipe(u).pipe(c);
       u.on("error", () => c.destroy());
       c.on("error", () => u.destroy());
@@ -198,7 +216,9 @@ export async function startLabCluster(options: LabClusterOptions = {}): Promise<
     await lab.run(apiNs, ["ip", "link", "set", "brapi", "up"]);
     lab.spawn(apiNs, [process.execPath, "-e", FORWARDER, "198.51.100.1", String(API_PORT), sockPath]);
 
-    const clientHost = await lab.host("client", { addresses: ["192.0.2.50/24", "2001:db8::50/64"] });
+    const clientHost = await lab.host("client", {
+      addresses: ["192.0.2.50/24", "2001:db8::50/64", ...(options.clientAddresses ?? [])],
+    });
     await must(client, "POST", "/api/v1/namespaces", { metadata: { name: NS } });
     await must(client, "POST", `/api/v1/namespaces/${NS}/configmaps`, {
       metadata: { name: "lab-pools", namespace: NS, labels: { [POOLS_LABEL]: "true" } },
@@ -209,7 +229,7 @@ export async function startLabCluster(options: LabClusterOptions = {}): Promise<
       const name = `node${i + 1}`;
       const lanIp = `192.0.2.${11 + i}`;
       const host = await lab.host(name, {
-        addresses: [`${lanIp}/24`, `2001:db8::${11 + i}/64`],
+        addresses: [`${lanIp}/24`, `2001:db8::${11 + i}/64`, ...(options.nodeAddresses?.(i) ?? [])],
         mac: `02:00:00:00:00:${(0x11 + i).toString(16)}`,
       });
       const ns = host.ns;
@@ -228,6 +248,9 @@ export async function startLabCluster(options: LabClusterOptions = {}): Promise<
       await lab.run(ns, ["ip", "route", "add", "local", "192.0.2.96/27", "dev", "lo"]);
       await lab.run(ns, ["ip", "route", "add", "local", "192.0.2.128/25", "dev", "lo"]);
       await lab.run(ns, ["ip", "-6", "route", "add", "local", "2001:db8::100/120", "dev", "lo"]);
+      for (const range of options.serviceRanges ?? []) {
+        await lab.run(ns, ["ip", ...(range.includes(":") ? ["-6"] : []), "route", "add", "local", range, "dev", "lo"]);
+      }
       lab.spawn(ns, [process.execPath, "-e", ECHO, name]);
       await must(client, "POST", "/api/v1/nodes", {
         metadata: { name, labels: { "kubernetes.io/hostname": name, ...(options.nodeLabels?.(i) ?? {}) } },
@@ -248,6 +271,7 @@ export async function startLabCluster(options: LabClusterOptions = {}): Promise<
       const argv = [
         process.execPath,
         ...daemonNodeFlags(),
+        ...(options.daemonFlags ?? []),
         DAEMON_BIN,
         "run",
         "--node-name",

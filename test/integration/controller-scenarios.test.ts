@@ -64,9 +64,9 @@ describe("allocation scenarios", () => {
     expect(await ingress(env.core, apps, "v4")).toEqual(["192.0.2.0"]);
   });
 
-  it("IPv6 single stack skips the IPv4-only pool", async () => {
+  it("IPv6 single stack skips the IPv4-only pool (and the Subnet-Router anycast address)", async () => {
     await lb(env.core, apps, "v6", { spec: { ipFamilies: ["IPv6"] } });
-    expect(await ip(apps, "v6")).toEqual(["2001:db8::"]);
+    expect(await ip(apps, "v6")).toEqual(["2001:db8::1"]);
   });
 
   it("dual stack from a pool asked for by annotation (autoAssign=false pools only on request)", async () => {
@@ -74,7 +74,7 @@ describe("allocation scenarios", () => {
       annotations: { "lodestone.dev/address-pool": "dual" },
       spec: { ipFamilyPolicy: "RequireDualStack", ipFamilies: ["IPv4", "IPv6"] },
     });
-    expect(await ip(apps, "dual")).toEqual(["198.51.100.0", "2001:db8:1::"]);
+    expect(await ip(apps, "dual")).toEqual(["198.51.100.0", "2001:db8:1::1"]);
   });
 
   it.each([

@@ -191,7 +191,7 @@ async function stableOwner(ip: IpAddress): Promise<string> {
   });
 }
 /** A member's speaker metrics, rendered by the Prometheus registry the daemon's /metrics serves. */
-async function scrape(m: Member): Promise<{ announced: number; members: number; failovers: number }> {
+async function scrape(m: Member): Promise<{ announced: number; members: number; failovers: number; duelling: number }> {
   const text = await createMetricsRegistry(() => ({ ...emptyTelemetry, ...m.speaker.telemetry() })).metrics();
   const value = (name: string): number => {
     const line = text.split("\n").find((l) => l.startsWith(`${name} `));
@@ -202,6 +202,7 @@ async function scrape(m: Member): Promise<{ announced: number; members: number; 
     announced: value("lodestone_announced_ips"),
     members: value("lodestone_membership_size"),
     failovers: value("lodestone_failover_events_total"),
+    duelling: value("lodestone_duelling_announcements_total"),
   };
 }
 const scrapeAll = async () =>
@@ -246,6 +247,7 @@ describe("speaker component against the sandbox", () => {
     // Past the one-a-second limit of any defence the start-up (peers joining) may have caused already.
     await new Promise((r) => setTimeout(r, 1_100));
     const before = m.reannounced.length;
+    const duelling = (await scrape(m)).duelling;
     const intruder = (ip: IpAddress) => {
       for (const hear of wire.get(owner) ?? []) hear({ ip });
     };
@@ -253,6 +255,8 @@ describe("speaker component against the sandbox", () => {
     intruder(vip);
     intruder(parseIp("192.0.2.150")!); // not an IP this node owns: nothing to defend
     expect(m.reannounced.slice(before)).toEqual(["192.0.2.100"]);
+    // Every sighting counts, answered or not; another host's IP is no duel.
+    expect((await scrape(m)).duelling - duelling).toBe(2);
     await new Promise((r) => setTimeout(r, 1_100));
     intruder(vip);
     expect(m.reannounced.slice(before)).toEqual(["192.0.2.100", "192.0.2.100"]);

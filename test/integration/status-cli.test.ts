@@ -62,6 +62,21 @@ beforeAll(async () => {
     svc("web", { "lodestone.dev/pool": "lan", "lodestone.dev/announcing-node": "node-a" }),
   );
   await post("/api/v1/namespaces/shop/services", svc("stuck", {}));
+  await post("/api/v1/namespaces/shop/services", svc("dark", { "lodestone.dev/pool": "lan" }));
+  const dark = await client.request({
+    method: "PATCH",
+    path: "/api/v1/namespaces/shop/services/dark/status",
+    body: { status: { loadBalancer: { ingress: [{ ip: "192.0.2.4", ipMode: "VIP" }] } } },
+  });
+  expect(dark.status, JSON.stringify(dark.body)).toBe(200);
+  await post("/api/v1/namespaces/shop/events", {
+    metadata: { name: "dark.1", namespace: "shop" },
+    involvedObject: { kind: "Service", namespace: "shop", name: "dark", apiVersion: "v1" },
+    reason: "NotAnnounced",
+    message: "no node may announce 192.0.2.4: 3 without an interface for the IP (n1, n2, n3)",
+    type: "Warning",
+    lastTimestamp: new Date().toISOString(),
+  });
   const patched = await client.request({
     method: "PATCH",
     path: "/api/v1/namespaces/shop/services/web/status",
@@ -87,9 +102,12 @@ describe("lodestone status", () => {
   it("prints pools with usage, Services with IP, pool, node, failures, and config problems", async () => {
     const r = await status();
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/^lan\s+IPv4\s+8\s+1\s+7$/m);
+    expect(r.stdout).toMatch(/^lan\s+IPv4\s+8\s+2\s+6$/m);
     expect(r.stdout).toMatch(/^lan\s+IPv6\s+18446744073709551616\s+0\s+18446744073709551616$/m);
     expect(r.stdout).toMatch(/^shop\/web\s+192\.0\.2\.3\s+lan\s+node-a\s+allocated$/m);
+    expect(r.stdout).toMatch(
+      /^shop\/dark\s+192\.0\.2\.4\s+lan\s+-\s+allocated: not announced: no node may announce 192\.0\.2\.4: 3 without/m,
+    );
     expect(r.stdout).toMatch(/^shop\/stuck\s+<pending>\s+-\s+-\s+failed: pool lan has no free IPv4 address$/m);
     expect(r.stdout).toContain(`ConfigMap ${ns}/broken`);
     expect(r.stdout).toContain("adresses");

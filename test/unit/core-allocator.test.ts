@@ -158,13 +158,13 @@ describe("Allocator: choices", () => {
       desc: "dual-stack from one pool",
       req: svc("a", { ipFamilyPolicy: "RequireDualStack", ipFamilies: [6, 4] }),
       pool: "dual",
-      ips: ["2001:db8::", "198.51.100.0"],
+      ips: ["2001:db8::1", "198.51.100.0"],
     },
     {
       desc: "PreferDualStack gets both when the pool has both",
       req: svc("a", { ipFamilyPolicy: "PreferDualStack", ipFamilies: [4, 6], requestedPool: "dual" }),
       pool: "dual",
-      ips: ["198.51.100.0", "2001:db8::"],
+      ips: ["198.51.100.0", "2001:db8::1"],
     },
     {
       desc: "PreferDualStack takes one from a single-family pool",
@@ -176,14 +176,14 @@ describe("Allocator: choices", () => {
       desc: "PreferDualStack takes the first pool by priority that gives both families, over a single-family one",
       req: svc("a", { ipFamilyPolicy: "PreferDualStack", ipFamilies: [4, 6] }),
       pool: "dual",
-      ips: ["198.51.100.0", "2001:db8::"],
+      ips: ["198.51.100.0", "2001:db8::1"],
     },
-    { desc: "IPv6 single-stack", req: svc("a", { ipFamilies: [6] }), pool: "dual", ips: ["2001:db8::"] },
+    { desc: "IPv6 single-stack", req: svc("a", { ipFamilies: [6] }), pool: "dual", ips: ["2001:db8::1"] },
     {
       desc: "non-auto pool by name",
       req: svc("a", { requestedPool: "v6only", ipFamilies: [6] }),
       pool: "v6only",
-      ips: ["2001:db8:1::"],
+      ips: ["2001:db8:1::1"],
     },
     {
       desc: "restricted pool, namespace by name",
@@ -245,6 +245,35 @@ describe("Allocator: choices", () => {
   });
 });
 
+describe("Allocator: the IPv6 Subnet-Router anycast address (RFC 4291 §2.6.1)", () => {
+  it.each([
+    {
+      desc: "a /120 at the start of a /64 skips ::",
+      addresses: '"2001:db8::/120"',
+      first: ["2001:db8::1", "2001:db8::2"],
+    },
+    {
+      desc: "a range across two /64s skips the second's ::",
+      addresses: '"2001:db8:0:0:ffff:ffff:ffff:fffe-2001:db8:0:1::1"',
+      first: ["2001:db8::ffff:ffff:ffff:fffe", "2001:db8::ffff:ffff:ffff:ffff", "2001:db8:0:1::1"],
+    },
+    { desc: "IPv4 .0 is still given without avoidBuggyIPs", addresses: "198.51.100.0/30", first: ["198.51.100.0"] },
+  ])("$desc", ({ addresses, first }) => {
+    const a = new Allocator(pools(`- {name: p, addresses: [${addresses}]}`));
+    const got = first.map((_, i) => {
+      const r = a.ensure(svc(`s${i}`, { ipFamilies: [first[0]!.includes(":") ? 6 : 4] }));
+      return r.ok ? texts(r.value.ips)[0] : r.error.message;
+    });
+    expect(got).toEqual(first);
+  });
+
+  it("a pool of only that address is exhausted, not handed out", () => {
+    const a = new Allocator(pools(`- {name: p, addresses: ["2001:db8::/128"]}`));
+    const r = a.ensure(svc("s", { ipFamilies: [6] }));
+    expect(r.ok).toBe(false);
+  });
+});
+
 describe("Allocator: stability", () => {
   it("keeps an address across unrelated edits and gives it back when the request changes families", () => {
     const a = new Allocator(basic);
@@ -252,7 +281,7 @@ describe("Allocator: stability", () => {
     const edited = a.ensure(svc("a", { requestedPool: "dual", ports: [{ port: 443, protocol: "TCP" }] }));
     expect(edited).toEqual(first);
     const dual = a.ensure(svc("a", { requestedPool: "dual", ipFamilyPolicy: "RequireDualStack", ipFamilies: [4, 6] }));
-    expect(dual.ok && texts(dual.value.ips)).toEqual(["198.51.100.0", "2001:db8::"]);
+    expect(dual.ok && texts(dual.value.ips)).toEqual(["198.51.100.0", "2001:db8::1"]);
   });
 
   it("moves a Service when it asks for another IP, and frees the old one", () => {

@@ -222,7 +222,7 @@ describe("item 4: PreferDualStack prefers a pool that gives every family", () =>
       yaml: "- {name: v4, addresses: [192.0.2.0/28], priority: 1}\n- {name: dual, addresses: [198.51.100.0/28, '2001:db8::/120'], priority: 2}",
       steps: [{ take: "a", req: prefer([4, 6]) }],
       pool: "dual",
-      ips: ["198.51.100.0", "2001:db8::"],
+      ips: ["198.51.100.0", "2001:db8::1"],
     },
     {
       desc: "no dual-stack pool: the first pool of the primary family (findBestPoolForService: primaryAllocationCandidate)",
@@ -236,14 +236,14 @@ describe("item 4: PreferDualStack prefers a pool that gives every family", () =>
       yaml: "- {name: v4, addresses: [192.0.2.0/28], priority: 1}\n- {name: v6, addresses: ['2001:db8::/120'], priority: 2}",
       steps: [{ take: "a", req: prefer([6, 4]) }],
       pool: "v6",
-      ips: ["2001:db8::"],
+      ips: ["2001:db8::1"],
     },
     {
       desc: "only the other family exists: it is taken (findBestPoolForService: secondaryAllocationCandidate)",
       yaml: "- {name: v6, addresses: ['2001:db8::/120']}",
       steps: [{ take: "a", req: prefer([4, 6]) }],
       pool: "v6",
-      ips: ["2001:db8::"],
+      ips: ["2001:db8::1"],
     },
     {
       desc: "a dual pool out of IPv6 counts as IPv4-only: a later pool with both wins (getFreeIPsFromPool counts free IPs)",
@@ -253,7 +253,7 @@ describe("item 4: PreferDualStack prefers a pool that gives every family", () =>
         { take: "a", req: prefer([4, 6]) },
       ],
       pool: "dual2",
-      ips: ["203.0.113.0", "2001:db8:1::"],
+      ips: ["203.0.113.0", "2001:db8:1::1"],
     },
     {
       desc: "a sharing key alone does not make a full family available: the pool with both wins (getFreeIPsFromPool)",
@@ -263,7 +263,7 @@ describe("item 4: PreferDualStack prefers a pool that gives every family", () =>
         { take: "a", req: prefer([4, 6], { sharingKey: "k" }) },
       ],
       pool: "dual2",
-      ips: ["203.0.113.0", "2001:db8:1::"],
+      ips: ["203.0.113.0", "2001:db8:1::1"],
     },
     {
       desc: "a full family whose address a holder of the same key may share counts as available (MetalLB shares by key)",

@@ -52,6 +52,28 @@ describe("lodestone status report", () => {
     expect(renderStatusTable(report)).toContain(failure === undefined ? "<pending>" : `failed: ${failure}`);
   });
 
+  it.each([
+    { desc: "announced: the node, no reason", node: "node-a", why: "no node may announce 192.0.2.3", detail: "" },
+    {
+      desc: "not announced: the speakers' reason",
+      node: undefined,
+      why: "no node may announce 192.0.2.3: 3 without an interface for the IP (n1, n2, n3)",
+      detail: "not announced: no node may announce 192.0.2.3: 3 without an interface for the IP (n1, n2, n3)",
+    },
+  ])("an allocated Service: $desc", ({ node, why, detail }) => {
+    const report = buildStatus(pools, [
+      {
+        namespace: "demo",
+        name: "web",
+        ips: ips("192.0.2.3"),
+        notAnnounced: why,
+        ...(node === undefined ? {} : { announcingNode: node }),
+      },
+    ]);
+    expect(report.services[0]).toMatchObject({ state: "allocated", detail, announcingNode: node ?? "-" });
+    if (detail !== "") expect(renderStatusTable(report)).toContain(`allocated: ${detail}`);
+  });
+
   it("puts an IP outside every pool on its Service without counting it anywhere", () => {
     const report = buildStatus(pools, [{ namespace: "demo", name: "old", ips: ips("203.0.113.5") }]);
     expect(report.services[0]?.pool).toBe("-");

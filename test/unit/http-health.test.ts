@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import pino from "pino";
 import { createMetricsRegistry } from "../../src/http/metrics.ts";
+import { emptyLag, lagQuantile, observeLag } from "../../src/core/loop-lag.ts";
 import { startHealthServer, type HealthServer } from "../../src/http/server.ts";
 import { emptyTelemetry, type ProbeResult, type TelemetrySnapshot } from "../../src/core/telemetry.ts";
 
@@ -97,5 +98,45 @@ describe("Events dropped in /metrics", () => {
     })).metrics();
     expect(text).toMatch(/^lodestone_events_dropped_total\{component="controller"\} 3$/m);
     expect(text).toMatch(/^lodestone_events_dropped_total\{component="speaker"\} 2$/m);
+  });
+});
+
+describe("event-loop lag and duelling announcements in /metrics", () => {
+  it("exports the sampler's histogram as Prometheus buckets, cumulative, with sum and count", async () => {
+    let lag = emptyLag([0.01, 0.1]);
+    for (const s of [0.001, 0.004, 0.05, 0.3]) lag = observeLag(lag, s);
+    const text = await createMetricsRegistry(() => ({
+      ...emptyTelemetry,
+      loopLag: lag,
+      duellingAnnouncements: 7,
+    })).metrics();
+    expect(text).toMatch(/^# TYPE lodestone_event_loop_lag_seconds histogram$/m);
+    expect(text).toMatch(/^lodestone_event_loop_lag_seconds_bucket\{le="0.01"\} 2$/m);
+    expect(text).toMatch(/^lodestone_event_loop_lag_seconds_bucket\{le="0.1"\} 3$/m);
+    expect(text).toMatch(/^lodestone_event_loop_lag_seconds_bucket\{le="\+Inf"\} 4$/m);
+    expect(text).toMatch(/^lodestone_event_loop_lag_seconds_count 4$/m);
+    expect(text).toMatch(/^lodestone_event_loop_lag_seconds_sum 0.355$/m);
+    expect(text).toMatch(/^lodestone_duelling_announcements_total 7$/m);
+  });
+});
+
+describe("lagQuantile", () => {
+  it.each([
+    { desc: "no samples", samples: [], q: 0.99, want: 0 },
+    { desc: "all small", samples: [0.001, 0.001, 0.003], q: 0.99, want: 0.005 },
+    { desc: "p50 of a mix", samples: [0.001, 0.001, 0.3, 0.3], q: 0.5, want: 0.002 },
+    { desc: "beyond the last bound", samples: [9], q: 0.99, want: Infinity },
+  ])("$desc", ({ samples, q, want }) => {
+    let h = emptyLag();
+    for (const s of samples) h = observeLag(h, s);
+    expect(lagQuantile(h, emptyLag(), q)).toBe(want);
+  });
+
+  it("counts only the samples between two snapshots", () => {
+    let before = emptyLag();
+    for (let i = 0; i < 100; i++) before = observeLag(before, 0.4);
+    let after = before;
+    for (let i = 0; i < 10; i++) after = observeLag(after, 0.001);
+    expect(lagQuantile(after, before, 1)).toBe(0.002);
   });
 });

@@ -201,6 +201,37 @@ describe("Announcer (fake transport, fake clock)", () => {
     });
   });
 
+  it("a takeover of thousands of IPs sends 200 first rounds per turn, the rest in later turns", () => {
+    const many = Array.from({ length: 5_000 }, (_, i) =>
+      claim(`2001:db8::${(i + 1).toString(16)}`, { intervalMs: 1000, count: 1 }),
+    );
+    announcer.reconcile(many);
+    expect(eth0().sent).toHaveLength(200);
+    vi.advanceTimersByTime(100);
+    expect(eth0().sent).toHaveLength(5_000); // one unsolicited NA each
+  });
+
+  it("a reconcile with thousands of unchanged claims starts only the new one's burst", () => {
+    const many = Array.from({ length: 5_000 }, (_, i) =>
+      claim(`2001:db8::${(i + 1).toString(16)}`, { intervalMs: 1000, count: 1 }),
+    );
+    announcer.reconcile(many);
+    vi.advanceTimersByTime(100);
+    const before = eth0().sent.length;
+    expect(before).toBe(5_000);
+    const report = announcer.reconcile([...many, claim("2001:db8::ffff", { intervalMs: 1000, count: 1 })]);
+    vi.advanceTimersByTime(100);
+    expect(eth0().sent.length - before).toBe(1);
+    expect(report.announced).toHaveLength(5_001);
+    expect(listeners.get("eth0")!.groups.size).toBe(5_001);
+  });
+
+  it("an unannounceable claim is reported on every reconcile", () => {
+    const nowhere = claim("203.0.113.7");
+    expect(announcer.reconcile([nowhere]).unannounced.map((u) => u.key)).toEqual(["ns/203.0.113.7"]);
+    expect(announcer.reconcile([nowhere]).unannounced.map((u) => u.key)).toEqual(["ns/203.0.113.7"]);
+  });
+
   it("stops a running burst at release", () => {
     announcer.reconcile([claim("192.0.2.10"), claim("192.0.2.20")]);
     const before = eth0().sent.length;
@@ -268,6 +299,16 @@ describe("Announcer (fake transport, fake clock)", () => {
     expect(announcer.announceNow(ipOf("192.0.2.10"))).toBe(true);
     expect(announcer.announceNow(ipOf("192.0.2.77"))).toBe(false);
     expect(eth0().sent).toHaveLength(4);
+  });
+
+  it("announceNow once sends one round and leaves the running burst alone (defence)", () => {
+    announcer.reconcile([claim("192.0.2.10", { intervalMs: 1000, count: 3 })]);
+    expect(eth0().sent).toHaveLength(2);
+    expect(announcer.announceNow(ipOf("192.0.2.10"), { once: true })).toBe(true);
+    expect(eth0().sent).toHaveLength(4);
+    vi.advanceTimersByTime(10_000);
+    // The burst's own two rounds still follow, no more.
+    expect(eth0().sent).toHaveLength(8);
   });
 
   it("reports IPs it cannot place on any interface", () => {

@@ -217,3 +217,40 @@ describe("Membership", () => {
     );
   });
 });
+
+describe("Membership: a late Lease watch", () => {
+  const timing = defaultTiming;
+  const start = () => {
+    const m = new Membership("node1", timing);
+    m.renewed(0);
+    m.lease("node1", "s0", WALL, 0, WALL);
+    m.lease("node2", "t0", WALL, 0, WALL);
+    return m;
+  };
+  const D = timing.leaseDurationMs;
+
+  it("judges a peer's Lease by how far the watch got: own renewals seen late keep the peer's valid", () => {
+    const m = start();
+    // Own renewals succeed every renewIntervalMs, but the watch shows neither ours nor the peer's after t=0.
+    for (let t = timing.renewIntervalMs; t <= D + 3_000; t += timing.renewIntervalMs) m.renewed(t);
+    const p = m.view(D + 3_000).peers.find((x) => x.node === "node2");
+    expect(p?.leaseValid).toBe(true);
+    expect(m.view(D + 3_000).members.has("node2")).toBe(true);
+  });
+
+  it("with the watch keeping up, a peer whose Lease stopped expires after the Lease duration", () => {
+    const m = start();
+    for (let t = timing.renewIntervalMs; t <= D + 3_000; t += timing.renewIntervalMs) {
+      m.renewed(t);
+      m.lease("node1", `s${t}`, WALL + t, t, WALL + t);
+    }
+    const p = m.view(D + 3_000).peers.find((x) => x.node === "node2");
+    expect(p?.leaseValid).toBe(false);
+    expect(m.view(D + 3_000).members.has("node2")).toBe(false);
+  });
+
+  it("when this speaker cannot renew, the wall clock counts again", () => {
+    const m = start();
+    expect(m.view(D + 1).peers.find((x) => x.node === "node2")?.leaseValid).toBe(false);
+  });
+});

@@ -1,10 +1,12 @@
 import { describe, expect, it } from "vitest";
 import {
+  type AnnouncePlan,
   type AnnouncePool,
   type AnnouncedService,
   gainsToSettle,
   ownersOf,
   planAnnouncements,
+  planSteps,
 } from "../../src/core/announce-plan.ts";
 import { announcingNodeFor, formatAnnouncingNodes } from "../../src/core/announcing-node.ts";
 import type { AnnouncerCandidate } from "../../src/core/announcer-ranking.ts";
@@ -208,5 +210,61 @@ describe("annotation lodestone.dev/announcing-node", () => {
   it("names nobody for an IP the value does not list", () => {
     expect(announcingNodeFor("192.0.2.5=node2,2001:db8::5=node3", addr("192.0.2.6"))).toBeUndefined();
     expect(announcingNodeFor(undefined, v4)).toBeUndefined();
+  });
+});
+
+describe("planSteps: a plan in steps, reusing the previous plan's rankings", () => {
+  const services = Array.from({ length: 90 }, (_, i) =>
+    svc(`default/s${i}`, { ingressIps: [addr(`192.0.2.${100 + i}`)] }),
+  );
+  const drive = (g: Generator<void, AnnouncePlan, void>) => {
+    let yields = 0;
+    for (;;) {
+      const r = g.next();
+      if (r.done === true) return { plan: r.value, yields };
+      yields++;
+    }
+  };
+
+  it("gives the same plan as planAnnouncements, yielding between steps", () => {
+    const many = Array.from({ length: 3000 }, (_, i) =>
+      svc(`default/m${i}`, { ingressIps: [parseIp(`2001:db8::${(i + 1).toString(16)}`)!] }),
+    );
+    const v6 = pool({ contains: (ip) => ip.family === 6 });
+    const { plan, yields } = drive(planSteps("node1", many, [v6], nodes));
+    expect(yields).toBeGreaterThan(5);
+    expect(plan.ips).toEqual(planAnnouncements("node1", many, [v6], nodes).ips);
+  });
+
+  it.each<{ desc: string; context2: string; change?: (s: AnnouncedService[]) => AnnouncedService[]; reused: boolean }>([
+    { desc: "same context, same Services: every ranking reused", context2: "a", reused: true },
+    { desc: "another context (nodes or pools changed): ranked again", context2: "b", reused: false },
+  ])("$desc", ({ context2, reused }) => {
+    const first = planAnnouncements("node1", services, [pool()], nodes, { context: "a" });
+    const second = planAnnouncements("node1", services, [pool()], nodes, { context: context2, previous: first });
+    second.ips.forEach((p, i) => (reused ? expect(p).toBe(first.ips[i]) : expect(p).not.toBe(first.ips[i])));
+    expect(second.ips).toEqual(first.ips.map((p) => ({ ...p })));
+  });
+
+  it("an IP whose Services changed is ranked again; the others are reused", () => {
+    const first = planAnnouncements("node1", services, [pool()], nodes, { context: "a" });
+    const more = [...services, svc("default/extra", { ingressIps: [addr("192.0.2.100")] })];
+    const second = planAnnouncements("node1", more, [pool()], nodes, { context: "a", previous: first });
+    const changed = second.ips.filter((p, i) => p !== first.ips[i]).map((p) => formatIp(p.ip));
+    expect(changed).toEqual(["192.0.2.100"]);
+    expect(second.byKey.get(ipKey(addr("192.0.2.100")))?.services).toEqual(["default/extra", "default/s0"]);
+  });
+
+  it("an IP of a Local Service is ranked again every time, and not reused once it is Cluster again", () => {
+    const local = [
+      svc("default/l", { ingressIps: [addr("192.0.2.150")], localTraffic: true, endpointNodes: new Set(["node2"]) }),
+    ];
+    const first = planAnnouncements("node1", local, [pool()], nodes, { context: "a" });
+    const again = planAnnouncements("node1", local, [pool()], nodes, { context: "a", previous: first });
+    expect(again.ips[0]).not.toBe(first.ips[0]);
+    const cluster = [{ ...local[0]!, localTraffic: false }];
+    const back = planAnnouncements("node1", cluster, [pool()], nodes, { context: "a", previous: again });
+    expect(back.ips[0]).not.toBe(again.ips[0]);
+    expect(back.ips[0]!.localTraffic).toBe(false);
   });
 });
