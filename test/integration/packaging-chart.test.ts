@@ -194,6 +194,8 @@ describe.skipIf(tool === undefined)("chart rendering", () => {
       "ClusterRole/lb",
       "ClusterRoleBinding/lb",
       "ConfigMap/lb-pools",
+      "CustomResourceDefinition/ipaddresspools.metallb.io",
+      "CustomResourceDefinition/l2advertisements.metallb.io",
       "DaemonSet/lb",
       "Role/lb",
       "RoleBinding/lb",
@@ -223,6 +225,15 @@ describe.skipIf(tool === undefined)("chart rendering", () => {
       spec: { endpoints: [{ port: "metrics", path: "/metrics", interval: "15s" }] },
     });
     expect(find(objs, "Service")).toMatchObject({ spec: { clusterIP: "None", ports: [{ port: 9472 }] } });
+    // Kept by `helm uninstall`: deleting a CRD deletes every pool written in it.
+    for (const name of ["ipaddresspools.metallb.io", "l2advertisements.metallb.io"])
+      expect(find(objs, "CustomResourceDefinition", name)).toMatchObject({
+        metadata: { annotations: { "helm.sh/resource-policy": "keep" } },
+      });
+  });
+
+  it("renders no CustomResourceDefinition by default (MetalLB's own may be installed)", async () => {
+    expect((await render({})).map((o) => o.kind)).not.toContain("CustomResourceDefinition");
   });
 
   it.each([
