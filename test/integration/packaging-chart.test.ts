@@ -336,6 +336,8 @@ describe.skipIf(tool === undefined)("chart rendering", () => {
     { desc: "misspelt lease field", set: ["daemon.lease.durationSeconds=15"], values: "", error: /durationSeconds/ },
     { desc: "CPU request as a boolean", set: [], values: "resources: {requests: {cpu: true}}", error: /cpu/ },
     { desc: "scrape interval in words", set: [], values: "serviceMonitor: {interval: 30 seconds}", error: /interval/ },
+    { desc: "CRDs enabled as a string", set: [], values: "crds: {metallb: {enabled: 'yes'}}", error: /enabled/ },
+    { desc: "misspelt CRD set", set: ["crds.metalLB.enabled=true"], values: "", error: /metalLB/ },
   ])("rejects wrong values: $desc", async ({ set, values, error }) => {
     const valuesFiles: string[] = [];
     if (values !== "") {
