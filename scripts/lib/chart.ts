@@ -95,6 +95,7 @@ const installOrder = [
   "ServiceAccount",
   "Secret",
   "ConfigMap",
+  "CustomResourceDefinition",
   "ClusterRole",
   "ClusterRoleBinding",
   "Role",

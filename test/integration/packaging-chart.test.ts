@@ -194,6 +194,8 @@ describe.skipIf(tool === undefined)("chart rendering", () => {
       "ClusterRole/lb",
       "ClusterRoleBinding/lb",
       "ConfigMap/lb-pools",
+      "CustomResourceDefinition/ipaddresspools.metallb.io",
+      "CustomResourceDefinition/l2advertisements.metallb.io",
       "DaemonSet/lb",
       "Role/lb",
       "RoleBinding/lb",
@@ -223,6 +225,15 @@ describe.skipIf(tool === undefined)("chart rendering", () => {
       spec: { endpoints: [{ port: "metrics", path: "/metrics", interval: "15s" }] },
     });
     expect(find(objs, "Service")).toMatchObject({ spec: { clusterIP: "None", ports: [{ port: 9472 }] } });
+    // Kept by `helm uninstall`: deleting a CRD deletes every pool written in it.
+    for (const name of ["ipaddresspools.metallb.io", "l2advertisements.metallb.io"])
+      expect(find(objs, "CustomResourceDefinition", name)).toMatchObject({
+        metadata: { annotations: { "helm.sh/resource-policy": "keep" } },
+      });
+  });
+
+  it("renders no CustomResourceDefinition by default (MetalLB's own may be installed)", async () => {
+    expect((await render({})).map((o) => o.kind)).not.toContain("CustomResourceDefinition");
   });
 
   it.each([
@@ -325,6 +336,8 @@ describe.skipIf(tool === undefined)("chart rendering", () => {
     { desc: "misspelt lease field", set: ["daemon.lease.durationSeconds=15"], values: "", error: /durationSeconds/ },
     { desc: "CPU request as a boolean", set: [], values: "resources: {requests: {cpu: true}}", error: /cpu/ },
     { desc: "scrape interval in words", set: [], values: "serviceMonitor: {interval: 30 seconds}", error: /interval/ },
+    { desc: "CRDs enabled as a string", set: [], values: "crds: {metallb: {enabled: 'yes'}}", error: /enabled/ },
+    { desc: "misspelt CRD set", set: ["crds.metalLB.enabled=true"], values: "", error: /metalLB/ },
   ])("rejects wrong values: $desc", async ({ set, values, error }) => {
     const valuesFiles: string[] = [];
     if (values !== "") {

@@ -79,5 +79,8 @@ describe.skipIf(KUBECTL === undefined)("the chart's objects on an API server", (
     expect(dry.stdout).toContain("daemonset.apps/lb created (server dry run)");
     expect(dry.stdout).toContain("configmap/lb-pools created (server dry run)");
     expect(dry.stdout).toContain("service/lb-metrics created (server dry run)");
+    expect(dry.stdout).toContain(
+      "customresourcedefinition.apiextensions.k8s.io/ipaddresspools.metallb.io created (server dry run)",
+    );
   });
 });

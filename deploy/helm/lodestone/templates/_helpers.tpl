@@ -34,3 +34,27 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- default "default" .Values.serviceAccount.name -}}
 {{- end -}}
 {{- end -}}
+
+{{/* A Kubernetes label selector in an OpenAPI v3 schema (MetalLB's CRDs select namespaces, Services, nodes, pools). */}}
+{{- define "lodestone.labelSelectorSchema" -}}
+type: object
+properties:
+  matchLabels:
+    type: object
+    additionalProperties:
+      type: string
+  matchExpressions:
+    type: array
+    items:
+      type: object
+      required: [key, operator]
+      properties:
+        key:
+          type: string
+        operator:
+          type: string
+        values:
+          type: array
+          items:
+            type: string
+{{- end }}
