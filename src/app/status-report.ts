@@ -1,13 +1,7 @@
 import type { ConfigMapInput } from "../core/config.ts";
 import { mergePools, parsePoolConfigMap } from "../core/config.ts";
 import type { ConfigProblem } from "../core/errors.ts";
-import {
-  parseIPAddressPool,
-  parseL2Advertisement,
-  withAdvertisements,
-  type MetalLBObject,
-  type ParsedAdvertisement,
-} from "../core/metallb-crds.ts";
+import { parseMetalLBObjects, type MetalLBObject } from "../core/metallb-crds.ts";
 import type { IpAddress } from "../core/ip.ts";
 import { parseIp } from "../core/ip.ts";
 import type { StatusReport, StatusServiceInput } from "../core/status-report.ts";
@@ -139,20 +133,9 @@ export async function readStatus(client: KubeClient, opts: StatusOptions): Promi
     problems.push(...result.problems);
     return result;
   });
-  const poolObjects = ipPools.map(metallbInput);
-  const crdPools = poolObjects.flatMap((o) => {
-    const r = parseIPAddressPool(o);
-    problems.push(...r.problems);
-    return r.pools;
-  });
-  const ads: NonNullable<ParsedAdvertisement["advertisement"]>[] = [];
-  for (const o of l2Ads.map(metallbInput)) {
-    const r = parseL2Advertisement(o);
-    problems.push(...r.problems);
-    if (r.advertisement !== undefined) ads.push(r.advertisement);
-  }
-  const labels = new Map(poolObjects.map((o) => [o.name, o.labels ?? {}]));
-  const merged = mergePools([...parsed, { pools: withAdvertisements(crdPools, ads, (n) => labels.get(n) ?? {}) }]);
+  const crd = parseMetalLBObjects(ipPools.map(metallbInput), l2Ads.map(metallbInput));
+  problems.push(...crd.problems);
+  const merged = mergePools([...parsed, crd]);
   problems.push(...merged.problems);
   const failures = newestOf(events, "AllocationFailed");
   const unannounced = newestOf(events, "NotAnnounced");

@@ -4,13 +4,7 @@ import type { ConfigMapInput, Pool } from "../core/config.ts";
 import { METALLB_KEY, mergePools, parsePoolConfigMap, poolCapacity, POOLS_KEY } from "../core/config.ts";
 import { isRestricted } from "../core/allocation-rules.ts";
 import { ConfigCodes, configMessages } from "../core/errors.ts";
-import {
-  parseIPAddressPool,
-  parseL2Advertisement,
-  withAdvertisements,
-  type MetalLBObject,
-  type ParsedAdvertisement,
-} from "../core/metallb-crds.ts";
+import { parseMetalLBObjects, type MetalLBObject } from "../core/metallb-crds.ts";
 import type { Family } from "../core/ip.ts";
 import { familyName } from "../core/ip.ts";
 import { parseFlags } from "./flags.ts";
@@ -72,31 +66,14 @@ export function checkConfigTexts(files: readonly { readonly name: string; readon
   }
   const fileOf = new Map(found.map((f) => [`${f.cm.namespace}/${f.cm.name}`, f.file]));
   const parsed = found.map((f) => ({ file: f.file, result: parsePoolConfigMap(f.cm) }));
-  const fromCrds = crdPools.map((c) => {
-    const result = parseIPAddressPool(c.obj);
-    fileOf.set(`IPAddressPool ${c.obj.namespace}/${c.obj.name}`, c.file);
-    return result;
-  });
-  const ads: NonNullable<ParsedAdvertisement["advertisement"]>[] = [];
-  const adProblems = crdAds.flatMap((c) => {
-    const r = parseL2Advertisement(c.obj);
-    fileOf.set(`L2Advertisement ${c.obj.namespace}/${c.obj.name}`, c.file);
-    if (r.advertisement !== undefined) ads.push(r.advertisement);
-    return r.problems;
-  });
-  const labelsOf = new Map(crdPools.map((c) => [c.obj.name, c.obj.labels ?? {}]));
-  const crdPoolList = withAdvertisements(
-    fromCrds.flatMap((r) => r.pools),
-    ads,
-    (n) => labelsOf.get(n) ?? {},
+  for (const c of crdPools) fileOf.set(`IPAddressPool ${c.obj.namespace}/${c.obj.name}`, c.file);
+  for (const c of crdAds) fileOf.set(`L2Advertisement ${c.obj.namespace}/${c.obj.name}`, c.file);
+  const crd = parseMetalLBObjects(
+    crdPools.map((c) => c.obj),
+    crdAds.map((c) => c.obj),
   );
-  const merged = mergePools([...parsed.map((p) => p.result), { pools: crdPoolList }]);
-  for (const p of [
-    ...parsed.flatMap((x) => x.result.problems),
-    ...fromCrds.flatMap((r) => r.problems),
-    ...adProblems,
-    ...merged.problems,
-  ]) {
+  const merged = mergePools([...parsed.map((p) => p.result), crd]);
+  for (const p of [...parsed.flatMap((x) => x.result.problems), ...crd.problems, ...merged.problems]) {
     problems++;
     lines.push(`${fileOf.get(p.configMap) ?? "?"}: ${sourceName(p.configMap)}: ${p.path}: ${p.message} [${p.code}]`);
   }

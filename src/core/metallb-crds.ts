@@ -215,6 +215,31 @@ export function withAdvertisements(
 }
 
 /**
+ * Pure: a set of IPAddressPools and L2Advertisements read at once (a file, one listing) as pools with their
+ * advertisements, and every problem, the pools' first. No last-good memory: the controller keeps that itself.
+ */
+export function parseMetalLBObjects(
+  ipPools: readonly MetalLBObject[],
+  l2Advertisements: readonly MetalLBObject[],
+): ParsedPools {
+  const problems: ConfigProblem[] = [];
+  const pools: Pool[] = [];
+  for (const o of ipPools) {
+    const r = parseIPAddressPool(o);
+    problems.push(...r.problems);
+    pools.push(...r.pools);
+  }
+  const ads: NonNullable<ParsedAdvertisement["advertisement"]>[] = [];
+  for (const o of l2Advertisements) {
+    const r = parseL2Advertisement(o);
+    problems.push(...r.problems);
+    if (r.advertisement !== undefined) ads.push(r.advertisement);
+  }
+  const labels = new Map(ipPools.map((o) => [o.name, o.labels ?? {}]));
+  return { pools: withAdvertisements(pools, ads, (n) => labels.get(n) ?? {}), problems };
+}
+
+/**
  * Pure: whether a node may announce a pool's IPs, and on which interfaces, from its advertisements: any
  * advertisement whose node selectors match (none: every node); the union of their interfaces, or no
  * restriction when one of them names none. Undefined `advertisements`: the pool's own `announce` rules apply.
