@@ -77,6 +77,16 @@ export interface Cause {
   readonly message: string;
 }
 
+/**
+ * A number field below its bound as apimachinery's validation words it (ValidateNonnegativeField, and the "> 0"
+ * checks of Lease durations); none when `value` is not a number or within the bound.
+ */
+export function boundCause(field: string, value: unknown, bound: ">= 0" | "> 0"): Cause[] {
+  if (typeof value !== "number" || (bound === "> 0" ? value > 0 : value >= 0)) return [];
+  const words = bound === "> 0" ? "greater than 0" : "greater than or equal to 0";
+  return [{ reason: "FieldValueInvalid", field, message: `Invalid value: ${value}: must be ${words}` }];
+}
+
 /** 422: `Service "x" is invalid: spec.ports: Required value`. */
 export function invalid(kind: string, group: string, name: string, causes: readonly Cause[]): ApiError {
   const list = causes.map((c) => `${c.field}: ${c.message}`);

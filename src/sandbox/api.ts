@@ -24,6 +24,7 @@ import {
   invalid,
   notFound,
   unsupportedMediaType,
+  boundCause,
   type ApiError,
   type Cause,
 } from "./api-errors.ts";
@@ -161,22 +162,10 @@ export function listOptionProblems(query: URLSearchParams): Cause[] {
 /** A Lease's spec as ValidateLeaseSpec (pkg/apis/coordination/validation) checks it. */
 function leaseSpecProblems(obj: JsonObject): Cause[] {
   const spec = isObject(obj["spec"]) ? obj["spec"] : {};
-  const causes: Cause[] = [];
-  const d = spec["leaseDurationSeconds"];
-  if (typeof d === "number" && d <= 0)
-    causes.push({
-      reason: "FieldValueInvalid",
-      field: "spec.leaseDurationSeconds",
-      message: `Invalid value: ${d}: must be greater than 0`,
-    });
-  const n = spec["leaseTransitions"];
-  if (typeof n === "number" && n < 0)
-    causes.push({
-      reason: "FieldValueInvalid",
-      field: "spec.leaseTransitions",
-      message: `Invalid value: ${n}: must be greater than or equal to 0`,
-    });
-  return causes;
+  return [
+    ...boundCause("spec.leaseDurationSeconds", spec["leaseDurationSeconds"], "> 0"),
+    ...boundCause("spec.leaseTransitions", spec["leaseTransitions"], ">= 0"),
+  ];
 }
 
 /** A continue token as the sandbox writes it (the shape of etcd3's): the first page's revision and the last key. */

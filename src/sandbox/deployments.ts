@@ -1,4 +1,4 @@
-import type { Cause } from "./api-errors.ts";
+import { boundCause, type Cause } from "./api-errors.ts";
 import { isObject, jsonEqual, type Json, type JsonObject } from "./json.ts";
 
 /** Go's `%v` of a map[string]string, as validation messages quote labels: `map[app:web]` with sorted keys. */
@@ -60,13 +60,7 @@ export function defaultDeployment(obj: JsonObject): void {
 export function deploymentProblems(obj: JsonObject, old: JsonObject | undefined): Cause[] {
   const causes: Cause[] = [];
   const spec = object(obj["spec"]) ?? {};
-  const replicas = spec["replicas"];
-  if (typeof replicas === "number" && replicas < 0)
-    causes.push({
-      reason: "FieldValueInvalid",
-      field: "spec.replicas",
-      message: `Invalid value: ${replicas}: must be greater than or equal to 0`,
-    });
+  causes.push(...boundCause("spec.replicas", spec["replicas"], ">= 0"));
   const selector = object(spec["selector"]);
   const matchLabels = object(selector?.["matchLabels"]) ?? {};
   const expressions = selector?.["matchExpressions"];
