@@ -158,6 +158,9 @@ const services: Svc[] = [
   })),
 ];
 
+if (tool === undefined) {
+  console.log("migration-metallb-helm: helm-template not found (../shared/tools or $LODESTONE_HELM_TEMPLATE): skipped");
+}
 describe.skipIf(tool === undefined)("migrating a MetalLB 0.14/0.15 Helm release to Lodestone", () => {
   let sandbox: Sandbox;
   let admin: KubeClient;

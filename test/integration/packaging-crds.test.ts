@@ -14,6 +14,11 @@ const tool = findHelmTemplate();
 const MLB = "metallb-system";
 const apps = "apps";
 
+if (KUBECTL === undefined || tool === undefined) {
+  console.log(
+    "packaging-crds: needs kubectl and helm-template (bash scripts/ensure-tools.sh, ../shared/tools): skipped",
+  );
+}
 describe.skipIf(KUBECTL === undefined || tool === undefined)("the chart's MetalLB-compatible CRDs", () => {
   let env: Env;
   let dir = "";
