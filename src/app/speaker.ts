@@ -17,10 +17,12 @@ import {
   candidatesSignature,
   hasInterfaceFor,
 } from "../core/announcer-ranking.ts";
-import { type HeartbeatKey, heartbeatKey } from "../core/heartbeat-codec.ts";
+import { type Heartbeat, type HeartbeatKey, heartbeatKey } from "../core/heartbeat-codec.ts";
 import { type IpAddress, formatIp, ipKey, parseIp } from "../core/ip.ts";
 import { Membership, type MembershipTiming, checkTiming, defaultTiming } from "../core/membership.ts";
 import type { ProbeResult, TelemetrySnapshot } from "../core/telemetry.ts";
+import type { Result } from "../core/errors.ts";
+import { emptyLag } from "../core/loop-lag.ts";
 import type { LoopReport } from "../core/liveness.ts";
 import { createPauses } from "../core/pause.ts";
 import type { KubeClient } from "../kube/client.ts";
@@ -51,6 +53,7 @@ import {
 } from "../kube/objects.ts";
 import { DEFAULT_HEARTBEAT_PORT, type HeartbeatTransport, createHeartbeatTransport } from "../net/heartbeat.ts";
 import { scanInterfaces } from "../net/interface-summary.ts";
+import type { Wire, WireOptions } from "./wire.ts";
 import type { WatchedObjects } from "./controller.ts";
 import { createPoolCache } from "./speaker-pools.ts";
 import { createLocalSlices } from "./speaker-slices.ts";
@@ -106,6 +109,12 @@ export interface SpeakerContext {
    * and subscribes to them but never starts or stops them. Absent, the speaker watches those objects itself.
    */
   readonly shared?: WatchedObjects;
+  /**
+   * Runs the announcer and the heartbeats on a wire thread of their own (src/app/wire.ts), so planning and
+   * garbage collections on this thread never hold back an answer or a heartbeat. Absent: both run here, with
+   * `createAnnouncer` (tests with a fake announcer).
+   */
+  readonly createWire?: (options: WireOptions) => Promise<Result<Wire, { readonly message: string }>>;
 }
 
 export interface Speaker {
@@ -123,6 +132,7 @@ export interface Speaker {
     | "layer2Drops"
     | "informerRestarts"
     | "eventsDropped"
+    | "wireLoopLag"
   >;
   readiness(): ProbeResult;
   /** For liveness: the informers' loops and the evaluation in progress. */
@@ -266,6 +276,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
 
   let keys: HeartbeatKey[] = [];
   let transport: HeartbeatTransport | undefined;
+  let wire: Wire | undefined;
   let announcer: SpeakerAnnouncer | undefined;
   let interfaces: InterfaceSummary[] = [];
   let stopped = false;
@@ -801,23 +812,46 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
       }
     }
     if (stopped || hbAddress === undefined) return;
-    const t = await createHeartbeatTransport({
-      address: hbAddress,
-      port: ctx.heartbeatPort ?? DEFAULT_HEARTBEAT_PORT,
-      logger: log,
-      keys: () => keys,
-      onHeartbeat: (hb) => {
-        const rejected = membership.heartbeat(hb, performance.now(), Date.now());
-        if (rejected !== undefined && rejected !== "replay")
-          log.debug({ from: hb.node, rejected }, "heartbeat refused");
-        if (hb.kind === "leaving") schedule();
-      },
-    });
-    if (!t.ok) throw new Error(t.error.message);
-    transport = t.value;
-    const a = await ctx.createAnnouncer(log);
-    if (!a.ok) throw new Error(`announcer: ${a.error.message}`);
-    announcer = a.value;
+    const onHeartbeat = (hb: Heartbeat, receivedAt: number): void => {
+      const rejected = membership.heartbeat(hb, receivedAt, Date.now());
+      if (rejected !== undefined && rejected !== "replay") log.debug({ from: hb.node, rejected }, "heartbeat refused");
+      if (hb.kind === "leaving") schedule();
+    };
+    const port = ctx.heartbeatPort ?? DEFAULT_HEARTBEAT_PORT;
+    if (ctx.createWire !== undefined) {
+      const w = await ctx.createWire({
+        address: hbAddress,
+        port,
+        heartbeatIntervalMs: timing.heartbeatIntervalMs,
+        logger: log,
+        keys,
+        onHeartbeat,
+      });
+      if (!w.ok) throw new Error(w.error.message);
+      wire = w.value;
+      transport = wire.transport;
+      announcer = wire.announcer;
+      // This thread was silent for seconds (hung, or starved): the wire thread withdrew every IP, and peers have
+      // taken them over. Start again as a restarted speaker would: what it wins now settles first.
+      wire.onWithdrawn(() => {
+        claimState = { ...initialClaimState, failovers: claimState.failovers };
+        claimed = [];
+        dirty = true;
+      });
+    } else {
+      const t = await createHeartbeatTransport({
+        address: hbAddress,
+        port,
+        logger: log,
+        keys: () => keys,
+        onHeartbeat: (hb) => onHeartbeat(hb, performance.now()),
+      });
+      if (!t.ok) throw new Error(t.error.message);
+      transport = t.value;
+      const a = await ctx.createAnnouncer(log);
+      if (!a.ok) throw new Error(`announcer: ${a.error.message}`);
+      announcer = a.value;
+    }
     // Defence (RFC 5227 §2.4): another host announcing an IP this node owns — a peer that wrongly believes it owns
     // it during a membership disagreement, or a stale claimant — gets our own announcement again, at most once
     // a second per IP, so the LAN's caches end on the owner once the disagreement is over. Not while handing off.
@@ -951,6 +985,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
         layer2Drops: l2.layer2Drops,
         informerRestarts: restarts,
         eventsDropped: { speaker: events.dropped() },
+        wireLoopLag: wire?.loopLag() ?? emptyLag(),
       };
     },
     readiness() {
@@ -965,6 +1000,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     },
     loops: () => [
       ...owned.map((i) => ({ loop: `informer ${i.resource}`, ended: i.crashed() })),
+      ...(wire === undefined ? [] : [{ loop: "wire thread", ended: wire.crashed() !== undefined }]),
       {
         loop: "speaker evaluation",
         busyForMs: evaluating === undefined ? undefined : performance.now() - evaluatingSince,

@@ -36,6 +36,12 @@ export const metricCatalogue = [
   ],
   ["lodestone_event_loop_lag_seconds", "histogram", "", "How late the daemon's event loop ran a 20 ms timer"],
   [
+    "lodestone_wire_event_loop_lag_seconds",
+    "histogram",
+    "",
+    "How late the speaker's wire thread (ARP/NDP answers, heartbeats) ran a 20 ms timer",
+  ],
+  [
     "lodestone_events_dropped_total",
     "counter",
     "component",
@@ -53,14 +59,21 @@ class SnapshotHistogram extends Histogram {
   private readonly read: () => TelemetrySnapshot;
   private readonly metric: MetricName;
   private readonly text: string;
-  constructor(name: MetricName, help: (n: MetricName) => string, read: () => TelemetrySnapshot) {
+  private readonly field: "loopLag" | "wireLoopLag";
+  constructor(
+    name: MetricName,
+    field: "loopLag" | "wireLoopLag",
+    help: (n: MetricName) => string,
+    read: () => TelemetrySnapshot,
+  ) {
     super({ name, help: help(name), registers: [] });
     this.metric = name;
+    this.field = field;
     this.text = help(name);
     this.read = read;
   }
   getForPromString() {
-    const h = this.read().loopLag;
+    const h = this.read()[this.field];
     const name = this.metric;
     const bucket = `${name}_bucket`;
     return Promise.resolve({
@@ -144,7 +157,8 @@ export function createMetricsRegistry(snapshot: () => TelemetrySnapshot): Regist
   gauge("lodestone_membership_size", (g, s) => g.set(s.membershipSize));
   counter("lodestone_failover_events_total", (add, s) => add({}, s.failovers));
   counter("lodestone_duelling_announcements_total", (add, s) => add({}, s.duellingAnnouncements));
-  registry.registerMetric(new SnapshotHistogram("lodestone_event_loop_lag_seconds", help, take));
+  registry.registerMetric(new SnapshotHistogram("lodestone_event_loop_lag_seconds", "loopLag", help, take));
+  registry.registerMetric(new SnapshotHistogram("lodestone_wire_event_loop_lag_seconds", "wireLoopLag", help, take));
   counter("lodestone_events_dropped_total", (add, s) => {
     for (const [component, n] of Object.entries(s.eventsDropped)) add({ component }, n);
   });
