@@ -22,6 +22,7 @@ import { loadavg } from "node:os";
 import { parseArgs } from "node:util";
 import { type LagHistogram, emptyLag, lagQuantile } from "../src/core/loop-lag.ts";
 import { type LabCluster, startLabCluster } from "../src/lab/cluster.ts";
+import { compiledDaemon } from "../src/lab/daemon-command.ts";
 import { labUnavailable } from "../src/lab/netns.ts";
 
 const why = labUnavailable(["ndisc6", "curl"]);
@@ -30,6 +31,7 @@ if (why !== undefined) {
   process.exit(1);
 }
 const { values } = parseArgs({
+  allowNegative: true,
   options: {
     services: { type: "string", default: "10000" },
     trials: { type: "string", default: "5" },
@@ -37,6 +39,10 @@ const { values } = parseArgs({
     "idle-seconds": { type: "string", default: "60" },
     /** More Node flags for the daemons, e.g. --node-flags="--trace-gc" (with LODESTONE_KEEP_LAB_LOGS=1). */
     "node-flags": { type: "string", default: "" },
+    /** The daemons' --log-level; info shows each membership change and claim batch (with LODESTONE_KEEP_LAB_LOGS=1). */
+    "log-level": { type: "string", default: "warn" },
+    /** Run the daemons compiled to dist/ as the image holds them (default), or from the sources (--no-compiled). */
+    compiled: { type: "boolean", default: true },
   },
 });
 const N = Number(values.services);
@@ -57,10 +63,14 @@ const median = (xs: readonly number[]): number => {
 const writes: { method: string; path: string; at: number }[] = [];
 let counting = false;
 
+// The daemon as the image holds it (`npm run build`: no TypeScript stripper in either thread), unless --no-compiled.
+const compiled = values.compiled ? compiledDaemon() : undefined;
+process.once("exit", () => compiled?.remove());
 const cluster = await startLabCluster({
+  ...(compiled === undefined ? {} : { daemonBin: compiled.bin }),
   area: "spk",
   nodes: 3,
-  logLevel: "warn",
+  logLevel: values["log-level"],
   pools: `- name: bench\n  addresses: ["${POOL}"]\n`,
   nodeAddresses: (i) => [`2001:db8:1:0:ffff::${i + 1}/64`],
   clientAddresses: ["2001:db8:1:0:ffff::50/64"],

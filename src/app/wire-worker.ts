@@ -110,6 +110,10 @@ port.on("message", (m: ToWire) => {
       if (m.reset) {
         claims.clear();
         withdrawn = false;
+      } else if (withdrawn) {
+        // Sent before the main thread saw "withdrawn": claims relative to what this thread no longer holds.
+        post({ type: "reconciled", id: m.id, unannounced: [] });
+        return;
       }
       for (const c of m.upserts) claims.set(ipKey(c.ip), c);
       for (const k of m.removes) claims.delete(k);

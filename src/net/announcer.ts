@@ -110,8 +110,9 @@ interface Choice {
   readonly unannounced: ReconcileReport["unannounced"][number] | undefined;
 }
 
-/** Gratuitous rounds sent in one event-loop turn at most (see roundFitsThisTurn). */
+/** Gratuitous rounds sent in one event-loop turn at most, and for at most this long (see roundFitsThisTurn). */
 const ROUNDS_PER_TURN = 200;
+const SENDING_MS_PER_TURN = 5;
 
 /**
  * Kernel group joins or leaves (one setsockopt each) done in one event-loop turn at most. The kernel keeps a
@@ -476,14 +477,17 @@ class Layer2Announcer implements Announcer {
    */
   private roundFitsThisTurn(): boolean {
     if (this.turnReset === undefined) {
+      this.turnStartedAt = performance.now();
       this.turnReset = setImmediate(() => {
         this.roundsThisTurn = 0;
         this.turnReset = undefined;
       });
       this.turnReset.unref();
     }
-    return this.roundsThisTurn++ < ROUNDS_PER_TURN;
+    // Also bounded in time: where a send is slow (a loaded bridge), 200 of them would still make a long turn.
+    return this.roundsThisTurn++ < ROUNDS_PER_TURN && performance.now() - this.turnStartedAt < SENDING_MS_PER_TURN;
   }
+  private turnStartedAt = 0;
   private roundsThisTurn = 0;
   private turnReset: NodeJS.Immediate | undefined;
 

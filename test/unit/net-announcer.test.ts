@@ -201,12 +201,13 @@ describe("Announcer (fake transport, fake clock)", () => {
     });
   });
 
-  it("a takeover of thousands of IPs sends 200 first rounds per turn, the rest in later turns", () => {
+  it("a takeover of thousands of IPs sends at most 200 first rounds (5 ms) per turn, the rest in later turns", () => {
     const many = Array.from({ length: 5_000 }, (_, i) =>
       claim(`2001:db8::${(i + 1).toString(16)}`, { intervalMs: 1000, count: 1 }),
     );
     announcer.reconcile(many);
-    expect(eth0().sent).toHaveLength(200);
+    expect(eth0().sent.length).toBeGreaterThan(0);
+    expect(eth0().sent.length).toBeLessThanOrEqual(200);
     vi.advanceTimersByTime(100);
     expect(eth0().sent).toHaveLength(5_000); // one unsolicited NA each
   });
