@@ -41,6 +41,7 @@ import {
   projectLease,
   projectNode,
   serviceChangesAnnouncement,
+  serviceChangesRanking,
   writeAnnouncingNode,
 } from "../kube/speaker-resources.ts";
 import { type EventReason, type ObjectRef, createEventRecorder } from "../kube/events.ts";
@@ -264,7 +265,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     }),
   };
   const { services, configMaps, namespaces } = watched;
-  const localSlices = createLocalSlices({ ...common, services, loaded: () => (dirty = true) });
+  const localSlices = createLocalSlices({ ...common, services, loaded: () => (dirty = rankingDirty = true) });
   const slices = localSlices.informer;
   /** The informers this speaker runs (and counts restarts of); shared ones belong to the controller. */
   const owned: readonly Informer<never>[] = [
@@ -295,34 +296,41 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
       const renew = l.renewTime === undefined ? undefined : Date.parse(l.renewTime);
       membership.lease(l.node, l.renewTime, renew, performance.now(), Date.now());
       // Not on every renewal: a plan's cost grows with the Services, and every node renews its Lease every few seconds.
-      if (leaseChangesRanking(old, l)) dirty = true;
+      if (leaseChangesRanking(old, l)) dirty = rankingDirty = true;
     },
     delete: (l) => {
       membership.leaseGone(l.node);
-      dirty = true;
+      dirty = rankingDirty = true;
     },
   });
   nodes.subscribe({
     upsert: (n, old) => {
-      if (nodeChangesRanking(old, n)) dirty = true;
+      if (nodeChangesRanking(old, n)) dirty = rankingDirty = true;
     },
     delete: (n) => {
       membership.forget(n.name);
-      dirty = true;
+      dirty = rankingDirty = true;
     },
   });
   services.subscribe({
     upsert: (s, old) => {
-      if (serviceChangesAnnouncement(old, s)) dirty = true;
+      if (!serviceChangesAnnouncement(old, s)) return;
+      dirty = true;
+      if (serviceChangesRanking(old, s)) rankingDirty = true;
     },
-    delete: () => (dirty = true),
+    delete: () => (dirty = rankingDirty = true),
   });
   for (const inf of [slices, configMaps, namespaces] as const) {
-    (inf as Informer<SlimService>).subscribe({ upsert: () => (dirty = true), delete: () => (dirty = true) });
+    (inf as Informer<SlimService>).subscribe({
+      upsert: () => (dirty = rankingDirty = true),
+      delete: () => (dirty = rankingDirty = true),
+    });
   }
 
   // --- the decision loop ---
   let dirty = true;
+  /** Set with `dirty` by changes to what rankings read (not by annotation writes or retries): see followDeaths. */
+  let rankingDirty = true;
   let signature = "";
   let claimState: ClaimState = initialClaimState;
   /** What the announcer was last given (claimState.claimed, in IP order). */
@@ -463,13 +471,15 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     lastPassAt = now;
     sliceWorkMs = 0;
     if (sig !== signature) log.info({ members: [...view.members].sort(), fenced: view.fenced }, "membership changed");
-    const inputsChanged = dirty;
+    const rankingChanged = rankingDirty;
     dirty = false;
+    rankingDirty = false;
     signature = sig;
     const ready = synced() && renewedOnce && keys.length > 0;
     // Not ready yet: look again on the next tick (becoming ready is not an informer event).
-    if (!ready) dirty = true;
+    if (!ready) dirty = rankingDirty = true;
     let plan: AnnouncePlan | undefined;
+    let followed = false;
     let inheritedOwners: ReadonlyMap<string, string> | undefined;
     if (ready) {
       const candidateNodes = candidates(view.members);
@@ -477,9 +487,10 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
       // Only nodes died since the last plan (their IPs must move now): follow each ranking without them, in this
       // turn, instead of grouping 10,000 Services again over several.
       plan =
-        !inputsChanged && lastPlan !== undefined && claimState.owners !== undefined
+        !rankingChanged && lastPlan !== undefined && claimState.owners !== undefined
           ? followDeaths(self, lastPlan, candidateNodes, context)
           : undefined;
+      followed = plan !== undefined;
       if (plan === undefined) {
         const wanted = announcedServices();
         const currentPools = pools();
@@ -507,13 +518,23 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     claimState = decision.state;
     paceMs = Math.min(PACE_MAX_MS, Math.max(PACE_MS, PACE_FACTOR * (sliceWorkMs + performance.now() - decidedFrom)));
     if (decision.changed) {
+      const handedAt = performance.now();
       unannouncedHere = onNoInterface(await announcer.reconcile(decision.claims));
       claimed = decision.claims;
       const { added, removed } = decision;
       if (added.length + removed.length > 0) {
         const ips = (cs: readonly AnnounceClaim[]) => cs.slice(0, LOGGED_IPS).map((c) => formatIp(c.ip));
         log.info(
-          { added: ips(added), removed: ips(removed), addedCount: added.length, removedCount: removed.length },
+          {
+            added: ips(added),
+            removed: ips(removed),
+            addedCount: added.length,
+            removedCount: removed.length,
+            // Where a takeover's time goes: planning (followed: the last plan without the dead), then the announcer.
+            followed,
+            planMs: Math.round(handedAt - now),
+            announcerMs: Math.round(performance.now() - handedAt),
+          },
           "claims",
         );
       }
@@ -846,7 +867,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
       wire.onWithdrawn(() => {
         claimState = { ...initialClaimState, failovers: claimState.failovers };
         claimed = [];
-        dirty = true;
+        dirty = rankingDirty = true;
       });
     } else {
       const t = await createHeartbeatTransport({

@@ -47,6 +47,35 @@ function flushForeign(): void {
   foreign = [];
 }
 
+/**
+ * Claims changed per event-loop turn at most. Applying a takeover of thousands of IPs at once (sockets, groups,
+ * bursts for each) held this thread for a second at 10,000 Services — long enough for the peers to declare the
+ * node dead while it took over. Releases go first, then gains; the heartbeats and answers run between steps.
+ */
+const CLAIMS_PER_TURN = 256;
+const jobs: { id: number; removes: string[]; upserts: Claim[] }[] = [];
+let applying = false;
+
+function applyStep(): void {
+  const job = jobs[0];
+  if (job === undefined || closing) {
+    applying = false;
+    return;
+  }
+  let budget = CLAIMS_PER_TURN;
+  for (; budget > 0 && job.removes.length > 0; budget--) claims.delete(job.removes.pop() as string);
+  for (; budget > 0 && job.removes.length === 0 && job.upserts.length > 0; budget--) {
+    const c = job.upserts.pop() as Claim;
+    claims.set(ipKey(c.ip), c);
+  }
+  const unannounced = reconcile();
+  if (job.removes.length === 0 && job.upserts.length === 0) {
+    jobs.shift();
+    post({ type: "reconciled", id: job.id, unannounced });
+  }
+  setImmediate(applyStep);
+}
+
 function reconcile(): readonly { key: string; ip: Claim["ip"]; message: string }[] {
   if (announcer === undefined) return [];
   const report = announcer.reconcile([...claims.values()]);
@@ -82,6 +111,8 @@ async function main(): Promise<void> {
     const silent = performance.now() - heardFromMain;
     if (!withdrawn && silent > start.mainSilentMs) {
       withdrawn = true;
+      for (const job of jobs) post({ type: "reconciled", id: job.id, unannounced: [] });
+      jobs.length = 0;
       claims.clear();
       reconcile();
       post({ type: "withdrawn", silentMs: Math.round(silent) });
@@ -108,6 +139,8 @@ port.on("message", (m: ToWire) => {
     }
     case "reconcile": {
       if (m.reset) {
+        for (const job of jobs) post({ type: "reconciled", id: job.id, unannounced: [] });
+        jobs.length = 0;
         claims.clear();
         withdrawn = false;
       } else if (withdrawn) {
@@ -115,9 +148,11 @@ port.on("message", (m: ToWire) => {
         post({ type: "reconciled", id: m.id, unannounced: [] });
         return;
       }
-      for (const c of m.upserts) claims.set(ipKey(c.ip), c);
-      for (const k of m.removes) claims.delete(k);
-      post({ type: "reconciled", id: m.id, unannounced: reconcile() });
+      jobs.push({ id: m.id, removes: [...m.removes], upserts: [...m.upserts] });
+      if (!applying) {
+        applying = true;
+        setImmediate(applyStep);
+      }
       return;
     }
     case "announce":
