@@ -48,11 +48,14 @@ function flushForeign(): void {
 }
 
 /**
- * Claims changed per event-loop turn at most. Applying a takeover of thousands of IPs at once (sockets, groups,
+ * Changed claims applied per event-loop turn. Applying a takeover of thousands of IPs at once (sockets, groups,
  * bursts for each) held this thread for a second at 10,000 Services — long enough for the peers to declare the
- * node dead while it took over. Releases go first, then gains; the heartbeats and answers run between steps.
+ * node dead while it took over. Releases go first, then gains; the heartbeats and answers run between steps. The
+ * count adapts so a step takes about STEP_MS: each step also looks over every claim once (the announcer is
+ * declarative), so steps much smaller than that would multiply that cost.
  */
-const CLAIMS_PER_TURN = 256;
+const STEP_MS = 20;
+let claimsPerStep = 256;
 const jobs: { id: number; removes: string[]; upserts: Claim[] }[] = [];
 let applying = false;
 
@@ -62,13 +65,19 @@ function applyStep(): void {
     applying = false;
     return;
   }
-  let budget = CLAIMS_PER_TURN;
+  const startedAt = performance.now();
+  let budget = claimsPerStep;
   for (; budget > 0 && job.removes.length > 0; budget--) claims.delete(job.removes.pop() as string);
   for (; budget > 0 && job.removes.length === 0 && job.upserts.length > 0; budget--) {
     const c = job.upserts.pop() as Claim;
     claims.set(ipKey(c.ip), c);
   }
   const unannounced = reconcile();
+  const took = performance.now() - startedAt;
+  if (budget === 0) {
+    if (took < STEP_MS / 2) claimsPerStep = Math.min(4_096, claimsPerStep * 2);
+    else if (took > STEP_MS * 2) claimsPerStep = Math.max(64, Math.floor(claimsPerStep / 2));
+  }
   if (job.removes.length === 0 && job.upserts.length === 0) {
     jobs.shift();
     post({ type: "reconciled", id: job.id, unannounced });
