@@ -26,7 +26,8 @@ export function encodeAnnounced(ips: readonly IpAddress[]): string {
   return parts.join(";");
 }
 
-export type DecodedAnnounced = { readonly ok: true; readonly value: IpAddress[] } | { readonly ok: false; readonly error: string };
+export type DecodedAnnounced =
+  { readonly ok: true; readonly value: IpAddress[] } | { readonly ok: false; readonly error: string };
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
@@ -46,7 +47,7 @@ export function decodeAnnounced(text: string): DecodedAnnounced {
     const bytes = Buffer.from(m[2], "base64");
     const max = (1n << (family === 4 ? 32n : 128n)) - 1n;
     let prev: bigint | undefined;
-    for (let i = 0; i < bytes.length; ) {
+    for (let i = 0; i < bytes.length;) {
       let v = 0n;
       let shift = 0n;
       for (;;) {

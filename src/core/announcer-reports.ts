@@ -79,7 +79,8 @@ export class AnnouncerReports {
   /** The earliest expiry after `now`, for the caller's timer. */
   nextExpiry(now: number): number | undefined {
     let next: number | undefined;
-    for (const e of this.#nodes.values()) if (e.expiresAt > now && (next === undefined || e.expiresAt < next)) next = e.expiresAt;
+    for (const e of this.#nodes.values())
+      if (e.expiresAt > now && (next === undefined || e.expiresAt < next)) next = e.expiresAt;
     return next;
   }
 

@@ -40,7 +40,11 @@ describe("encodeAnnounced / decodeAnnounced", () => {
   it.each([
     { desc: "nothing", ips: [], text: "" },
     { desc: "one IPv4 address", ips: ["192.0.2.1"], text: "4:gYSAgAw=" },
-    { desc: "two adjacent IPv4 addresses: a gap of zero is one byte", ips: ["192.0.2.1", "192.0.2.2"], text: "4:gYSAgAwA" },
+    {
+      desc: "two adjacent IPv4 addresses: a gap of zero is one byte",
+      ips: ["192.0.2.1", "192.0.2.2"],
+      text: "4:gYSAgAwA",
+    },
     { desc: "IPv6 after IPv4", ips: ["2001:db8::1", "192.0.2.1"], text: expect.stringMatching(/^4:[^;]+;6:[^;]+$/) },
   ])("writes $desc as expected", ({ ips, text }) => {
     expect(encodeAnnounced(ips.map((t) => parseIp(t)!))).toEqual(text);
@@ -53,7 +57,11 @@ describe("encodeAnnounced / decodeAnnounced", () => {
     { desc: "a family twice", text: "4:AA==;4:AQ==", error: /IPv4 appears twice/ },
     { desc: "a number cut off", text: "4:gA==", error: /cut off/ },
     { desc: "an IPv4 address beyond 32 bits", text: "4:gICAgBA=", error: /beyond the family's range/ },
-    { desc: "an endless number", text: `6:${Buffer.alloc(24, 0xff).toString("base64")}`, error: /longer than an address/ },
+    {
+      desc: "an endless number",
+      text: `6:${Buffer.alloc(24, 0xff).toString("base64")}`,
+      error: /longer than an address/,
+    },
   ])("refuses $desc", ({ text, error }) => {
     const r = decodeAnnounced(text);
     expect(r.ok).toBe(false);
