@@ -29,7 +29,15 @@ import {
   type SlimService,
 } from "../kube/objects.ts";
 import { createServiceStatusWriter, type ServiceStatusWriter } from "../kube/service-status-writer.ts";
-import { DEFAULT_LOAD_BALANCER_CLASS, POOL_ANNOTATION, POOLS_SELECTOR } from "../core/well-known.ts";
+import { ensureMemberlistSecret, projectLease, type SpeakerLease } from "../kube/speaker-resources.ts";
+import { createAnnouncingWriter, type AnnouncingWriter } from "./announcing-writer.ts";
+import {
+  DEFAULT_LOAD_BALANCER_CLASS,
+  MEMBERLIST_SECRET,
+  POOL_ANNOTATION,
+  POOLS_SELECTOR,
+  SPEAKER_SELECTOR,
+} from "../core/well-known.ts";
 
 /**
  * Liveness limit of one reconcile or pool write. It makes at most a PATCH (10 s timeout) and, after a 409, a GET
@@ -67,6 +75,11 @@ export interface ControllerOptions {
   readonly metallbNamespace?: string;
   /** How often a MetalLB CRD that is not installed is looked for again (default 10 s). */
   readonly absentRetryMs?: number;
+  /**
+   * False: watch and parse only, never campaign or write (what a speaker running alone needs of the controller's
+   * caches: Services, pools, Namespaces, MetalLB's objects). Default true.
+   */
+  readonly campaign?: boolean;
 }
 
 export type ControllerTelemetry = Pick<
@@ -189,8 +202,49 @@ export function createController(o: ControllerOptions): Controller {
         });
     });
   }
-  const informers: Informer<Slim>[] = [services, configMaps, namespaces, ...(metallb?.informers ?? [])];
+  const campaign = o.campaign ?? true;
+  // The speakers' membership Leases: what each reports it announces, for the announcing-node annotation.
+  const speakerLeases: Informer<SpeakerLease> | undefined = campaign
+    ? createInformer({
+        ...common,
+        resource: "leases",
+        path: `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(o.namespace)}/leases`,
+        labelSelector: SPEAKER_SELECTOR,
+        project: projectLease,
+      })
+    : undefined;
+  const informers: Informer<Slim>[] = [
+    services,
+    configMaps,
+    namespaces,
+    ...(metallb?.informers ?? []),
+    ...(speakerLeases === undefined ? [] : [speakerLeases]),
+  ];
   const writer: ServiceStatusWriter = createServiceStatusWriter(o.client);
+  const announcing: AnnouncingWriter | undefined =
+    speakerLeases === undefined
+      ? undefined
+      : createAnnouncingWriter({
+          services,
+          leases: speakerLeases,
+          handlesClass: (cls) => classMatches(cls, o.loadBalancerClass),
+          writer,
+          clock,
+          logger: log,
+        });
+  let cancelSecret: (() => void) | undefined;
+  /**
+   * The heartbeat key Secret, created by the leader when it is missing (the speakers only read it; the chart does
+   * not make it, or every upgrade would change the key and fail every node over). Retried while leading.
+   */
+  async function ensureSecret(at: number, attempt = 0): Promise<void> {
+    if (!acting || epoch !== at) return;
+    const err = await ensureMemberlistSecret(o.client, o.namespace);
+    if (err === undefined || !acting || epoch !== at) return;
+    const delay = Math.min(30_000, 1_000 * 2 ** attempt);
+    log.warn({ err, retryInMs: delay }, `cannot create the heartbeat key Secret ${MEMBERLIST_SECRET}`);
+    cancelSecret = clock.setTimer(delay, () => void ensureSecret(at, attempt + 1));
+  }
   const events: EventRecorder = createEventRecorder({
     client: o.client,
     logger: log,
@@ -403,6 +457,8 @@ export function createController(o: ControllerOptions): Controller {
     for (const r of metallb?.invalid() ?? []) metallbInvalidEvent(r);
     poolStatus?.reset();
     if (poolStatus !== undefined) statusTick(epoch);
+    void ensureSecret(epoch);
+    announcing?.start();
     enqueueAll();
   }
 
@@ -414,6 +470,9 @@ export function createController(o: ControllerOptions): Controller {
     timer = undefined;
     cancelStatus?.();
     cancelStatus = undefined;
+    cancelSecret?.();
+    cancelSecret = undefined;
+    announcing?.stop();
     events.resume();
     log.warn("no longer leading: stopped allocating and writing");
   }
@@ -724,6 +783,7 @@ export function createController(o: ControllerOptions): Controller {
   return {
     start() {
       for (const i of informers) i.start();
+      if (!campaign) return;
       elector = createLeaderElector({
         client: o.client,
         namespace: o.namespace,
@@ -766,6 +826,7 @@ export function createController(o: ControllerOptions): Controller {
           ["configmaps", configMaps],
           ["namespaces", namespaces],
           ...(metallb?.informers ?? []).map((i) => [i.resource, i]),
+          ...(speakerLeases === undefined ? [] : [["leases", speakerLeases]]),
         ].map(([n, i]) => [n as string, (i as Informer<never>).restarts()]),
       ),
     }),

@@ -9,6 +9,9 @@
  * name in order. A node whose Lease expired names nothing. Every change returns the IPs whose owner it may have
  * changed, so the caller's work is proportional to the change, not to the number of IPs.
  */
+/** IPs handled per step of reportSteps (about a millisecond). */
+const STEP_IPS = 1_000;
+
 export class AnnouncerReports {
   /** Per node: IP key → when this table first saw it in that node's report; and whether its Lease is live. */
   readonly #nodes = new Map<string, { ips: Map<string, number>; expiresAt: number }>();
@@ -20,13 +23,28 @@ export class AnnouncerReports {
    * Returns the IP keys whose owner may have changed.
    */
   report(node: string, ips: Iterable<string>, expiresAt: number, now: number): string[] {
+    const steps = this.reportSteps(node, ips, expiresAt, now);
+    for (;;) {
+      const r = steps.next();
+      if (r.done === true) return r.value;
+    }
+  }
+
+  /** `report`, a step per STEP_IPS addresses, for a caller that spreads a large report over event-loop turns. */
+  *reportSteps(node: string, ips: Iterable<string>, expiresAt: number, now: number): Generator<void, string[], void> {
     let entry = this.#nodes.get(node);
     const wasLive = entry !== undefined && entry.expiresAt > now;
     if (entry === undefined) this.#nodes.set(node, (entry = { ips: new Map(), expiresAt }));
     entry.expiresAt = expiresAt;
     const changed: string[] = [];
-    const next = new Set(ips);
+    const next = new Set<string>();
+    let n = 0;
+    for (const k of ips) {
+      next.add(k);
+      if (++n % STEP_IPS === 0) yield;
+    }
     for (const k of entry.ips.keys()) {
+      if (++n % STEP_IPS === 0) yield;
       if (next.has(k)) continue;
       entry.ips.delete(k);
       this.#unlink(k, node);
@@ -34,6 +52,7 @@ export class AnnouncerReports {
     }
     const live = expiresAt > now;
     for (const k of next) {
+      if (++n % STEP_IPS === 0) yield;
       if (entry.ips.has(k)) {
         // Coming back to life (a renewal after an expiry): every IP it reports may change hands again.
         if (live !== wasLive) changed.push(k);

@@ -1,6 +1,6 @@
 import { formatIp, type IpAddress } from "../core/ip.ts";
 import { isRetryable, responseMessage, type KubeClient, type KubeResponse } from "./client.ts";
-import { POOL_ANNOTATION } from "../core/well-known.ts";
+import { ANNOUNCING_ANNOTATION, POOL_ANNOTATION } from "../core/well-known.ts";
 
 /** Which Service version a write is based on; the write fails with "conflict" when the Service moved on. */
 export interface ServiceRef {
@@ -30,6 +30,8 @@ export interface ServiceStatusWriter {
   writeIngress(ref: ServiceRef, ips: readonly IpAddress[], pool?: string | null): Promise<WriteOutcome>;
   /** Sets (or with undefined, removes) the `lodestone.dev/pool` annotation on the Service object. */
   writePool(ref: Omit<ServiceRef, "resourceVersion">, pool: string | undefined): Promise<WriteOutcome>;
+  /** Sets (or with undefined, removes) the `lodestone.dev/announcing-node` annotation; a 409 is not re-read. */
+  writeAnnouncing(ref: Omit<ServiceRef, "resourceVersion">, nodes: string | undefined): Promise<WriteOutcome>;
 }
 
 const servicePath = (ns: string, name: string): string =>
@@ -85,6 +87,21 @@ export function createServiceStatusWriter(client: KubeClient): ServiceStatusWrit
         discardSuccessBody: true,
       });
       return outcome(res, ref.namespace, ref.name);
+    },
+    async writeAnnouncing(ref, nodes) {
+      const res = await client.request({
+        method: "PATCH",
+        path: servicePath(ref.namespace, ref.name),
+        body: { metadata: { annotations: { [ANNOUNCING_ANNOTATION]: nodes ?? null } } },
+        timeoutMs: 10_000,
+        discardSuccessBody: true,
+      });
+      if (res.status === 200) return { kind: "written" };
+      if (res.status === 404) return { kind: "gone" };
+      if (isRetryable(res.status)) {
+        return { kind: "retry", afterMs: res.retryAfterMs, reason: `${res.status} ${responseMessage(res)}` };
+      }
+      return { kind: "failed", reason: `${res.status} ${responseMessage(res)}` };
     },
   };
 }
