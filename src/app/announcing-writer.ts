@@ -139,8 +139,8 @@ export function createAnnouncingWriter(o: AnnouncingWriterOptions): AnnouncingWr
       start = performance.now();
     };
     try {
-      while (leaseQueue.length > 0) {
-        const { node, lease } = leaseQueue.shift()!;
+      for (let next = leaseQueue.shift(); next !== undefined; next = leaseQueue.shift()) {
+        const { node, lease } = next;
         const now = clock.now();
         const prev = applied.get(node);
         if (lease === undefined) {

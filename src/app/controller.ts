@@ -97,6 +97,8 @@ export interface WatchedObjects {
   readonly namespaces: Informer<SlimNamespace>;
   /** The pools read from MetalLB's CRDs, as the controller translated them (last good versions kept). */
   readonly customPools?: () => readonly Pool[];
+  /** The speakers' membership Leases, when the controller campaigns (it reads their reports). */
+  readonly speakerLeases?: Informer<SpeakerLease>;
 }
 
 export interface Controller {
@@ -846,6 +848,12 @@ export function createController(o: ControllerOptions): Controller {
     ],
     isLeader: () => acting,
     pools: () => pools,
-    watched: { services, configMaps, namespaces, ...(metallb === undefined ? {} : { customPools: metallb.pools }) },
+    watched: {
+      services,
+      configMaps,
+      namespaces,
+      ...(metallb === undefined ? {} : { customPools: metallb.pools }),
+      ...(speakerLeases === undefined ? {} : { speakerLeases }),
+    },
   };
 }

@@ -227,13 +227,15 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     path: "/api/v1/nodes",
     project: projectNode,
   });
-  const leases = createInformer<SpeakerLease>({
-    ...common,
-    resource: "speaker-leases",
-    path: `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases`,
-    labelSelector: SPEAKER_SELECTOR,
-    project: projectLease,
-  });
+  const leases =
+    ctx.shared?.speakerLeases ??
+    createInformer<SpeakerLease>({
+      ...common,
+      resource: "speaker-leases",
+      path: `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases`,
+      labelSelector: SPEAKER_SELECTOR,
+      project: projectLease,
+    });
   const watched: WatchedObjects = ctx.shared ?? {
     services: createInformer<SlimService>({
       ...common,
@@ -262,7 +264,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
   const owned: readonly Informer<never>[] = [
     nodes,
     slices,
-    leases,
+    ...(ctx.shared?.speakerLeases === undefined ? [leases] : []),
     ...(ctx.shared === undefined ? [services, configMaps, namespaces] : []),
   ] as never;
   const informers: readonly Informer<never>[] = [services, nodes, slices, leases, configMaps, namespaces] as never;

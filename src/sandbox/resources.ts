@@ -113,6 +113,12 @@ export const resourceTypes: readonly ResourceType[] = [
   rt("apps", "daemonsets", "DaemonSet", true, { shortNames: ["ds"], status: true, generation: true }),
   // Stored, defaulted and validated, never run: so `kubectl create deployment` and `kubectl expose` work.
   rt("apps", "deployments", "Deployment", true, { shortNames: ["deploy"], status: true, generation: true }),
+  // Stored only, like the DaemonSets: the chart's controller has one (nothing evicts in the sandbox).
+  rt("policy", "poddisruptionbudgets", "PodDisruptionBudget", true, {
+    shortNames: ["pdb"],
+    status: true,
+    generation: true,
+  }),
   rt("apiextensions.k8s.io", "customresourcedefinitions", "CustomResourceDefinition", false, {
     shortNames: ["crd", "crds"],
     status: true,

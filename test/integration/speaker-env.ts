@@ -1,7 +1,16 @@
 import { parseIp } from "../../src/core/ip.ts";
 import type { InterfaceSummary } from "../../src/core/announcer-ranking.ts";
 import type { MembershipTiming } from "../../src/core/membership.ts";
+import type { Logger } from "pino";
+import { createAnnouncingWriter } from "../../src/app/announcing-writer.ts";
+import { classMatches } from "../../src/app/controller.ts";
 import type { KubeClient } from "../../src/kube/client.ts";
+import { createInformer } from "../../src/kube/informer.ts";
+import { systemClock } from "../../src/kube/lease.ts";
+import { projectWatchedService } from "../../src/kube/objects.ts";
+import { createServiceStatusWriter } from "../../src/kube/service-status-writer.ts";
+import { ensureMemberlistSecret, projectLease } from "../../src/kube/speaker-resources.ts";
+import { SPEAKER_SELECTOR } from "../../src/core/well-known.ts";
 
 /** Shared by the integration tests that run speakers in process (fake announcer, loopback heartbeats). */
 
@@ -46,4 +55,48 @@ export async function createPoolNamespace(client: KubeClient, ns: string, poolsY
     metadata: { name: "pools", namespace: ns, labels: { "lodestone.dev/pools": "true" } },
     data: { "pools.yaml": poolsYaml },
   });
+}
+
+/**
+ * What the controller does for speakers running without one: creates the heartbeat key Secret and writes the
+ * announcing-node annotation from their Leases' reports (its own informers, the real writer). Returns a stop.
+ */
+export async function startSpeakerCompanion(
+  client: KubeClient,
+  ns: string,
+  logger: Logger,
+): Promise<() => Promise<void>> {
+  const err = await ensureMemberlistSecret(client, ns);
+  if (err !== undefined) throw new Error(err);
+  const services = createInformer({
+    client,
+    logger,
+    resource: "services",
+    path: "/api/v1/services",
+    project: projectWatchedService,
+  });
+  const leases = createInformer({
+    client,
+    logger,
+    resource: "leases",
+    path: `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases`,
+    labelSelector: SPEAKER_SELECTOR,
+    project: projectLease,
+  });
+  const writer = createAnnouncingWriter({
+    services,
+    leases,
+    handlesClass: (cls) => classMatches(cls, undefined),
+    writer: createServiceStatusWriter(client),
+    clock: systemClock,
+    logger,
+  });
+  services.start();
+  leases.start();
+  await Promise.all([services.whenSynced(), leases.whenSynced()]);
+  writer.start();
+  return async () => {
+    writer.stop();
+    await Promise.all([services.stop(), leases.stop()]);
+  };
 }
