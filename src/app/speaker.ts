@@ -775,7 +775,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
       }
       keyError = r.message;
       if (attempt === 0 || attempt % 10 === 0) log.warn({ err: r.message }, "heartbeat key not available yet");
-      await pause(Math.min(5_000, 200 * 2 ** attempt));
+      await pause(Math.min(2_000, 200 * 2 ** attempt));
     }
     await Promise.race([nodes.whenSynced(), stopping]);
     while (!stopped && hbAddress === undefined) {

@@ -233,8 +233,8 @@ describe.skipIf(tool === undefined)("migrating a MetalLB 0.14/0.15 Helm release 
     const rendered = parseAllDocuments(render.yaml)
       .map((d) => d.toJS() as Obj | null)
       .filter((o): o is Obj => o !== null);
-    // The chart's defaults read metallb-system: the DaemonSet passes it on.
-    const ds = rendered.find((o) => o.kind === "DaemonSet") as unknown as {
+    // The chart's defaults read metallb-system: the controller's Deployment passes it on.
+    const ds = rendered.find((o) => o.kind === "Deployment") as unknown as {
       spec: { template: { spec: { serviceAccountName: string; containers: { args: string[] }[] } } };
     };
     expect(ds.spec.template.spec.containers[0]!.args).toContain(`--metallb-namespace=${MLB}`);
@@ -259,7 +259,7 @@ describe.skipIf(tool === undefined)("migrating a MetalLB 0.14/0.15 Helm release 
         namespace: ns,
         nodeName: "node1",
         metallbNamespace: MLB,
-        speaker: false,
+        component: "controller",
         metricsPort: -1,
         lease: fastLease,
         informerBackoff: { initialMs: 100, maxMs: 400 },
