@@ -53,6 +53,8 @@ export interface LabClusterOptions {
   readonly serviceRanges?: readonly string[];
   /** Node flags for the daemons besides the image's (e.g. --trace-gc). */
   readonly daemonFlags?: readonly string[];
+  /** The daemon's bin/lodestone.js: this checkout's (the sources) by default, or compiledDaemon()'s (the image's). */
+  readonly daemonBin?: string;
   /** Sees the request line of every HTTP request the nodes send the API server (benchmarks count writes). */
   readonly onApiRequest?: (method: string, path: string) => void;
   /** Speakers on the nodes and `controllers` controller replicas in the api namespace, as separate processes. */
@@ -326,7 +328,7 @@ export async function startLabCluster(options: LabClusterOptions = {}): Promise<
       process.execPath,
       ...daemonNodeFlags(),
       ...(options.daemonFlags ?? []),
-      DAEMON_BIN,
+      options.daemonBin ?? DAEMON_BIN,
       "run",
       ...component,
       "--node-name",
