@@ -217,7 +217,9 @@ export function createAnnouncingWriter(o: AnnouncingWriterOptions): AnnouncingWr
   // ---- writes ----
 
   function drain(): void {
-    if (!acting || draining) return;
+    // Not while reports are being applied: a Service looked at with half of them would be written twice (or lose
+    // its name for a moment); applyLeases drains when it is done.
+    if (!acting || draining || applying) return;
     draining = true;
     const myEpoch = epoch;
     void (async () => {

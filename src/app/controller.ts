@@ -140,7 +140,9 @@ const serviceRef = (s: SlimService): ObjectRef => ({
  * `status.loadBalancer.ingress` → only then new allocations, so a restart or failover never moves an address.
  */
 export function createController(o: ControllerOptions): Controller {
-  const log = o.logger.child({ component: "controller" });
+  const campaign = o.campaign ?? true;
+  // A speaker running alone uses these caches too; its log lines about pools should not say "controller".
+  const log = o.logger.child({ component: campaign ? "controller" : "pools" });
   const clock = o.clock ?? systemClock;
   const workers = o.workers ?? 16;
   const maxQueuedEvents = o.maxQueuedEvents ?? 10_000;
@@ -204,7 +206,6 @@ export function createController(o: ControllerOptions): Controller {
         });
     });
   }
-  const campaign = o.campaign ?? true;
   // The speakers' membership Leases: what each reports it announces, for the announcing-node annotation.
   const speakerLeases: Informer<SpeakerLease> | undefined = campaign
     ? createInformer({

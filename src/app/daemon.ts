@@ -137,8 +137,9 @@ function mergeTelemetry(parts: readonly Partial<TelemetrySnapshot>[]): Telemetry
 }
 
 /**
- * Starts the daemon: the Lease-elected controller, the optional components (the speaker unless disabled) and the
- * health server. Resolves once everything is started (the controller syncs and campaigns in the background);
+ * Starts the daemon: the Lease-elected controller (or, for a speaker alone, its caches without the campaign), the
+ * optional components (the speaker unless disabled) and the health server. Resolves once everything is started
+ * (the controller syncs and campaigns in the background);
  * rejects only when something cannot start at all (no kubeconfig, the metrics port taken).
  */
 export async function startDaemon(options: DaemonOptions, logger: Logger): Promise<Daemon> {

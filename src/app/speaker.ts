@@ -108,8 +108,8 @@ export interface SpeakerContext {
   /** How long one evaluation may run before liveness calls the speaker hung (default 30 s). */
   readonly stallMs?: number;
   /**
-   * The controller's Service, pool ConfigMap and Namespace caches when both run in one daemon: the speaker reads
-   * and subscribes to them but never starts or stops them. Absent, the speaker watches those objects itself.
+   * The controller's Service, pool ConfigMap and Namespace caches (and its speaker Lease cache when it campaigns):
+   * the speaker reads and subscribes to them but never starts or stops them. Absent, it watches those itself.
    */
   readonly shared?: WatchedObjects;
   /**
