@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
 import { type KubeClient, createKubeClient } from "../kube/client.ts";
 import { type Sandbox, startSandbox } from "../sandbox/index.ts";
+import { collectionPath } from "../sandbox/resources.ts";
 import { DAEMON_BIN, daemonNodeFlags } from "./daemon-command.ts";
 import { type Lab, type LabHost, createLab } from "./netns.ts";
 import { ANNOUNCING_ANNOTATION, DEFAULT_NAMESPACE, POOLS_LABEL } from "../core/well-known.ts";
@@ -262,16 +263,10 @@ export async function startLabCluster(options: LabClusterOptions = {}): Promise<
     });
     await must(client, "POST", "/api/v1/namespaces", { metadata: { name: NS } });
     if (options.rbac !== undefined) {
-      const collection: Record<string, string> = {
-        ServiceAccount: `/api/v1/namespaces/${NS}/serviceaccounts`,
-        ClusterRole: "/apis/rbac.authorization.k8s.io/v1/clusterroles",
-        ClusterRoleBinding: "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
-        Role: `/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/roles`,
-        RoleBinding: `/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/rolebindings`,
-      };
       for (const o of options.rbac.objects) {
-        const path = collection[String(o["kind"])];
-        if (path !== undefined) await must(client, "POST", path, o);
+        const path = collectionPath(String(o["kind"]), NS);
+        if (path === undefined) throw new Error(`lab cluster: cannot create a ${String(o["kind"])}`);
+        await must(client, "POST", path, o);
       }
     }
     writeFileSync(nodeKubeconfigPath, tokenFor(options.rbac?.serviceAccounts.speaker));
@@ -493,42 +488,19 @@ export async function startLabCluster(options: LabClusterOptions = {}): Promise<
         }
       },
       async waitReady(timeoutMs = 20_000) {
-        for (const ctl of controllers) {
-          await until(
-            `${ctl.name} ready`,
+        // Each daemon's /readyz, from inside the namespace it runs in.
+        const ready = (what: string, ns: string, port: number) =>
+          until(
+            `${what} ready`,
             async () => {
-              const r = await lab.exec(
-                apiNs,
-                [
-                  process.execPath,
-                  "-e",
-                  `fetch("http://127.0.0.1:${ctl.metricsPort}/readyz").then(r=>process.exit(r.ok?0:1),()=>process.exit(1))`,
-                ],
-                { timeoutMs: 3_000 },
-              );
+              const probe = `fetch("http://127.0.0.1:${port}/readyz").then(r=>process.exit(r.ok?0:1),()=>process.exit(1))`;
+              const r = await lab.exec(ns, [process.execPath, "-e", probe], { timeoutMs: 3_000 });
               return r.code === 0 ? true : undefined;
             },
             timeoutMs,
           );
-        }
-        for (const n of nodes) {
-          await until(
-            `${n.name} ready`,
-            async () => {
-              const r = await lab.exec(
-                n.host.ns,
-                [
-                  process.execPath,
-                  "-e",
-                  `fetch("http://127.0.0.1:${METRICS_PORT}/readyz").then(r=>process.exit(r.ok?0:1),()=>process.exit(1))`,
-                ],
-                { timeoutMs: 3_000 },
-              );
-              return r.code === 0 ? true : undefined;
-            },
-            timeoutMs,
-          );
-        }
+        for (const ctl of controllers) await ready(ctl.name, apiNs, ctl.metricsPort);
+        for (const n of nodes) await ready(n.name, n.host.ns, METRICS_PORT);
       },
       measureFailover: (service, ip, fault, o) => measure(cluster, service, ip, fault, o?.timeoutMs ?? 8_000),
       async destroy() {

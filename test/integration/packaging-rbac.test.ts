@@ -10,9 +10,6 @@ import { pino } from "pino";
 import { parseAllDocuments } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Daemon, startDaemon } from "../../src/app/daemon.ts";
-import { speakerComponent } from "../../src/app/speaker-component.ts";
-import type { SpeakerAnnouncer } from "../../src/app/speaker.ts";
-import { parseIp } from "../../src/core/ip.ts";
 import { type KubeClient, createKubeClient } from "../../src/kube/client.ts";
 import {
   ANNOUNCING_ANNOTATION,
@@ -22,9 +19,10 @@ import {
   speakerLeaseName,
 } from "../../src/core/well-known.ts";
 import { type Denial, type Sandbox, startSandbox } from "../../src/sandbox/index.ts";
+import { collectionPath } from "../../src/sandbox/resources.ts";
 import { findHelmTemplate, manifestRelease, renderChart } from "../../scripts/lib/chart.ts";
 import { fastLease } from "./controller-env.ts";
-import { fastMembership, lanIfaces } from "./speaker-env.ts";
+import { quietSpeaker } from "./speaker-env.ts";
 import { ipAddressPoolCrd, l2AdvertisementCrd } from "./metallb-crds.ts";
 
 const ns = manifestRelease.namespace;
@@ -135,12 +133,6 @@ const serviceAccount: Record<Workload, string> =
           .template.spec.serviceAccountName,
       };
 
-const fakeAnnouncer: SpeakerAnnouncer = {
-  reconcile: () => undefined,
-  telemetry: () => ({ layer2: [], layer2Drops: [] }),
-  close: () => undefined,
-};
-
 describe.skipIf(tool === undefined)("the chart's RBAC, proven against the sandbox in RBAC mode", () => {
   let sandbox: Sandbox;
   let admin: KubeClient;
@@ -157,20 +149,12 @@ describe.skipIf(tool === undefined)("the chart's RBAC, proven against the sandbo
     const r = await admin.request({ method: "GET", path });
     return r.status === 200 ? (r.body as Record<string, unknown>) : undefined;
   }
-  const rbacPath = "/apis/rbac.authorization.k8s.io/v1";
-  const collection: Record<string, string> = {
-    ServiceAccount: `/api/v1/namespaces/${ns}/serviceaccounts`,
-    ClusterRole: `${rbacPath}/clusterroles`,
-    ClusterRoleBinding: `${rbacPath}/clusterrolebindings`,
-    Role: `${rbacPath}/namespaces/${ns}/roles`,
-    RoleBinding: `${rbacPath}/namespaces/${ns}/rolebindings`,
-  };
 
   /** Grants exactly `perms` through the chart's ClusterRoles and Roles (their names, their bindings). */
   async function grant(perms: readonly Permission[]): Promise<void> {
     for (const { workload, obj } of roles) {
       const rules = rulesOf(perms.filter((p) => p.workload === workload && p.role === obj.kind));
-      await call("PATCH", `${collection[obj.kind]}/${obj.metadata.name}`, { rules });
+      await call("PATCH", `${collectionPath(obj.kind, ns)}/${obj.metadata.name}`, { rules });
     }
   }
 
@@ -188,7 +172,7 @@ describe.skipIf(tool === undefined)("the chart's RBAC, proven against the sandbo
         .filter((k) => kinds.includes(k))
         .sort(),
     ).toEqual([...kinds, ...kinds].sort());
-    for (const o of rendered.filter((x) => kinds.includes(x.kind))) await call("POST", collection[o.kind]!, o);
+    for (const o of rendered.filter((x) => kinds.includes(x.kind))) await call("POST", collectionPath(o.kind, ns)!, o);
     await call("POST", `/api/v1/namespaces/${ns}/configmaps`, {
       metadata: { name: "pools", namespace: ns, labels: { "lodestone.dev/pools": "true" } },
       data: { "pools.yaml": "- name: lan\n  addresses: [192.0.2.100-192.0.2.199]\n" },
@@ -238,16 +222,9 @@ describe.skipIf(tool === undefined)("the chart's RBAC, proven against the sandbo
         nodeName: node,
         metallbNamespace: "metallb-system",
         metricsPort: -1,
-        lease: fastLease, // with fastMembership below: a whole run takes about a second
+        lease: fastLease, // with the speaker's fast membership: a whole run takes about a second
         informerBackoff: { initialMs: 100, maxMs: 400 },
-        speakerFactory: speakerComponent({
-          createAnnouncer: async () => ({ ok: true, value: fakeAnnouncer }),
-          heartbeatPort: 0,
-          heartbeatAddress: parseIp("127.0.0.1")!,
-          scanInterfaces: lanIfaces,
-          timing: fastMembership,
-          handoffMs: 50,
-        }),
+        speakerFactory: quietSpeaker(),
       },
       logger.child({ run, workload }),
     );

@@ -3,6 +3,9 @@ import type { InterfaceSummary } from "../../src/core/announcer-ranking.ts";
 import type { MembershipTiming } from "../../src/core/membership.ts";
 import type { Logger } from "pino";
 import { createAnnouncingWriter } from "../../src/app/announcing-writer.ts";
+import type { ComponentFactory } from "../../src/app/daemon.ts";
+import { speakerComponent } from "../../src/app/speaker-component.ts";
+import type { SpeakerAnnouncer } from "../../src/app/speaker.ts";
 import { classMatches } from "../../src/app/controller.ts";
 import type { KubeClient } from "../../src/kube/client.ts";
 import { createInformer } from "../../src/kube/informer.ts";
@@ -100,3 +103,21 @@ export async function startSpeakerCompanion(
     await Promise.all([services.stop(), leases.stop()]);
   };
 }
+
+/** An announcer that announces nothing (no packets): the speaker's decisions and API writes are what is tested. */
+const silentAnnouncer: SpeakerAnnouncer = {
+  reconcile: () => undefined,
+  telemetry: () => ({ layer2: [], layer2Drops: [] }),
+  close: () => undefined,
+};
+
+/** The speaker of a daemon under test: the silent announcer, loopback heartbeats, the LAN's interfaces, fast. */
+export const quietSpeaker = (): ComponentFactory =>
+  speakerComponent({
+    createAnnouncer: async () => ({ ok: true, value: silentAnnouncer }),
+    heartbeatPort: 0,
+    heartbeatAddress: parseIp("127.0.0.1")!,
+    scanInterfaces: lanIfaces,
+    timing: fastMembership,
+    handoffMs: 50,
+  });

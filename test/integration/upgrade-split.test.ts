@@ -7,15 +7,13 @@ import { pino } from "pino";
 import { parseAllDocuments } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Daemon, type DaemonOptions, startDaemon } from "../../src/app/daemon.ts";
-import { speakerComponent } from "../../src/app/speaker-component.ts";
-import type { SpeakerAnnouncer } from "../../src/app/speaker.ts";
-import { parseIp } from "../../src/core/ip.ts";
 import { type KubeClient, createKubeClient } from "../../src/kube/client.ts";
 import { ANNOUNCING_ANNOTATION, POOL_ANNOTATION } from "../../src/core/well-known.ts";
 import { type Sandbox, startSandbox } from "../../src/sandbox/index.ts";
+import { collectionPath } from "../../src/sandbox/resources.ts";
 import { findHelmTemplate, manifestRelease, renderChart } from "../../scripts/lib/chart.ts";
 import { fastLease, until } from "./controller-env.ts";
-import { fastMembership, lanIfaces } from "./speaker-env.ts";
+import { quietSpeaker } from "./speaker-env.ts";
 
 const ns = manifestRelease.namespace;
 const app = "shop";
@@ -24,20 +22,6 @@ const tool = findHelmTemplate();
 if (tool === undefined) console.log("upgrade: helm-template not found (../shared/tools): the split upgrade test skips");
 
 type Obj = { kind: string; metadata: { name: string }; spec?: unknown };
-const fakeAnnouncer: SpeakerAnnouncer = {
-  reconcile: () => undefined,
-  telemetry: () => ({ layer2: [], layer2Drops: [] }),
-  close: () => undefined,
-};
-const speaker = () =>
-  speakerComponent({
-    createAnnouncer: async () => ({ ok: true, value: fakeAnnouncer }),
-    heartbeatPort: 0,
-    heartbeatAddress: parseIp("127.0.0.1")!,
-    scanInterfaces: lanIfaces,
-    timing: fastMembership,
-    handoffMs: 50,
-  });
 
 interface Seen {
   readonly ips: readonly string[];
@@ -84,7 +68,7 @@ describe.skipIf(tool === undefined)("helm upgrade from the single DaemonSet to t
         metricsPort: -1,
         lease: fastLease,
         informerBackoff: { initialMs: 100, maxMs: 400 },
-        speakerFactory: speaker(),
+        speakerFactory: quietSpeaker(),
         ...options,
       },
       logger.child({ name }),
@@ -162,15 +146,8 @@ describe.skipIf(tool === undefined)("helm upgrade from the single DaemonSet to t
     const rendered = parseAllDocuments(render.yaml)
       .map((d) => d.toJS() as Obj | null)
       .filter((o): o is Obj => o !== null);
-    const rbac = "/apis/rbac.authorization.k8s.io/v1";
-    const collection: Record<string, string> = {
-      ServiceAccount: `/api/v1/namespaces/${ns}/serviceaccounts`,
-      ClusterRole: `${rbac}/clusterroles`,
-      ClusterRoleBinding: `${rbac}/clusterrolebindings`,
-      Role: `${rbac}/namespaces/${ns}/roles`,
-      RoleBinding: `${rbac}/namespaces/${ns}/rolebindings`,
-    };
-    for (const o of rendered) if (collection[o.kind] !== undefined) await call("POST", collection[o.kind]!, o);
+    const rbacKinds = new Set(["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"]);
+    for (const o of rendered) if (rbacKinds.has(o.kind)) await call("POST", collectionPath(o.kind, ns)!, o);
     const tokenOf = (kind: string): KubeConfig => {
       const w = rendered.find((o) => o.kind === kind) as unknown as {
         spec: { template: { spec: { serviceAccountName: string } } };
