@@ -122,7 +122,12 @@ export function createAnnouncingWriter(o: AnnouncingWriterOptions): AnnouncingWr
 
   function leaseChanged(lease: SpeakerLease | undefined, node: string): void {
     leaseQueue.push({ node, lease });
-    if (!applying) void applyLeases();
+    if (!applying) {
+      applyLeases().catch((err: unknown) => {
+        applying = false;
+        log.error({ err }, "applying the speakers' reports failed");
+      });
+    }
   }
 
   /** Every Service with an IP: when a node's report becomes readable or unreadable (rare), all may change. */
