@@ -1,9 +1,8 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { pino } from "pino";
 import type { Heartbeat, HeartbeatKey } from "../core/heartbeat-codec.ts";
-import { ipKey } from "../core/ip.ts";
 import { startLoopLagSampler } from "./loop-lag.ts";
-import { createAnnouncer, type Announcer, type Claim } from "../net/announcer.ts";
+import { createAnnouncer, type Announcer, type Claim, type ReconcileReport } from "../net/announcer.ts";
 import { createHeartbeatTransport, type HeartbeatPeer, type HeartbeatTransport } from "../net/heartbeat.ts";
 import type { FromWire, ToWire, WireStart } from "./wire-protocol.ts";
 
@@ -28,7 +27,6 @@ let seq = 0;
 let heardFromMain = performance.now();
 let withdrawn = false;
 let closing = false;
-const claims = new Map<string, Claim>();
 const lag = startLoopLagSampler();
 let announcer: Announcer | undefined;
 let transport: HeartbeatTransport | undefined;
@@ -48,38 +46,37 @@ function flushForeign(): void {
 }
 
 /**
- * Claims changed per event-loop turn at most. Applying a takeover of thousands of IPs at once (sockets, groups,
+ * Changed claims applied per event-loop turn. Applying a takeover of thousands of IPs at once (sockets, groups,
  * bursts for each) held this thread for a second at 10,000 Services — long enough for the peers to declare the
- * node dead while it took over. Releases go first, then gains; the heartbeats and answers run between steps.
+ * node dead while it took over. Releases go first, then gains; the heartbeats and answers run between steps, and
+ * each step costs what it changes (Announcer.update).
  */
-const CLAIMS_PER_TURN = 256;
+const CLAIMS_PER_STEP = 256;
 const jobs: { id: number; removes: string[]; upserts: Claim[] }[] = [];
 let applying = false;
 
 function applyStep(): void {
   const job = jobs[0];
-  if (job === undefined || closing) {
+  if (job === undefined || closing || announcer === undefined) {
     applying = false;
     return;
   }
-  let budget = CLAIMS_PER_TURN;
-  for (; budget > 0 && job.removes.length > 0; budget--) claims.delete(job.removes.pop() as string);
-  for (; budget > 0 && job.removes.length === 0 && job.upserts.length > 0; budget--) {
-    const c = job.upserts.pop() as Claim;
-    claims.set(ipKey(c.ip), c);
-  }
-  const unannounced = reconcile();
+  const removes = job.removes.splice(0, CLAIMS_PER_STEP);
+  const upserts = job.upserts.splice(0, CLAIMS_PER_STEP - removes.length);
+  const report = announcer.update(upserts, removes);
   if (job.removes.length === 0 && job.upserts.length === 0) {
     jobs.shift();
-    post({ type: "reconciled", id: job.id, unannounced });
+    post({ type: "reconciled", id: job.id, unannounced: unannouncedOf(report) });
   }
   setImmediate(applyStep);
 }
 
-function reconcile(): readonly { key: string; ip: Claim["ip"]; message: string }[] {
-  if (announcer === undefined) return [];
-  const report = announcer.reconcile([...claims.values()]);
-  return report.unannounced.map((u) => ({ key: u.key, ip: u.ip, message: u.error.message }));
+const unannouncedOf = (r: Pick<ReconcileReport, "unannounced">) =>
+  r.unannounced.map((u) => ({ key: u.key, ip: u.ip, message: u.error.message }));
+
+/** Everything withdrawn at once (the main thread fell silent, or closing). */
+function withdrawAll(): void {
+  announcer?.reconcile([]);
 }
 
 async function main(): Promise<void> {
@@ -113,8 +110,7 @@ async function main(): Promise<void> {
       withdrawn = true;
       for (const job of jobs) post({ type: "reconciled", id: job.id, unannounced: [] });
       jobs.length = 0;
-      claims.clear();
-      reconcile();
+      withdrawAll();
       post({ type: "withdrawn", silentMs: Math.round(silent) });
       return;
     }
@@ -141,7 +137,7 @@ port.on("message", (m: ToWire) => {
       if (m.reset) {
         for (const job of jobs) post({ type: "reconciled", id: job.id, unannounced: [] });
         jobs.length = 0;
-        claims.clear();
+        withdrawAll();
         withdrawn = false;
       } else if (withdrawn) {
         // Sent before the main thread saw "withdrawn": claims relative to what this thread no longer holds.
@@ -171,8 +167,7 @@ port.on("message", (m: ToWire) => {
       closing = true;
       void (async () => {
         clearInterval(beats);
-        claims.clear();
-        reconcile();
+        withdrawAll();
         await announcer?.close();
         await transport?.close();
         lag.stop();

@@ -46,6 +46,12 @@ export interface Announcer {
    * announcement and leaves any burst running as it is (defending the IP); false when not owned.
    */
   announceNow(ip: IpAddress, options?: { readonly once?: boolean }): boolean;
+  /**
+   * reconcile() by difference: these claims new or changed, these IP keys (ipKey) no longer claimed. Costs what
+   * changed, not what is owned, so a takeover of thousands of IPs can be applied a few hundred at a time.
+   * Returns every claim currently answered on no interface.
+   */
+  update(upserts: readonly Claim[], removes: readonly string[]): Pick<ReconcileReport, "unannounced">;
   telemetry(): Pick<TelemetrySnapshot, "layer2" | "layer2Drops">;
   /**
    * Calls `listener` for every announcement of an IP by another host seen on an announcing interface (gratuitous
@@ -160,7 +166,10 @@ class Layer2Announcer implements Announcer {
   private readonly counters = new Map<string, { -readonly [K in keyof Layer2Counters]: Layer2Counters[K] }>();
   private readonly drops = new Map<string, { interface: string; reason: string; count: number }>();
   private readonly watch: InterfaceWatch | undefined;
-  private claims: readonly Claim[] = [];
+  /** The claims, by IP key (one per IP; the speaker groups Services sharing an IP). */
+  private claims = new Map<string, Claim>();
+  /** Claims answered on no interface, by IP key. */
+  private unannounced = new Map<string, ReconcileReport["unannounced"][number]>();
   /** The last apply()'s choices and the snapshot they were made for: an unchanged claim is not worked out again. */
   private choices = new Map<string, Choice>();
   private choicesFor: InterfaceSnapshot | undefined;
@@ -180,8 +189,44 @@ class Layer2Announcer implements Announcer {
 
   reconcile(claims: readonly Claim[]): ReconcileReport {
     if (this.closed) return { announced: [], unannounced: [] };
-    this.claims = claims;
+    const byKey = new Map<string, Claim>();
+    for (const c of claims) {
+      const k = ipKey(c.ip);
+      if (!byKey.has(k)) byKey.set(k, c);
+    }
+    this.claims = byKey;
     return this.apply();
+  }
+
+  update(upserts: readonly Claim[], removes: readonly string[]): Pick<ReconcileReport, "unannounced"> {
+    if (this.closed) return { unannounced: [] };
+    const touched = new Set<string>(removes);
+    for (const k of removes) this.claims.delete(k);
+    for (const c of upserts) {
+      const k = ipKey(c.ip);
+      this.claims.set(k, c);
+      touched.add(k);
+    }
+    // Another interface snapshot since the last full pass: every choice may differ.
+    if (this.choicesFor !== this.snapshot) return { unannounced: this.apply().unannounced };
+    const changes = { claimed: 0, released: 0 };
+    const fresh: Choice[] = [];
+    for (const key of touched) {
+      const claim = this.claims.get(key);
+      const before = this.choices.get(key);
+      const choice = claim === undefined ? undefined : this.reuseOrChoose(claim, before);
+      if (choice === undefined) this.choices.delete(key);
+      else {
+        this.choices.set(key, choice);
+        if (choice !== before) fresh.push(choice);
+      }
+      this.own(key, choice, changes, touched.size);
+    }
+    if (this.owned.size === 0) for (const name of [...this.links.keys()]) this.closeLink(name);
+    if (changes.claimed > LOGGED_PER_IP || changes.released > LOGGED_PER_IP)
+      this.log.info(changes, "ownership changed");
+    this.warnUnannounced(fresh);
+    return { unannounced: [...this.unannounced.values()] };
   }
 
   announceNow(ip: IpAddress, options: { readonly once?: boolean } = {}): boolean {
@@ -223,79 +268,95 @@ class Layer2Announcer implements Announcer {
    */
   private apply(): ReconcileReport {
     const announced: ReconcileReport["announced"][number][] = [];
-    const unannounced: ReconcileReport["unannounced"][number][] = [];
     const wanted = new Map<string, Choice>();
     const reuse = this.choicesFor === this.snapshot;
     const fresh: Choice[] = [];
-
-    for (const claim of this.claims) {
-      const key = ipKey(claim.ip);
-      if (wanted.has(key)) continue; // one claim per IP; the speaker groups Services sharing an IP
+    for (const [key, claim] of this.claims) {
       const before = reuse ? this.choices.get(key) : undefined;
-      const choice =
-        before !== undefined && before.claim === claim && [...before.interfaces].every((n) => this.links.has(n))
-          ? before
-          : this.choose(claim);
+      const choice = this.reuseOrChoose(claim, before);
       if (choice !== before) fresh.push(choice);
       wanted.set(key, choice);
       if (choice.announced !== undefined) announced.push(choice.announced);
-      if (choice.unannounced !== undefined) unannounced.push(choice.unannounced);
     }
     this.choices = wanted;
     this.choicesFor = this.snapshot;
-
     const changes = { claimed: 0, released: 0 };
-    const changeLog = (what: "claimed" | "released", ip: IpAddress, iface: string, key: string, total: number) => {
-      changes[what]++;
-      const line = { ip: formatIp(ip), interface: iface, key };
-      if (total <= LOGGED_PER_IP) this.log.info(line, what);
-      else this.log.debug(line, what);
-    };
-    // Releases first, so an IP moving between interfaces is never answered twice.
-    const releases: [Owned, string, string][] = [];
-    for (const [key, o] of this.owned) {
-      const next = wanted.get(key);
-      for (const iface of o.interfaces) if (next?.interfaces.has(iface) !== true) releases.push([o, iface, key]);
-      if (next === undefined) this.owned.delete(key);
-    }
-    for (const [o, iface] of releases) {
-      o.interfaces.delete(iface);
-      this.stopBurst(iface, o.claim.ip);
-      this.leaveGroup(iface, o.claim.ip);
-      // Per-IP counters live while the IP is owned here, so a node's series stay bounded by what it announces.
-      this.counters.delete(pairKey(iface, o.claim.ip));
-      changeLog("released", o.claim.ip, iface, o.claim.key, releases.length);
-    }
-    const gains: [Owned, string][] = [];
-    for (const [key, w] of wanted) {
-      let o = this.owned.get(key);
-      if (o === undefined) {
-        o = { claim: w.claim, interfaces: new Set() };
-        this.owned.set(key, o);
-      } else if (o.claim !== w.claim) {
-        this.owned.set(key, (o = { claim: w.claim, interfaces: o.interfaces }));
-        for (const iface of o.interfaces) {
-          const b = this.bursts.get(pairKey(iface, w.claim.ip));
-          if (b !== undefined) b.schedule = w.claim.gratuitous;
-        }
-      }
-      for (const iface of w.interfaces) if (!o.interfaces.has(iface)) gains.push([o, iface]);
-    }
-    for (const [o, iface] of gains) {
-      o.interfaces.add(iface);
-      this.joinGroup(iface, o.claim.ip);
-      changeLog("claimed", o.claim.ip, iface, o.claim.key, gains.length);
-      this.startBurst(iface, o.claim);
-    }
-    if (releases.length > LOGGED_PER_IP || gains.length > LOGGED_PER_IP) this.log.info(changes, "ownership changed");
+    const keys = new Set([...this.owned.keys(), ...wanted.keys()]);
+    for (const key of keys) this.own(key, wanted.get(key), changes, keys.size);
+    if (changes.claimed > LOGGED_PER_IP || changes.released > LOGGED_PER_IP)
+      this.log.info(changes, "ownership changed");
     const used = new Set<string>();
     for (const o of this.owned.values()) for (const name of o.interfaces) used.add(name);
     for (const name of [...this.links.keys()]) if (!used.has(name)) this.closeLink(name);
+    this.warnUnannounced(fresh);
+    return { announced, unannounced: [...this.unannounced.values()] };
+  }
+
+  private reuseOrChoose(claim: Claim, before: Choice | undefined): Choice {
+    if (before === undefined || before.claim !== claim) return this.choose(claim);
+    for (const n of before.interfaces) if (!this.links.has(n)) return this.choose(claim);
+    return before;
+  }
+
+  /**
+   * One IP's ownership brought in line with its choice (undefined: no longer claimed): releases first, so an IP
+   * moving between interfaces is never answered twice; then gains, each with its group and burst.
+   */
+  private own(
+    key: string,
+    choice: Choice | undefined,
+    changes: { claimed: number; released: number },
+    total: number,
+  ): void {
+    const changeLog = (what: "claimed" | "released", ip: IpAddress, iface: string, owner: string) => {
+      changes[what]++;
+      const line = { ip: formatIp(ip), interface: iface, key: owner };
+      if (total <= LOGGED_PER_IP) this.log.info(line, what);
+      else this.log.debug(line, what);
+    };
+    if (choice?.unannounced === undefined) this.unannounced.delete(key);
+    else this.unannounced.set(key, choice.unannounced);
+    let o = this.owned.get(key);
+    if (o !== undefined) {
+      for (const iface of [...o.interfaces]) {
+        if (choice?.interfaces.has(iface) === true) continue;
+        o.interfaces.delete(iface);
+        this.stopBurst(iface, o.claim.ip);
+        this.leaveGroup(iface, o.claim.ip);
+        // Per-IP counters live while the IP is owned here, so a node's series stay bounded by what it announces.
+        this.counters.delete(pairKey(iface, o.claim.ip));
+        changeLog("released", o.claim.ip, iface, o.claim.key);
+      }
+      if (choice === undefined) {
+        this.owned.delete(key);
+        return;
+      }
+    }
+    if (choice === undefined) return;
+    if (o === undefined) {
+      o = { claim: choice.claim, interfaces: new Set() };
+      this.owned.set(key, o);
+    } else if (o.claim !== choice.claim) {
+      this.owned.set(key, (o = { claim: choice.claim, interfaces: o.interfaces }));
+      for (const iface of o.interfaces) {
+        const b = this.bursts.get(pairKey(iface, choice.claim.ip));
+        if (b !== undefined) b.schedule = choice.claim.gratuitous;
+      }
+    }
+    for (const iface of choice.interfaces) {
+      if (o.interfaces.has(iface)) continue;
+      o.interfaces.add(iface);
+      this.joinGroup(iface, o.claim.ip);
+      changeLog("claimed", o.claim.ip, iface, o.claim.key);
+      this.startBurst(iface, o.claim);
+    }
+  }
+
+  private warnUnannounced(fresh: readonly Choice[]): void {
     for (const c of fresh) {
       const u = c.unannounced;
       if (u !== undefined) this.log.warn({ code: u.error.code, ip: formatIp(u.ip) }, u.error.message);
     }
-    return { announced, unannounced };
   }
 
   /** Where one claim is answered: the interfaces by the announcer's rule, each with its socket open. */

@@ -5,7 +5,7 @@ import { arpFrame, ArpOp, decodeArpFrame } from "../../src/core/frames/arp.ts";
 import { BROADCAST_MAC, formatMac, parseMac } from "../../src/core/frames/ethernet.ts";
 import { decodeNdpFrame } from "../../src/core/frames/ndp.ts";
 import type { InterfaceSnapshot, NetInterface } from "../../src/core/interfaces.ts";
-import { formatIp, parseIp, type IpAddress } from "../../src/core/ip.ts";
+import { formatIp, ipKey, parseIp, type IpAddress } from "../../src/core/ip.ts";
 import { createAnnouncer, type Announcer, type Claim, type Transport } from "../../src/net/announcer.ts";
 import type { MulticastListener } from "../../src/net/mld.ts";
 import type { PacketSocket } from "../../src/net/packet-socket.ts";
@@ -293,6 +293,29 @@ describe("Announcer (fake transport, fake clock)", () => {
     announcer.reconcile(many.slice(1));
     vi.advanceTimersByTime(100);
     expect(listener.calls.at(-1)).toBe("leave ff02::1:ff00:1");
+  });
+
+  it("update() applies a difference: the same ownership as reconcile(), touching only what changed", () => {
+    const many = Array.from({ length: 1_000 }, (_, i) =>
+      claim(`2001:db8::${(i + 1).toString(16)}`, { intervalMs: 1000, count: 1 }),
+    );
+    announcer.update(many.slice(0, 600), []);
+    announcer.update(many.slice(600), []);
+    vi.advanceTimersByTime(100);
+    expect(eth0().sent).toHaveLength(1_000); // one unsolicited NA each, nothing sent twice
+    const gone = many.slice(0, 10).map((c) => ipKey(c.ip));
+    const outside = claim("203.0.113.7");
+    const report = announcer.update([outside], gone);
+    expect(report.unannounced.map((u) => u.key)).toEqual(["ns/203.0.113.7"]);
+    vi.advanceTimersByTime(100);
+    expect(listeners.get("eth0")!.groups.size).toBe(990);
+    eth0().deliver(request("192.0.2.10")); // never claimed: not answered
+    const sentBefore = eth0().sent.length;
+    // A full reconcile with the same set changes nothing more.
+    announcer.reconcile([...many.slice(10), outside]);
+    vi.advanceTimersByTime(100);
+    expect(eth0().sent.length).toBe(sentBefore);
+    expect(announcer.update([], [ipKey(outside.ip)]).unannounced).toEqual([]);
   });
 
   it("joins no IPv6 group for IPv4 addresses, and closes the listeners when the announcer closes", async () => {
