@@ -92,6 +92,7 @@ export async function renderChart(tool: string, options: RenderOptions = {}): Pr
 // Helm's install order (pkg/releaseutil/kind_sorter.go), so `kubectl apply -f` creates what others refer to first.
 const installOrder = [
   "Namespace",
+  "PodDisruptionBudget",
   "ServiceAccount",
   "Secret",
   "ConfigMap",
@@ -102,6 +103,7 @@ const installOrder = [
   "RoleBinding",
   "Service",
   "DaemonSet",
+  "Deployment",
 ];
 
 /** Splits a render into single documents, each keeping the template it came from as a `# Source:` line. */
@@ -131,7 +133,7 @@ export function manifestFromRender(yaml: string, digest: string): string {
     "metadata:",
     `  name: ${manifestRelease.namespace}`,
     "  labels:",
-    "    # The DaemonSet uses the host network and NET_RAW, which the baseline Pod Security Standard forbids.",
+    "    # The speaker DaemonSet uses the host network and NET_RAW, which the baseline Pod Security Standard forbids.",
     "    pod-security.kubernetes.io/enforce: privileged",
   ].join("\n");
   const header = [

@@ -29,7 +29,15 @@ import {
   type SlimService,
 } from "../kube/objects.ts";
 import { createServiceStatusWriter, type ServiceStatusWriter } from "../kube/service-status-writer.ts";
-import { DEFAULT_LOAD_BALANCER_CLASS, POOL_ANNOTATION, POOLS_SELECTOR } from "../core/well-known.ts";
+import { ensureMemberlistSecret, projectLease, type SpeakerLease } from "../kube/speaker-resources.ts";
+import { createAnnouncingWriter, type AnnouncingWriter } from "./announcing-writer.ts";
+import {
+  DEFAULT_LOAD_BALANCER_CLASS,
+  MEMBERLIST_SECRET,
+  POOL_ANNOTATION,
+  POOLS_SELECTOR,
+  SPEAKER_SELECTOR,
+} from "../core/well-known.ts";
 
 /**
  * Liveness limit of one reconcile or pool write. It makes at most a PATCH (10 s timeout) and, after a 409, a GET
@@ -67,6 +75,11 @@ export interface ControllerOptions {
   readonly metallbNamespace?: string;
   /** How often a MetalLB CRD that is not installed is looked for again (default 10 s). */
   readonly absentRetryMs?: number;
+  /**
+   * False: watch and parse only, never campaign or write (what a speaker running alone needs of the controller's
+   * caches: Services, pools, Namespaces, MetalLB's objects). Default true.
+   */
+  readonly campaign?: boolean;
 }
 
 export type ControllerTelemetry = Pick<
@@ -84,6 +97,8 @@ export interface WatchedObjects {
   readonly namespaces: Informer<SlimNamespace>;
   /** The pools read from MetalLB's CRDs, as the controller translated them (last good versions kept). */
   readonly customPools?: () => readonly Pool[];
+  /** The speakers' membership Leases, when the controller campaigns (it reads their reports). */
+  readonly speakerLeases?: Informer<SpeakerLease>;
 }
 
 export interface Controller {
@@ -125,7 +140,9 @@ const serviceRef = (s: SlimService): ObjectRef => ({
  * `status.loadBalancer.ingress` → only then new allocations, so a restart or failover never moves an address.
  */
 export function createController(o: ControllerOptions): Controller {
-  const log = o.logger.child({ component: "controller" });
+  const campaign = o.campaign ?? true;
+  // A speaker running alone uses these caches too; its log lines about pools should not say "controller".
+  const log = o.logger.child({ component: campaign ? "controller" : "pools" });
   const clock = o.clock ?? systemClock;
   const workers = o.workers ?? 16;
   const maxQueuedEvents = o.maxQueuedEvents ?? 10_000;
@@ -189,8 +206,48 @@ export function createController(o: ControllerOptions): Controller {
         });
     });
   }
-  const informers: Informer<Slim>[] = [services, configMaps, namespaces, ...(metallb?.informers ?? [])];
+  // The speakers' membership Leases: what each reports it announces, for the announcing-node annotation.
+  const speakerLeases: Informer<SpeakerLease> | undefined = campaign
+    ? createInformer({
+        ...common,
+        resource: "leases",
+        path: `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(o.namespace)}/leases`,
+        labelSelector: SPEAKER_SELECTOR,
+        project: projectLease,
+      })
+    : undefined;
+  const informers: Informer<Slim>[] = [
+    services,
+    configMaps,
+    namespaces,
+    ...(metallb?.informers ?? []),
+    ...(speakerLeases === undefined ? [] : [speakerLeases]),
+  ];
   const writer: ServiceStatusWriter = createServiceStatusWriter(o.client);
+  const announcing: AnnouncingWriter | undefined =
+    speakerLeases === undefined
+      ? undefined
+      : createAnnouncingWriter({
+          services,
+          leases: speakerLeases,
+          handlesClass: (cls) => classMatches(cls, o.loadBalancerClass),
+          writer,
+          clock,
+          logger: log,
+        });
+  let cancelSecret: (() => void) | undefined;
+  /**
+   * The heartbeat key Secret, created by the leader when it is missing (the speakers only read it; the chart does
+   * not make it, or every upgrade would change the key and fail every node over). Retried while leading.
+   */
+  async function ensureSecret(at: number, attempt = 0): Promise<void> {
+    if (!acting || epoch !== at) return;
+    const err = await ensureMemberlistSecret(o.client, o.namespace);
+    if (err === undefined || !acting || epoch !== at) return;
+    const delay = Math.min(30_000, 1_000 * 2 ** attempt);
+    log.warn({ err, retryInMs: delay }, `cannot create the heartbeat key Secret ${MEMBERLIST_SECRET}`);
+    cancelSecret = clock.setTimer(delay, () => void ensureSecret(at, attempt + 1));
+  }
   const events: EventRecorder = createEventRecorder({
     client: o.client,
     logger: log,
@@ -403,6 +460,8 @@ export function createController(o: ControllerOptions): Controller {
     for (const r of metallb?.invalid() ?? []) metallbInvalidEvent(r);
     poolStatus?.reset();
     if (poolStatus !== undefined) statusTick(epoch);
+    void ensureSecret(epoch);
+    announcing?.start();
     enqueueAll();
   }
 
@@ -414,6 +473,9 @@ export function createController(o: ControllerOptions): Controller {
     timer = undefined;
     cancelStatus?.();
     cancelStatus = undefined;
+    cancelSecret?.();
+    cancelSecret = undefined;
+    announcing?.stop();
     events.resume();
     log.warn("no longer leading: stopped allocating and writing");
   }
@@ -724,6 +786,7 @@ export function createController(o: ControllerOptions): Controller {
   return {
     start() {
       for (const i of informers) i.start();
+      if (!campaign) return;
       elector = createLeaderElector({
         client: o.client,
         namespace: o.namespace,
@@ -766,6 +829,7 @@ export function createController(o: ControllerOptions): Controller {
           ["configmaps", configMaps],
           ["namespaces", namespaces],
           ...(metallb?.informers ?? []).map((i) => [i.resource, i]),
+          ...(speakerLeases === undefined ? [] : [["leases", speakerLeases]]),
         ].map(([n, i]) => [n as string, (i as Informer<never>).restarts()]),
       ),
     }),
@@ -785,6 +849,12 @@ export function createController(o: ControllerOptions): Controller {
     ],
     isLeader: () => acting,
     pools: () => pools,
-    watched: { services, configMaps, namespaces, ...(metallb === undefined ? {} : { customPools: metallb.pools }) },
+    watched: {
+      services,
+      configMaps,
+      namespaces,
+      ...(metallb === undefined ? {} : { customPools: metallb.pools }),
+      ...(speakerLeases === undefined ? {} : { speakerLeases }),
+    },
   };
 }

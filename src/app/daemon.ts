@@ -67,7 +67,13 @@ export interface DaemonOptions {
   /** Health server port: default 7472, 0 = ephemeral, -1 = off. */
   readonly metricsPort?: number;
   readonly metricsHost?: string;
-  /** Run the speaker component (default true; `--speaker=false` turns it off). */
+  /**
+   * Which half runs (`--component`): the controller alone (allocation, status, the announcing-node annotation,
+   * the heartbeat key Secret: the Deployment), the speaker alone (announcing, Events and its Lease: the DaemonSet),
+   * or both in one process when unset (the demo, a single node).
+   */
+  readonly component?: DaemonRole;
+  /** Run the speaker component (default true; `--speaker=false` turns it off, as `component: "controller"`). */
   readonly speaker?: boolean;
   readonly lease?: Partial<LeaseTimings> & { readonly name?: string };
   /** Replaces the default speaker (tests: fake announcer, loopback heartbeats). */
@@ -84,6 +90,8 @@ export interface DaemonOptions {
   /** Overrides every loop's limit on one unit of work before `/healthz` calls it hung (tests; defaults 120 s, 30 s). */
   readonly stallMs?: number;
 }
+
+export type DaemonRole = "controller" | "speaker";
 
 export interface Daemon {
   stop(reason: string): Promise<void>;
@@ -129,8 +137,9 @@ function mergeTelemetry(parts: readonly Partial<TelemetrySnapshot>[]): Telemetry
 }
 
 /**
- * Starts the daemon: the Lease-elected controller, the optional components (the speaker unless disabled) and the
- * health server. Resolves once everything is started (the controller syncs and campaigns in the background);
+ * Starts the daemon: the Lease-elected controller (or, for a speaker alone, its caches without the campaign), the
+ * optional components (the speaker unless disabled) and the health server. Resolves once everything is started
+ * (the controller syncs and campaigns in the background);
  * rejects only when something cannot start at all (no kubeconfig, the metrics port taken).
  */
 export async function startDaemon(options: DaemonOptions, logger: Logger): Promise<Daemon> {
@@ -145,8 +154,13 @@ export async function startDaemon(options: DaemonOptions, logger: Logger): Promi
       fieldManager: `lodestone-${component}`,
     });
   const identity = options.identity ?? `${options.nodeName}_${process.pid}`;
+  // A speaker alone still needs the controller's caches and parsed pools, but never campaigns or writes: it reads
+  // them with its own identity (and its own, smaller, RBAC).
+  const controlling = options.component !== "speaker";
+  const speaking = options.component !== "controller" && (options.speaker ?? true);
   const controller: Controller = createController({
-    client: as("controller"),
+    client: as(controlling ? "controller" : "speaker"),
+    campaign: controlling,
     namespace: options.namespace,
     identity,
     logger,
@@ -172,7 +186,7 @@ export async function startDaemon(options: DaemonOptions, logger: Logger): Promi
     ...(options.stallMs === undefined ? {} : { stallMs: options.stallMs }),
   };
   const factories = [...(options.components ?? [])];
-  if (options.speaker ?? true) factories.push(options.speakerFactory ?? speakerComponent());
+  if (speaking) factories.push(options.speakerFactory ?? speakerComponent());
   const components: DaemonComponent[] = [];
   for (const f of factories) components.push(await f(ctx));
 
@@ -207,7 +221,7 @@ export async function startDaemon(options: DaemonOptions, logger: Logger): Promi
       identity,
       namespace: options.namespace,
       loadBalancerClass: options.loadBalancerClass ?? `(none) or ${DEFAULT_LOAD_BALANCER_CLASS}`,
-      components: components.map((c) => c.name),
+      components: [...(controlling ? ["controller"] : []), ...components.map((c) => c.name)],
       metricsPort: health?.port ?? "off",
     },
     "daemon started",

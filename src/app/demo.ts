@@ -208,10 +208,10 @@ export async function runDemo(o: DemoOptions): Promise<number> {
 
     const started = performance.now();
     daemon = await startDaemon(
-      { kubeConfig, namespace: DAEMON_NAMESPACE, nodeName: "demo-node", speaker: false, metricsPort: 0 },
+      { kubeConfig, namespace: DAEMON_NAMESPACE, nodeName: "demo-node", component: "controller", metricsPort: 0 },
       logger,
     );
-    o.print("\nStarted `lodestone run --speaker=false` (allocation only; the speaker needs its own network).");
+    o.print("\nStarted `lodestone run --component controller` (allocation only; the speaker needs its own network).");
     await waitForAllocations(client, o);
     o.print(`Every Service settled in ${Math.round(performance.now() - started)} ms (daemon start included).`);
 

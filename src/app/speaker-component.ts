@@ -5,9 +5,10 @@ import { type SpeakerContext, createSpeaker } from "./speaker.ts";
 
 /**
  * The speaker as a daemon component: membership, per-IP announcer ranking and the layer-2 announcer on this node's
- * interfaces. `lodestone run` starts it unless `--speaker=false`. It needs CAP_NET_RAW; without it the speaker
- * reports the announcer's error in its readiness and the log, and the controller half keeps allocating. It reads
- * Services, pool ConfigMaps and Namespaces from the controller's caches instead of watching them a second time.
+ * interfaces. `lodestone run` starts it unless `--component controller` (or `--speaker=false`). It needs
+ * CAP_NET_RAW; without it the speaker reports the announcer's error in its readiness and the log, and a controller
+ * in the same process keeps allocating. It reads Services, pool ConfigMaps, Namespaces (and, beside a campaigning
+ * controller, the speakers' Leases) from the controller's caches instead of watching them a second time.
  */
 export function speakerComponent(overrides: Partial<SpeakerContext> = {}): ComponentFactory {
   return (ctx): DaemonComponent => {

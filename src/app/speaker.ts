@@ -11,7 +11,8 @@ import {
   planSteps,
 } from "../core/announce-plan.ts";
 import { type ClaimState, decideClaims, initialClaimState, withdrawAll } from "../core/speaker-state.ts";
-import { announcingNodeFor, formatAnnouncingNodes } from "../core/announcing-node.ts";
+import { announcingNodeFor } from "../core/announcing-node.ts";
+import { encodeAnnounced } from "../core/announced-codec.ts";
 import {
   type AnnouncerCandidate,
   type InterfaceSummary,
@@ -42,7 +43,6 @@ import {
   projectNode,
   serviceChangesAnnouncement,
   serviceChangesRanking,
-  writeAnnouncingNode,
 } from "../kube/speaker-resources.ts";
 import { type EventReason, type ObjectRef, createEventRecorder } from "../kube/events.ts";
 import {
@@ -60,6 +60,7 @@ import type { WatchedObjects } from "./controller.ts";
 import { createPoolCache } from "./speaker-pools.ts";
 import { createLocalSlices } from "./speaker-slices.ts";
 import {
+  ANNOUNCED_ANNOTATION,
   ANNOUNCING_ANNOTATION,
   DEFAULT_LOAD_BALANCER_CLASS,
   HEARTBEAT_ANNOTATION,
@@ -107,8 +108,8 @@ export interface SpeakerContext {
   /** How long one evaluation may run before liveness calls the speaker hung (default 30 s). */
   readonly stallMs?: number;
   /**
-   * The controller's Service, pool ConfigMap and Namespace caches when both run in one daemon: the speaker reads
-   * and subscribes to them but never starts or stops them. Absent, the speaker watches those objects itself.
+   * The controller's Service, pool ConfigMap and Namespace caches (and its speaker Lease cache when it campaigns):
+   * the speaker reads and subscribes to them but never starts or stops them. Absent, it watches those itself.
    */
   readonly shared?: WatchedObjects;
   /**
@@ -187,7 +188,6 @@ const WRITE_RETRY_MS = 5_000;
  */
 const MAX_QUEUED_EVENTS = 1_000;
 const EVENT_QUEUE_FULL = "Event queue full";
-const OVERWRITTEN_AFTER_MS = 1_000;
 /**
  * The most work a pass does in one event-loop turn before it lets heartbeats, timers and ARP/NDP answers run: a
  * full plan of 10,000 Services is tens of milliseconds, and peers declare a node dead after 600 ms of silence.
@@ -207,8 +207,13 @@ const PACE_MAX_MS = 2_000;
 const LOGGED_IPS = 20;
 /** IPs defended (announced again after another host announced them) per second at most, over all IPs. */
 const DEFENCES_PER_SECOND = 100;
-/** Annotation writes of one pass in flight at once. */
-const WRITES_IN_FLIGHT = 8;
+/**
+ * The longest report of announced IPs the membership Lease carries: its annotations may total 256 KiB, and a
+ * renewal refused for its size would cost the node its membership. 10,000 IPv6 addresses of one pool take ~14 KB.
+ */
+const REPORT_MAX_CHARS = 200_000;
+/** The earliest a changed report is renewed out after the last renewal. */
+const REPORT_EVERY_MS = 250;
 /**
  * After seeing its successor's announcement, a leaving speaker still answers this long: a host whose cache entry
  * is being re-validated at that moment (unicast probe to the old MAC) still gets an answer. Both nodes serve the
@@ -236,13 +241,15 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     path: "/api/v1/nodes",
     project: projectNode,
   });
-  const leases = createInformer<SpeakerLease>({
-    ...common,
-    resource: "speaker-leases",
-    path: `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases`,
-    labelSelector: SPEAKER_SELECTOR,
-    project: projectLease,
-  });
+  const leases =
+    ctx.shared?.speakerLeases ??
+    createInformer<SpeakerLease>({
+      ...common,
+      resource: "speaker-leases",
+      path: `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases`,
+      labelSelector: SPEAKER_SELECTOR,
+      project: projectLease,
+    });
   const watched: WatchedObjects = ctx.shared ?? {
     services: createInformer<SlimService>({
       ...common,
@@ -271,7 +278,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
   const owned: readonly Informer<never>[] = [
     nodes,
     slices,
-    leases,
+    ...(ctx.shared?.speakerLeases === undefined ? [leases] : []),
     ...(ctx.shared === undefined ? [services, configMaps, namespaces] : []),
   ] as never;
   const informers: readonly Informer<never>[] = [services, nodes, slices, leases, configMaps, namespaces] as never;
@@ -287,6 +294,8 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
   let advertisedApiOk = false;
   let renewedOnce = false;
   let lastError: string | undefined;
+  /** Why the heartbeat key is not loaded yet (the controller creates its Secret), for readiness. */
+  let keyError: string | undefined;
   let duelling = 0;
   const timers: ReturnType<typeof setInterval>[] = [];
 
@@ -544,7 +553,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     if (plan !== undefined) void record(plan, view.members);
   }
 
-  // --- visibility: Events per IP from its owner, the annotation from one node per Service, once per change ---
+  // --- visibility: Events per IP from its owner, once per change (the annotation is the controller's) ---
   const events = createEventRecorder({
     client: ctx.client,
     logger: log,
@@ -594,17 +603,8 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     const held = claimState.claimed;
     const now = performance.now();
     // A pass looks at every Service: SLICE_MS of it per turn, and a newer pass makes this one stop where it is.
-    // Annotation writes run WRITES_IN_FLIGHT at a time instead of one after the other.
     let sliceStart = now;
     let looked = 0;
-    const inFlight = new Set<Promise<void>>();
-    const write = async (started: Promise<void>): Promise<void> => {
-      const p: Promise<void> = started
-        .catch((err: unknown) => log.warn({ err }, "could not record announcement on the Service"))
-        .finally(() => inFlight.delete(p));
-      inFlight.add(p);
-      if (inFlight.size >= WRITES_IN_FLIGHT) await Promise.race(inFlight);
-    };
     const superseded = async (): Promise<boolean> => {
       if (++looked % 64 === 0 && performance.now() - sliceStart >= SLICE_MS) {
         await nextTurn();
@@ -676,50 +676,10 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
           );
         }
       }
-      // One writer per Service, so owners of different IPs never overwrite each other: the owner of its first
-      // announced IP once it announces it, or the reporter when no IP has an owner (the annotation goes).
-      const owners = planned.flatMap((p) => (p.announcer.ok ? [{ ip: p.ip, node: p.announcer.owner }] : []));
-      const desired = formatAnnouncingNodes(owners);
-      const first = owners[0];
-      const writer = first === undefined ? reporter === self : first.node === self && held.has(ipKey(first.ip));
-      const slot = `${key}#annotation`;
-      const prev = written.get(slot);
-      if (!writer || current === desired) {
-        // In place: whatever is seen next is written again (keeping the time of the last write for the limit below).
-        if (prev !== undefined) written.set(slot, { value: "", at: prev.at });
-        continue;
-      }
-      // The slot names what was seen too: when another node overwrote the annotation (a peer that held an IP while
-      // this node was cut off), this one writes it again — once its own write has had time to show in the informer,
-      // so two nodes that briefly disagree do not rewrite it at the API's pace.
-      if (prev !== undefined && now - prev.at < OVERWRITTEN_AFTER_MS) {
-        retryWritesAt ??= prev.at + OVERWRITTEN_AFTER_MS;
-        continue;
-      }
-      // The same change written over a second ago and still not in the cache: overwritten by a writer that put
-      // back what it had read (seen in one pass, between two of ours), so written again.
-      const change = `${current ?? ""} -> ${desired ?? ""}`;
-      if (prev?.value === change) written.delete(slot);
-      await write(once(slot, change, now, () => writeAnnouncingNode(ctx.client, svc.namespace, svc.name, desired)));
     }
-    await Promise.all(inFlight);
     if (pass !== passes) return;
     for (const k of recordedFrom.keys()) if (!perService.has(k)) recordedFrom.delete(k);
     if (reporter !== self) return;
-    // A Service that left the plan (no IP any more, its IP outside every pool, no longer a LoadBalancer) keeps no
-    // announcing-node annotation: nobody announces it. Another class's Service is never in the plan, and never
-    // ours to write (a second Lodestone with its own --load-balancer-class writes the same annotation).
-    for (const svc of services.values()) {
-      if (await superseded()) return;
-      const current = svc.annotations[ANNOUNCING_ANNOTATION];
-      if (current === undefined || perService.has(svc.key) || !handlesClass(svc.loadBalancerClass)) continue;
-      await write(
-        once(`${svc.key}#annotation`, `${current} -> `, now, () =>
-          writeAnnouncingNode(ctx.client, svc.namespace, svc.name, undefined),
-        ),
-      );
-    }
-    await Promise.all(inFlight);
     for (const u of plan.unannounced) {
       if (await superseded()) return;
       const svc = services.get(u.service);
@@ -786,6 +746,31 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     );
   }
 
+  /**
+   * The IPs this node answers for, as its Lease reports them to the controller, which writes the announcing-node
+   * annotation from the reports (information only: nothing decides who answers from it). Encoded again only when
+   * the claims or their interfaces changed; too long a report is left out (the controller then keeps what the
+   * annotations say of this node) rather than have the renewal refused.
+   */
+  let reportedFrom: { claims: readonly AnnounceClaim[]; unannounced: ReadonlyMap<string, string> } | undefined;
+  let report: string | undefined = "";
+  let lastRenewAt = -Infinity;
+  const reportChanged = (): boolean => reportedFrom?.claims !== claimed || reportedFrom.unannounced !== unannouncedHere;
+  function announcedReport(): string | undefined {
+    if (reportChanged()) {
+      reportedFrom = { claims: claimed, unannounced: unannouncedHere };
+      const text = encodeAnnounced(claimed.filter((c) => !unannouncedHere.has(ipKey(c.ip))).map((c) => c.ip));
+      if (text.length > REPORT_MAX_CHARS && report !== undefined) {
+        log.warn(
+          { ips: claimed.length, chars: text.length },
+          "report of announced IPs too long for the Lease: left out",
+        );
+      }
+      report = text.length > REPORT_MAX_CHARS ? undefined : text;
+    }
+    return report;
+  }
+
   const renew = createLeaseRenewer(ctx.client, ns, self, Math.ceil(timing.leaseDurationMs / 1000));
   async function renewOnce(): Promise<void> {
     interfaces = await (ctx.scanInterfaces ?? scanInterfaces)();
@@ -793,8 +778,11 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     if (transport !== undefined && hbAddress !== undefined) {
       annotations[HEARTBEAT_ANNOTATION] = encodeHeartbeatAddress(hbAddress, transport.port);
     }
+    const announced = announcedReport();
+    if (announced !== undefined) annotations[ANNOUNCED_ANNOTATION] = announced;
     // The fencing clock starts when the request is sent, which is no later than any peer can observe it.
     const sentAt = performance.now();
+    lastRenewAt = sentAt;
     const err = await renew(annotations, timing.renewIntervalMs);
     if (err === undefined) {
       membership.renewed(sentAt);
@@ -828,11 +816,13 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     for (let attempt = 0; !stopped; attempt++) {
       const r = await loadMemberlistKeys(ctx.client, ns);
       if (r.ok) {
+        keyError = undefined;
         keys = r.value.map(heartbeatKey);
         break;
       }
+      keyError = r.message;
       if (attempt === 0 || attempt % 10 === 0) log.warn({ err: r.message }, "heartbeat key not available yet");
-      await pause(Math.min(5_000, 200 * 2 ** attempt));
+      await pause(Math.min(2_000, 200 * 2 ** attempt));
     }
     await Promise.race([nodes.whenSynced(), stopping]);
     while (!stopped && hbAddress === undefined) {
@@ -930,6 +920,15 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
         void renewOnce().finally(() => (renewing = false));
       }, timing.renewIntervalMs),
     );
+    // A changed report goes out with an early renewal (at most every REPORT_EVERY_MS) rather than at the next one,
+    // so the controller names a new owner within a fraction of a second, not up to a renewal interval later.
+    timers.push(
+      setInterval(() => {
+        if (renewing || stopped || !reportChanged() || performance.now() - lastRenewAt < REPORT_EVERY_MS) return;
+        renewing = true;
+        void renewOnce().finally(() => (renewing = false));
+      }, REPORT_EVERY_MS),
+    );
     timers.push(setInterval(() => !leaving && beat("alive"), timing.heartbeatIntervalMs));
     // From the check phase, after the poll phase of the same loop iteration: when this process was stalled (a long
     // turn, no CPU), the heartbeats that queued up meanwhile are read first, so its own stall never looks like
@@ -1022,7 +1021,9 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     readiness() {
       const reasons: string[] = [];
       if (!synced()) reasons.push("speaker: informers not synced");
-      if (keys.length === 0) reasons.push("speaker: heartbeat key not loaded");
+      if (keys.length === 0) {
+        reasons.push(`speaker: heartbeat key not loaded${keyError === undefined ? "" : ` (${keyError})`}`);
+      }
       if (transport === undefined) reasons.push("speaker: heartbeat socket not bound");
       if (!membership.selfApiOk(performance.now())) {
         reasons.push(`speaker: membership Lease not renewed${lastError === undefined ? "" : ` (${lastError})`}`);

@@ -20,8 +20,8 @@ export interface RunFlags {
 
 const HELP = `Usage: lodestone run [flags]
 
-Runs the Lodestone daemon: the allocating controller (one active pod at a time, elected by a Lease) and,
-unless --speaker=false, the layer-2 speaker. Logs are JSON lines on stdout.
+Runs the Lodestone daemon: the allocating controller (one active pod at a time, elected by a Lease) and the
+layer-2 speaker, or one of them with --component. Logs are JSON lines on stdout.
 
 Flags (environment default in brackets):
   --kubeconfig PATH            kubeconfig file [KUBECONFIG]; without it, the in-cluster ServiceAccount
@@ -32,7 +32,9 @@ Flags (environment default in brackets):
                                (default ${DEFAULT_METALLB_NAMESPACE}; --metallb-namespace= turns it off)
   --log-level LEVEL            fatal, error, warn, info, debug, trace, silent [LOG_LEVEL, else info]
   --metrics-port N             /metrics, /healthz, /readyz port; 0 = any free port, -1 = off (default 7472)
-  --speaker BOOL               run the layer-2 speaker too (default true)
+  --component NAME             controller: allocate, write status and the announcing-node annotation (the
+                               Deployment); speaker: announce from this node (the DaemonSet); unset: both
+  --speaker BOOL               false: the same as --component controller (default true)
   --lease-name NAME            controller Lease (default ${CONTROLLER_LEASE})
   --lease-duration DURATION    how long a standby waits for a silent leader (default 15s)
   --renew-deadline DURATION    a leader that cannot renew for this long stops writing (default 10s)
@@ -56,6 +58,7 @@ const FLAGS = {
   "metallb-namespace": { type: "string" },
   "log-level": { type: "string" },
   "metrics-port": { type: "string" },
+  component: { type: "string" },
   speaker: { type: "boolean" },
   "lease-name": { type: "string" },
   "lease-duration": { type: "string" },
@@ -97,6 +100,13 @@ export function parseRunFlags(
       return { ok: false, error: `--${flag}: "${text}" is not a duration (15s, 1500ms)` };
     timings[field] = ms;
   }
+  const component = get("component");
+  if (component !== undefined && component !== "controller" && component !== "speaker") {
+    return { ok: false, error: `--component must be controller or speaker, got "${component}"` };
+  }
+  if (component === "speaker" && values.speaker === false) {
+    return { ok: false, error: "--component speaker and --speaker=false leave nothing to run" };
+  }
   const problems = leaseTimingProblems(timings);
   if (problems.length > 0) return { ok: false, error: `lease timings: ${problems.join("; ")}` };
   const kubeconfig = get("kubeconfig", "KUBECONFIG");
@@ -115,6 +125,7 @@ export function parseRunFlags(
         ...(cls === undefined ? {} : { loadBalancerClass: cls }),
         ...(metallbNamespace === "" ? {} : { metallbNamespace }),
         metricsPort,
+        ...(component === undefined ? {} : { component }),
         speaker: values.speaker ?? true,
         lease: { name: get("lease-name") ?? CONTROLLER_LEASE, ...timings },
       },
@@ -123,7 +134,7 @@ export function parseRunFlags(
 }
 
 export const command: Command = {
-  summary: "run the daemon (allocating controller + speaker)",
+  summary: "run the daemon (allocating controller, speaker, or both)",
   async run(args) {
     const parsed = parseRunFlags(args, process.env);
     if (parsed.ok === "help") {

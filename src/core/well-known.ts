@@ -10,7 +10,7 @@ export const DEFAULT_LOAD_BALANCER_CLASS = "lodestone.dev/lb";
 export const POOLS_LABEL = "lodestone.dev/pools";
 export const POOLS_SELECTOR = `${POOLS_LABEL}=true`;
 
-/** Marks the objects each speaker creates (its membership Lease, the heartbeat key Secret). */
+/** Marks each speaker's membership Lease (and the heartbeat key Secret, which the controller creates). */
 export const COMPONENT_LABEL = "lodestone.dev/component";
 export const SPEAKER_COMPONENT = "speaker";
 export const SPEAKER_SELECTOR = `${COMPONENT_LABEL}=${SPEAKER_COMPONENT}`;
@@ -20,9 +20,11 @@ export const EXCLUDE_LABEL = "node.kubernetes.io/exclude-from-external-load-bala
 
 /** Written by the controller on a Service: the pool its addresses come from. */
 export const POOL_ANNOTATION = "lodestone.dev/pool";
-/** Written by the speaker on a Service: the node(s) announcing its IPs. */
+/** Written by the controller on a Service, from the speakers' reports: the node(s) announcing its IPs. */
 export const ANNOUNCING_ANNOTATION = "lodestone.dev/announcing-node";
-/** Written by each speaker on its membership Lease: its interfaces and its heartbeat address. */
+/** On a speaker's membership Lease: the IPs it announces (src/core/announced-codec.ts), for the controller. */
+export const ANNOUNCED_ANNOTATION = "lodestone.dev/announced";
+/** Written by each speaker on its membership Lease: its interfaces and its heartbeat address (for its peers). */
 export const INTERFACES_ANNOTATION = "lodestone.dev/interfaces";
 export const HEARTBEAT_ANNOTATION = "lodestone.dev/heartbeat";
 

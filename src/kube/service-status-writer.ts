@@ -1,6 +1,6 @@
 import { formatIp, type IpAddress } from "../core/ip.ts";
 import { isRetryable, responseMessage, type KubeClient, type KubeResponse } from "./client.ts";
-import { POOL_ANNOTATION } from "../core/well-known.ts";
+import { ANNOUNCING_ANNOTATION, POOL_ANNOTATION } from "../core/well-known.ts";
 
 /** Which Service version a write is based on; the write fails with "conflict" when the Service moved on. */
 export interface ServiceRef {
@@ -30,6 +30,8 @@ export interface ServiceStatusWriter {
   writeIngress(ref: ServiceRef, ips: readonly IpAddress[], pool?: string | null): Promise<WriteOutcome>;
   /** Sets (or with undefined, removes) the `lodestone.dev/pool` annotation on the Service object. */
   writePool(ref: Omit<ServiceRef, "resourceVersion">, pool: string | undefined): Promise<WriteOutcome>;
+  /** Sets (or with undefined, removes) the `lodestone.dev/announcing-node` annotation on the Service object. */
+  writeAnnouncing(ref: Omit<ServiceRef, "resourceVersion">, nodes: string | undefined): Promise<WriteOutcome>;
 }
 
 const servicePath = (ns: string, name: string): string =>
@@ -56,6 +58,23 @@ export function createServiceStatusWriter(client: KubeClient): ServiceStatusWrit
     return { kind: "failed", reason: `${res.status} ${responseMessage(res)}` };
   }
 
+  /** One annotation of the Service object, set or (undefined) removed; a merge patch touches nothing else. */
+  async function annotate(
+    ref: Omit<ServiceRef, "resourceVersion">,
+    key: string,
+    value: string | undefined,
+  ): Promise<WriteOutcome> {
+    const res = await client.request({
+      method: "PATCH",
+      path: servicePath(ref.namespace, ref.name),
+      body: { metadata: { annotations: { [key]: value ?? null } } },
+      timeoutMs: 10_000,
+      // The returned Service is not read: the watch brings it.
+      discardSuccessBody: true,
+    });
+    return outcome(res, ref.namespace, ref.name);
+  }
+
   return {
     async writeIngress(ref, ips, pool) {
       const res = await client.request({
@@ -75,16 +94,7 @@ export function createServiceStatusWriter(client: KubeClient): ServiceStatusWrit
       });
       return outcome(res, ref.namespace, ref.name);
     },
-    async writePool(ref, pool) {
-      const res = await client.request({
-        method: "PATCH",
-        path: servicePath(ref.namespace, ref.name),
-        body: { metadata: { annotations: { [POOL_ANNOTATION]: pool ?? null } } },
-        timeoutMs: 10_000,
-        // The returned Service is not read: the watch brings it.
-        discardSuccessBody: true,
-      });
-      return outcome(res, ref.namespace, ref.name);
-    },
+    writePool: (ref, pool) => annotate(ref, POOL_ANNOTATION, pool),
+    writeAnnouncing: (ref, nodes) => annotate(ref, ANNOUNCING_ANNOTATION, nodes),
   };
 }

@@ -6,6 +6,7 @@ import { type Slim, objectMeta } from "./informer.ts";
 import { microTime } from "./lease.ts";
 import type { SlimService } from "./objects.ts";
 import {
+  ANNOUNCED_ANNOTATION,
   ANNOUNCING_ANNOTATION,
   COMPONENT_LABEL,
   HEARTBEAT_ANNOTATION,
@@ -16,8 +17,9 @@ import {
 } from "../core/well-known.ts";
 
 /**
- * What only the speaker watches (Nodes, membership Leases) and writes (its Lease, the heartbeat key Secret, the
- * announcing-node annotation). Services, EndpointSlices, ConfigMaps and Namespaces use kube/objects.ts.
+ * What the speaker watches besides Services (Nodes, membership Leases) and writes (its Lease), and the heartbeat
+ * key Secret, which the controller creates and the speaker only reads. Services, EndpointSlices, ConfigMaps and
+ * Namespaces use kube/objects.ts.
  */
 
 type Obj = Record<string, unknown>;
@@ -68,6 +70,10 @@ export interface SpeakerLease extends Slim {
   readonly renewTime: string | undefined;
   readonly interfaces: readonly InterfaceSummary[] | undefined;
   readonly heartbeat: { readonly address: IpAddress; readonly port: number } | undefined;
+  /** The speaker's report of the IPs it announces (src/core/announced-codec.ts), undefined when it writes none. */
+  readonly announced: string | undefined;
+  /** spec.leaseDurationSeconds. */
+  readonly durationSeconds: number | undefined;
 }
 
 export function projectLease(raw: unknown): SpeakerLease | undefined {
@@ -85,6 +91,8 @@ export function projectLease(raw: unknown): SpeakerLease | undefined {
     renewTime: str(spec["renewTime"]),
     interfaces: decodeInterfaces(annotations[INTERFACES_ANNOTATION]),
     heartbeat: decodeHeartbeatAddress(annotations[HEARTBEAT_ANNOTATION]),
+    announced: annotations[ANNOUNCED_ANNOTATION],
+    durationSeconds: typeof spec["leaseDurationSeconds"] === "number" ? spec["leaseDurationSeconds"] : undefined,
   };
 }
 
@@ -247,58 +255,52 @@ export function createLeaseRenewer(client: KubeClient, namespace: string, node: 
 }
 
 /**
- * The heartbeat key: read the Secret, creating it with 32 random bytes when missing (two speakers racing get a
- * 409 and read the winner's). `data.key` signs; `data.previous`, when present, is still accepted, so a key is
- * rotated by moving key to previous and writing a new key.
+ * The heartbeat key, as the speaker reads it: `data.key` signs; `data.previous`, when present, is still accepted,
+ * so a key is rotated by moving key to previous and writing a new key. The controller creates the Secret
+ * (ensureMemberlistSecret); until it has, this says so and the speaker waits.
  */
 export async function loadMemberlistKeys(
   client: KubeClient,
   namespace: string,
 ): Promise<{ ok: true; value: Uint8Array[] } | { ok: false; message: string }> {
-  const path = `/api/v1/namespaces/${namespace}/secrets`;
-  for (let attempt = 0; attempt < 2; attempt++) {
-    const got = await client.request({ method: "GET", path: `${path}/${MEMBERLIST_SECRET}` });
-    if (got.status === 200) {
-      const data = strings(obj(got.body)["data"]);
-      const keys = [data["key"], data["previous"]]
-        .filter((k): k is string => k !== undefined && k !== "")
-        .map((k) => new Uint8Array(Buffer.from(k, "base64")));
-      if (keys.length === 0 || (keys[0]?.length ?? 0) < 16) {
-        return { ok: false, message: `Secret ${namespace}/${MEMBERLIST_SECRET} has no data.key of ≥ 16 bytes` };
-      }
-      return { ok: true, value: keys };
-    }
-    if (got.status !== 404) return { ok: false, message: `read Secret ${MEMBERLIST_SECRET}: ${responseMessage(got)}` };
-    const created = await client.request({
-      method: "POST",
-      path,
-      body: {
-        apiVersion: "v1",
-        kind: "Secret",
-        metadata: { name: MEMBERLIST_SECRET, namespace, labels: { [COMPONENT_LABEL]: SPEAKER_COMPONENT } },
-        type: "Opaque",
-        data: { key: randomBytes(32).toString("base64") },
-      },
-    });
-    if (created.status !== 201 && created.status !== 200 && created.status !== 409) {
-      return { ok: false, message: `create Secret ${MEMBERLIST_SECRET}: ${responseMessage(created)}` };
-    }
+  const got = await client.request({
+    method: "GET",
+    path: `/api/v1/namespaces/${namespace}/secrets/${MEMBERLIST_SECRET}`,
+  });
+  if (got.status === 404) {
+    return {
+      ok: false,
+      message: `Secret ${namespace}/${MEMBERLIST_SECRET} does not exist yet (the controller creates it)`,
+    };
   }
-  return { ok: false, message: `Secret ${MEMBERLIST_SECRET} vanished while being created` };
+  if (got.status !== 200) return { ok: false, message: `read Secret ${MEMBERLIST_SECRET}: ${responseMessage(got)}` };
+  const data = strings(obj(got.body)["data"]);
+  const keys = [data["key"], data["previous"]]
+    .filter((k): k is string => k !== undefined && k !== "")
+    .map((k) => new Uint8Array(Buffer.from(k, "base64")));
+  if (keys.length === 0 || (keys[0]?.length ?? 0) < 16) {
+    return { ok: false, message: `Secret ${namespace}/${MEMBERLIST_SECRET} has no data.key of ≥ 16 bytes` };
+  }
+  return { ok: true, value: keys };
 }
 
-/** Sets (or, with undefined, removes) the announcing-node annotation; a merge patch touches nothing else. */
-export async function writeAnnouncingNode(
-  client: KubeClient,
-  namespace: string,
-  name: string,
-  node: string | undefined,
-): Promise<string | undefined> {
-  const res = await client.request({
-    method: "PATCH",
-    path: `/api/v1/namespaces/${namespace}/services/${name}`,
-    body: { metadata: { annotations: { [ANNOUNCING_ANNOTATION]: node ?? null } } },
-    timeoutMs: 5_000,
+/**
+ * The controller's half: creates the heartbeat key Secret with 32 random bytes when it is missing. A create only
+ * (409: it exists, whoever made it), so the controller needs no read of any Secret; never the chart's, which
+ * would make a new key on every upgrade and fail every node over.
+ */
+export async function ensureMemberlistSecret(client: KubeClient, namespace: string): Promise<string | undefined> {
+  const created = await client.request({
+    method: "POST",
+    path: `/api/v1/namespaces/${namespace}/secrets`,
+    body: {
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: { name: MEMBERLIST_SECRET, namespace, labels: { [COMPONENT_LABEL]: SPEAKER_COMPONENT } },
+      type: "Opaque",
+      data: { key: randomBytes(32).toString("base64") },
+    },
   });
-  return res.status === 200 ? undefined : responseMessage(res);
+  if (created.status === 201 || created.status === 200 || created.status === 409) return undefined;
+  return `create Secret ${namespace}/${MEMBERLIST_SECRET}: ${responseMessage(created)}`;
 }

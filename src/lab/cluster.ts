@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
 import { type KubeClient, createKubeClient } from "../kube/client.ts";
 import { type Sandbox, startSandbox } from "../sandbox/index.ts";
+import { collectionPath } from "../sandbox/resources.ts";
 import { DAEMON_BIN, daemonNodeFlags } from "./daemon-command.ts";
 import { type Lab, type LabHost, createLab } from "./netns.ts";
 import { ANNOUNCING_ANNOTATION, DEFAULT_NAMESPACE, POOLS_LABEL } from "../core/well-known.ts";
@@ -22,6 +23,11 @@ import { ANNOUNCING_ANNOTATION, DEFAULT_NAMESPACE, POOLS_LABEL } from "../core/w
  * from the API is its API link going down; its LAN link stays up. Each node runs `lodestone run` (controller
  * + speaker), and stands in for kube-proxy with the Service range routed to `lo` (arp_ignore=1, so only
  * Lodestone answers ARP for it) and a TCP server on port 8080 that answers with the node's name.
+ *
+ * With `split`, as the chart deploys it: each node runs `lodestone run --component speaker`, and the controller
+ * replicas (`--component controller`) run in the api namespace, standing in for a Deployment on the pod network:
+ * on no node's LAN, untouched by a node's faults. With `rbac`, the API server enforces RBAC and each workload runs
+ * on its own ServiceAccount's token.
  */
 
 export type Fault = "sigkill" | "sigterm" | "linkdown" | "apicut";
@@ -52,6 +58,27 @@ export interface LabClusterOptions {
   readonly daemonBin?: string;
   /** Sees the request line of every HTTP request the nodes send the API server (benchmarks count writes). */
   readonly onApiRequest?: (method: string, path: string) => void;
+  /** Speakers on the nodes and `controllers` controller replicas in the api namespace, as separate processes. */
+  readonly split?: boolean;
+  /** Controller replicas with `split` (default 2). */
+  readonly controllers?: number;
+  /**
+   * RBAC mode: these objects (ServiceAccounts, roles and bindings, e.g. the chart's rendered ones) are created in
+   * the daemons' namespace, and each workload runs on the token of its ServiceAccount. Without `split` each
+   * node's whole daemon runs on the speaker's token, which may not allocate: use it with `split`.
+   */
+  readonly rbac?: {
+    readonly objects: readonly Record<string, unknown>[];
+    readonly serviceAccounts: { readonly controller: string; readonly speaker: string };
+  };
+}
+
+/** A controller replica of a split cluster (in the api namespace). */
+export interface LabController {
+  readonly name: string;
+  readonly metricsPort: number;
+  daemon: ChildProcess | undefined;
+  readonly logPath: string;
 }
 
 export interface LabNode {
@@ -101,6 +128,8 @@ export interface LabCluster {
   readonly client: KubeClient;
   readonly namespace: string;
   readonly nodes: readonly LabNode[];
+  /** With `split`: the controller replicas; empty otherwise (each node's daemon includes a controller). */
+  readonly controllers: readonly LabController[];
   readonly clientHost: LabHost;
   /** Kubeconfig the node namespaces use (server 198.51.100.1). */
   readonly nodeKubeconfigPath: string;
@@ -114,7 +143,9 @@ export interface LabCluster {
   fault(node: LabNode, fault: Fault): Promise<void>;
   /** Undoes a fault: restarts the daemon, brings links up. */
   heal(node: LabNode): Promise<void>;
-  /** Waits until every node's daemon reports ready on its metrics port. */
+  /** Starts a stopped controller replica again (split clusters). */
+  restartController(c: LabController): void;
+  /** Waits until every node's daemon (and every controller replica) reports ready on its metrics port. */
   waitReady(timeoutMs?: number): Promise<void>;
   measureFailover(service: string, ip: string, fault: Fault, options?: { timeoutMs?: number }): Promise<FailoverResult>;
   destroy(): Promise<void>;
@@ -124,6 +155,8 @@ const NS = DEFAULT_NAMESPACE;
 const API_PORT = 6443;
 const ECHO_PORT = 8080;
 const METRICS_PORT = 7472;
+/** The controller replicas of a split cluster share the api namespace: one port each from here. */
+const CONTROLLER_METRICS_PORT = 7480;
 const REQUEST_LINE = /(?:^|\r\n\r\n|\r\n)(GET|POST|PUT|PATCH|DELETE) (\S+) HTTP\/1\.1\r\n/g;
 const DEFAULT_POOLS = "- name: lab\n  addresses: [192.0.2.100-192.0.2.199, 2001:db8::100-2001:db8::1ff]\n";
 
@@ -180,12 +213,19 @@ export async function startLabCluster(options: LabClusterOptions = {}): Promise<
   };
   const sockPath = join(tmpdir(), `${lab.id}-api.sock`);
   const nodeKubeconfigPath = join(tmpdir(), `${lab.id}-kubeconfig.yaml`);
+  const controllerKubeconfigPath = join(tmpdir(), `${lab.id}-controller-kubeconfig.yaml`);
+  const removeKubeconfigs = (): void => {
+    rmSync(nodeKubeconfigPath, { force: true });
+    rmSync(controllerKubeconfigPath, { force: true });
+  };
   let sandbox: Sandbox | undefined;
   let bridge: Server | undefined;
   let client: KubeClient | undefined;
   const nodes: LabNode[] = [];
   try {
-    sandbox = await startSandbox();
+    // Plain HTTP even in RBAC mode: the nodes reach the API server through the lab's forwarder at another address
+    // than its certificate names.
+    sandbox = await startSandbox(options.rbac === undefined ? {} : { rbac: true, tls: false });
     const sandboxPort = sandbox.port;
     const seen = options.onApiRequest;
     const unixBridge = createServer((c) => {
@@ -203,13 +243,13 @@ export async function startLabCluster(options: LabClusterOptions = {}): Promise<
     bridge = unixBridge;
     rmSync(sockPath, { force: true });
     await new Promise<void>((r) => unixBridge.listen(sockPath, () => r()));
-    writeFileSync(
-      nodeKubeconfigPath,
-      sandbox.kubeconfigYaml.replace(/server: .*/, `server: http://198.51.100.1:${API_PORT}`),
-    );
     const kc = new KubeConfig();
     kc.loadFromString(sandbox.kubeconfigYaml);
     client = createKubeClient(kc);
+    const sb0 = sandbox;
+    const apiServer = (yaml: string): string => yaml.replace(/server: .*/, `server: http://198.51.100.1:${API_PORT}`);
+    const tokenFor = (sa: string | undefined): string =>
+      apiServer(sa === undefined ? sb0.kubeconfigYaml : sb0.kubeconfigFor(NS, sa).kubeconfigYaml);
 
     // API network: the api namespace is the switch and the server.
     const apiNs = await lab.namespace("api");
@@ -222,6 +262,15 @@ export async function startLabCluster(options: LabClusterOptions = {}): Promise<
       addresses: ["192.0.2.50/24", "2001:db8::50/64", ...(options.clientAddresses ?? [])],
     });
     await must(client, "POST", "/api/v1/namespaces", { metadata: { name: NS } });
+    if (options.rbac !== undefined) {
+      for (const o of options.rbac.objects) {
+        const path = collectionPath(String(o["kind"]), NS);
+        if (path === undefined) throw new Error(`lab cluster: cannot create a ${String(o["kind"])}`);
+        await must(client, "POST", path, o);
+      }
+    }
+    writeFileSync(nodeKubeconfigPath, tokenFor(options.rbac?.serviceAccounts.speaker));
+    writeFileSync(controllerKubeconfigPath, tokenFor(options.rbac?.serviceAccounts.controller));
     await must(client, "POST", `/api/v1/namespaces/${NS}/configmaps`, {
       metadata: { name: "lab-pools", namespace: NS, labels: { [POOLS_LABEL]: "true" } },
       data: { "pools.yaml": options.pools ?? DEFAULT_POOLS },
@@ -269,37 +318,56 @@ export async function startLabCluster(options: LabClusterOptions = {}): Promise<
       nodes.push({ name, index: i, host, lanIp, daemon: undefined, logPath: join(logDir, `${lab.id}-${name}.log`) });
     }
 
-    const startDaemon = (n: LabNode) => {
-      const argv = [
-        process.execPath,
-        ...daemonNodeFlags(),
-        ...(options.daemonFlags ?? []),
-        options.daemonBin ?? DAEMON_BIN,
-        "run",
-        "--node-name",
-        n.name,
-        "--kubeconfig",
-        nodeKubeconfigPath,
-        "--namespace",
-        NS,
-        "--metrics-port",
-        String(METRICS_PORT),
-        "--log-level",
-        options.logLevel ?? "info",
-        // The controller's Lease: short, so a killed leader is replaced within the lab's time budget.
-        "--lease-duration",
-        "4s",
-        "--renew-deadline",
-        "3s",
-        "--retry-period",
-        "1s",
-      ];
-      const child = lab.spawn(n.host.ns, argv);
-      const log = createWriteStream(n.logPath, { flags: "a" });
+    const split = options.split === true;
+    const daemonArgv = (name: string, kubeconfig: string, port: number, component: string[]) => [
+      process.execPath,
+      ...daemonNodeFlags(),
+      ...(options.daemonFlags ?? []),
+      options.daemonBin ?? DAEMON_BIN,
+      "run",
+      ...component,
+      "--node-name",
+      name,
+      "--kubeconfig",
+      kubeconfig,
+      "--namespace",
+      NS,
+      "--metrics-port",
+      String(port),
+      "--log-level",
+      options.logLevel ?? "info",
+      // The controller's Lease: short, so a killed leader is replaced within the lab's time budget.
+      "--lease-duration",
+      "4s",
+      "--renew-deadline",
+      "3s",
+      "--retry-period",
+      "1s",
+    ];
+    const spawnLogged = (ns: string, argv: readonly string[], logPath: string): ChildProcess => {
+      const child = lab.spawn(ns, argv);
+      const log = createWriteStream(logPath, { flags: "a" });
       child.stdout?.pipe(log);
       child.stderr?.pipe(log);
-      n.daemon = child;
+      return child;
     };
+    const startDaemon = (n: LabNode) => {
+      const component = split ? ["--component", "speaker"] : [];
+      n.daemon = spawnLogged(n.host.ns, daemonArgv(n.name, nodeKubeconfigPath, METRICS_PORT, component), n.logPath);
+    };
+    const controllers: LabController[] = split
+      ? Array.from({ length: options.controllers ?? 2 }, (_, i) => ({
+          name: `controller${i + 1}`,
+          metricsPort: CONTROLLER_METRICS_PORT + i,
+          daemon: undefined,
+          logPath: join(logDir, `${lab.id}-controller${i + 1}.log`),
+        }))
+      : [];
+    const startController = (c: LabController) => {
+      const argv = daemonArgv(c.name, controllerKubeconfigPath, c.metricsPort, ["--component", "controller"]);
+      c.daemon = spawnLogged(apiNs, argv, c.logPath);
+    };
+    for (const c of controllers) startController(c);
     for (const n of nodes) startDaemon(n);
 
     const c = client;
@@ -311,6 +379,7 @@ export async function startLabCluster(options: LabClusterOptions = {}): Promise<
       client: c,
       namespace: NS,
       nodes,
+      controllers,
       clientHost,
       nodeKubeconfigPath,
       async createService(name, spec = {}, timeoutMs = 10_000) {
@@ -413,25 +482,25 @@ export async function startLabCluster(options: LabClusterOptions = {}): Promise<
           startDaemon(n);
         }
       },
+      restartController(ctl) {
+        if (ctl.daemon === undefined || ctl.daemon.exitCode !== null || ctl.daemon.signalCode !== null) {
+          startController(ctl);
+        }
+      },
       async waitReady(timeoutMs = 20_000) {
-        for (const n of nodes) {
-          await until(
-            `${n.name} ready`,
+        // Each daemon's /readyz, from inside the namespace it runs in.
+        const ready = (what: string, ns: string, port: number) =>
+          until(
+            `${what} ready`,
             async () => {
-              const r = await lab.exec(
-                n.host.ns,
-                [
-                  process.execPath,
-                  "-e",
-                  `fetch("http://127.0.0.1:${METRICS_PORT}/readyz").then(r=>process.exit(r.ok?0:1),()=>process.exit(1))`,
-                ],
-                { timeoutMs: 3_000 },
-              );
+              const probe = `fetch("http://127.0.0.1:${port}/readyz").then(r=>process.exit(r.ok?0:1),()=>process.exit(1))`;
+              const r = await lab.exec(ns, [process.execPath, "-e", probe], { timeoutMs: 3_000 });
               return r.code === 0 ? true : undefined;
             },
             timeoutMs,
           );
-        }
+        for (const ctl of controllers) await ready(ctl.name, apiNs, ctl.metricsPort);
+        for (const n of nodes) await ready(n.name, n.host.ns, METRICS_PORT);
       },
       measureFailover: (service, ip, fault, o) => measure(cluster, service, ip, fault, o?.timeoutMs ?? 8_000),
       async destroy() {
@@ -439,7 +508,7 @@ export async function startLabCluster(options: LabClusterOptions = {}): Promise<
         await lab.destroy();
         br.close();
         rmSync(sockPath, { force: true });
-        rmSync(nodeKubeconfigPath, { force: true });
+        removeKubeconfigs();
         await sb.stop();
         removeLogs();
       },
@@ -450,7 +519,7 @@ export async function startLabCluster(options: LabClusterOptions = {}): Promise<
     await lab.destroy();
     bridge?.close();
     rmSync(sockPath, { force: true });
-    rmSync(nodeKubeconfigPath, { force: true });
+    removeKubeconfigs();
     await sandbox?.stop();
     removeLogs();
     throw err;

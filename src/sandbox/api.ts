@@ -29,6 +29,9 @@ import {
   type Cause,
 } from "./api-errors.ts";
 import type { Store } from "./store.ts";
+
+/** apimachinery/pkg/api/validation TotalAnnotationSizeLimitB. */
+const TOTAL_ANNOTATION_SIZE_LIMIT_B = 256 * 1024;
 import { serialize, type Entry } from "./store.ts";
 
 export type Outcome<T> = { ok: true; value: T } | { ok: false; error: ApiError };
@@ -393,6 +396,20 @@ export class Api {
           reason: "FieldValueInvalid",
           field: `metadata.${f}`,
           message: `Invalid value: must be a map of strings`,
+        });
+    }
+    // apimachinery/pkg/api/validation ValidateAnnotations: keys and values together, in bytes, at most
+    // TotalAnnotationSizeLimitB (256 KiB).
+    const annotations = m["annotations"];
+    if (isObject(annotations)) {
+      let size = 0;
+      for (const [k, v] of Object.entries(annotations))
+        size += Buffer.byteLength(k) + (typeof v === "string" ? Buffer.byteLength(v) : 0);
+      if (size > TOTAL_ANNOTATION_SIZE_LIMIT_B)
+        causes.push({
+          reason: "FieldValueTooLong",
+          field: "metadata.annotations",
+          message: `Too long: must have at most ${TOTAL_ANNOTATION_SIZE_LIMIT_B} bytes`,
         });
     }
     return causes;

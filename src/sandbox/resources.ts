@@ -113,6 +113,12 @@ export const resourceTypes: readonly ResourceType[] = [
   rt("apps", "daemonsets", "DaemonSet", true, { shortNames: ["ds"], status: true, generation: true }),
   // Stored, defaulted and validated, never run: so `kubectl create deployment` and `kubectl expose` work.
   rt("apps", "deployments", "Deployment", true, { shortNames: ["deploy"], status: true, generation: true }),
+  // Stored only, like the DaemonSets: the chart's controller has one (nothing evicts in the sandbox).
+  rt("policy", "poddisruptionbudgets", "PodDisruptionBudget", true, {
+    shortNames: ["pdb"],
+    status: true,
+    generation: true,
+  }),
   rt("apiextensions.k8s.io", "customresourcedefinitions", "CustomResourceDefinition", false, {
     shortNames: ["crd", "crds"],
     status: true,
@@ -121,6 +127,17 @@ export const resourceTypes: readonly ResourceType[] = [
 ];
 
 export const apiVersionOf = (t: ResourceType): string => (t.group === "" ? t.version : `${t.group}/${t.version}`);
+
+/**
+ * The collection path of a built-in kind (`Role` in `ns` → `/apis/rbac.authorization.k8s.io/v1/namespaces/ns/roles`),
+ * for creating rendered manifests object by object; undefined for a kind the sandbox does not serve.
+ */
+export function collectionPath(kind: string, namespace: string): string | undefined {
+  const t = resourceTypes.find((r) => r.kind === kind && r.group !== "events.k8s.io");
+  if (t === undefined) return undefined;
+  const base = t.group === "" ? `/api/${t.version}` : `/apis/${t.group}/${t.version}`;
+  return t.namespaced ? `${base}/namespaces/${encodeURIComponent(namespace)}/${t.resource}` : `${base}/${t.resource}`;
+}
 
 const pathOf = (group: string, version: string, resource: string): string =>
   `${group === "" ? version : `${group}/${version}`}/${resource}`;

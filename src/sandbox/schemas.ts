@@ -203,6 +203,11 @@ export const schemas: Readonly<Record<string, Schema>> = {
     },
     status: any,
   }),
+  // policy/v1 PodDisruptionBudgetSpec.
+  "poddisruptionbudgets.policy": kind({
+    spec: { ...fields("minAvailable", "maxUnavailable", "unhealthyPodEvictionPolicy"), selector: labelSelector },
+    status: any,
+  }),
   pods: kind({ spec: podSpec, status: any }),
   "roles.rbac.authorization.k8s.io": kind({ rules: [policyRule] }),
   "clusterroles.rbac.authorization.k8s.io": kind({ rules: [policyRule], aggregationRule: any }),

@@ -90,6 +90,49 @@ describe("PUT of a Lease (lease strategy; generic registry: Store.Update)", () =
   });
 });
 
+// staging/src/k8s.io/apimachinery/pkg/api/validation, ValidateAnnotations: keys and values together at most
+// TotalAnnotationSizeLimitB (256 KiB), counted in bytes, for every kind (a Lease here, which carries the
+// speakers' reports of what they announce).
+describe("annotations total at most 256 KiB (apimachinery validation: ValidateAnnotations)", () => {
+  const LIMIT = 256 * 1024;
+  const withAnnotations = (name: string, annotations: Record<string, string>) => ({
+    ...lease(name, {}),
+    metadata: { name, annotations },
+  });
+  it.each([
+    { desc: "one value of the limit less its key", annotations: { a: "b".repeat(LIMIT - 1) }, status: 201 },
+    {
+      desc: "two values of half the limit each",
+      annotations: { a: "b".repeat(LIMIT / 2 - 1), c: "d".repeat(LIMIT / 2 - 1) },
+      status: 201,
+    },
+    { desc: "one byte over", annotations: { a: "b".repeat(LIMIT) }, status: 422 },
+    // Bytes, not characters: 87,382 three-byte characters are 262,146 bytes.
+    { desc: "multi-byte characters over in bytes", annotations: { a: "€".repeat(87_382) }, status: 422 },
+  ])("$desc: $status", async ({ annotations, status }) => {
+    const name = `ann-${Math.random().toString(36).slice(2, 8)}`;
+    const r = await http.call("POST", leases, withAnnotations(name, annotations));
+    expect(r.status).toBe(status);
+    if (status === 422) {
+      expect(causeFields(r.body)).toEqual(["metadata.annotations"]);
+      expect(String(r.body["message"])).toContain("Too long: must have at most 262144 bytes");
+    }
+  });
+
+  it("refuses an update that grows the annotations over the limit, and keeps the object", async () => {
+    const created = await http.call("POST", leases, withAnnotations("ann-grow", { a: "small" }));
+    expect(created.status).toBe(201);
+    const r = await http.call(
+      "PATCH",
+      `${leases}/ann-grow`,
+      { metadata: { annotations: { a: "b".repeat(LIMIT) } } },
+      "application/merge-patch+json",
+    );
+    expect(r.status).toBe(422);
+    expect(meta((await http.call("GET", `${leases}/ann-grow`)).body)["annotations"]).toEqual({ a: "small" });
+  });
+});
+
 describe("the daemon's own Lease writes pass these rules", () => {
   it("the controller's elector acquires, renews and hands back with MicroTime", async () => {
     let leading = false;

@@ -261,9 +261,10 @@ describe("allocation scenarios", () => {
     expect([...agents]).toEqual([`lodestone/${lodestoneVersion()} (controller; node node-0)`]);
     expect(lodestoneVersion()).toMatch(/^\d+\.\d+\.\d+/);
     const writes = ours.filter((r) => ["create", "update", "patch"].includes(r.verb));
-    // Status and annotation writes, Events, the Lease: each names the controller as its field manager.
+    // Status and annotation writes, Events, the Lease, the heartbeat key Secret (created by the leader): each names
+    // the controller as its field manager.
     expect(new Set(writes.map((r) => r.resource))).toEqual(
-      new Set(["services", "services/status", "events", "leases"]),
+      new Set(["services", "services/status", "events", "leases", "secrets"]),
     );
     expect(new Set(writes.map((r) => r.fieldManager))).toEqual(new Set(["lodestone-controller"]));
     // Reads and watches carry no field manager; the test's own client-node calls are not the daemon's.

@@ -11,6 +11,7 @@ import { type Daemon, startDaemon } from "../../src/app/daemon.ts";
 import { type KubeClient, createKubeClient } from "../../src/kube/client.ts";
 import { POOL_ANNOTATION } from "../../src/core/well-known.ts";
 import { type Sandbox, startSandbox } from "../../src/sandbox/index.ts";
+import { collectionPath } from "../../src/sandbox/resources.ts";
 import { findHelmTemplate, manifestRelease, renderChart } from "../../scripts/lib/chart.ts";
 import { fastLease, until } from "./controller-env.ts";
 import { ipAddressPoolCrd, l2AdvertisementCrd } from "./metallb-crds.ts";
@@ -233,21 +234,14 @@ describe.skipIf(tool === undefined)("migrating a MetalLB 0.14/0.15 Helm release 
     const rendered = parseAllDocuments(render.yaml)
       .map((d) => d.toJS() as Obj | null)
       .filter((o): o is Obj => o !== null);
-    // The chart's defaults read metallb-system: the DaemonSet passes it on.
-    const ds = rendered.find((o) => o.kind === "DaemonSet") as unknown as {
+    // The chart's defaults read metallb-system: the controller's Deployment passes it on.
+    const ds = rendered.find((o) => o.kind === "Deployment") as unknown as {
       spec: { template: { spec: { serviceAccountName: string; containers: { args: string[] }[] } } };
     };
     expect(ds.spec.template.spec.containers[0]!.args).toContain(`--metallb-namespace=${MLB}`);
     await call("POST", "/api/v1/namespaces", { metadata: { name: ns } });
-    const rbac = "/apis/rbac.authorization.k8s.io/v1";
-    const collection: Record<string, string> = {
-      ServiceAccount: `/api/v1/namespaces/${ns}/serviceaccounts`,
-      ClusterRole: `${rbac}/clusterroles`,
-      ClusterRoleBinding: `${rbac}/clusterrolebindings`,
-      Role: `${rbac}/namespaces/${ns}/roles`,
-      RoleBinding: `${rbac}/namespaces/${ns}/rolebindings`,
-    };
-    for (const o of rendered) if (collection[o.kind] !== undefined) await call("POST", collection[o.kind]!, o);
+    const rbacKinds = new Set(["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"]);
+    for (const o of rendered) if (rbacKinds.has(o.kind)) await call("POST", collectionPath(o.kind, ns)!, o);
     const sa = ds.spec.template.spec.serviceAccountName;
     const kc = new KubeConfig();
     kc.loadFromString(sandbox.kubeconfigFor(ns, sa).kubeconfigYaml);
@@ -259,7 +253,7 @@ describe.skipIf(tool === undefined)("migrating a MetalLB 0.14/0.15 Helm release 
         namespace: ns,
         nodeName: "node1",
         metallbNamespace: MLB,
-        speaker: false,
+        component: "controller",
         metricsPort: -1,
         lease: fastLease,
         informerBackoff: { initialMs: 100, maxMs: 400 },

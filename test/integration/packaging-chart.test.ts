@@ -34,7 +34,7 @@ function find(objs: readonly Obj[], kind: string, name?: string): Obj {
   return found;
 }
 
-// The few paths into a DaemonSet the assertions need, typed loosely on purpose: the render is the input.
+// The few paths into a workload the assertions need, typed loosely on purpose: the render is the input.
 interface Container {
   args: string[];
   env: { name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string } } }[];
@@ -52,8 +52,9 @@ interface PodSpec {
   priorityClassName?: string;
   serviceAccountName: string;
 }
-function podSpec(objs: readonly Obj[]): PodSpec {
-  return (find(objs, "DaemonSet") as unknown as { spec: { template: { spec: PodSpec } } }).spec.template.spec;
+/** The speaker's pod (the DaemonSet) or the controller's (the Deployment). */
+function podSpec(objs: readonly Obj[], kind: "DaemonSet" | "Deployment" = "DaemonSet"): PodSpec {
+  return (find(objs, kind) as unknown as { spec: { template: { spec: PodSpec } } }).spec.template.spec;
 }
 interface Rule {
   apiGroups: string[];
@@ -61,9 +62,13 @@ interface Rule {
   verbs: string[];
   resourceNames?: string[];
 }
-function rules(objs: readonly Obj[], kind: "ClusterRole" | "Role"): Rule[] {
-  return (find(objs, kind) as unknown as { rules: Rule[] }).rules;
+function rules(objs: readonly Obj[], kind: "ClusterRole" | "Role", name?: string): Rule[] {
+  if (name !== undefined) return (find(objs, kind, name) as unknown as { rules: Rule[] }).rules;
+  return objs.filter((o) => o.kind === kind).flatMap((o) => (o as unknown as { rules: Rule[] }).rules);
 }
+/** Whether any rule grants `verb` on `resource` (core group unless `group`). */
+const allows = (all: readonly Rule[], verb: string, resource: string, group = ""): boolean =>
+  all.some((r) => r.apiGroups.includes(group) && r.resources.includes(resource) && r.verbs.includes(verb));
 
 const run = promisify(execFile);
 async function lodestone(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -112,38 +117,132 @@ describe("deploy/manifests/lodestone.yaml", () => {
     });
     expect(c.args).toEqual([
       "run",
+      "--component=speaker",
       "--metrics-port=7472",
       "--log-level=info",
-      "--speaker=true",
       "--metallb-namespace=metallb-system",
+    ]);
+    expect(pod.serviceAccountName).toBe("lodestone");
+  });
+
+  it("runs the controller as a Deployment of two: no host network, no capability, non-root, read-only", () => {
+    const deployment = find(objs, "Deployment") as unknown as { spec: { replicas: number } };
+    expect(deployment.spec.replicas).toBe(2);
+    const pod = podSpec(objs, "Deployment");
+    const c = pod.containers[0]!;
+    expect(pod.hostNetwork).toBeUndefined();
+    expect(pod.securityContext).toEqual({
+      seccompProfile: { type: "RuntimeDefault" },
+      runAsNonRoot: true,
+      runAsUser: 65532,
+      runAsGroup: 65532,
+    });
+    expect(c.securityContext).toEqual({
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ["ALL"] },
+    });
+    expect(c.args).toEqual([
+      "run",
+      "--component=controller",
+      "--metrics-port=7472",
+      "--log-level=info",
+      "--metallb-namespace=metallb-system",
+    ]);
+    expect(pod.serviceAccountName).toBe("lodestone-controller");
+    // Its selector does not overlap the DaemonSet's, which keeps the single DaemonSet's selector for upgrades.
+    const selector = (kind: string) =>
+      (find(objs, kind) as unknown as { spec: { selector: { matchLabels: Record<string, string> } } }).spec.selector
+        .matchLabels;
+    expect(selector("DaemonSet")).toEqual({
+      "app.kubernetes.io/name": "lodestone",
+      "app.kubernetes.io/instance": "lodestone",
+    });
+    expect(selector("Deployment")["app.kubernetes.io/name"]).toBe("lodestone-controller");
+    expect(find(objs, "PodDisruptionBudget")).toMatchObject({
+      spec: { minAvailable: 1, selector: { matchLabels: selector("Deployment") } },
+    });
+  });
+
+  it("has two ServiceAccounts, each bound to its own ClusterRole and Role only", () => {
+    expect(
+      objs
+        .filter((o) => o.kind === "ServiceAccount")
+        .map((o) => o.metadata?.name)
+        .sort(),
+    ).toEqual(["lodestone", "lodestone-controller"]);
+    const bindings = objs
+      .filter((o) => o.kind === "ClusterRoleBinding" || o.kind === "RoleBinding")
+      .map((o) => {
+        const b = o as unknown as { roleRef: { kind: string; name: string }; subjects: { name: string }[] };
+        return `${b.subjects.map((x) => x.name).join(",")} -> ${b.roleRef.kind}/${b.roleRef.name}`;
+      })
+      .sort();
+    expect(bindings).toEqual([
+      "lodestone -> ClusterRole/lodestone-speaker",
+      "lodestone -> Role/lodestone-speaker",
+      "lodestone-controller -> ClusterRole/lodestone-controller",
+      "lodestone-controller -> Role/lodestone-controller",
     ]);
   });
 
-  it("gets NODE_NAME, POD_NAMESPACE and POD_NAME (the Lease holder identity) from the downward API", () => {
-    const env = podSpec(objs).containers[0]!.env;
-    expect(env).toContainEqual({ name: "POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } });
-    expect(env).toContainEqual({ name: "NODE_NAME", valueFrom: { fieldRef: { fieldPath: "spec.nodeName" } } });
-    expect(env).toContainEqual({ name: "POD_NAMESPACE", valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } });
+  it("lets the speaker read but not change Services, their status or Secrets", () => {
+    const speaker = [...rules(objs, "ClusterRole", "lodestone-speaker"), ...rules(objs, "Role", "lodestone-speaker")];
+    for (const verb of ["patch", "update", "create", "delete"]) {
+      expect(allows(speaker, verb, "services"), `${verb} services`).toBe(false);
+      expect(allows(speaker, verb, "services/status"), `${verb} services/status`).toBe(false);
+      expect(allows(speaker, verb, "secrets"), `${verb} secrets`).toBe(false);
+    }
+    expect(allows(speaker, "list", "services") && allows(speaker, "watch", "services")).toBe(true);
+    expect(speaker.filter((r) => r.resources.includes("secrets"))).toEqual([
+      { apiGroups: [""], resources: ["secrets"], resourceNames: ["lodestone-memberlist"], verbs: ["get"] },
+    ]);
+    const controller = [
+      ...rules(objs, "ClusterRole", "lodestone-controller"),
+      ...rules(objs, "Role", "lodestone-controller"),
+    ];
+    expect(allows(controller, "patch", "services/status") && allows(controller, "patch", "services")).toBe(true);
+    // No node, no EndpointSlice, no Secret read: the controller's part of the work needs none.
+    expect(
+      allows(controller, "list", "nodes") || allows(controller, "list", "endpointslices", "discovery.k8s.io"),
+    ).toBe(false);
+    expect(allows(controller, "get", "secrets")).toBe(false);
   });
 
-  it("probes /healthz and /readyz on the metrics port and has no CPU limit", () => {
-    const c = podSpec(objs).containers[0]!;
-    expect(c.ports).toEqual([{ name: "metrics", containerPort: 7472, protocol: "TCP" }]);
-    expect(c.livenessProbe.httpGet).toEqual({ path: "/healthz", port: "metrics" });
-    expect(c.readinessProbe.httpGet).toEqual({ path: "/readyz", port: "metrics" });
-    expect(c.resources.requests).toHaveProperty("cpu");
-    expect(c.resources.limits ?? {}).not.toHaveProperty("cpu");
-  });
+  it.each(["DaemonSet", "Deployment"] as const)(
+    "%s: NODE_NAME, POD_NAMESPACE and POD_NAME (the Lease holder identity) from the downward API",
+    (kind) => {
+      const env = podSpec(objs, kind).containers[0]!.env;
+      expect(env).toContainEqual({ name: "POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } });
+      expect(env).toContainEqual({ name: "NODE_NAME", valueFrom: { fieldRef: { fieldPath: "spec.nodeName" } } });
+      expect(env).toContainEqual({
+        name: "POD_NAMESPACE",
+        valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } },
+      });
+    },
+  );
 
-  it("grants no wildcard and reads no Secret but its own membership key", () => {
+  it.each(["DaemonSet", "Deployment"] as const)(
+    "%s: probes /healthz and /readyz on the metrics port and has no CPU limit",
+    (kind) => {
+      const c = podSpec(objs, kind).containers[0]!;
+      expect(c.ports).toEqual([{ name: "metrics", containerPort: 7472, protocol: "TCP" }]);
+      expect(c.livenessProbe.httpGet).toEqual({ path: "/healthz", port: "metrics" });
+      expect(c.readinessProbe.httpGet).toEqual({ path: "/readyz", port: "metrics" });
+      expect(c.resources.requests).toHaveProperty("cpu");
+      expect(c.resources.limits ?? {}).not.toHaveProperty("cpu");
+    },
+  );
+
+  it("grants no wildcard and reads no Secret but the membership key", () => {
     const all = [...rules(objs, "ClusterRole"), ...rules(objs, "Role")];
     for (const r of all) {
       for (const field of [r.apiGroups, r.resources, r.verbs, r.resourceNames ?? []]) expect(field).not.toContain("*");
     }
     const secretRules = all.filter((r) => r.resources.includes("secrets"));
     expect(secretRules).toEqual([
-      { apiGroups: [""], resources: ["secrets"], resourceNames: ["lodestone-memberlist"], verbs: ["get"] },
       { apiGroups: [""], resources: ["secrets"], verbs: ["create"] },
+      { apiGroups: [""], resources: ["secrets"], resourceNames: ["lodestone-memberlist"], verbs: ["get"] },
     ]);
     expect(rules(objs, "ClusterRole").flatMap((r) => r.resources)).not.toContain("configmaps");
   });
@@ -191,15 +290,23 @@ describe.skipIf(tool === undefined)("chart rendering", () => {
   it("renders every optional feature", async () => {
     const objs = await render({ valuesFiles: [join(repoRoot, "deploy/helm/examples/all-features.yaml")] });
     expect(objs.map((o) => `${o.kind}/${o.metadata?.name}`).sort()).toEqual([
-      "ClusterRole/lb",
-      "ClusterRoleBinding/lb",
+      "ClusterRole/lb-controller",
+      "ClusterRole/lb-speaker",
+      "ClusterRoleBinding/lb-controller",
+      "ClusterRoleBinding/lb-speaker",
       "ConfigMap/lb-pools",
       "CustomResourceDefinition/ipaddresspools.metallb.io",
       "CustomResourceDefinition/l2advertisements.metallb.io",
       "DaemonSet/lb",
-      "Role/lb",
-      "RoleBinding/lb",
+      "Deployment/lb-controller",
+      "PodDisruptionBudget/lb-controller",
+      "Role/lb-controller",
+      "Role/lb-speaker",
+      "RoleBinding/lb-controller",
+      "RoleBinding/lb-speaker",
+      "Service/lb-controller-metrics",
       "Service/lb-metrics",
+      "ServiceAccount/lodestone-controller-sa",
       "ServiceAccount/lodestone-sa",
       "ServiceMonitor/lb",
     ]);
@@ -208,9 +315,38 @@ describe.skipIf(tool === undefined)("chart rendering", () => {
     expect(pod.serviceAccountName).toBe("lodestone-sa");
     expect(pod.containers[0]!.args).toEqual([
       "run",
+      "--component=speaker",
       "--metrics-port=9472",
       "--log-level=debug",
-      "--speaker=true",
+      "--load-balancer-class=example.com/lb",
+      "--metallb-namespace=mlb",
+      "--kubeconfig=/etc/lodestone/kubeconfig",
+      "--example-flag=1",
+    ]);
+    // Each workload's own scheduling values.
+    const controller = podSpec(objs, "Deployment") as PodSpec & {
+      nodeSelector?: Record<string, string>;
+      affinity?: unknown;
+    };
+    expect(controller.priorityClassName).toBe("system-cluster-critical");
+    expect(controller.serviceAccountName).toBe("lodestone-controller-sa");
+    // Helm merges maps with the defaults: the OS label stays.
+    expect(controller.nodeSelector).toEqual({ "kubernetes.io/os": "linux", "example.com/control": "true" });
+    expect(controller.tolerations).toEqual([
+      { key: "example.com/dedicated", operator: "Equal", value: "control", effect: "NoSchedule" },
+    ]);
+    expect(JSON.stringify(controller.affinity)).toContain("example.com/no-controller");
+    expect(controller.containers[0]!.resources).toEqual({
+      requests: { cpu: "20m", memory: "64Mi" },
+      limits: { memory: "256Mi" },
+    });
+    expect(find(objs, "Deployment")).toMatchObject({ spec: { replicas: 3 } });
+    expect(find(objs, "PodDisruptionBudget")).toMatchObject({ spec: { maxUnavailable: 1 } });
+    expect(controller.containers[0]!.args).toEqual([
+      "run",
+      "--component=controller",
+      "--metrics-port=9472",
+      "--log-level=debug",
       "--load-balancer-class=example.com/lb",
       "--metallb-namespace=mlb",
       "--kubeconfig=/etc/lodestone/kubeconfig",
@@ -224,7 +360,8 @@ describe.skipIf(tool === undefined)("chart rendering", () => {
       metadata: { labels: { release: "prometheus" } },
       spec: { endpoints: [{ port: "metrics", path: "/metrics", interval: "15s" }] },
     });
-    expect(find(objs, "Service")).toMatchObject({ spec: { clusterIP: "None", ports: [{ port: 9472 }] } });
+    for (const name of ["lb-metrics", "lb-controller-metrics"])
+      expect(find(objs, "Service", name)).toMatchObject({ spec: { clusterIP: "None", ports: [{ port: 9472 }] } });
     // Kept by `helm uninstall`: deleting a CRD deletes every pool written in it.
     for (const name of ["ipaddresspools.metallb.io", "l2advertisements.metallb.io"])
       expect(find(objs, "CustomResourceDefinition", name)).toMatchObject({
@@ -255,25 +392,49 @@ describe.skipIf(tool === undefined)("chart rendering", () => {
       timings: { name: "lodestone-controller", leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 1000 },
     },
   ])("passes lease values set ($desc) as flags that `lodestone run` parses", async ({ set, args, timings }) => {
-    const rendered = podSpec(await render({ set })).containers[0]!.args;
+    const rendered = podSpec(await render({ set }), "Deployment").containers[0]!.args;
     expect(rendered.filter((a) => /^--(lease|renew|retry)-/.test(a))).toEqual(args);
     const parsed = parseRunFlags(rendered.slice(1), { NODE_NAME: "n1" });
     if (parsed.ok !== true) throw new Error(`lodestone run refuses the rendered args: ${JSON.stringify(parsed)}`);
     expect(parsed.value.daemon.lease).toEqual(timings);
   });
 
-  it("runs the controller alone as a non-root user with no capability and no host network", async () => {
-    const pod = podSpec(await render({ set: ["daemon.speaker=false"] }));
-    expect(pod.hostNetwork).toBeUndefined();
-    expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 65532 });
-    expect(pod.containers[0]!.securityContext.capabilities).toEqual({ drop: ["ALL"] });
-    expect(pod.containers[0]!.args).toContain("--speaker=false");
+  it("renders the controller alone, without the speaker's DaemonSet, ServiceAccount or roles", async () => {
+    const objs = await render({ set: ["speaker.enabled=false"] });
+    expect(objs.map((o) => `${o.kind}/${o.metadata?.name}`).sort()).toEqual([
+      "ClusterRole/lodestone-controller",
+      "ClusterRoleBinding/lodestone-controller",
+      "Deployment/lodestone-controller",
+      "PodDisruptionBudget/lodestone-controller",
+      "Role/lodestone-controller",
+      "RoleBinding/lodestone-controller",
+      "ServiceAccount/lodestone-controller",
+    ]);
+  });
+
+  it("renders no PodDisruptionBudget when it is turned off", async () => {
+    const objs = await render({ set: ["controller.podDisruptionBudget.enabled=false"] });
+    expect(objs.map((o) => o.kind)).not.toContain("PodDisruptionBudget");
   });
 
   it.each([
     { desc: "port as a string", set: ["daemon.metricsPort=abc"], values: "", error: /metricsPort/ },
     { desc: "port 0 (probes need it)", set: ["daemon.metricsPort=0"], values: "", error: /metricsPort/ },
-    { desc: "speaker as a string", set: ["daemon.speaker=yes"], values: "", error: /speaker/ },
+    { desc: "speaker as a string", set: ["speaker.enabled=yes"], values: "", error: /enabled/ },
+    { desc: "the old daemon.speaker", set: ["daemon.speaker=false"], values: "", error: /speaker/ },
+    { desc: "no controller replica", set: ["controller.replicas=0"], values: "", error: /replicas/ },
+    {
+      desc: "disruption budget as a boolean",
+      set: [],
+      values: "controller: {podDisruptionBudget: {minAvailable: true}}",
+      error: /minAvailable/,
+    },
+    {
+      desc: "top-level resources (now per workload)",
+      set: [],
+      values: "resources: {requests: {cpu: 1}}",
+      error: /resources/,
+    },
     { desc: "unknown log level", set: ["daemon.logLevel=verbose"], values: "", error: /logLevel/ },
     {
       desc: "MetalLB namespace not a name",
@@ -334,7 +495,12 @@ describe.skipIf(tool === undefined)("chart rendering", () => {
     },
     { desc: "lease name in capitals", set: ["daemon.lease.name=Lodestone"], values: "", error: /daemon\.lease\.name:/ },
     { desc: "misspelt lease field", set: ["daemon.lease.durationSeconds=15"], values: "", error: /durationSeconds/ },
-    { desc: "CPU request as a boolean", set: [], values: "resources: {requests: {cpu: true}}", error: /cpu/ },
+    {
+      desc: "CPU request as a boolean",
+      set: [],
+      values: "speaker: {resources: {requests: {cpu: true}}}",
+      error: /cpu/,
+    },
     { desc: "scrape interval in words", set: [], values: "serviceMonitor: {interval: 30 seconds}", error: /interval/ },
     { desc: "CRDs enabled as a string", set: [], values: "crds: {metallb: {enabled: 'yes'}}", error: /enabled/ },
     { desc: "misspelt CRD set", set: ["crds.metalLB.enabled=true"], values: "", error: /metalLB/ },

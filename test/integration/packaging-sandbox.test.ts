@@ -52,12 +52,19 @@ describe.skipIf(KUBECTL === undefined)("the chart's objects on an API server", (
     const dry = await kubectl("create", "--dry-run=server", "-f", file, "-o", "name");
     expect(dry.stderr).toBe("");
     expect(dry.stdout.split("\n").filter(Boolean).sort()).toEqual([
-      "clusterrole.rbac.authorization.k8s.io/lodestone",
-      "clusterrolebinding.rbac.authorization.k8s.io/lodestone",
+      "clusterrole.rbac.authorization.k8s.io/lodestone-controller",
+      "clusterrole.rbac.authorization.k8s.io/lodestone-speaker",
+      "clusterrolebinding.rbac.authorization.k8s.io/lodestone-controller",
+      "clusterrolebinding.rbac.authorization.k8s.io/lodestone-speaker",
       "daemonset.apps/lodestone",
-      "role.rbac.authorization.k8s.io/lodestone",
-      "rolebinding.rbac.authorization.k8s.io/lodestone",
+      "deployment.apps/lodestone-controller",
+      "poddisruptionbudget.policy/lodestone-controller",
+      "role.rbac.authorization.k8s.io/lodestone-controller",
+      "role.rbac.authorization.k8s.io/lodestone-speaker",
+      "rolebinding.rbac.authorization.k8s.io/lodestone-controller",
+      "rolebinding.rbac.authorization.k8s.io/lodestone-speaker",
       "serviceaccount/lodestone",
+      "serviceaccount/lodestone-controller",
     ]);
     expect((await kubectl("get", "daemonsets", "-n", namespace, "-o", "name")).stdout).toBe("");
     const real = await kubectl("create", "-f", file);
@@ -77,6 +84,8 @@ describe.skipIf(KUBECTL === undefined)("the chart's objects on an API server", (
     const dry = await kubectl("create", "--dry-run=server", "-f", without(render.yaml, ["ServiceMonitor"], "all.yaml"));
     expect(dry.stderr).toBe("");
     expect(dry.stdout).toContain("daemonset.apps/lb created (server dry run)");
+    expect(dry.stdout).toContain("deployment.apps/lb-controller created (server dry run)");
+    expect(dry.stdout).toContain("poddisruptionbudget.policy/lb-controller created (server dry run)");
     expect(dry.stdout).toContain("configmap/lb-pools created (server dry run)");
     expect(dry.stdout).toContain("service/lb-metrics created (server dry run)");
     expect(dry.stdout).toContain(

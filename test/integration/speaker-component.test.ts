@@ -10,7 +10,7 @@ import { type Speaker, type SpeakerAnnouncer, createSpeaker } from "../../src/ap
 import { type KubeClient, createKubeClient } from "../../src/kube/client.ts";
 import { ANNOUNCING_ANNOTATION } from "../../src/core/well-known.ts";
 import { type Sandbox, startSandbox } from "../../src/sandbox/index.ts";
-import { createOrFail, createPoolNamespace, fastMembership, lanIfaces } from "./speaker-env.ts";
+import { createOrFail, createPoolNamespace, fastMembership, lanIfaces, startSpeakerCompanion } from "./speaker-env.ts";
 
 /**
  * Three in-process speakers (fake announcers, real heartbeats over loopback UDP) against the embedded API server:
@@ -24,6 +24,7 @@ const loopback = parseIp("127.0.0.1")!;
 
 let sandbox: Sandbox;
 let admin: KubeClient;
+let stopCompanion: (() => Promise<void>) | undefined;
 
 /** A client whose requests can be made to fail as if the API were unreachable; it counts its EndpointSlice lists. */
 function cuttable(inner: KubeClient) {
@@ -142,6 +143,8 @@ beforeAll(async () => {
     ns,
     '- name: lan\n  addresses: [192.0.2.100-192.0.2.199, "2001:db8::100-2001:db8::1ff"]\n',
   );
+  // The controller's part: the heartbeat key, and the announcing-node annotation from the speakers' reports.
+  stopCompanion = await startSpeakerCompanion(admin, ns, logger);
   for (const n of ["node1", "node2", "node3"]) {
     await create("/api/v1/nodes", {
       metadata: { name: n, labels: { "kubernetes.io/hostname": n } },
@@ -156,6 +159,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await Promise.all([...members.values()].map((m) => m.speaker.stop()));
+  await stopCompanion?.();
   await admin?.close();
   await sandbox?.stop();
 });
@@ -262,7 +266,7 @@ describe("speaker component against the sandbox", () => {
     expect(m.reannounced.slice(before)).toEqual(["192.0.2.100", "192.0.2.100"]);
   });
 
-  it("the owner puts its name back when another writer overwrote the announcing-node annotation", async () => {
+  it("the owner's name comes back when another writer overwrote the announcing-node annotation", async () => {
     const owner = await stableOwner(vip);
     const other = [...members.keys()].find((n) => n !== owner)!;
     const r = await admin.request({

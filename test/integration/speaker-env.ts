@@ -1,7 +1,19 @@
 import { parseIp } from "../../src/core/ip.ts";
 import type { InterfaceSummary } from "../../src/core/announcer-ranking.ts";
 import type { MembershipTiming } from "../../src/core/membership.ts";
+import type { Logger } from "pino";
+import { createAnnouncingWriter } from "../../src/app/announcing-writer.ts";
+import type { ComponentFactory } from "../../src/app/daemon.ts";
+import { speakerComponent } from "../../src/app/speaker-component.ts";
+import type { SpeakerAnnouncer } from "../../src/app/speaker.ts";
+import { classMatches } from "../../src/app/controller.ts";
 import type { KubeClient } from "../../src/kube/client.ts";
+import { createInformer } from "../../src/kube/informer.ts";
+import { systemClock } from "../../src/kube/lease.ts";
+import { projectWatchedService } from "../../src/kube/objects.ts";
+import { createServiceStatusWriter } from "../../src/kube/service-status-writer.ts";
+import { ensureMemberlistSecret, projectLease } from "../../src/kube/speaker-resources.ts";
+import { SPEAKER_SELECTOR } from "../../src/core/well-known.ts";
 
 /** Shared by the integration tests that run speakers in process (fake announcer, loopback heartbeats). */
 
@@ -47,3 +59,65 @@ export async function createPoolNamespace(client: KubeClient, ns: string, poolsY
     data: { "pools.yaml": poolsYaml },
   });
 }
+
+/**
+ * What the controller does for speakers running without one: creates the heartbeat key Secret and writes the
+ * announcing-node annotation from their Leases' reports (its own informers, the real writer). Returns a stop.
+ */
+export async function startSpeakerCompanion(
+  client: KubeClient,
+  ns: string,
+  logger: Logger,
+): Promise<() => Promise<void>> {
+  const err = await ensureMemberlistSecret(client, ns);
+  if (err !== undefined) throw new Error(err);
+  const services = createInformer({
+    client,
+    logger,
+    resource: "services",
+    path: "/api/v1/services",
+    project: projectWatchedService,
+  });
+  const leases = createInformer({
+    client,
+    logger,
+    resource: "leases",
+    path: `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases`,
+    labelSelector: SPEAKER_SELECTOR,
+    project: projectLease,
+  });
+  const writer = createAnnouncingWriter({
+    services,
+    leases,
+    handlesClass: (cls) => classMatches(cls, undefined),
+    writer: createServiceStatusWriter(client),
+    clock: systemClock,
+    logger,
+  });
+  services.start();
+  leases.start();
+  await Promise.all([services.whenSynced(), leases.whenSynced()]);
+  writer.start();
+  return async () => {
+    writer.stop();
+    await Promise.all([services.stop(), leases.stop()]);
+  };
+}
+
+/** An announcer that announces nothing (no packets): the speaker's decisions and API writes are what is tested. */
+const silentAnnouncer: SpeakerAnnouncer = {
+  reconcile: () => undefined,
+  telemetry: () => ({ layer2: [], layer2Drops: [] }),
+  close: () => undefined,
+};
+
+/** The speaker of a daemon under test: the silent announcer, loopback heartbeats, the LAN's interfaces, fast. */
+export const quietSpeaker = (): ComponentFactory =>
+  speakerComponent({
+    createAnnouncer: async () => ({ ok: true, value: silentAnnouncer }),
+    heartbeatPort: 0,
+    heartbeatAddress: parseIp("127.0.0.1")!,
+    scanInterfaces: lanIfaces,
+    timing: fastMembership,
+    handoffMs: 50,
+  });

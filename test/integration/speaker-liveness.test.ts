@@ -8,6 +8,7 @@ import type { AnnounceClaim } from "../../src/core/announce-plan.ts";
 import { formatIp, parseIp } from "../../src/core/ip.ts";
 import { livenessOf } from "../../src/core/liveness.ts";
 import { type Speaker, createSpeaker } from "../../src/app/speaker.ts";
+import { ensureMemberlistSecret } from "../../src/kube/speaker-resources.ts";
 import { type KubeClient, createKubeClient } from "../../src/kube/client.ts";
 import { type Sandbox, startSandbox } from "../../src/sandbox/index.ts";
 import { fastMembership, lanIfaces } from "./speaker-env.ts";
@@ -45,6 +46,8 @@ beforeAll(async () => {
       addresses: [{ type: "InternalIP", address: "127.0.0.1" }],
     },
   });
+  // The controller's part: the heartbeat key Secret (the speaker only reads it).
+  expect(await ensureMemberlistSecret(admin, ns)).toBeUndefined();
   speaker = createSpeaker({
     client: createKubeClient(kc),
     namespace: ns,

@@ -164,10 +164,11 @@ describe("speaker sharing the controller's caches", () => {
     });
     expect(restarts.sort()).toEqual([
       "configmaps",
+      // The speakers' Leases: the controller reads their reports, the speaker its peers' membership.
+      "leases",
       "namespaces",
       "services",
       "speaker-endpointslices",
-      "speaker-leases",
       "speaker-nodes",
     ]);
     const loops = [...controller.loops(), ...speaker.loops()].map((l) => l.loop);

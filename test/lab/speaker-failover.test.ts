@@ -1,13 +1,17 @@
 import { spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
+import { parseAllDocuments } from "yaml";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { type Fault, type LabCluster, startLabCluster } from "../../src/lab/cluster.ts";
+import { type Fault, type LabCluster, type LabClusterOptions, startLabCluster } from "../../src/lab/cluster.ts";
 import { labUnavailable } from "../../src/lab/netns.ts";
+import { findHelmTemplate, renderChart } from "../../scripts/lib/chart.ts";
 
 /**
- * Three nodes running `lodestone run` in network namespaces against one API server, a client namespace, and the
- * faults of the failover design: the client's TCP connections must follow the announcing node.
+ * Three nodes in network namespaces against one API server, a client namespace, and the faults of the failover
+ * design: the client's TCP connections must follow the announcing node. As the chart deploys it: each node runs
+ * `lodestone run --component speaker`, two controller replicas (`--component controller`) run off the nodes, and
+ * the API server enforces the chart's RBAC, each workload on its own ServiceAccount's token.
  */
 const why =
   labUnavailable(["arping"]) ??
@@ -18,6 +22,28 @@ if (why !== undefined) console.log(`speaker lab skipped: ${why}`);
 
 let cluster: LabCluster;
 let ip = "";
+
+/** The chart's ServiceAccounts, roles and bindings, and which ServiceAccount each workload's pods use. */
+async function chartRbac(): Promise<LabClusterOptions["rbac"]> {
+  const tool = findHelmTemplate();
+  if (tool === undefined) {
+    console.log("speaker lab: helm-template not found (../shared/tools): the lab runs without RBAC");
+    return undefined;
+  }
+  const render = await renderChart(tool);
+  if (!render.ok) throw new Error(render.error);
+  const objects = parseAllDocuments(render.yaml)
+    .map((d) => d.toJS() as Record<string, unknown> | null)
+    .filter((o): o is Record<string, unknown> => o !== null);
+  const accountOf = (kind: string): string =>
+    (objects.find((o) => o["kind"] === kind) as { spec: { template: { spec: { serviceAccountName: string } } } }).spec
+      .template.spec.serviceAccountName;
+  const kinds = new Set(["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"]);
+  return {
+    objects: objects.filter((o) => kinds.has(String(o["kind"]))),
+    serviceAccounts: { controller: accountOf("Deployment"), speaker: accountOf("DaemonSet") },
+  };
+}
 
 async function until<T>(what: string, f: () => Promise<T | undefined>, ms = 10_000): Promise<T> {
   const end = Date.now() + ms;
@@ -77,7 +103,13 @@ async function stableOwner(service: string, address: string, stableMs = 2_500): 
 
 describe.skipIf(why !== undefined)("speaker lab: failover between three nodes", () => {
   beforeAll(async () => {
-    cluster = await startLabCluster({ area: "speaker", nodes: 3 });
+    const rbac = await chartRbac();
+    cluster = await startLabCluster({
+      area: "speaker",
+      nodes: 3,
+      split: true,
+      ...(rbac === undefined ? {} : { rbac }),
+    });
     await cluster.waitReady(30_000);
   }, 60_000);
 
@@ -89,7 +121,7 @@ describe.skipIf(why !== undefined)("speaker lab: failover between three nodes", 
   afterAll(async () => {
     // A failure in CI leaves nothing to look at once the lab is gone: print the daemons' last log lines first.
     if (failed && cluster !== undefined) {
-      for (const n of cluster.nodes) {
+      for (const n of [...cluster.nodes, ...cluster.controllers]) {
         const lines = existsSync(n.logPath) ? readFileSync(n.logPath, "utf8").trimEnd().split("\n") : [];
         console.log(`--- ${n.name} daemon log (last 40 lines)\n${lines.slice(-40).join("\n")}`);
       }
@@ -196,6 +228,32 @@ describe.skipIf(why !== undefined)("speaker lab: failover between three nodes", 
     const sample = [...ips].slice(0, 8);
     for (const [name, address] of sample) expect(await settledOwner(name, address)).not.toBe("node1");
   }, 90_000);
+  it("the active controller replica is killed: the standby allocates and annotates the next Service", async () => {
+    const lease = async () =>
+      (
+        (
+          await cluster.client.request({
+            method: "GET",
+            path: `/apis/coordination.k8s.io/v1/namespaces/${cluster.namespace}/leases/lodestone-controller`,
+          })
+        ).body as { spec?: { holderIdentity?: string } }
+      ).spec?.holderIdentity;
+    const holder = await until("a controller leads", async () => ((await lease()) ?? "") || undefined);
+    const active = cluster.controllers.find((c) => holder.startsWith(`${c.name}_`));
+    expect(active, `the Lease holder ${holder} is a controller replica`).toBeDefined();
+    active!.daemon?.kill("SIGKILL");
+    const t0 = Date.now();
+    // The standby takes the Lease after --lease-duration (4 s in the lab), then allocates.
+    const address = await cluster.createService("after-controller-failover", {}, 15_000);
+    console.log(`speaker lab controller failover: ${Date.now() - t0} ms to an IP after SIGKILL of the leader`);
+    expect(await settledOwner("after-controller-failover", address, 10_000)).toMatch(/^node[23]$/);
+    const standby = await lease();
+    expect(standby).not.toBe(holder);
+    expect(cluster.controllers.some((c) => c !== active && standby?.startsWith(`${c.name}_`))).toBe(true);
+    cluster.restartController(active!);
+    await cluster.waitReady(20_000);
+  }, 40_000);
+
   it("busy is not dead: both cores saturated by a CPU hog for 8 s, no node leaves the membership", async () => {
     const changes = (): number =>
       cluster.nodes.reduce((sum, n) => {
@@ -215,4 +273,8 @@ describe.skipIf(why !== undefined)("speaker lab: failover between three nodes", 
     }
     expect(changes() - before).toBe(0);
   }, 30_000);
+
+  it("no workload was refused anything by RBAC", () => {
+    expect(cluster.sandbox.denials()).toEqual([]);
+  });
 });

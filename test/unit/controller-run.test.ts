@@ -32,6 +32,8 @@ describe("lodestone run flags", () => {
     },
     { desc: "speaker off", args: ["--speaker=false"], want: { speaker: false } },
     { desc: "speaker off, value as the next word", args: ["--speaker", "false"], want: { speaker: false } },
+    { desc: "the controller alone", args: ["--component=controller"], want: { component: "controller" } },
+    { desc: "the speaker alone", args: ["--component", "speaker"], want: { component: "speaker" } },
     { desc: "metrics off", args: ["--metrics-port", "-1"], want: { metricsPort: -1 } },
     { desc: "a flag wins over its variable", args: ["--node-name=flag"], want: { nodeName: "flag" } },
     { desc: "bare boolean", args: ["--speaker", "--metrics-port", "0"], want: { speaker: true, metricsPort: 0 } },
@@ -54,6 +56,16 @@ describe("lodestone run flags", () => {
     { desc: "bad level", args: ["--log-level=loud"], error: "--log-level must be one of" },
     { desc: "bad port", args: ["--metrics-port=70000"], error: "--metrics-port must be" },
     { desc: "bad boolean", args: ["--speaker=maybe"], error: "--speaker must be true or false" },
+    {
+      desc: "unknown component",
+      args: ["--component=both"],
+      error: '--component must be controller or speaker, got "both"',
+    },
+    {
+      desc: "a speaker without its speaker",
+      args: ["--component=speaker", "--speaker=false"],
+      error: "leave nothing to run",
+    },
     { desc: "bad duration", args: ["--lease-duration=soon"], error: "is not a duration" },
     {
       desc: "unsafe timings",

@@ -86,11 +86,18 @@ describe("projections", () => {
         annotations: {
           "lodestone.dev/heartbeat": "192.0.2.11:7947",
           "lodestone.dev/interfaces": encodeInterfaces(ifaces),
+          "lodestone.dev/announced": "4:gYSAgAw=",
         },
       },
-      spec: { holderIdentity: "node1", renewTime: "2026-11-25T10:00:00.000000Z" },
+      spec: { holderIdentity: "node1", renewTime: "2026-11-25T10:00:00.000000Z", leaseDurationSeconds: 10 },
     });
-    expect(l).toMatchObject({ node: "node1", renewTime: "2026-11-25T10:00:00.000000Z", interfaces: ifaces });
+    expect(l).toMatchObject({
+      node: "node1",
+      renewTime: "2026-11-25T10:00:00.000000Z",
+      interfaces: ifaces,
+      announced: "4:gYSAgAw=",
+      durationSeconds: 10,
+    });
     expect(l?.heartbeat?.port).toBe(7947);
     expect(Date.parse(l!.renewTime!)).toBe(Date.UTC(2026, 10, 25, 10));
     expect(projectLease({ metadata: { name: "x" }, spec: {} })).toBeUndefined();
@@ -131,6 +138,8 @@ describe("which updates need a new announcement plan", () => {
     renewTime: "2026-11-29T20:00:00.000000Z",
     interfaces: ifaces,
     heartbeat: { address: parseIp("192.0.2.11")!, port: 7947 },
+    announced: undefined,
+    durationSeconds: 10,
     ...over,
   });
   it.each<{ desc: string; old: SpeakerLease | undefined; now: SpeakerLease; want: boolean }>([
