@@ -8,9 +8,10 @@
  *   - 200 sampled addresses, each asked by NDP (ndisc6 -m from the client namespace): answered by exactly one MAC;
  *   - 5 SIGKILLs of the node owning a probed address: time until a TCP client is served by another node, how many
  *     Services owned by the survivors moved meanwhile, how many still name the dead node 20 s later;
- *   - event-loop lag p99 / max (bucket bounds), during convergence and the failovers: `loop_lag_*` of the wire
- *     thread (lodestone_wire_event_loop_lag_seconds: ARP/NDP answers and heartbeats), `main_loop_lag_*` of the
- *     main thread (lodestone_event_loop_lag_seconds: planning, API, Events); RSS of each daemon; the duelling announcements seen; the nodes' API writes in an idle minute
+ *   - event-loop lag p99 / max (bucket bounds), during convergence and the failovers: `loop_lag_*` of the main
+ *     thread (lodestone_event_loop_lag_seconds: planning, API, Events), `wire_loop_lag_*` of the wire thread
+ *     (lodestone_wire_event_loop_lag_seconds: ARP/NDP answers and heartbeats); RSS of each daemon; the duelling
+ *     announcements seen; the nodes' API writes in an idle minute
  *     other than Lease renewals (counted at the lab's API bridge).
  *
  *   flock /tmp/lodestone-bench.lock npm run bench:speaker -- --services 1000
@@ -263,10 +264,10 @@ try {
     claimed_s: +((conv.claimedAt - lastIpAt) / 1000).toFixed(1),
     annotated_s: +((conv.annotatedAt - lastIpAt) / 1000).toFixed(1),
     allocate_s: +((lastIpAt - createdAt) / 1000).toFixed(1),
-    loop_lag_converge_p99_ms: lagConverge.p99,
-    loop_lag_converge_max_ms: lagConverge.max,
-    main_loop_lag_converge_p99_ms: mainLagConverge.p99,
-    main_loop_lag_converge_max_ms: mainLagConverge.max,
+    wire_loop_lag_converge_p99_ms: lagConverge.p99,
+    wire_loop_lag_converge_max_ms: lagConverge.max,
+    loop_lag_converge_p99_ms: mainLagConverge.p99,
+    loop_lag_converge_max_ms: mainLagConverge.max,
   });
   log("converged", result, conv.last);
   const rss = rssMb(cluster);
@@ -347,10 +348,10 @@ try {
     failover_ms_max: failover.length === 0 ? NaN : Math.max(...failover),
     moved_between_live: moved,
     stale_after_20s: stale,
-    loop_lag_failover_p99_ms: lagFail.p99,
-    loop_lag_failover_max_ms: lagFail.max,
-    main_loop_lag_failover_p99_ms: mainLagFail.p99,
-    main_loop_lag_failover_max_ms: mainLagFail.max,
+    wire_loop_lag_failover_p99_ms: lagFail.p99,
+    wire_loop_lag_failover_max_ms: lagFail.max,
+    loop_lag_failover_p99_ms: mainLagFail.p99,
+    loop_lag_failover_max_ms: mainLagFail.max,
   });
 
   // An idle minute: every write that is not a Lease renewal.
@@ -373,8 +374,11 @@ try {
     api_writes_per_node_min: +(other.length / 3 / minutes).toFixed(2),
   });
   result["duelling"] = result["duelling_total"];
-  result["loop_lag_p99_ms"] = Math.max(lagConverge.p99, lagFail.p99);
-  result["loop_lag_max_ms"] = Math.max(lagConverge.max, lagFail.max);
+  // The issue's figures are the main thread's (lodestone_event_loop_lag_seconds); the wire thread's beside them.
+  result["loop_lag_p99_ms"] = Math.max(mainLagConverge.p99, mainLagFail.p99);
+  result["loop_lag_max_ms"] = Math.max(mainLagConverge.max, mainLagFail.max);
+  result["wire_loop_lag_p99_ms"] = Math.max(lagConverge.p99, lagFail.p99);
+  result["wire_loop_lag_max_ms"] = Math.max(lagConverge.max, lagFail.max);
   result["rss_mb"] = Math.max(...rss);
 } catch (err: unknown) {
   result["error"] = err instanceof Error ? err.message : String(err);

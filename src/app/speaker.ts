@@ -155,6 +155,10 @@ function subnetInterface(interfaces: readonly InterfaceSummary[], ip: IpAddress)
 }
 const interfaceChoices = new WeakMap<readonly InterfaceSummary[], Map<string, string | undefined>>();
 
+/** A wire thread's answer that the claims were not applied (it had withdrawn everything; src/app/wire.ts). */
+const isWithdrawn = (report: unknown): boolean =>
+  typeof report === "object" && report !== null && "withdrawn" in report && report.withdrawn === true;
+
 /** The announcer's report of claims it answers on no interface (src/net/announcer.ts ReconcileReport). */
 function onNoInterface(report: unknown): Map<string, string> {
   const out = new Map<string, string>();
@@ -443,7 +447,11 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     }
     evaluatingSince = performance.now();
     evaluating = evaluate()
-      .catch((err: unknown) => log.error({ err }, "speaker evaluation failed"))
+      .catch((err: unknown) => {
+        // The last plan may be behind its inputs now: the next pass plans in full.
+        dirty = rankingDirty = true;
+        log.error({ err }, "speaker evaluation failed");
+      })
       .finally(() => {
         evaluating = undefined;
         if (again && !stopped) {
@@ -493,8 +501,9 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     if (ready) {
       const candidateNodes = candidates(view.members);
       const context = planContext(candidateNodes);
-      // Only nodes died since the last plan (their IPs must move now): follow each ranking without them, in this
-      // turn, instead of grouping 10,000 Services again over several.
+      // Nothing a ranking reads changed since the last plan but who is alive, and no node came alive (nodes died:
+      // their IPs must move now, or only annotations or retries brought this pass): follow each ranking without
+      // the dead, in this turn, instead of grouping 10,000 Services again over several.
       plan =
         !rankingChanged && lastPlan !== undefined && claimState.owners !== undefined
           ? followDeaths(self, lastPlan, candidateNodes, context)
@@ -528,7 +537,14 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     paceMs = Math.min(PACE_MAX_MS, Math.max(PACE_MS, PACE_FACTOR * (sliceWorkMs + performance.now() - decidedFrom)));
     if (decision.changed) {
       const handedAt = performance.now();
-      unannouncedHere = onNoInterface(await announcer.reconcile(decision.claims));
+      const applied = await announcer.reconcile(decision.claims);
+      if (isWithdrawn(applied)) {
+        // The wire thread withdrew everything meanwhile (this thread was silent): nothing of this is announced;
+        // onWithdrawn has reset the claims, and the next pass starts over.
+        dirty = rankingDirty = true;
+        return;
+      }
+      unannouncedHere = onNoInterface(applied);
       claimed = decision.claims;
       const { added, removed } = decision;
       if (added.length + removed.length > 0) {
@@ -743,8 +759,10 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     transport.send(
       { node: self, incarnation, seq: ++seq, sentAtMs: Date.now(), kind, apiOk: kind === "alive" && advertisedApiOk },
       peers(),
+      lastRenewalSentAt === undefined ? undefined : lastRenewalSentAt + timing.fenceAfterMs,
     );
   }
+  let lastRenewalSentAt: number | undefined;
 
   /**
    * The IPs this node answers for, as its Lease reports them to the controller, which writes the announcing-node
@@ -786,6 +804,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     const err = await renew(annotations, timing.renewIntervalMs);
     if (err === undefined) {
       membership.renewed(sentAt);
+      lastRenewalSentAt = sentAt;
       renewedOnce = true;
       if (lastError !== undefined) log.info("membership Lease renewed again");
       lastError = undefined;

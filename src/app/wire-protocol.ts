@@ -23,7 +23,15 @@ export interface WireStart {
 export type ToWire =
   | { readonly type: "keys"; readonly keys: readonly HeartbeatKey[] }
   /** What the heartbeats say from now on; also the main thread's sign of life. */
-  | { readonly type: "beat"; readonly hb: Heartbeat; readonly peers: readonly HeartbeatPeer[] }
+  | {
+      readonly type: "beat";
+      readonly hb: Heartbeat;
+      readonly peers: readonly HeartbeatPeer[];
+      /** The fence deadline (last renewal + fence-after), as performance.timeOrigin + performance.now(). */
+      readonly fenceAt?: number;
+    }
+  /** The main thread is running (its own timer, also while it sends no heartbeats). */
+  | { readonly type: "alive" }
   | {
       readonly type: "reconcile";
       readonly id: number;
@@ -56,6 +64,8 @@ export type FromWire =
       readonly type: "reconciled";
       readonly id: number;
       readonly unannounced: readonly { readonly key: string; readonly ip: IpAddress; readonly message: string }[];
+      /** Not applied: the wire thread had withdrawn everything. */
+      readonly withdrawn: boolean;
     }
   | { readonly type: "foreign"; readonly seen: readonly (ForeignAnnouncement & { readonly interface: string })[] }
   | { readonly type: "telemetry"; readonly telemetry: WireTelemetry }

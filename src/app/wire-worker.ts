@@ -25,6 +25,8 @@ let keys: readonly HeartbeatKey[] = [];
 let template: { hb: Heartbeat; peers: readonly HeartbeatPeer[] } | undefined;
 let seq = 0;
 let heardFromMain = performance.now();
+/** The main thread's fence deadline as last told (performance.timeOrigin-based ms). */
+let fenceAt: number | undefined;
 let withdrawn = false;
 let closing = false;
 const lag = startLoopLagSampler();
@@ -47,8 +49,8 @@ function flushForeign(): void {
 
 /**
  * Changed claims applied per event-loop turn. Applying a takeover of thousands of IPs at once (sockets, groups,
- * bursts for each) held this thread for a second at 10,000 Services — long enough for the peers to declare the
- * node dead while it took over. Releases go first, then gains; the heartbeats and answers run between steps, and
+ * bursts for each) held this thread long enough for the peers to declare the node dead while it took over
+ * (docs/performance.md, the speaker at scale). Releases go first, then gains; the heartbeats and answers run between steps, and
  * each step costs what it changes (Announcer.update).
  */
 const CLAIMS_PER_STEP = 256;
@@ -66,7 +68,7 @@ function applyStep(): void {
   const report = announcer.update(upserts, removes);
   if (job.removes.length === 0 && job.upserts.length === 0) {
     jobs.shift();
-    post({ type: "reconciled", id: job.id, unannounced: unannouncedOf(report) });
+    post({ type: "reconciled", id: job.id, unannounced: unannouncedOf(report), withdrawn: false });
   }
   setImmediate(applyStep);
 }
@@ -106,9 +108,10 @@ async function main(): Promise<void> {
   });
   beats = setInterval(() => {
     const silent = performance.now() - heardFromMain;
-    if (!withdrawn && silent > start.mainSilentMs) {
+    const pastFence = fenceAt !== undefined && at() > fenceAt && silent > 1_000;
+    if (!withdrawn && (silent > start.mainSilentMs || pastFence)) {
       withdrawn = true;
-      for (const job of jobs) post({ type: "reconciled", id: job.id, unannounced: [] });
+      for (const job of jobs) post({ type: "reconciled", id: job.id, unannounced: [], withdrawn: true });
       jobs.length = 0;
       withdrawAll();
       post({ type: "withdrawn", silentMs: Math.round(silent) });
@@ -125,7 +128,10 @@ port.on("message", (m: ToWire) => {
     case "keys":
       keys = m.keys;
       return;
+    case "alive":
+      return;
     case "beat": {
+      if (m.fenceAt !== undefined) fenceAt = m.fenceAt;
       const before = template?.hb;
       template = { hb: m.hb, peers: m.peers };
       if (withdrawn) return; // until the main thread has handled "withdrawn" (a reconcile with reset)
@@ -135,13 +141,13 @@ port.on("message", (m: ToWire) => {
     }
     case "reconcile": {
       if (m.reset) {
-        for (const job of jobs) post({ type: "reconciled", id: job.id, unannounced: [] });
+        for (const job of jobs) post({ type: "reconciled", id: job.id, unannounced: [], withdrawn: true });
         jobs.length = 0;
         withdrawAll();
         withdrawn = false;
       } else if (withdrawn) {
         // Sent before the main thread saw "withdrawn": claims relative to what this thread no longer holds.
-        post({ type: "reconciled", id: m.id, unannounced: [] });
+        post({ type: "reconciled", id: m.id, unannounced: [], withdrawn: true });
         return;
       }
       jobs.push({ id: m.id, removes: [...m.removes], upserts: [...m.upserts] });

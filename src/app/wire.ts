@@ -10,10 +10,11 @@ import type { HeartbeatPeer, HeartbeatTransport } from "../net/heartbeat.ts";
 import type { FromWire, ToWire, WireStart, WireTelemetry } from "./wire-protocol.ts";
 
 /**
- * How long the main thread may stay silent before the wire thread withdraws. A hung main thread renews no Lease;
- * peers leave a node out once its Lease is 10 s old although its heartbeats go on, so the wire thread must have
- * withdrawn by then: the last renewal came at most one 2 s interval before the main thread fell silent, and 5 s
- * more stays inside the 6 s fence. Shorter would withdraw a node that is merely starved of CPU for a few seconds.
+ * How long the main thread may stay silent before the wire thread withdraws; shorter would withdraw a node that
+ * is merely starved of CPU for a few seconds. A hung main thread renews no Lease and cannot fence itself, and
+ * peers leave a node out once its Lease is 10 s old although its heartbeats go on: so the wire thread also
+ * withdraws, once the main thread has been silent for a second, when the fence deadline it was last told
+ * (last renewal + fence-after) has passed.
  */
 export const DEFAULT_MAIN_SILENT_MS = 5_000;
 
@@ -33,7 +34,13 @@ export interface WireOptions {
 /** The announcer as the speaker drives it, living on the wire thread. */
 export interface WireAnnouncer {
   /** Resolves with the claims answered on no interface, once the wire thread has applied the claims. */
-  reconcile(claims: readonly Claim[]): Promise<{ readonly unannounced: readonly WireUnannounced[] }>;
+  /**
+   * Resolves once the wire thread has applied the claims, with those answered on no interface; `withdrawn` when
+   * it withdrew everything meanwhile instead (the main thread was silent): then nothing of them is announced.
+   */
+  reconcile(
+    claims: readonly Claim[],
+  ): Promise<{ readonly unannounced: readonly WireUnannounced[]; readonly withdrawn: boolean }>;
   /** The layer-2 counters as of the last answer of the wire thread (asks it for fresh ones each call). */
   telemetry(): Pick<WireTelemetry, "layer2" | "layer2Drops">;
   onForeignAnnouncement(listener: (seen: ForeignAnnouncement & { readonly interface: string }) => void): () => void;
@@ -84,7 +91,9 @@ export async function startWire(o: WireOptions): Promise<Result<Wire, { readonly
   let telemetry: WireTelemetry = { layer2: [], layer2Drops: [], loopLag: emptyLag(), heartbeatsRejected: {} };
   let telemetryAsked = false;
   let nextId = 0;
-  const waiting = new Map<number, (u: readonly WireUnannounced[]) => void>();
+  const waiting = new Map<number, (u: readonly WireUnannounced[], withdrawn: boolean) => void>();
+  /** Bumped by every "withdrawn": a reconcile answered in an older epoch was not applied. */
+  let epoch = 0;
   const foreignListeners = new Set<(seen: ForeignAnnouncement & { readonly interface: string }) => void>();
   const withdrawnListeners: ((silentMs: number) => void)[] = [];
   /** What the wire thread holds, by IP key: the same objects the speaker passed (unchanged claims keep theirs). */
@@ -111,7 +120,10 @@ export async function startWire(o: WireOptions): Promise<Result<Wire, { readonly
       case "reconciled": {
         const resolve = waiting.get(m.id);
         waiting.delete(m.id);
-        resolve?.(m.unannounced.map((u) => ({ key: u.key, ip: u.ip, error: { message: u.message } })));
+        resolve?.(
+          m.unannounced.map((u) => ({ key: u.key, ip: u.ip, error: { message: u.message } })),
+          m.withdrawn,
+        );
         return;
       }
       case "foreign":
@@ -129,6 +141,7 @@ export async function startWire(o: WireOptions): Promise<Result<Wire, { readonly
         // This thread is running again (it is handling this message): the wire thread may beat again, with
         // nothing claimed until the speaker has planned from scratch.
         sent = new Map();
+        epoch++;
         send({ type: "reconcile", id: nextId++, upserts: [], removes: [], reset: true });
         for (const l of withdrawnListeners) l(m.silentMs);
         return;
@@ -141,13 +154,20 @@ export async function startWire(o: WireOptions): Promise<Result<Wire, { readonly
     log.error({ err: e.message }, "wire thread failed");
     ready(err({ message: `wire thread: ${e.message}` }));
   });
+  let exited = false;
   worker.on("exit", (code) => {
+    exited = true;
+    clearInterval(alive);
     if (closing === undefined && ended === undefined) ended = `wire thread exited (code ${code})`;
-    for (const resolve of waiting.values()) resolve([]);
+    for (const resolve of waiting.values()) resolve([], true);
     waiting.clear();
     ready(err({ message: ended ?? "wire thread exited" }));
   });
   send({ type: "keys", keys: o.keys });
+  // This thread's sign of life for the watchdog, from its own timer: the speaker's heartbeat calls stop during a
+  // hand-off and a shutdown, while this thread is still running.
+  const alive = setInterval(() => send({ type: "alive" }), o.heartbeatIntervalMs);
+  alive.unref();
 
   const r = await started;
   if (!r.ok) {
@@ -157,6 +177,9 @@ export async function startWire(o: WireOptions): Promise<Result<Wire, { readonly
   const port = r.value;
   const close = (): Promise<void> =>
     (closing ??= new Promise<void>((resolve) => {
+      clearInterval(alive);
+      // A wire thread that already ended (a crash) fires no second "exit".
+      if (exited) return resolve();
       worker.once("exit", () => resolve());
       send({ type: "close" });
       // A wire thread that does not end by itself within a second is ended.
@@ -165,7 +188,7 @@ export async function startWire(o: WireOptions): Promise<Result<Wire, { readonly
 
   const announcer: WireAnnouncer = {
     reconcile(claims) {
-      if (ended !== undefined || closing !== undefined) return Promise.resolve({ unannounced: [] });
+      if (ended !== undefined || closing !== undefined) return Promise.resolve({ unannounced: [], withdrawn: true });
       const next = new Map<string, Claim>();
       const upserts: Claim[] = [];
       for (const c of claims) {
@@ -178,7 +201,10 @@ export async function startWire(o: WireOptions): Promise<Result<Wire, { readonly
       sent = next;
       const id = nextId++;
       send({ type: "reconcile", id, upserts, removes, reset: false });
-      return new Promise((resolve) => waiting.set(id, (unannounced) => resolve({ unannounced })));
+      const sentIn = epoch;
+      return new Promise((resolve) =>
+        waiting.set(id, (unannounced, withdrawn) => resolve({ unannounced, withdrawn: withdrawn || epoch !== sentIn })),
+      );
     },
     telemetry() {
       if (!telemetryAsked && ended === undefined && closing === undefined) {
@@ -198,8 +224,11 @@ export async function startWire(o: WireOptions): Promise<Result<Wire, { readonly
   };
   const transport: HeartbeatTransport = {
     port,
-    send(hb: Heartbeat, peers: readonly HeartbeatPeer[]) {
-      if (ended === undefined && closing === undefined) send({ type: "beat", hb, peers });
+    send(hb: Heartbeat, peers: readonly HeartbeatPeer[], fenceAtMs?: number) {
+      if (ended === undefined && closing === undefined) {
+        const fenceAt = fenceAtMs === undefined ? undefined : performance.timeOrigin + fenceAtMs;
+        send({ type: "beat", hb, peers, ...(fenceAt === undefined ? {} : { fenceAt }) });
+      }
     },
     rejected: () => ({
       malformed: 0,

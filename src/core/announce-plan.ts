@@ -287,6 +287,8 @@ export function followDeaths(
   const byKey = new Map<string, PlannedIp>();
   const claims: AnnounceClaim[] = [];
   for (const p of previous.ips) {
+    // A failed ranking's reason may name a node that is dead now: a full plan words it again.
+    if (!p.announcer.ok && dead.size > 0) return undefined;
     const announcer = p.announcer.ok ? withoutDead(p.announcer, dead) : p.announcer;
     if (announcer === undefined) return undefined;
     const planned = announcer === p.announcer ? p : { ...p, announcer };

@@ -116,12 +116,6 @@ export function leaseChangesRanking(old: SpeakerLease | undefined, l: SpeakerLea
   return old === undefined || old.node !== l.node || text(old.interfaces) !== text(l.interfaces);
 }
 
-/**
- * Pure: whether a Service update can change what the speaker announces or records: its addresses, type, class and
- * traffic policy, the announcing-node annotation (the speaker's own record), the uid its Events name. The
- * controller's pool annotation, labels, ports and selector do not — a plan's cost grows with the Services, and a
- * controller that takes over writes an annotation on every Service.
- */
 /** Whether a Service update changes how its IPs are grouped and ranked (its addresses, type, class, policy). */
 export function serviceChangesRanking(old: SlimService | undefined, s: SlimService): boolean {
   const same = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
@@ -136,7 +130,12 @@ export function serviceChangesRanking(old: SlimService | undefined, s: SlimServi
   );
 }
 
-/** Whether a Service update changes what the speaker announces or records (the ranking inputs, the annotation). */
+/**
+ * Pure: whether a Service update can change what the speaker announces or records: its addresses, type, class and
+ * traffic policy, the announcing-node annotation (the speaker's own record), the uid its Events name. The
+ * controller's pool annotation, labels, ports and selector do not — a plan's cost grows with the Services, and a
+ * controller that takes over writes an annotation on every Service.
+ */
 export function serviceChangesAnnouncement(old: SlimService | undefined, s: SlimService): boolean {
   return (
     serviceChangesRanking(old, s) || old?.annotations[ANNOUNCING_ANNOTATION] !== s.annotations[ANNOUNCING_ANNOTATION]

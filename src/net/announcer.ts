@@ -222,7 +222,7 @@ class Layer2Announcer implements Announcer {
       }
       this.own(key, choice, changes, touched.size);
     }
-    if (this.owned.size === 0) for (const name of [...this.links.keys()]) this.closeLink(name);
+    if (changes.released > 0) this.closeUnusedLinks();
     if (changes.claimed > LOGGED_PER_IP || changes.released > LOGGED_PER_IP)
       this.log.info(changes, "ownership changed");
     this.warnUnannounced(fresh);
@@ -285,11 +285,16 @@ class Layer2Announcer implements Announcer {
     for (const key of keys) this.own(key, wanted.get(key), changes, keys.size);
     if (changes.claimed > LOGGED_PER_IP || changes.released > LOGGED_PER_IP)
       this.log.info(changes, "ownership changed");
+    this.closeUnusedLinks();
+    this.warnUnannounced(fresh);
+    return { announced, unannounced: [...this.unannounced.values()] };
+  }
+
+  /** A link no owned IP is answered on any more is closed (it would go on taking every multicast frame). */
+  private closeUnusedLinks(): void {
     const used = new Set<string>();
     for (const o of this.owned.values()) for (const name of o.interfaces) used.add(name);
     for (const name of [...this.links.keys()]) if (!used.has(name)) this.closeLink(name);
-    this.warnUnannounced(fresh);
-    return { announced, unannounced: [...this.unannounced.values()] };
   }
 
   private reuseOrChoose(claim: Claim, before: Choice | undefined): Choice {
@@ -451,7 +456,10 @@ class Layer2Announcer implements Announcer {
     link.listener.close();
     this.links.delete(name);
     for (const o of this.owned.values()) {
-      if (o.interfaces.delete(name)) this.stopBurst(name, o.claim.ip);
+      if (o.interfaces.delete(name)) {
+        this.stopBurst(name, o.claim.ip);
+        this.counters.delete(pairKey(name, o.claim.ip));
+      }
     }
   }
 

@@ -32,7 +32,8 @@ export interface HeartbeatTransportOptions {
 export interface HeartbeatTransport {
   readonly port: number;
   /** Signs and sends one heartbeat to every peer; send errors are counted, never thrown (a peer may be gone). */
-  send(hb: Heartbeat, peers: readonly HeartbeatPeer[]): void;
+  /** `fenceAtMs` (performance.now() basis): when this node fences itself unless it renews; for the wire thread. */
+  send(hb: Heartbeat, peers: readonly HeartbeatPeer[], fenceAtMs?: number): void;
   /** Datagrams refused before reaching the membership, by reason. */
   rejected(): Readonly<Record<HeartbeatDecodeError | "send-error", number>>;
   close(): Promise<void>;

@@ -11,6 +11,7 @@ import {
   projectLease,
   projectNode,
   serviceChangesAnnouncement,
+  serviceChangesRanking,
   type SpeakerLease,
   type SpeakerNode,
 } from "../../src/kube/speaker-resources.ts";
@@ -215,7 +216,9 @@ describe("which updates need a new announcement plan", () => {
     { desc: "the class", old: svc(), now: svc({ loadBalancerClass: "other" }), want: true },
     { desc: "the announcing-node annotation", old: svc(), now: svc({ annotations: {} }), want: true },
     { desc: "a new uid (deleted and created again)", old: svc(), now: svc({ uid: "u2" }), want: true },
-  ])("Service: $desc → $want", ({ old, now, want }) => {
+  ])("Service: $desc → $want", ({ old, now, want, desc }) => {
     expect(serviceChangesAnnouncement(old, now)).toBe(want);
+    // The same for the ranking, except the annotation: writing it never makes a node's death need a full plan.
+    expect(serviceChangesRanking(old, now)).toBe(desc === "the announcing-node annotation" ? false : want);
   });
 });
