@@ -25,6 +25,8 @@ export const ConfigCodes = {
   badSelector: "LODESTONE_E_BAD_SELECTOR",
   unsupported: "LODESTONE_E_UNSUPPORTED",
   noPoolData: "LODESTONE_E_NO_POOL_DATA",
+  bgpDuplicate: "LODESTONE_E_BGP_DUPLICATE",
+  bgpReference: "LODESTONE_E_BGP_REFERENCE",
 } as const;
 export type ConfigCode = (typeof ConfigCodes)[keyof typeof ConfigCodes];
 
