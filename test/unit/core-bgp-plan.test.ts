@@ -247,7 +247,7 @@ bgpAdvertisements: [{name: all}]
     expect(text).toContain(" neighbor 192.0.2.2 port 1179");
     expect(text).toContain(" neighbor 192.0.2.2 ebgp-multihop");
     expect(text).toContain(" neighbor 192.0.2.2 update-source 192.0.2.11");
-    expect(text).not.toMatch(/^  network /m);
+    expect(text).not.toMatch(/^ {2}network /m);
     expect(text).not.toContain("prefix-list");
     expect(text).toContain("route-map lodestone-a-out-v4 deny 65535");
   });
