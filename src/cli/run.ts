@@ -33,6 +33,10 @@ Flags (environment default in brackets):
   --log-level LEVEL            fatal, error, warn, info, debug, trace, silent [LOG_LEVEL, else info]
   --metrics-port N             /metrics, /healthz, /readyz port; 0 = any free port, -1 = off (default 7472)
   --speaker BOOL               run the layer-2 speaker too (default true)
+  --bgp BOOL                   BGP mode through FRR once a bgp.yaml configures a peer (default true; docs/bgp.md)
+  --frr-config PATH            frr.conf that Lodestone writes and reloads [FRR_CONFIG, else /etc/frr/frr.conf]
+  --frr-pathspace NAME         FRR's -N pathspace, for one FRR of several on a host (default none)
+  --bgp-drain DURATION         on SIGTERM, after withdrawing every prefix, wait this long (default 3s)
   --lease-name NAME            controller Lease (default ${CONTROLLER_LEASE})
   --lease-duration DURATION    how long a standby waits for a silent leader (default 15s)
   --renew-deadline DURATION    a leader that cannot renew for this long stops writing (default 10s)
@@ -57,6 +61,10 @@ const FLAGS = {
   "log-level": { type: "string" },
   "metrics-port": { type: "string" },
   speaker: { type: "boolean" },
+  bgp: { type: "boolean" },
+  "frr-config": { type: "string" },
+  "frr-pathspace": { type: "string" },
+  "bgp-drain": { type: "string" },
   "lease-name": { type: "string" },
   "lease-duration": { type: "string" },
   "renew-deadline": { type: "string" },
@@ -73,7 +81,7 @@ export function parseRunFlags(
   if (!parsed.ok) return parsed;
   const { values } = parsed;
   if (values.help === true) return { ok: "help" };
-  type Text = Exclude<keyof typeof FLAGS, "speaker" | "help">;
+  type Text = Exclude<keyof typeof FLAGS, "speaker" | "bgp" | "help">;
   const get = (name: Text, envName?: string): string | undefined =>
     values[name] ?? (envName === undefined ? undefined : env[envName] || undefined);
 
@@ -97,6 +105,13 @@ export function parseRunFlags(
       return { ok: false, error: `--${flag}: "${text}" is not a duration (15s, 1500ms)` };
     timings[field] = ms;
   }
+  const drainText = get("bgp-drain");
+  const drainMs = drainText === undefined ? undefined : parseDuration(drainText);
+  if (drainMs === undefined && drainText !== undefined) {
+    return { ok: false, error: `--bgp-drain: "${drainText}" is not a duration (3s, 1500ms)` };
+  }
+  const frrConfig = get("frr-config", "FRR_CONFIG");
+  const pathspace = get("frr-pathspace");
   const problems = leaseTimingProblems(timings);
   if (problems.length > 0) return { ok: false, error: `lease timings: ${problems.join("; ")}` };
   const kubeconfig = get("kubeconfig", "KUBECONFIG");
@@ -116,6 +131,16 @@ export function parseRunFlags(
         ...(metallbNamespace === "" ? {} : { metallbNamespace }),
         metricsPort,
         speaker: values.speaker ?? true,
+        bgp:
+          values.bgp === false
+            ? false
+            : {
+                ...(drainMs === undefined ? {} : { drainMs }),
+                frr: {
+                  ...(frrConfig === undefined ? {} : { configPath: frrConfig }),
+                  ...(pathspace === undefined ? {} : { pathspace }),
+                },
+              },
         lease: { name: get("lease-name") ?? CONTROLLER_LEASE, ...timings },
       },
     },

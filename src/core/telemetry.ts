@@ -28,6 +28,19 @@ export interface TelemetrySnapshot {
   readonly loopLag: LagHistogram;
   /** Events not written because the recorder's queue was full, by component ("controller", "speaker"). */
   readonly eventsDropped: Readonly<Record<string, number>>;
+  /** BGP sessions of this node (src/app/bgp-component.ts); empty when BGP is not configured. */
+  readonly bgpSessions: readonly BgpSessionTelemetry[];
+}
+
+export interface BgpSessionTelemetry {
+  /** The bgpPeers name. */
+  readonly peer: string;
+  readonly address: string;
+  readonly up: boolean;
+  /** Prefixes FRR reports sent to the peer. */
+  readonly prefixesAdvertised: number;
+  /** BFD session state; undefined when the peer has no bfdProfile. */
+  readonly bfdUp?: boolean;
 }
 
 export interface PoolUsage {
@@ -61,6 +74,7 @@ export const emptyTelemetry: TelemetrySnapshot = Object.freeze({
   duellingAnnouncements: 0,
   loopLag: emptyLag(),
   eventsDropped: {},
+  bgpSessions: [],
 });
 
 /** The answer of a health probe (`/healthz` or `/readyz`) with its reasons, so the probe can say what is wrong. */
