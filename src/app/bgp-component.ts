@@ -181,7 +181,7 @@ function createBgp(ctx: ComponentContext, o: BgpComponentOptions): DaemonCompone
         hit = { value: value !== undefined && /^\S{1,80}$/.test(value) ? value : undefined, at: Date.now() };
         passwords.set(cacheKey, hit);
         if (hit.value === undefined) {
-          const message = `peer ${p.name}: Secret ${ctx.namespace}/${secret} ${r?.status === 200 ? `has no usable key "${key}" (1-80 characters without spaces)` : `cannot be read (HTTP ${r?.status ?? "error"})`}; the session runs without a password [${BgpCodes.secret}]`;
+          const message = `peer ${p.name}: Secret ${ctx.namespace}/${secret} ${r?.status === 200 ? `has no usable key "${key}" (1-80 characters without spaces)` : `cannot be read (HTTP ${r?.status ?? "error"})`}; the session runs without a password`;
           log.warn({ peer: p.name, code: BgpCodes.secret }, message);
           warnOnce(p.configMap, `secret ${p.name}`, BgpCodes.secret, message);
         }

@@ -48,6 +48,10 @@ export interface LabClusterOptions {
   readonly serviceRanges?: readonly string[];
   /** Node flags for the daemons besides the image's (e.g. --trace-gc). */
   readonly daemonFlags?: readonly string[];
+  /** More `lodestone run` flags per node (the BGP lab: where its FRR is). */
+  readonly daemonArgs?: (node: LabNode) => readonly string[];
+  /** Runs once the node namespaces exist, before any daemon starts (the BGP lab starts routers and FRR here). */
+  readonly beforeDaemons?: (lab: Lab, nodes: readonly LabNode[]) => Promise<void>;
   /** Sees the request line of every HTTP request the nodes send the API server (benchmarks count writes). */
   readonly onApiRequest?: (method: string, path: string) => void;
 }
@@ -104,11 +108,12 @@ export interface LabCluster {
   readonly nodeKubeconfigPath: string;
   /** Creates a LoadBalancer Service and waits for its IP. */
   createService(name: string, spec?: Record<string, unknown>, timeoutMs?: number): Promise<string>;
-  /** Which node answers a TCP connection to ip:8080 from the client namespace, if any. */
-  whoAnswers(ip: string, timeoutMs?: number): Promise<string | undefined>;
+  /** Which node answers a TCP connection to ip:8080 from the client namespace (or `fromNs`), if any. */
+  whoAnswers(ip: string, timeoutMs?: number, fromNs?: string): Promise<string | undefined>;
   /** The node whose speaker claims the IP, as the Service annotation says. */
   announcingNode(service: string): Promise<string | undefined>;
-  probe(ip: string, intervalMs?: number, timeoutMs?: number): Probe;
+  /** New connections to ip:8080 every `intervalMs` from the client namespace (or `fromNs`). */
+  probe(ip: string, intervalMs?: number, timeoutMs?: number, fromNs?: string): Probe;
   fault(node: LabNode, fault: Fault): Promise<void>;
   /** Undoes a fault: restarts the daemon, brings links up. */
   heal(node: LabNode): Promise<void>;
@@ -291,6 +296,7 @@ export async function startLabCluster(options: LabClusterOptions = {}): Promise<
         "3s",
         "--retry-period",
         "1s",
+        ...(options.daemonArgs?.(n) ?? []),
       ];
       const child = lab.spawn(n.host.ns, argv);
       const log = createWriteStream(n.logPath, { flags: "a" });
@@ -298,6 +304,7 @@ export async function startLabCluster(options: LabClusterOptions = {}): Promise<
       child.stderr?.pipe(log);
       n.daemon = child;
     };
+    await options.beforeDaemons?.(lab, nodes);
     for (const n of nodes) startDaemon(n);
 
     const c = client;
@@ -327,9 +334,9 @@ export async function startLabCluster(options: LabClusterOptions = {}): Promise<
           timeoutMs,
         );
       },
-      async whoAnswers(ip, timeoutMs = 1_000) {
+      async whoAnswers(ip, timeoutMs = 1_000, fromNs = clientHost.ns) {
         const r = await lab.exec(
-          clientHost.ns,
+          fromNs,
           [
             process.execPath,
             "-e",
@@ -348,9 +355,9 @@ export async function startLabCluster(options: LabClusterOptions = {}): Promise<
           ANNOUNCING_ANNOTATION
         ];
       },
-      probe(ip, intervalMs = 20, timeoutMs = 500) {
+      probe(ip, intervalMs = 20, timeoutMs = 500, fromNs = clientHost.ns) {
         const child = lab.spawn(
-          clientHost.ns,
+          fromNs,
           [process.execPath, "-e", PROBE, ip, String(intervalMs), String(timeoutMs)],
           {
             stdio: ["pipe", "pipe", "pipe"],
