@@ -43,7 +43,12 @@ export const metricCatalogue = [
   ],
   ["lodestone_bgp_session_up", "gauge", "peer", "1 while the BGP session with the peer is established"],
   ["lodestone_bgp_prefixes_advertised", "gauge", "peer", "Prefixes FRR has sent to the peer"],
-  ["lodestone_bfd_session_up", "gauge", "peer", "1 while the BFD session with the peer is up (peers with a bfdProfile)"],
+  [
+    "lodestone_bfd_session_up",
+    "gauge",
+    "peer",
+    "1 while the BFD session with the peer is up (peers with a bfdProfile)",
+  ],
 ] as const;
 
 type MetricName = (typeof metricCatalogue)[number][0];

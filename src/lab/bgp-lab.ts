@@ -49,6 +49,9 @@ export interface CutResult {
   readonly withdrawMs: number | undefined;
   /** Link up → the node a next hop again, in ms. */
   readonly restoreMs: number;
+  /** New connections from the far client (one every 20 ms) that failed, and first failure → last failure in ms. */
+  readonly failed: number;
+  readonly failedSpanMs: number;
 }
 
 export interface DrainResult {
@@ -423,7 +426,8 @@ export async function startBgpLab(o: BgpLabOptions = {}): Promise<BgpLab> {
       const nodeIp = ip.includes(":") ? nodeV6(node) : node.lanIp;
       await waitHas(ip, nodeIp, true, 20_000);
       const watch = watchRoute(ip);
-      await new Promise((r) => setTimeout(r, 100));
+      const probe = cluster.probe(ip, 20, 500, farNs);
+      await new Promise((r) => setTimeout(r, 200));
       const t0 = Date.now();
       await cluster.lab.run(node.host.ns, ["ip", "link", "set", node.host.ifname, "down"]);
       let withdrawMs: number | undefined;
@@ -437,11 +441,15 @@ export async function startBgpLab(o: BgpLabOptions = {}): Promise<BgpLab> {
         await new Promise((r) => setTimeout(r, 10));
       }
       watch.stop();
+      await new Promise((r) => setTimeout(r, 300));
+      const failures = (await probe.stop()).filter((x) => x.end >= t0 && x.node === undefined);
       const t1 = Date.now();
       await cluster.lab.run(node.host.ns, ["ip", "link", "set", node.host.ifname, "up"]);
       await routeToFar(cluster.lab, node);
       await waitHas(ip, nodeIp, true, 60_000);
-      return { withdrawMs, restoreMs: Date.now() - t1 };
+      const span =
+        failures.length === 0 ? 0 : Math.max(...failures.map((x) => x.end)) - Math.min(...failures.map((x) => x.start));
+      return { withdrawMs, restoreMs: Date.now() - t1, failed: failures.length, failedSpanMs: span };
     },
     async measureDrain(ip, node) {
       const nodeIp = ip.includes(":") ? nodeV6(node) : node.lanIp;

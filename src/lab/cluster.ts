@@ -356,13 +356,9 @@ export async function startLabCluster(options: LabClusterOptions = {}): Promise<
         ];
       },
       probe(ip, intervalMs = 20, timeoutMs = 500, fromNs = clientHost.ns) {
-        const child = lab.spawn(
-          fromNs,
-          [process.execPath, "-e", PROBE, ip, String(intervalMs), String(timeoutMs)],
-          {
-            stdio: ["pipe", "pipe", "pipe"],
-          },
-        );
+        const child = lab.spawn(fromNs, [process.execPath, "-e", PROBE, ip, String(intervalMs), String(timeoutMs)], {
+          stdio: ["pipe", "pipe", "pipe"],
+        });
         const samples: ProbeSample[] = [];
         let buf = "";
         child.stdout?.on("data", (d: Buffer) => {
