@@ -40,7 +40,7 @@ const noBfd: number[] = [];
 let drainFailed = 0;
 let drainBeforeExit = 0;
 const drainWithdraw: number[] = [];
-let ecmpPaths = 0;
+let ecmpPaths: number | undefined;
 let failedTrials = 0;
 
 const lab = await startBgpLab({ area: "bgpbench", logLevel: "warn" });
@@ -115,7 +115,7 @@ const summary = {
   drain_failed: drainFailed,
   drain_withdrawn_before_exit: drainBeforeExit,
   drain_withdraw_ms_p50: percentile(drainWithdraw, 50),
-  ecmp_paths: ecmpPaths,
+  ecmp_paths: ecmpPaths ?? 0,
   failed_trials: failedTrials,
   load_average_1m: Number(loadavg()[0]?.toFixed(1)),
 };
