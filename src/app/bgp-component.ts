@@ -26,6 +26,8 @@ export interface BgpComponentOptions {
   readonly settleMs?: number;
   /** A failed reload is tried again after this long (default 5 s). */
   readonly retryMs?: number;
+  /** A session not up this long after it was configured has its problem reported (default 10 s; tests). */
+  readonly reportAfterMs?: number;
 }
 
 interface SelfNode extends Slim {
@@ -41,9 +43,6 @@ const PROBLEM_CODES: Readonly<Record<SessionProblem, BgpCode>> = {
   unreachable: BgpCodes.peerUnreachable,
   down: BgpCodes.sessionDown,
 };
-
-/** A session that has not come up after this long since it was configured gets its problem reported. */
-const REPORT_AFTER_MS = 10_000;
 
 /**
  * BGP mode on this node: from the pool ConfigMaps' `bgp.yaml`, the Services, this Node and the EndpointSlices of
@@ -64,6 +63,7 @@ function createBgp(ctx: ComponentContext, o: BgpComponentOptions): DaemonCompone
   const pollMs = o.pollMs ?? 1_000;
   const settleMs = o.settleMs ?? 200;
   const retryMs = o.retryMs ?? 5_000;
+  const reportAfterMs = o.reportAfterMs ?? 10_000;
   const { services, configMaps } = ctx.watched;
   const self = ctx.nodeName;
   const events = createEventRecorder({ client: ctx.client, logger: log, component: "lodestone-bgp", instance: self });
@@ -316,7 +316,7 @@ function createBgp(ctx: ComponentContext, o: BgpComponentOptions): DaemonCompone
           }
           warned.delete(`peer ${peer.name}`);
           lastState.set(peer.name, state);
-        } else if (prev === "up" || now - (since.get(peer.name) ?? now) >= REPORT_AFTER_MS) {
+        } else if (prev === "up" || now - (since.get(peer.name) ?? now) >= reportAfterMs) {
           // A new session gets time to come up before its first state is called a problem.
           const problem = state as SessionProblem;
           const message = sessionProblemMessage(peer.name, address, problem, s?.lastReset);

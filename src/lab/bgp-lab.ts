@@ -245,10 +245,23 @@ export async function startBgpLab(o: BgpLabOptions = {}): Promise<BgpLab> {
     }
   };
 
+  const onSignal = (signal: NodeJS.Signals): void => {
+    cleanup();
+    // netns.ts (registered after this) removes the namespaces and re-raises; without it, re-raise here.
+    if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+  };
   const cleanup = (): void => {
+    process.off("exit", cleanup);
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
     for (const d of frrDirs) rmSync(d, { recursive: true, force: true });
     rmSync(work, { recursive: true, force: true });
   };
+  // netns.ts removes the namespaces (and so every process in them) on exit and on SIGINT/SIGTERM; the FRR
+  // directories outside them go on the same occasions.
+  process.once("exit", cleanup);
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
 
   let cluster: LabCluster;
   try {
@@ -425,6 +438,18 @@ export async function startBgpLab(o: BgpLabOptions = {}): Promise<BgpLab> {
     async measureCut(ip, node, timeoutMs = 15_000) {
       const nodeIp = ip.includes(":") ? nodeV6(node) : node.lanIp;
       await waitHas(ip, nodeIp, true, 20_000);
+      // A session just (re)established may not have its BFD session up yet; the cut would then wait for the hold
+      // timer, which is not what the trial measures.
+      if (o.bfd ?? true) {
+        await until(
+          `BFD up with ${nodeIp}`,
+          async () => {
+            const r = await cluster.lab.exec(routerNs, ["birdc", "-s", birdSocket, "show", "bfd", "sessions"]);
+            return r.stdout.split("\n").some((l) => l.startsWith(`${nodeIp} `) && /\sUp\s/.test(l)) ? true : undefined;
+          },
+          20_000,
+        );
+      }
       const watch = watchRoute(ip);
       const probe = cluster.probe(ip, 20, 500, farNs);
       await new Promise((r) => setTimeout(r, 200));
@@ -454,6 +479,18 @@ export async function startBgpLab(o: BgpLabOptions = {}): Promise<BgpLab> {
     async measureDrain(ip, node) {
       const nodeIp = ip.includes(":") ? nodeV6(node) : node.lanIp;
       await waitHas(ip, nodeIp, true, 20_000);
+      // A session just (re)established may not have its BFD session up yet; the cut would then wait for the hold
+      // timer, which is not what the trial measures.
+      if (o.bfd ?? true) {
+        await until(
+          `BFD up with ${nodeIp}`,
+          async () => {
+            const r = await cluster.lab.exec(routerNs, ["birdc", "-s", birdSocket, "show", "bfd", "sessions"]);
+            return r.stdout.split("\n").some((l) => l.startsWith(`${nodeIp} `) && /\sUp\s/.test(l)) ? true : undefined;
+          },
+          20_000,
+        );
+      }
       const watch = watchRoute(ip);
       const probe = cluster.probe(ip, 20, 500, farNs);
       await new Promise((r) => setTimeout(r, 300));
