@@ -36,46 +36,114 @@ function groupsOf(prefixes: readonly AdvertisedPrefix[], family: Family): Attrib
   return [...groups.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, g]) => g);
 }
 
+/** FNV-1a of a text, 8 hex digits: stable names for attribute route-maps (a new set renames no other). */
+function shortHash(text: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0;
+  return h.toString(16).padStart(8, "0");
+}
+
+const attributeKey = (p: { localPref?: number; communities: readonly string[] }): string =>
+  p.localPref === undefined && p.communities.length === 0 ? "" : `${p.localPref ?? ""}|${p.communities.join(" ")}`;
+
+function setLines(g: { localPref?: number | undefined; communities: readonly string[] }): string[] {
+  const out: string[] = [];
+  if (g.localPref !== undefined) out.push(` set local-preference ${g.localPref}`);
+  const standard = g.communities.filter((c) => !c.startsWith("large:"));
+  const large = g.communities.filter((c) => c.startsWith("large:")).map((c) => c.slice("large:".length));
+  if (standard.length > 0) out.push(` set community ${standard.join(" ")}`);
+  if (large.length > 0) out.push(` set large-community ${large.join(" ")}`);
+  return out;
+}
+
+const samePrefixes = (a: readonly AdvertisedPrefix[], b: readonly AdvertisedPrefix[]): boolean =>
+  a.length === b.length &&
+  a.every((p, i) => {
+    const q = b[i];
+    return q !== undefined && p.prefix === q.prefix && attributeKey(p) === attributeKey(q);
+  });
+
 /**
  * Pure: FRR's integrated configuration (frr.conf) for a plan. Deterministic, so an unchanged plan is an unchanged
  * text and no reload. Every prefix is originated once with `network` (import-check off: the address is on no
- * interface of the node, kube-proxy answers for it) and each peer's outbound route-map lets through exactly the
- * prefixes planned for it, grouped by path attributes; everything else is denied, so a prefix planned for one
- * peer never leaks to another. A peer carries the prefixes of its own address family (an IPv4 session IPv4
- * prefixes): a next hop of the other family would need extended next hops (RFC 8950) the router may not have.
- * `no bgp ebgp-requires-policy` because FRR >= 7.4 sends nothing to an eBGP peer without an explicit policy
- * otherwise (RFC 8212), and the route-maps are that policy. Sessions bind one AS per `router bgp`; peers with
- * another myASN use `local-as … no-prepend replace-as`, so the router sees only their own myASN.
+ * interface of the node, kube-proxy answers for it). Where every peer of a family gets the same prefixes with the
+ * same attributes (the usual case), the attributes are set at origination (`network … route-map
+ * lodestone-set-<hash>`) and each peer's outbound route-map sends what this node originated (empty AS path) and
+ * nothing it learnt; per-prefix data is then only the `network` lines, which FRR takes in linear time. Otherwise
+ * that family falls back to one prefix-list per peer and attribute set, which FRR 8.4 loads in quadratic time
+ * (docs/performance.md). Inbound, nothing is accepted: the node needs no routes from its routers. A peer carries
+ * the prefixes of its own address family (an IPv4 session IPv4 prefixes): a next hop of the other family would
+ * need extended next hops (RFC 8950) the router may not have. `no bgp ebgp-requires-policy` because FRR >= 7.4
+ * sends nothing to an eBGP peer without an explicit policy otherwise (RFC 8212), and the route-maps are that
+ * policy. Sessions bind one AS per `router bgp`; peers with another myASN use `local-as … no-prepend replace-as`,
+ * so the router sees only their own myASN.
  */
 export function renderFrrConfig(plan: BgpPlan, options: FrrRenderOptions): string {
   const out: string[] = ["frr defaults traditional", "!"];
   const peers = plan.peers;
   if (peers.length === 0) return `${out.join("\n")}\n`;
   const used = new Set(peers.map((p) => p.peer.bfdProfile).filter((n): n is string => n !== undefined));
+  /** Per family: the network lines (with their origination route-map in the shared mode). */
+  const networks = new Map<Family, string[]>();
 
+  out.push("bgp as-path access-list lodestone-originated seq 5 permit ^$", "!");
+  out.push("route-map lodestone-in deny 10", "exit", "!");
   for (const family of [4, 6] as const) {
     const ip = family === 4 ? "ip" : "ipv6";
-    for (const { peer, prefixes } of peers) {
-      if (peer.address.family !== family) continue;
+    const mine = peers.filter((p) => p.peer.address.family === family);
+    if (mine.length === 0) continue;
+    const head = mine[0] as PlannedPeer;
+    const shared = mine.every((p) => samePrefixes(p.prefixes, head.prefixes));
+    if (shared) {
+      const sets = new Map<string, { name: string; lines: string[] }>();
+      const lines: string[] = [];
+      for (const p of head.prefixes) {
+        const key = attributeKey(p);
+        if (key === "") {
+          lines.push(`  network ${p.prefix}`);
+          continue;
+        }
+        let set = sets.get(key);
+        if (set === undefined) sets.set(key, (set = { name: `lodestone-set-${shortHash(key)}`, lines: setLines(p) }));
+        lines.push(`  network ${p.prefix} route-map ${set.name}`);
+      }
+      networks.set(family, lines);
+      for (const set of [...sets.values()].sort((a, b) => (a.name < b.name ? -1 : 1))) {
+        out.push(`route-map ${set.name} permit 10`, ...set.lines, "exit", "!");
+      }
+      for (const { peer } of mine) {
+        out.push(
+          `route-map ${routeMapName(peer.name, family)} permit 10`,
+          " match as-path lodestone-originated",
+          "exit",
+          `route-map ${routeMapName(peer.name, family)} deny 65535`,
+          "exit",
+          "!",
+        );
+      }
+      continue;
+    }
+    const union = new Set<string>();
+    for (const { peer, prefixes } of mine) {
       const groups = groupsOf(prefixes, family);
       groups.forEach((g, i) => {
-        g.prefixes.forEach((p, j) =>
-          out.push(`${ip} prefix-list ${prefixListName(peer.name, family, i + 1)} seq ${(j + 1) * 5} permit ${p}`),
-        );
+        g.prefixes.forEach((p, j) => {
+          union.add(p);
+          out.push(`${ip} prefix-list ${prefixListName(peer.name, family, i + 1)} seq ${(j + 1) * 5} permit ${p}`);
+        });
       });
       groups.forEach((g, i) => {
         out.push(`route-map ${routeMapName(peer.name, family)} permit ${(i + 1) * 10}`);
         out.push(` match ${ip} address prefix-list ${prefixListName(peer.name, family, i + 1)}`);
-        if (g.localPref !== undefined) out.push(` set local-preference ${g.localPref}`);
-        const standard = g.communities.filter((c) => !c.startsWith("large:"));
-        const large = g.communities.filter((c) => c.startsWith("large:")).map((c) => c.slice("large:".length));
-        if (standard.length > 0) out.push(` set community ${standard.join(" ")}`);
-        if (large.length > 0) out.push(` set large-community ${large.join(" ")}`);
-        out.push("exit");
+        out.push(...setLines(g), "exit");
       });
       // Always defined, so the neighbor's `route-map … out` never names a missing map (FRR would then send all).
       out.push(`route-map ${routeMapName(peer.name, family)} deny 65535`, "exit", "!");
     }
+    networks.set(
+      family,
+      [...union].sort(comparePrefixText).map((n) => `  network ${n}`),
+    );
   }
 
   const first = peers[0] as PlannedPeer;
@@ -88,15 +156,14 @@ export function renderFrrConfig(plan: BgpPlan, options: FrrRenderOptions): strin
   for (const family of [4, 6] as const) {
     const mine = peers.filter((p) => p.peer.address.family === family);
     if (mine.length === 0) continue;
-    const networks = new Set<string>();
-    for (const { prefixes } of mine) for (const p of prefixes) if (p.family === family) networks.add(p.prefix);
-    out.push(" !", ` address-family ${afi(family)} unicast`);
-    // The plan lists prefixes in address order per peer; the union keeps that order for one peer, sorts for many.
-    const ordered = mine.length === 1 ? [...networks] : [...networks].sort(comparePrefixText);
-    for (const n of ordered) out.push(`  network ${n}`);
+    out.push(" !", ` address-family ${afi(family)} unicast`, ...(networks.get(family) ?? []));
     for (const { peer } of mine) {
       const a = formatIp(peer.address);
-      out.push(`  neighbor ${a} activate`, `  neighbor ${a} route-map ${routeMapName(peer.name, family)} out`);
+      out.push(
+        `  neighbor ${a} activate`,
+        `  neighbor ${a} route-map lodestone-in in`,
+        `  neighbor ${a} route-map ${routeMapName(peer.name, family)} out`,
+      );
     }
     out.push(" exit-address-family");
   }
@@ -151,4 +218,66 @@ function comparePrefixText(a: string, b: string): number {
   const av = parseIp(aa)?.value ?? 0n;
   const bv = parseIp(ba)?.value ?? 0n;
   return av < bv ? -1 : av > bv ? 1 : Number(al) - Number(bl);
+}
+
+/**
+ * Pure: the `network` lines of a configuration (ours or FRR's `show running-config`, which prints them alike), by
+ * address family ("ipv4 unicast", "ipv6 unicast") and prefix.
+ */
+export function networkLines(text: string): Map<string, Map<string, string>> {
+  const out = new Map<string, Map<string, string>>();
+  let family: Map<string, string> | undefined;
+  for (const line of text.split("\n")) {
+    const af = /^ address-family (\S+ \S+)\s*$/.exec(line);
+    if (af !== null) {
+      const name = af[1] ?? "";
+      family = out.get(name) ?? new Map<string, string>();
+      out.set(name, family);
+      continue;
+    }
+    if (line.startsWith(" exit-address-family") || !line.startsWith(" ")) family = undefined;
+    const net = /^ {2}network (\S+)/.exec(line);
+    if (net !== null && family !== undefined) family.set(net[1] ?? "", line.trimEnd());
+  }
+  return out;
+}
+
+/** Pure: `text` with the network lines of each of its address families replaced by those of `nets`. */
+export function withNetworks(text: string, nets: ReadonlyMap<string, ReadonlyMap<string, string>>): string {
+  const out: string[] = [];
+  let inFamily = false;
+  for (const line of text.split("\n")) {
+    const af = /^ address-family (\S+ \S+)\s*$/.exec(line);
+    if (af !== null) {
+      out.push(line, ...(nets.get(af[1] ?? "")?.values() ?? []));
+      inFamily = true;
+      continue;
+    }
+    if (line.startsWith(" exit-address-family") || !line.startsWith(" ")) inFamily = false;
+    if (inFamily && /^ {2}network /.test(line)) continue;
+    out.push(line);
+  }
+  return out.join("\n");
+}
+
+/**
+ * Pure: vtysh configuration commands that take FRR's `network` lines from `from` to `to` under `router bgp asn`
+ * ("" when they are equal): only what changed, so a Service added among 10,000 is one line for FRR, where
+ * frr-reload.py would compare (quadratically) every line.
+ */
+export function networkCommands(
+  asn: string,
+  from: ReadonlyMap<string, ReadonlyMap<string, string>>,
+  to: ReadonlyMap<string, ReadonlyMap<string, string>>,
+): string {
+  const out: string[] = [];
+  for (const family of new Set([...from.keys(), ...to.keys()])) {
+    const a = from.get(family) ?? new Map<string, string>();
+    const b = to.get(family) ?? new Map<string, string>();
+    const lines: string[] = [];
+    for (const [prefix, line] of b) if (a.get(prefix) !== line) lines.push(line);
+    for (const prefix of a.keys()) if (!b.has(prefix)) lines.push(`  no network ${prefix}`);
+    if (lines.length > 0) out.push(` address-family ${family}`, ...lines, " exit-address-family");
+  }
+  return out.length === 0 ? "" : `router bgp ${asn}\n${out.join("\n")}\nexit\n`;
 }

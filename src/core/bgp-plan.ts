@@ -49,6 +49,12 @@ export interface BgpPlan {
   readonly silentBecause?: string;
 }
 
+/** Pure: the network value of `ip` at `length`. */
+function networkOf(ip: IpAddress, length: number): bigint {
+  const bits = BigInt(familyBits(ip.family));
+  return length === 0 ? 0n : ip.value & (((1n << BigInt(length)) - 1n) << (bits - BigInt(length)));
+}
+
 /** Pure: the network of `ip` at `length`, as prefix text. */
 export function prefixOf(ip: IpAddress, length: number): { text: string; value: bigint } {
   const bits = BigInt(familyBits(ip.family));
@@ -60,9 +66,39 @@ export function prefixOf(ip: IpAddress, length: number): { text: string; value: 
 interface Accumulated {
   readonly family: Family;
   readonly value: bigint;
-  readonly text: string;
+  readonly length: number;
+  /** An address inside the prefix (the one address of a host prefix), for its cached text. */
+  readonly ip: IpAddress;
+  /** The advertisements that chose the prefix, in config order: nearly always one, whose attributes are kept as is. */
+  readonly ads: BgpAdvertisement[];
+}
+
+/**
+ * Text of host prefixes by address object: the component hands the same parsed ingress addresses to every pass,
+ * so a pass at 10,000 Services formats only the addresses that are new.
+ */
+const hostText = new WeakMap<IpAddress, string>();
+function prefixText(a: Accumulated): string {
+  const bits = familyBits(a.family);
+  if (a.length !== bits) return `${formatIp({ family: a.family, value: a.value })}/${a.length}`;
+  let t = hostText.get(a.ip);
+  if (t === undefined) hostText.set(a.ip, (t = `${formatIp(a.ip)}/${bits}`));
+  return t;
+}
+
+function attributes(ads: readonly BgpAdvertisement[]): {
   localPref: number | undefined;
-  readonly communities: Set<string>;
+  communities: readonly string[];
+} {
+  const first = ads[0];
+  if (ads.length === 1 && first !== undefined) return { localPref: first.localPref, communities: first.communities };
+  let localPref: number | undefined;
+  const communities = new Set<string>();
+  for (const ad of ads) {
+    if (ad.localPref !== undefined && (localPref === undefined || ad.localPref > localPref)) localPref = ad.localPref;
+    for (const c of ad.communities) communities.add(c);
+  }
+  return { localPref, communities: [...communities].sort() };
 }
 
 /**
@@ -105,9 +141,10 @@ export function planBgp(input: BgpPlanInput): BgpPlan {
     }
   }
   const bgpPools = input.pools.filter((p) => adsOf.has(p.name));
-  // A session carries the prefixes of its own address family (see renderFrrConfig for why).
+  // A session carries the prefixes of its own address family (see renderFrrConfig for why). Per peer, prefixes
+  // by length then by network value: bigint keys, no text until the end.
   const perPeer = new Map(
-    peers.map((p) => [p.name, { family: p.address.family, table: new Map<string, Accumulated>() }]),
+    peers.map((p) => [p.name, { family: p.address.family, byLength: new Map<number, Map<bigint, Accumulated>>() }]),
   );
   for (const svc of input.services) {
     if (svc.local && !input.readyHere(svc.key)) continue;
@@ -115,40 +152,37 @@ export function planBgp(input: BgpPlanInput): BgpPlan {
       const pool = bgpPools.find((p) => p.addresses.some((r) => rangeContains(r, ip)));
       if (pool === undefined) continue;
       for (const { ad, peers: reach } of adsOf.get(pool.name) ?? []) {
-        const p = prefixOf(ip, ip.family === 4 ? ad.aggregationLength : ad.aggregationLengthV6);
+        const length = ip.family === 4 ? ad.aggregationLength : ad.aggregationLengthV6;
+        const value = networkOf(ip, length);
         for (const name of reach) {
           const session = perPeer.get(name);
           if (session === undefined || session.family !== ip.family) continue;
-          const table = session.table;
-          let acc = table.get(p.text);
-          if (acc === undefined) {
-            acc = { family: ip.family, value: p.value, text: p.text, localPref: undefined, communities: new Set() };
-            table.set(p.text, acc);
-          }
-          if (ad.localPref !== undefined && (acc.localPref === undefined || ad.localPref > acc.localPref)) {
-            acc.localPref = ad.localPref;
-          }
-          for (const c of ad.communities) acc.communities.add(c);
+          let table = session.byLength.get(length);
+          if (table === undefined) session.byLength.set(length, (table = new Map()));
+          const acc = table.get(value);
+          if (acc === undefined) table.set(value, { family: ip.family, value, length, ip, ads: [ad] });
+          else if (!acc.ads.includes(ad)) acc.ads.push(ad);
         }
       }
     }
   }
   return {
     peers: peers.map((peer) => {
-      const table = [...(perPeer.get(peer.name)?.table.values() ?? [])].sort(
-        (a, b) => a.family - b.family || (a.value < b.value ? -1 : a.value > b.value ? 1 : 0) || cmp(a.text, b.text),
-      );
+      const all: Accumulated[] = [];
+      for (const table of perPeer.get(peer.name)?.byLength.values() ?? []) for (const a of table.values()) all.push(a);
+      all.sort((a, b) => (a.value < b.value ? -1 : a.value > b.value ? 1 : a.length - b.length));
       return {
         peer,
-        prefixes: table.map((a) => ({
-          prefix: a.text,
-          family: a.family,
-          ...(a.localPref === undefined ? {} : { localPref: a.localPref }),
-          communities: [...a.communities].sort(),
-        })),
+        prefixes: all.map((a) => {
+          const { localPref, communities } = attributes(a.ads);
+          return {
+            prefix: prefixText(a),
+            family: a.family,
+            ...(localPref === undefined ? {} : { localPref }),
+            communities,
+          };
+        }),
       };
     }),
   };
 }
-
-const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);

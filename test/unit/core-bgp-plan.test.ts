@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { type BgpConfig, mergeBgp, parseBgpText } from "../../src/core/bgp-config.ts";
-import { renderFrrConfig } from "../../src/core/bgp-frr.ts";
+import { networkCommands, networkLines, renderFrrConfig, withNetworks } from "../../src/core/bgp-frr.ts";
 import { type BgpService, planBgp, prefixOf } from "../../src/core/bgp-plan.ts";
 import { type Pool, parsePoolConfigMap } from "../../src/core/config.ts";
 import { type IpAddress, parseIp } from "../../src/core/ip.ts";
@@ -156,24 +156,29 @@ bgpAdvertisements:
   const services = [svc("default/a", ["203.0.113.5", "2001:db8:1::5"]), svc("default/c", ["203.0.113.9"])];
   const plan = planBgp({ config, pools, services, nodeLabels: {}, readyHere: () => false });
 
-  it("renders the sessions, one route-map per peer and family, networks and BFD (golden text)", () => {
+  it("one set of prefixes per family: attributes at origination, no prefix-lists (golden text)", () => {
     expect(renderFrrConfig(plan, { bfdProfiles: config.bfdProfiles, passwords: new Map([["tor", "s3cret"]]) }))
       .toBe(`frr defaults traditional
 !
-ip prefix-list lodestone-tor-v4-1 seq 5 permit 203.0.113.5/32
-ip prefix-list lodestone-tor-v4-1 seq 10 permit 203.0.113.9/32
-route-map lodestone-tor-out-v4 permit 10
- match ip address prefix-list lodestone-tor-v4-1
+bgp as-path access-list lodestone-originated seq 5 permit ^$
+!
+route-map lodestone-in deny 10
+exit
+!
+route-map lodestone-set-da960ce4 permit 10
  set local-preference 120
  set community 64512:7
  set large-community 64512:1:1
 exit
+!
+route-map lodestone-tor-out-v4 permit 10
+ match as-path lodestone-originated
+exit
 route-map lodestone-tor-out-v4 deny 65535
 exit
 !
-ipv6 prefix-list lodestone-tor6-v6-1 seq 5 permit 2001:db8:1::5/128
 route-map lodestone-tor6-out-v6 permit 10
- match ipv6 address prefix-list lodestone-tor6-v6-1
+ match as-path lodestone-originated
 exit
 route-map lodestone-tor6-out-v6 deny 65535
 exit
@@ -193,15 +198,17 @@ router bgp 64513
  neighbor 2001:db8::1 timers 30 90
  !
  address-family ipv4 unicast
-  network 203.0.113.5/32
-  network 203.0.113.9/32
+  network 203.0.113.5/32 route-map lodestone-set-da960ce4
+  network 203.0.113.9/32 route-map lodestone-set-da960ce4
   neighbor 192.0.2.1 activate
+  neighbor 192.0.2.1 route-map lodestone-in in
   neighbor 192.0.2.1 route-map lodestone-tor-out-v4 out
  exit-address-family
  !
  address-family ipv6 unicast
   network 2001:db8:1::5/128
   neighbor 2001:db8::1 activate
+  neighbor 2001:db8::1 route-map lodestone-in in
   neighbor 2001:db8::1 route-map lodestone-tor6-out-v6 out
  exit-address-family
 exit
@@ -252,7 +259,83 @@ bgpAdvertisements: [{name: all}]
     expect(text).toContain("route-map lodestone-a-out-v4 deny 65535");
   });
 
+  it("peers of one family given different prefixes: one prefix-list per peer and attribute set", () => {
+    const c = bgp(`
+bgpPeers:
+  - {name: a, peerAddress: 192.0.2.1, peerASN: 64512, myASN: 64513}
+  - {name: b, peerAddress: 192.0.2.2, peerASN: 64512, myASN: 64513}
+bgpAdvertisements:
+  - {name: to-a, pools: [web], peers: [a], communities: ["64512:1"]}
+  - {name: to-b, pools: [lan], peers: [b]}
+`);
+    const text = renderFrrConfig(
+      planBgp({
+        config: c,
+        pools,
+        services: [svc("d/x", ["203.0.113.5"]), svc("d/y", ["192.0.2.100"])],
+        nodeLabels: {},
+        readyHere: () => false,
+      }),
+      { bfdProfiles: [] },
+    );
+    expect(text).toContain("ip prefix-list lodestone-a-v4-1 seq 5 permit 203.0.113.5/32\n");
+    expect(text).toContain("ip prefix-list lodestone-b-v4-1 seq 5 permit 192.0.2.100/32\n");
+    expect(text).toContain(
+      "route-map lodestone-a-out-v4 permit 10\n match ip address prefix-list lodestone-a-v4-1\n set community 64512:1\nexit\n",
+    );
+    expect(text).toContain("  network 192.0.2.100/32\n  network 203.0.113.5/32\n");
+  });
+
   it("no peers on this node: an empty configuration (FRR drops any earlier router bgp)", () => {
     expect(renderFrrConfig({ peers: [] }, { bfdProfiles: [] })).toBe("frr defaults traditional\n!\n");
+  });
+});
+
+describe("applying network changes without frr-reload.py", () => {
+  const running = `frr version 8.4.4
+router bgp 64513
+ neighbor 192.0.2.1 remote-as 64512
+ !
+ address-family ipv4 unicast
+  network 203.0.113.5/32
+  network 203.0.113.6/32 route-map lodestone-set-1
+  neighbor 192.0.2.1 activate
+ exit-address-family
+ !
+ address-family ipv6 unicast
+  network 2001:db8:1::5/128
+ exit-address-family
+exit
+`;
+  const mine = running
+    .replace("  network 203.0.113.5/32\n", "")
+    .replace("route-map lodestone-set-1", "route-map lodestone-set-2")
+    .replace("  network 2001:db8:1::5/128\n", "  network 2001:db8:1::5/128\n  network 2001:db8:1::7/128\n");
+
+  it("networkLines reads them per family and prefix, as FRR prints them", () => {
+    const n = networkLines(running);
+    expect([...n.keys()]).toEqual(["ipv4 unicast", "ipv6 unicast"]);
+    expect(n.get("ipv4 unicast")?.get("203.0.113.6/32")).toBe("  network 203.0.113.6/32 route-map lodestone-set-1");
+  });
+
+  it("networkCommands sends only what changed: added, changed route-map, removed", () => {
+    expect(networkCommands("64513", networkLines(running), networkLines(mine))).toBe(`router bgp 64513
+ address-family ipv4 unicast
+  network 203.0.113.6/32 route-map lodestone-set-2
+  no network 203.0.113.5/32
+ exit-address-family
+ address-family ipv6 unicast
+  network 2001:db8:1::7/128
+ exit-address-family
+exit
+`);
+    expect(networkCommands("64513", networkLines(mine), networkLines(mine))).toBe("");
+  });
+
+  it("withNetworks puts FRR's own networks into a configuration, leaving the rest as it is", () => {
+    const merged = withNetworks(mine, networkLines(running));
+    expect(networkLines(merged)).toEqual(networkLines(running));
+    expect(withNetworks(merged, new Map())).toBe(withNetworks(mine, new Map()));
+    expect(merged).toContain("  neighbor 192.0.2.1 activate");
   });
 });
