@@ -94,7 +94,8 @@ export function createFrr(o: FrrOptions = {}): Frr {
 
   async function reloadFile(file: string): Promise<Result<void, BgpError>> {
     lastBare = undefined;
-    const args = ["--reload", ...(o.pathspace === undefined ? [] : ["--pathspace", o.pathspace]), file];
+    // --stdout: its log to our stderr capture, not /var/log/frr (read-only in the chart's container).
+    const args = ["--reload", "--stdout", ...(o.pathspace === undefined ? [] : ["--pathspace", o.pathspace]), file];
     const r = await run(reload, args, timeoutMs);
     if (r.missing) {
       return err({ code: BgpCodes.frrUnavailable, message: `${reload} not found (install frr-pythontools)` });
