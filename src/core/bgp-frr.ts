@@ -152,6 +152,10 @@ export function renderFrrConfig(plan: BgpPlan, options: FrrRenderOptions): strin
   out.push(`router bgp ${asn}`);
   if (routerId !== undefined) out.push(` bgp router-id ${formatIp(routerId)}`);
   out.push(" no bgp ebgp-requires-policy", " no bgp default ipv4-unicast", " no bgp network import-check");
+  // FRR advertises the graceful-restart capability by default (helper mode, restart time 120 s); a router that
+  // sees it keeps a dead node's routes for that long after the hold timer (RFC 4724), which is what BFD and the
+  // hold time are there to prevent. Lodestone's routes are cheap to re-advertise.
+  out.push(" bgp graceful-restart-disable");
   for (const { peer } of peers) out.push(...neighborLines(peer, asn, options.passwords?.get(peer.name)));
   for (const family of [4, 6] as const) {
     const mine = peers.filter((p) => p.peer.address.family === family);

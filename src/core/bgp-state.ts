@@ -17,6 +17,8 @@ export type SessionProblem =
 export interface SessionState {
   /** The neighbor address as FRR prints it. */
   readonly address: string;
+  /** The bgpPeers name, from the neighbor's description (`lodestone-<name>`), when Lodestone configured it. */
+  readonly peer?: string;
   readonly state: string;
   readonly established: boolean;
   /** Prefixes FRR has sent (all families). */
@@ -58,8 +60,10 @@ export function parseNeighbors(json: unknown, hasPassword: (address: string) => 
     }
     const bfdInfo = rec(n["peerBfdInfo"]);
     const bfdStatus = str(bfdInfo["status"])?.toLowerCase();
+    const desc = str(n["nbrDesc"]);
     out.push({
       address,
+      ...(desc?.startsWith("lodestone-") === true ? { peer: desc.slice("lodestone-".length) } : {}),
       state,
       established,
       prefixesSent: sent,
@@ -103,4 +107,29 @@ export function sessionProblemMessage(peer: string, address: string, problem: Se
     case "down":
       return `BGP session with peer ${peer} (${address}) is down${tail}`;
   }
+}
+
+/** Pure: the sessions as `lodestone status --bgp` prints them, one line per neighbor. */
+export function renderSessionTable(sessions: readonly SessionState[]): string {
+  if (sessions.length === 0) return "No BGP sessions (no bgpPeers apply to this node, or FRR has no configuration).";
+  const rows = [
+    ["PEER", "ADDRESS", "STATE", "PREFIXES SENT", "BFD", "PROBLEM"],
+    ...sessions.map((s) => [
+      s.peer ?? "-",
+      s.address,
+      s.state,
+      String(s.prefixesSent),
+      s.bfd ?? "-",
+      s.problem === undefined ? "" : `${s.problem}${s.lastReset === undefined ? "" : ` (${s.lastReset})`}`,
+    ]),
+  ];
+  const widths = rows.reduce((w, row) => row.map((cell, i) => Math.max(cell.length, w[i] ?? 0)), [] as number[]);
+  return rows
+    .map((row) =>
+      row
+        .map((cell, i) => cell.padEnd(widths[i] ?? 0))
+        .join("  ")
+        .trimEnd(),
+    )
+    .join("\n");
 }

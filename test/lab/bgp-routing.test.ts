@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type BgpLab, bgpLabUnavailable, startBgpLab } from "../../src/lab/bgp-lab.ts";
+import { type BgpLab, bgpLabUnavailable, bgpYaml, startBgpLab } from "../../src/lab/bgp-lab.ts";
+import { DAEMON_BIN } from "../../src/lab/daemon-command.ts";
 import { labUnavailable } from "../../src/lab/netns.ts";
 import { EXCLUDE_LABEL } from "../../src/core/well-known.ts";
 
@@ -12,11 +13,22 @@ import { EXCLUDE_LABEL } from "../../src/core/well-known.ts";
 const why = labUnavailable(["birdc", "vtysh"]) ?? bgpLabUnavailable();
 if (why !== undefined) console.log(`BGP lab skipped: ${why}`);
 
+const ADVERTISEMENT = 'localPref: 150, communities: ["64512:100", "large:64512:1:2"]';
 const NODES = ["192.0.2.11", "192.0.2.12", "192.0.2.13"];
 const NODES6 = ["2001:db8::11", "2001:db8::12", "2001:db8::13"];
 let lab: BgpLab;
 let v4 = "";
 let v6 = "";
+
+async function until<T>(f: () => Promise<T | undefined>, ms: number): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await f();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error("timed out");
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
 
 async function serviceIps(name: string): Promise<string[]> {
   const r = await lab.cluster.client.request({ method: "GET", path: `/api/v1/namespaces/default/services/${name}` });
@@ -27,7 +39,7 @@ async function serviceIps(name: string): Promise<string[]> {
 
 describe.skipIf(why !== undefined)("BGP lab: Lodestone + FRR on the nodes, BIRD 2 as the router", () => {
   beforeAll(async () => {
-    lab = await startBgpLab({ advertisement: 'localPref: 150, communities: ["64512:100", "large:64512:1:2"]' });
+    lab = await startBgpLab({ advertisement: ADVERTISEMENT });
     await lab.cluster.waitReady(30_000);
     await lab.cluster.createService("web", { ipFamilyPolicy: "RequireDualStack", ipFamilies: ["IPv4", "IPv6"] });
     [v4 = "", v6 = ""] = await serviceIps("web");
@@ -45,6 +57,45 @@ describe.skipIf(why !== undefined)("BGP lab: Lodestone + FRR on the nodes, BIRD 
     expect(route).toContain("BGP.community: (64512,100)");
     expect(route).toMatch(/BGP\.large_community: \(64512, 1, 2\)/);
     expect(route.match(/via 192\.0\.2\.1\d/g)?.length).toBe(3);
+  });
+
+  it("`lodestone status --bgp` on a node shows its sessions as FRR reports them", async () => {
+    const node = lab.cluster.nodes[0];
+    if (node === undefined) throw new Error("no node");
+    const r = await lab.cluster.lab.exec(node.host.ns, [
+      process.execPath,
+      DAEMON_BIN,
+      "status",
+      "--bgp",
+      "--frr-pathspace",
+      `${lab.cluster.lab.id}-${node.name}`,
+    ]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^router {2,}192\.0\.2\.1 {2,}Established {2,}\d+ {2,}up/m);
+    expect(r.stdout).toMatch(/^router6 {2,}2001:db8::1 {2,}Established {2,}\d+ {2,}up/m);
+  });
+
+  it("a wrong peerASN: a Warning Event naming the node, peer and code; fixed, the route is back", async () => {
+    const path = `/api/v1/namespaces/${lab.cluster.namespace}/configmaps/lab-bgp`;
+    const put = (yaml: string) =>
+      lab.cluster.client.request({
+        method: "PATCH",
+        path,
+        body: { data: { "bgp.yaml": yaml } },
+      });
+    const good = bgpYaml({ advertisement: ADVERTISEMENT });
+    await put(good.replace('peerAddress: "192.0.2.1", peerASN: 64512', 'peerAddress: "192.0.2.1", peerASN: 64999'));
+    const event = await until(async () => {
+      const r = await lab.cluster.client.request({
+        method: "GET",
+        path: `/api/v1/namespaces/${lab.cluster.namespace}/events`,
+      });
+      const items = (r.body as { items?: { reason?: string; message?: string }[] }).items ?? [];
+      return items.find((e) => e.reason === "BGPPeerProblem" && e.message?.includes("LODESTONE_E_BGP_PEER_ASN"));
+    }, 40_000);
+    expect(event.message).toMatch(/^node node\d: BGP peer router \(192\.0\.2\.1\) refused the session at OPEN/);
+    await put(good);
+    expect(await lab.waitRoutes(v4, (via) => via.length === 3, 60_000)).toEqual(NODES);
   });
 
   it("new connections from behind the router spread over all three nodes", async () => {

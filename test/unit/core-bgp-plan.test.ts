@@ -187,6 +187,7 @@ router bgp 64513
  no bgp ebgp-requires-policy
  no bgp default ipv4-unicast
  no bgp network import-check
+ bgp graceful-restart-disable
  neighbor 192.0.2.1 remote-as 64512
  neighbor 192.0.2.1 description lodestone-tor
  neighbor 192.0.2.1 timers 3 9
