@@ -447,7 +447,10 @@ function parseMetalLB(
           ConfigCodes.unsupported,
           configMap,
           path,
-          configMessages.unsupported(`MetalLB "${key}"`, "Lodestone announces with layer 2 only (no BGP)"),
+          configMessages.unsupported(
+            `MetalLB "${key}"`,
+            "MetalLB BGP settings are not mapped yet; write them as bgp.yaml (docs/bgp.md)",
+          ),
         ),
       );
     } else {
@@ -491,7 +494,7 @@ function parseMetalLB(
           at,
           configMessages.unsupported(
             `address pool "${String(name)}" with protocol bgp`,
-            "Lodestone announces with layer 2 only",
+            "MetalLB BGP pools are not mapped yet; write a pool with announce.layer2: false and a bgp.yaml advertisement (docs/bgp.md)",
           ),
         ),
       );
@@ -511,7 +514,7 @@ function parseMetalLB(
           ConfigCodes.unsupported,
           configMap,
           `${at}.bgp-advertisements`,
-          configMessages.unsupported("bgp-advertisements", "Lodestone announces with layer 2 only"),
+          configMessages.unsupported("bgp-advertisements", "not mapped yet; write them as bgp.yaml (docs/bgp.md)"),
         ),
       );
       return;
