@@ -77,7 +77,7 @@ export function parseNeighbors(json: unknown, hasPassword: (address: string) => 
 
 function bfdState(s: string): NonNullable<SessionState["bfd"]> {
   if (s === "up" || s === "down" || s === "init") return s;
-  if (s === "admindown" || s === "admin-down" || s === "shutdown") return "admin-down";
+  if (s === "admindown" || s === "admin-down" || s === "admin_down" || s === "shutdown") return "admin-down";
   return "unknown";
 }
 

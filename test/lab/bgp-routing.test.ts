@@ -62,14 +62,20 @@ describe.skipIf(why !== undefined)("BGP lab: Lodestone + FRR on the nodes, BIRD 
   it("`lodestone status --bgp` on a node shows its sessions as FRR reports them", async () => {
     const node = lab.cluster.nodes[0];
     if (node === undefined) throw new Error("no node");
-    const r = await lab.cluster.lab.exec(node.host.ns, [
-      process.execPath,
-      DAEMON_BIN,
-      "status",
-      "--bgp",
-      "--frr-pathspace",
-      `${lab.cluster.lab.id}-${node.name}`,
-    ]);
+    const status = () =>
+      lab.cluster.lab.exec(node.host.ns, [
+        process.execPath,
+        DAEMON_BIN,
+        "status",
+        "--bgp",
+        "--frr-pathspace",
+        `${lab.cluster.lab.id}-${node.name}`,
+      ]);
+    // BFD comes up a moment after the session; bgpd says "unknown" until bfdd has told it.
+    const r = await until(async () => {
+      const x = await status();
+      return x.code === 0 && (x.stdout.match(/ up\b/g) ?? []).length >= 2 ? x : undefined;
+    }, 15_000).catch(() => status());
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^router {2,}192\.0\.2\.1 {2,}Established {2,}\d+ {2,}up/m);
     expect(r.stdout).toMatch(/^router6 {2,}2001:db8::1 {2,}Established {2,}\d+ {2,}up/m);
