@@ -400,6 +400,25 @@ export async function startBgpLab(o: BgpLabOptions = {}): Promise<BgpLab> {
     };
   };
 
+  /** Waits until the node is a next hop of `ip` with its BFD session up; returns its address of that family. */
+  const atRest = async (ip: string, node: LabNode): Promise<string> => {
+    const nodeIp = ip.includes(":") ? nodeV6(node) : node.lanIp;
+    await waitHas(ip, nodeIp, true, 20_000);
+    // A session just (re)established may not have its BFD session up yet; a cut would then wait for the hold
+    // timer, which is not what a trial measures.
+    if (o.bfd ?? true) {
+      await until(
+        `BFD up with ${nodeIp}`,
+        async () => {
+          const r = await cluster.lab.exec(routerNs, ["birdc", "-s", birdSocket, "show", "bfd", "sessions"]);
+          return r.stdout.split("\n").some((l) => l.startsWith(`${nodeIp} `) && /\sUp\s/.test(l)) ? true : undefined;
+        },
+        20_000,
+      );
+    }
+    return nodeIp;
+  };
+
   return {
     cluster,
     routerNs,
@@ -436,20 +455,7 @@ export async function startBgpLab(o: BgpLabOptions = {}): Promise<BgpLab> {
     startFrr,
     stopFrr,
     async measureCut(ip, node, timeoutMs = 15_000) {
-      const nodeIp = ip.includes(":") ? nodeV6(node) : node.lanIp;
-      await waitHas(ip, nodeIp, true, 20_000);
-      // A session just (re)established may not have its BFD session up yet; the cut would then wait for the hold
-      // timer, which is not what the trial measures.
-      if (o.bfd ?? true) {
-        await until(
-          `BFD up with ${nodeIp}`,
-          async () => {
-            const r = await cluster.lab.exec(routerNs, ["birdc", "-s", birdSocket, "show", "bfd", "sessions"]);
-            return r.stdout.split("\n").some((l) => l.startsWith(`${nodeIp} `) && /\sUp\s/.test(l)) ? true : undefined;
-          },
-          20_000,
-        );
-      }
+      const nodeIp = await atRest(ip, node);
       const watch = watchRoute(ip);
       const probe = cluster.probe(ip, 20, 500, farNs);
       await new Promise((r) => setTimeout(r, 200));
@@ -477,20 +483,7 @@ export async function startBgpLab(o: BgpLabOptions = {}): Promise<BgpLab> {
       return { withdrawMs, restoreMs: Date.now() - t1, failed: failures.length, failedSpanMs: span };
     },
     async measureDrain(ip, node) {
-      const nodeIp = ip.includes(":") ? nodeV6(node) : node.lanIp;
-      await waitHas(ip, nodeIp, true, 20_000);
-      // A session just (re)established may not have its BFD session up yet; the cut would then wait for the hold
-      // timer, which is not what the trial measures.
-      if (o.bfd ?? true) {
-        await until(
-          `BFD up with ${nodeIp}`,
-          async () => {
-            const r = await cluster.lab.exec(routerNs, ["birdc", "-s", birdSocket, "show", "bfd", "sessions"]);
-            return r.stdout.split("\n").some((l) => l.startsWith(`${nodeIp} `) && /\sUp\s/.test(l)) ? true : undefined;
-          },
-          20_000,
-        );
-      }
+      const nodeIp = await atRest(ip, node);
       const watch = watchRoute(ip);
       const probe = cluster.probe(ip, 20, 500, farNs);
       await new Promise((r) => setTimeout(r, 300));
