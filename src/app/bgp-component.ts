@@ -294,6 +294,12 @@ function createBgp(ctx: ComponentContext, o: BgpComponentOptions): DaemonCompone
       return;
     }
     frrError = undefined;
+    // FRR restarted under us (its sidecar restarted, empty): what we applied is gone, apply it again.
+    if (r.value.length === 0 && plan.peers.length > 0 && !draining) {
+      log.warn("FRR has none of the configured sessions (restarted?): applying the configuration again");
+      applied = undefined;
+      schedule(0);
+    }
     const found = new Map<string, SessionState>(r.value.map((s) => [s.address, s]));
     const now = Date.now();
     sessions = plan.peers.map(({ peer }) => {
