@@ -2,7 +2,13 @@
 // (planSteps driven SLICE_MS per turn, then decideClaims). Prints CPU per pass and the longest single step run;
 // the last line is JSON. Profile with `node --cpu-prof bench/speaker-plan.ts --services 10000`.
 import { parseArgs } from "node:util";
-import { type AnnouncePlan, type AnnouncePool, type AnnouncedService, planSteps } from "../src/core/announce-plan.ts";
+import {
+  type AnnouncePlan,
+  type AnnouncePool,
+  type AnnouncedService,
+  followDeaths,
+  planSteps,
+} from "../src/core/announce-plan.ts";
 import { type AnnouncerCandidate, type InterfaceSummary, candidatesSignature } from "../src/core/announcer-ranking.ts";
 import { ip, parseIp } from "../src/core/ip.ts";
 import { type ClaimState, decideClaims, initialClaimState } from "../src/core/speaker-state.ts";
@@ -81,7 +87,13 @@ const all = ["node1", "node2", "node3"];
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
 // Cold: the process's first plan (compiling, first hashes), as a daemon's first pass after start.
 const cold = pass(all, 0);
-const rounds = { full: [] as number[], same: [] as number[], oneMore: [] as number[], failover: [] as number[] };
+const rounds = {
+  full: [] as number[],
+  same: [] as number[],
+  oneMore: [] as number[],
+  failover: [] as number[],
+  follow: [] as number[],
+};
 longestStepMs = 0;
 for (let r = 0; r < 5; r++) {
   // Warm, as a running daemon: a full plan (new context), an unchanged one, one Service more, a node lost.
@@ -90,7 +102,14 @@ for (let r = 0; r < 5; r++) {
   rounds.full.push(pass(all, 0).cpu_ms);
   rounds.same.push(pass(all, 100).cpu_ms);
   rounds.oneMore.push(pass(all, 200, [...services, service(n)]).cpu_ms);
+  const beforeFailover = previous!;
   rounds.failover.push(pass(["node1", "node3"], 1000).cpu_ms);
+  // The speaker's failover path: the previous plan's rankings without the dead node, no grouping.
+  const survivors = candidates(["node1", "node3"]);
+  const followFrom = cpuMs();
+  const followed = followDeaths("node1", beforeFailover, survivors, candidatesSignature(survivors));
+  rounds.follow.push(+(cpuMs() - followFrom).toFixed(1));
+  if (followed === undefined) throw new Error("followDeaths gave no plan");
   pass(all, 2000);
 }
 console.log({ cold, rounds });
@@ -102,6 +121,7 @@ console.log(
     unchanged_cpu_ms: median(rounds.same),
     one_service_more_cpu_ms: median(rounds.oneMore),
     failover_cpu_ms: median(rounds.failover),
+    failover_followed_cpu_ms: median(rounds.follow),
     longest_step_ms: +longestStepMs.toFixed(2),
   }),
 );

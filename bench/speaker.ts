@@ -8,8 +8,9 @@
  *   - 200 sampled addresses, each asked by NDP (ndisc6 -m from the client namespace): answered by exactly one MAC;
  *   - 5 SIGKILLs of the node owning a probed address: time until a TCP client is served by another node, how many
  *     Services owned by the survivors moved meanwhile, how many still name the dead node 20 s later;
- *   - event-loop lag p99 / max from lodestone_event_loop_lag_seconds (bucket bounds), during convergence and the
- *     failovers; RSS of each daemon; the duelling announcements seen; the nodes' API writes in an idle minute
+ *   - event-loop lag p99 / max (bucket bounds), during convergence and the failovers: `loop_lag_*` of the wire
+ *     thread (lodestone_wire_event_loop_lag_seconds: ARP/NDP answers and heartbeats), `main_loop_lag_*` of the
+ *     main thread (lodestone_event_loop_lag_seconds: planning, API, Events); RSS of each daemon; the duelling announcements seen; the nodes' API writes in an idle minute
  *     other than Lease renewals (counted at the lab's API bridge).
  *
  *   flock /tmp/lodestone-bench.lock npm run bench:speaker -- --services 1000
@@ -21,6 +22,7 @@ import { loadavg } from "node:os";
 import { parseArgs } from "node:util";
 import { type LagHistogram, emptyLag, lagQuantile } from "../src/core/loop-lag.ts";
 import { type LabCluster, startLabCluster } from "../src/lab/cluster.ts";
+import { compiledDaemon } from "../src/lab/daemon-command.ts";
 import { labUnavailable } from "../src/lab/netns.ts";
 
 const why = labUnavailable(["ndisc6", "curl"]);
@@ -29,6 +31,7 @@ if (why !== undefined) {
   process.exit(1);
 }
 const { values } = parseArgs({
+  allowNegative: true,
   options: {
     services: { type: "string", default: "10000" },
     trials: { type: "string", default: "5" },
@@ -36,6 +39,10 @@ const { values } = parseArgs({
     "idle-seconds": { type: "string", default: "60" },
     /** More Node flags for the daemons, e.g. --node-flags="--trace-gc" (with LODESTONE_KEEP_LAB_LOGS=1). */
     "node-flags": { type: "string", default: "" },
+    /** The daemons' --log-level; info shows each membership change and claim batch (with LODESTONE_KEEP_LAB_LOGS=1). */
+    "log-level": { type: "string", default: "warn" },
+    /** Run the daemons compiled to dist/ as the image holds them (default), or from the sources (--no-compiled). */
+    compiled: { type: "boolean", default: true },
   },
 });
 const N = Number(values.services);
@@ -56,10 +63,14 @@ const median = (xs: readonly number[]): number => {
 const writes: { method: string; path: string; at: number }[] = [];
 let counting = false;
 
+// The daemon as the image holds it (`npm run build`: no TypeScript stripper in either thread), unless --no-compiled.
+const compiled = values.compiled ? compiledDaemon() : undefined;
+process.once("exit", () => compiled?.remove());
 const cluster = await startLabCluster({
+  ...(compiled === undefined ? {} : { daemonBin: compiled.bin }),
   area: "spk",
   nodes: 3,
-  logLevel: "warn",
+  logLevel: values["log-level"],
   pools: `- name: bench\n  addresses: ["${POOL}"]\n`,
   nodeAddresses: (i) => [`2001:db8:1:0:ffff::${i + 1}/64`],
   clientAddresses: ["2001:db8:1:0:ffff::50/64"],
@@ -74,7 +85,10 @@ interface Scrape {
   announced: number;
   members: number;
   duelling: number;
+  /** The wire thread's: the loop that answers ARP/NDP and sends heartbeats. */
   lag: LagHistogram;
+  /** The main thread's: planning, API traffic, Events. */
+  mainLag: LagHistogram;
 }
 async function scrape(c: LabCluster, node: number): Promise<Scrape | undefined> {
   const n = c.nodes[node];
@@ -89,31 +103,36 @@ async function scrape(c: LabCluster, node: number): Promise<Scrape | undefined> 
     return m === null ? 0 : Number(m[1]);
   };
   const base = emptyLag();
-  const counts = base.bounds.map((le) => value(`lodestone_event_loop_lag_seconds_bucket\\{le="${le}"\\}`));
+  const histogram = (name: string): LagHistogram => ({
+    bounds: base.bounds,
+    counts: base.bounds.map((le) => value(`${name}_bucket\\{le="${le}"\\}`)),
+    count: value(`${name}_count`),
+    sum: value(`${name}_sum`),
+  });
   return {
     announced: value("lodestone_announced_ips"),
     members: value("lodestone_membership_size"),
     duelling: value("lodestone_duelling_announcements_total"),
-    lag: {
-      bounds: base.bounds,
-      counts,
-      count: value("lodestone_event_loop_lag_seconds_count"),
-      sum: value("lodestone_event_loop_lag_seconds_sum"),
-    },
+    lag: histogram("lodestone_wire_event_loop_lag_seconds"),
+    mainLag: histogram("lodestone_event_loop_lag_seconds"),
   };
 }
 const scrapeAll = async (c: LabCluster) => Promise.all(c.nodes.map((_, i) => scrape(c, i)));
 
 /** Worst p99 and max (bucket upper bounds, ms) over the nodes, between two scrapes of each. */
-function lagBetween(before: readonly (Scrape | undefined)[], after: readonly (Scrape | undefined)[]) {
+function lagBetween(
+  before: readonly (Scrape | undefined)[],
+  after: readonly (Scrape | undefined)[],
+  which: "lag" | "mainLag" = "lag",
+) {
   let p99 = 0;
   let max = 0;
   after.forEach((a, i) => {
     const b = before[i];
     if (a === undefined) return;
-    const from = b === undefined || b.lag.count > a.lag.count ? emptyLag() : b.lag;
-    p99 = Math.max(p99, lagQuantile(a.lag, from, 0.99) * 1000);
-    max = Math.max(max, lagQuantile(a.lag, from, 1) * 1000);
+    const from = b === undefined || b[which].count > a[which].count ? emptyLag() : b[which];
+    p99 = Math.max(p99, lagQuantile(a[which], from, 0.99) * 1000);
+    max = Math.max(max, lagQuantile(a[which], from, 1) * 1000);
   });
   return { p99, max };
 }
@@ -238,6 +257,7 @@ try {
   const conv = await converged(cluster, 300_000);
   const afterConverge = await scrapeAll(cluster);
   const lagConverge = lagBetween(before, afterConverge);
+  const mainLagConverge = lagBetween(before, afterConverge, "mainLag");
   Object.assign(result, {
     converge_s: +((Math.max(conv.claimedAt, conv.annotatedAt) - lastIpAt) / 1000).toFixed(1),
     claimed_s: +((conv.claimedAt - lastIpAt) / 1000).toFixed(1),
@@ -245,6 +265,8 @@ try {
     allocate_s: +((lastIpAt - createdAt) / 1000).toFixed(1),
     loop_lag_converge_p99_ms: lagConverge.p99,
     loop_lag_converge_max_ms: lagConverge.max,
+    main_loop_lag_converge_p99_ms: mainLagConverge.p99,
+    main_loop_lag_converge_max_ms: mainLagConverge.max,
   });
   log("converged", result, conv.last);
   const rss = rssMb(cluster);
@@ -273,6 +295,7 @@ try {
   let moved = 0;
   let stale = 0;
   let lagFail = { p99: 0, max: 0 };
+  let mainLagFail = { p99: 0, max: 0 };
   for (let t = 0; t < TRIALS; t++) {
     const names = [...services.keys()];
     const probe = names[Math.floor(Math.random() * names.length)]!;
@@ -293,6 +316,12 @@ try {
       survivors.map((i) => lagAfter[i]),
     );
     lagFail = { p99: Math.max(lagFail.p99, l.p99), max: Math.max(lagFail.max, l.max) };
+    const ml = lagBetween(
+      survivors.map((i) => lagBefore[i]),
+      survivors.map((i) => lagAfter[i]),
+      "mainLag",
+    );
+    mainLagFail = { p99: Math.max(mainLagFail.p99, ml.p99), max: Math.max(mainLagFail.max, ml.max) };
     const dead = cluster.nodes[victim]!.name;
     let m = 0;
     let s = 0;
@@ -320,6 +349,8 @@ try {
     stale_after_20s: stale,
     loop_lag_failover_p99_ms: lagFail.p99,
     loop_lag_failover_max_ms: lagFail.max,
+    main_loop_lag_failover_p99_ms: mainLagFail.p99,
+    main_loop_lag_failover_max_ms: mainLagFail.max,
   });
 
   // An idle minute: every write that is not a Lease renewal.

@@ -39,7 +39,8 @@ typedef struct psock {
   napi_async_context async;
 } psock;
 
-static unsigned char frame_buf[MAX_FRAME];
+/* Per thread: the speaker reads frames on its wire thread, `lodestone announce` on the main thread. */
+static _Thread_local unsigned char frame_buf[MAX_FRAME];
 
 static const char *errno_code(int err) {
   switch (err) {

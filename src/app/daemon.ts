@@ -119,6 +119,8 @@ function mergeTelemetry(parts: readonly Partial<TelemetrySnapshot>[]): Telemetry
       if (typeof v === "number" && typeof cur === "number") out[k] = cur + v;
       else if (typeof v === "boolean") out[k] = Boolean(cur) || v;
       else if (Array.isArray(v)) out[k] = [...(Array.isArray(cur) ? cur : []), ...v];
+      // A histogram (the wire thread's loop lag) comes from one part only.
+      else if (typeof v === "object" && v !== null && "bounds" in v) out[k] = v;
       else if (typeof v === "object" && v !== null) {
         const merged: Record<string, number> = { ...(cur as Record<string, number>) };
         for (const [rk, rv] of Object.entries(v as Record<string, number>)) merged[rk] = (merged[rk] ?? 0) + rv;

@@ -1,4 +1,5 @@
 import { createAnnouncer } from "../net/announcer.ts";
+import { startWire } from "./wire.ts";
 import type { ComponentFactory, DaemonComponent } from "./daemon.ts";
 import { type SpeakerContext, createSpeaker } from "./speaker.ts";
 
@@ -22,6 +23,8 @@ export function speakerComponent(overrides: Partial<SpeakerContext> = {}): Compo
         return r.ok ? { ok: true, value: r.value } : { ok: false, error: { message: r.error.message } };
       },
       ...(ctx.stallMs === undefined ? {} : { stallMs: ctx.stallMs }),
+      // The real announcer and the heartbeats on their own thread; a test's own announcer runs in-process.
+      ...(overrides.createAnnouncer === undefined ? { createWire: startWire } : {}),
       ...overrides,
     });
     return {

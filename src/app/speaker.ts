@@ -2,6 +2,7 @@ import type { Logger } from "pino";
 import { setImmediate as nextTurn } from "node:timers/promises";
 import {
   type AnnounceClaim,
+  followDeaths,
   type AnnouncePlan,
   type AnnouncePool,
   type AnnouncedService,
@@ -17,10 +18,12 @@ import {
   candidatesSignature,
   hasInterfaceFor,
 } from "../core/announcer-ranking.ts";
-import { type HeartbeatKey, heartbeatKey } from "../core/heartbeat-codec.ts";
+import { type Heartbeat, type HeartbeatKey, heartbeatKey } from "../core/heartbeat-codec.ts";
 import { type IpAddress, formatIp, ipKey, parseIp } from "../core/ip.ts";
 import { Membership, type MembershipTiming, checkTiming, defaultTiming } from "../core/membership.ts";
 import type { ProbeResult, TelemetrySnapshot } from "../core/telemetry.ts";
+import type { Result } from "../core/errors.ts";
+import { emptyLag } from "../core/loop-lag.ts";
 import type { LoopReport } from "../core/liveness.ts";
 import { createPauses } from "../core/pause.ts";
 import type { KubeClient } from "../kube/client.ts";
@@ -38,6 +41,7 @@ import {
   projectLease,
   projectNode,
   serviceChangesAnnouncement,
+  serviceChangesRanking,
   writeAnnouncingNode,
 } from "../kube/speaker-resources.ts";
 import { type EventReason, type ObjectRef, createEventRecorder } from "../kube/events.ts";
@@ -51,6 +55,7 @@ import {
 } from "../kube/objects.ts";
 import { DEFAULT_HEARTBEAT_PORT, type HeartbeatTransport, createHeartbeatTransport } from "../net/heartbeat.ts";
 import { scanInterfaces } from "../net/interface-summary.ts";
+import type { Wire, WireOptions } from "./wire.ts";
 import type { WatchedObjects } from "./controller.ts";
 import { createPoolCache } from "./speaker-pools.ts";
 import { createLocalSlices } from "./speaker-slices.ts";
@@ -106,6 +111,12 @@ export interface SpeakerContext {
    * and subscribes to them but never starts or stops them. Absent, the speaker watches those objects itself.
    */
   readonly shared?: WatchedObjects;
+  /**
+   * Runs the announcer and the heartbeats on a wire thread of their own (src/app/wire.ts), so planning and
+   * garbage collections on this thread never hold back an answer or a heartbeat. Absent: both run here, with
+   * `createAnnouncer` (tests with a fake announcer).
+   */
+  readonly createWire?: (options: WireOptions) => Promise<Result<Wire, { readonly message: string }>>;
 }
 
 export interface Speaker {
@@ -123,6 +134,7 @@ export interface Speaker {
     | "layer2Drops"
     | "informerRestarts"
     | "eventsDropped"
+    | "wireLoopLag"
   >;
   readiness(): ProbeResult;
   /** For liveness: the informers' loops and the evaluation in progress. */
@@ -253,7 +265,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     }),
   };
   const { services, configMaps, namespaces } = watched;
-  const localSlices = createLocalSlices({ ...common, services, loaded: () => (dirty = true) });
+  const localSlices = createLocalSlices({ ...common, services, loaded: () => (dirty = rankingDirty = true) });
   const slices = localSlices.informer;
   /** The informers this speaker runs (and counts restarts of); shared ones belong to the controller. */
   const owned: readonly Informer<never>[] = [
@@ -266,6 +278,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
 
   let keys: HeartbeatKey[] = [];
   let transport: HeartbeatTransport | undefined;
+  let wire: Wire | undefined;
   let announcer: SpeakerAnnouncer | undefined;
   let interfaces: InterfaceSummary[] = [];
   let stopped = false;
@@ -283,34 +296,41 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
       const renew = l.renewTime === undefined ? undefined : Date.parse(l.renewTime);
       membership.lease(l.node, l.renewTime, renew, performance.now(), Date.now());
       // Not on every renewal: a plan's cost grows with the Services, and every node renews its Lease every few seconds.
-      if (leaseChangesRanking(old, l)) dirty = true;
+      if (leaseChangesRanking(old, l)) dirty = rankingDirty = true;
     },
     delete: (l) => {
       membership.leaseGone(l.node);
-      dirty = true;
+      dirty = rankingDirty = true;
     },
   });
   nodes.subscribe({
     upsert: (n, old) => {
-      if (nodeChangesRanking(old, n)) dirty = true;
+      if (nodeChangesRanking(old, n)) dirty = rankingDirty = true;
     },
     delete: (n) => {
       membership.forget(n.name);
-      dirty = true;
+      dirty = rankingDirty = true;
     },
   });
   services.subscribe({
     upsert: (s, old) => {
-      if (serviceChangesAnnouncement(old, s)) dirty = true;
+      if (!serviceChangesAnnouncement(old, s)) return;
+      dirty = true;
+      if (serviceChangesRanking(old, s)) rankingDirty = true;
     },
-    delete: () => (dirty = true),
+    delete: () => (dirty = rankingDirty = true),
   });
   for (const inf of [slices, configMaps, namespaces] as const) {
-    (inf as Informer<SlimService>).subscribe({ upsert: () => (dirty = true), delete: () => (dirty = true) });
+    (inf as Informer<SlimService>).subscribe({
+      upsert: () => (dirty = rankingDirty = true),
+      delete: () => (dirty = rankingDirty = true),
+    });
   }
 
   // --- the decision loop ---
   let dirty = true;
+  /** Set with `dirty` by changes to what rankings read (not by annotation writes or retries): see followDeaths. */
+  let rankingDirty = true;
   let signature = "";
   let claimState: ClaimState = initialClaimState;
   /** What the announcer was last given (claimState.claimed, in IP order). */
@@ -451,24 +471,36 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     lastPassAt = now;
     sliceWorkMs = 0;
     if (sig !== signature) log.info({ members: [...view.members].sort(), fenced: view.fenced }, "membership changed");
+    const rankingChanged = rankingDirty;
     dirty = false;
+    rankingDirty = false;
     signature = sig;
     const ready = synced() && renewedOnce && keys.length > 0;
     // Not ready yet: look again on the next tick (becoming ready is not an informer event).
-    if (!ready) dirty = true;
+    if (!ready) dirty = rankingDirty = true;
     let plan: AnnouncePlan | undefined;
+    let followed = false;
     let inheritedOwners: ReadonlyMap<string, string> | undefined;
     if (ready) {
       const candidateNodes = candidates(view.members);
-      const wanted = announcedServices();
-      const currentPools = pools();
       const context = planContext(candidateNodes);
-      const options = lastPlan === undefined ? { context } : { context, previous: lastPlan };
-      plan = await inSlices(planSteps(self, wanted, currentPools, candidateNodes, options));
-      if (claimState.owners === undefined) {
-        // First plan of this process: the IPs it wins are held by peers right now; treat them as theirs.
-        const without = new Set([...view.members].filter((m) => m !== self));
-        inheritedOwners = ownersOf(await inSlices(planSteps(self, wanted, currentPools, candidates(without))));
+      // Only nodes died since the last plan (their IPs must move now): follow each ranking without them, in this
+      // turn, instead of grouping 10,000 Services again over several.
+      plan =
+        !rankingChanged && lastPlan !== undefined && claimState.owners !== undefined
+          ? followDeaths(self, lastPlan, candidateNodes, context)
+          : undefined;
+      followed = plan !== undefined;
+      if (plan === undefined) {
+        const wanted = announcedServices();
+        const currentPools = pools();
+        const options = lastPlan === undefined ? { context } : { context, previous: lastPlan };
+        plan = await inSlices(planSteps(self, wanted, currentPools, candidateNodes, options));
+        if (claimState.owners === undefined) {
+          // First plan of this process: the IPs it wins are held by peers right now; treat them as theirs.
+          const without = new Set([...view.members].filter((m) => m !== self));
+          inheritedOwners = ownersOf(await inSlices(planSteps(self, wanted, currentPools, candidates(without))));
+        }
       }
       lastPlan = plan;
     }
@@ -486,13 +518,23 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     claimState = decision.state;
     paceMs = Math.min(PACE_MAX_MS, Math.max(PACE_MS, PACE_FACTOR * (sliceWorkMs + performance.now() - decidedFrom)));
     if (decision.changed) {
+      const handedAt = performance.now();
       unannouncedHere = onNoInterface(await announcer.reconcile(decision.claims));
       claimed = decision.claims;
       const { added, removed } = decision;
       if (added.length + removed.length > 0) {
         const ips = (cs: readonly AnnounceClaim[]) => cs.slice(0, LOGGED_IPS).map((c) => formatIp(c.ip));
         log.info(
-          { added: ips(added), removed: ips(removed), addedCount: added.length, removedCount: removed.length },
+          {
+            added: ips(added),
+            removed: ips(removed),
+            addedCount: added.length,
+            removedCount: removed.length,
+            // Where a takeover's time goes: planning (followed: the last plan without the dead), then the announcer.
+            followed,
+            planMs: Math.round(handedAt - now),
+            announcerMs: Math.round(performance.now() - handedAt),
+          },
           "claims",
         );
       }
@@ -801,23 +843,46 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
       }
     }
     if (stopped || hbAddress === undefined) return;
-    const t = await createHeartbeatTransport({
-      address: hbAddress,
-      port: ctx.heartbeatPort ?? DEFAULT_HEARTBEAT_PORT,
-      logger: log,
-      keys: () => keys,
-      onHeartbeat: (hb) => {
-        const rejected = membership.heartbeat(hb, performance.now(), Date.now());
-        if (rejected !== undefined && rejected !== "replay")
-          log.debug({ from: hb.node, rejected }, "heartbeat refused");
-        if (hb.kind === "leaving") schedule();
-      },
-    });
-    if (!t.ok) throw new Error(t.error.message);
-    transport = t.value;
-    const a = await ctx.createAnnouncer(log);
-    if (!a.ok) throw new Error(`announcer: ${a.error.message}`);
-    announcer = a.value;
+    const onHeartbeat = (hb: Heartbeat, receivedAt: number): void => {
+      const rejected = membership.heartbeat(hb, receivedAt, Date.now());
+      if (rejected !== undefined && rejected !== "replay") log.debug({ from: hb.node, rejected }, "heartbeat refused");
+      if (hb.kind === "leaving") schedule();
+    };
+    const port = ctx.heartbeatPort ?? DEFAULT_HEARTBEAT_PORT;
+    if (ctx.createWire !== undefined) {
+      const w = await ctx.createWire({
+        address: hbAddress,
+        port,
+        heartbeatIntervalMs: timing.heartbeatIntervalMs,
+        logger: log,
+        keys,
+        onHeartbeat,
+      });
+      if (!w.ok) throw new Error(w.error.message);
+      wire = w.value;
+      transport = wire.transport;
+      announcer = wire.announcer;
+      // This thread was silent for seconds (hung, or starved): the wire thread withdrew every IP, and peers have
+      // taken them over. Start again as a restarted speaker would: what it wins now settles first.
+      wire.onWithdrawn(() => {
+        claimState = { ...initialClaimState, failovers: claimState.failovers };
+        claimed = [];
+        dirty = rankingDirty = true;
+      });
+    } else {
+      const t = await createHeartbeatTransport({
+        address: hbAddress,
+        port,
+        logger: log,
+        keys: () => keys,
+        onHeartbeat: (hb) => onHeartbeat(hb, performance.now()),
+      });
+      if (!t.ok) throw new Error(t.error.message);
+      transport = t.value;
+      const a = await ctx.createAnnouncer(log);
+      if (!a.ok) throw new Error(`announcer: ${a.error.message}`);
+      announcer = a.value;
+    }
     // Defence (RFC 5227 §2.4): another host announcing an IP this node owns — a peer that wrongly believes it owns
     // it during a membership disagreement, or a stale claimant — gets our own announcement again, at most once
     // a second per IP, so the LAN's caches end on the owner once the disagreement is over. Not while handing off.
@@ -951,6 +1016,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
         layer2Drops: l2.layer2Drops,
         informerRestarts: restarts,
         eventsDropped: { speaker: events.dropped() },
+        wireLoopLag: wire?.loopLag() ?? emptyLag(),
       };
     },
     readiness() {
@@ -965,6 +1031,7 @@ export function createSpeaker(ctx: SpeakerContext): Speaker {
     },
     loops: () => [
       ...owned.map((i) => ({ loop: `informer ${i.resource}`, ended: i.crashed() })),
+      ...(wire === undefined ? [] : [{ loop: "wire thread", ended: wire.crashed() !== undefined }]),
       {
         loop: "speaker evaluation",
         busyForMs: evaluating === undefined ? undefined : performance.now() - evaluatingSince,

@@ -1,4 +1,4 @@
-import { type AnnouncerCandidate, type AnnouncerRanking, rankAnnouncers } from "./announcer-ranking.ts";
+import { type AnnouncerCandidate, type AnnouncerRanking, rankAnnouncers, withoutDead } from "./announcer-ranking.ts";
 import { type IpAddress, compareIp, formatIp, ipKey } from "./ip.ts";
 
 /**
@@ -68,6 +68,10 @@ export interface AnnouncePlan {
   readonly byKey: ReadonlyMap<string, PlannedIp>;
   /** The caller's name for the nodes and pools this plan ranked with (PlanOptions.context). */
   readonly context: string | undefined;
+  /** The candidates alive when this plan ranked. */
+  readonly alive: ReadonlySet<string>;
+  /** Each planned IP's pool's announce settings, by pool name: what a claim of it carries. */
+  readonly poolSettings: ReadonlyMap<string, Pick<AnnounceClaim, "interfaces" | "gratuitous">>;
   /** What this node announces now. */
   readonly claims: readonly AnnounceClaim[];
   readonly unannounced: readonly Unannounced[];
@@ -82,9 +86,11 @@ interface Group {
 
 export interface PlanOptions {
   /**
-   * A name for everything a ranking reads besides the IP's own Services: the candidates and the pools (e.g. their
-   * fields and the pool ConfigMaps' versions). With `previous` planned under the same name, an IP whose Services
-   * did not change keeps its ranking, so a plan after a Service change costs the grouping, not the hashing.
+   * A name for everything a ranking reads besides the IP's own Services and the candidates' liveness: the
+   * candidates' other fields and the pools (e.g. their fields and the pool ConfigMaps' versions). With `previous`
+   * planned under the same name, an IP whose Services did not change keeps its ranking, so a plan after a Service
+   * change costs the grouping, not the hashing; after nodes died (and none came alive) it keeps the ranking
+   * without them, so a failover costs a look at each IP, not a ranking of each.
    */
   readonly context?: string;
   readonly previous?: AnnouncePlan;
@@ -192,8 +198,14 @@ export function* planSteps(
   const ips: PlannedIp[] = [];
   const byKey = new Map<string, PlannedIp>();
   const claims: AnnounceClaim[] = [];
-  const previous =
+  const poolSettings = new Map<string, Pick<AnnounceClaim, "interfaces" | "gratuitous">>();
+  const alive = new Set(nodes.filter((c) => c.alive).map((c) => c.name));
+  const sameContext =
     options.context !== undefined && options.previous?.context === options.context ? options.previous : undefined;
+  // A node that came alive may rank above an IP's owner: then every IP is ranked again.
+  const previous =
+    sameContext !== undefined && [...alive].every((n) => sameContext.alive.has(n)) ? sameContext : undefined;
+  const dead = new Set(previous === undefined ? [] : [...previous.alive].filter((n) => !alive.has(n)));
   const sorted = [...groups.values()].sort((a, b) => compareIp(a.ip, b.ip));
   yield;
   n = 0;
@@ -204,13 +216,23 @@ export function* planSteps(
     const local = g.services.filter((s) => s.localTraffic).map((s) => s.endpointNodes);
     const before = previous?.byKey.get(g.key);
     // Endpoints are not part of the context: an IP of a Local Service is ranked again every time.
-    const planned =
+    const reusable =
       before !== undefined &&
       local.length === 0 &&
       !before.localTraffic &&
       before.pool === g.pool.name &&
-      sameKeys(before.services, keys)
-        ? before
+      sameKeys(before.services, keys);
+    const kept =
+      reusable && before !== undefined
+        ? dead.size === 0
+          ? before.announcer
+          : withoutDead(before.announcer, dead)
+        : undefined;
+    const planned: PlannedIp =
+      kept !== undefined && before !== undefined
+        ? kept === before.announcer
+          ? before
+          : { ...before, announcer: kept }
         : {
             key: g.key,
             ip: g.ip,
@@ -226,16 +248,54 @@ export function* planSteps(
           };
     ips.push(planned);
     byKey.set(g.key, planned);
-    if (planned.announcer.ok && planned.announcer.owner === self) {
-      claims.push({
-        key: keys.join(","),
-        ip: g.ip,
+    let settings = poolSettings.get(g.pool.name);
+    if (settings === undefined) {
+      settings = {
         ...(g.pool.interfaces === undefined ? {} : { interfaces: g.pool.interfaces }),
         gratuitous: g.pool.gratuitous,
-      });
+      };
+      poolSettings.set(g.pool.name, settings);
     }
+    if (planned.announcer.ok && planned.announcer.owner === self) claims.push(claimOf(planned, settings));
   }
-  return { ips, byKey, context: options.context, claims, unannounced };
+  return { ips, byKey, context: options.context, alive, poolSettings, claims, unannounced };
+}
+
+const claimOf = (p: PlannedIp, settings: Pick<AnnounceClaim, "interfaces" | "gratuitous">): AnnounceClaim => ({
+  key: p.services.join(","),
+  ip: p.ip,
+  ...settings,
+});
+
+/**
+ * The plan after nodes died, when nothing else changed since `previous` (the same Services, slices, pools and
+ * `context`, no node came alive): each IP keeps its ranking without the dead, so a failover costs a look at each
+ * IP — no grouping of Services, no ranking. Undefined when that does not hold, or when an IP is left with no
+ * eligible node (a full plan then says why).
+ */
+export function followDeaths(
+  self: string,
+  previous: AnnouncePlan,
+  nodes: readonly AnnouncerCandidate[],
+  context: string,
+): AnnouncePlan | undefined {
+  if (previous.context !== context) return undefined;
+  const alive = new Set(nodes.filter((c) => c.alive).map((c) => c.name));
+  if (![...alive].every((n) => previous.alive.has(n))) return undefined;
+  const dead = new Set([...previous.alive].filter((n) => !alive.has(n)));
+  const ips: PlannedIp[] = [];
+  const byKey = new Map<string, PlannedIp>();
+  const claims: AnnounceClaim[] = [];
+  for (const p of previous.ips) {
+    const announcer = p.announcer.ok ? withoutDead(p.announcer, dead) : p.announcer;
+    if (announcer === undefined) return undefined;
+    const planned = announcer === p.announcer ? p : { ...p, announcer };
+    ips.push(planned);
+    byKey.set(planned.key, planned);
+    const settings = previous.poolSettings.get(p.pool);
+    if (announcer.ok && announcer.owner === self && settings !== undefined) claims.push(claimOf(planned, settings));
+  }
+  return { ...previous, ips, byKey, alive, claims };
 }
 
 function sameKeys(a: readonly string[], b: readonly string[]): boolean {

@@ -201,12 +201,15 @@ function summarise(excluded: readonly Exclusion[]): string {
   return [...byReason].map(([r, ns]) => `${ns.length} ${reasonText[r]} (${ns.join(", ")})`).join("; ");
 }
 
-/** Everything a ranking reads from the candidates, as text: equal text, equal rankings (PlanOptions.context). */
+/**
+ * Everything a ranking reads from the candidates except who is alive, as text (PlanOptions.context): equal text
+ * and equal liveness, equal rankings. Liveness is left out because a plan can follow a node's death without
+ * ranking again (planSteps drops the dead from each reused ranking).
+ */
 export function candidatesSignature(nodes: readonly AnnouncerCandidate[]): string {
   return JSON.stringify(
     nodes.map((n) => [
       n.name,
-      n.alive,
       n.ready,
       Object.entries(n.labels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
       n.interfaces?.map((i) => [
@@ -217,4 +220,22 @@ export function candidatesSignature(nodes: readonly AnnouncerCandidate[]): strin
       ]),
     ]),
   );
+}
+
+/**
+ * The ranking of `r` once the nodes in `dead` are no longer alive: the same hash order without them, and each of
+ * them excluded as not alive. Undefined when no eligible node is left (the caller ranks again for the reason).
+ */
+export function withoutDead(r: AnnouncerRanking, dead: ReadonlySet<string>): AnnouncerRanking | undefined {
+  if (!r.ok) return undefined;
+  if (!r.ranking.some((n) => dead.has(n)) && !r.excluded.some((e) => dead.has(e.node))) return r;
+  const ranking = r.ranking.filter((n) => !dead.has(n));
+  const owner = ranking[0];
+  if (owner === undefined) return undefined;
+  // Liveness is checked first (ineligibility), so a dead node is "not-alive" whatever else excluded it.
+  const excluded = [
+    ...r.excluded.map((e) => (dead.has(e.node) ? { node: e.node, reason: "not-alive" as const } : e)),
+    ...r.ranking.filter((n) => dead.has(n)).map((node) => ({ node, reason: "not-alive" as const })),
+  ].sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0));
+  return { ok: true, owner, ranking, excluded };
 }

@@ -1,7 +1,8 @@
 /**
- * Event-loop lag as a histogram: how late a timer fired, in seconds. Everything the daemon does shares one
- * thread — heartbeats (a peer is declared dead after 600 ms without one), ARP/NDP answers, planning — so a long
- * turn shows here before it shows as a failover. Pure: the sampler (src/app/loop-lag.ts) feeds it.
+ * Event-loop lag as a histogram: how late a timer fired, in seconds. One per thread: the main thread's (planning,
+ * API, Events) and the speaker's wire thread's (ARP/NDP answers and heartbeats — a peer is declared dead after
+ * 600 ms without one), so a long turn shows here before it shows as a failover. Pure: the sampler
+ * (src/app/loop-lag.ts) feeds it.
  */
 export interface LagHistogram {
   /** Upper bounds in seconds, ascending; +Inf is implied. */

@@ -26,6 +26,8 @@ export interface TelemetrySnapshot {
   readonly duellingAnnouncements: number;
   /** How late the daemon's event loop ran a timer (src/app/loop-lag.ts). */
   readonly loopLag: LagHistogram;
+  /** The same for the speaker's wire thread (ARP/NDP answers, bursts, heartbeats); empty without one. */
+  readonly wireLoopLag: LagHistogram;
   /** Events not written because the recorder's queue was full, by component ("controller", "speaker"). */
   readonly eventsDropped: Readonly<Record<string, number>>;
   /** BGP sessions of this node (src/app/bgp-component.ts); empty when BGP is not configured. */
@@ -73,6 +75,7 @@ export const emptyTelemetry: TelemetrySnapshot = Object.freeze({
   failovers: 0,
   duellingAnnouncements: 0,
   loopLag: emptyLag(),
+  wireLoopLag: emptyLag(),
   eventsDropped: {},
   bgpSessions: [],
 });

@@ -36,6 +36,12 @@ export const metricCatalogue = [
   ],
   ["lodestone_event_loop_lag_seconds", "histogram", "", "How late the daemon's event loop ran a 20 ms timer"],
   [
+    "lodestone_wire_event_loop_lag_seconds",
+    "histogram",
+    "",
+    "How late the speaker's wire thread (ARP/NDP answers, heartbeats) ran a 20 ms timer",
+  ],
+  [
     "lodestone_events_dropped_total",
     "counter",
     "component",
@@ -61,14 +67,21 @@ class SnapshotHistogram extends Histogram {
   private readonly read: () => TelemetrySnapshot;
   private readonly metric: MetricName;
   private readonly text: string;
-  constructor(name: MetricName, help: (n: MetricName) => string, read: () => TelemetrySnapshot) {
+  private readonly field: "loopLag" | "wireLoopLag";
+  constructor(
+    name: MetricName,
+    field: "loopLag" | "wireLoopLag",
+    help: (n: MetricName) => string,
+    read: () => TelemetrySnapshot,
+  ) {
     super({ name, help: help(name), registers: [] });
     this.metric = name;
+    this.field = field;
     this.text = help(name);
     this.read = read;
   }
   getForPromString() {
-    const h = this.read().loopLag;
+    const h = this.read()[this.field];
     const name = this.metric;
     const bucket = `${name}_bucket`;
     return Promise.resolve({
@@ -145,15 +158,6 @@ export function createMetricsRegistry(snapshot: () => TelemetrySnapshot): Regist
   counter("lodestone_informer_restarts_total", (add, s) => {
     for (const [resource, n] of Object.entries(s.informerRestarts)) add({ resource }, n);
   });
-  counter("lodestone_l2_requests_total", (add, s) => {
-    for (const c of s.layer2) add({ interface: c.interface, ip: c.ip }, c.requests);
-  });
-  counter("lodestone_l2_replies_total", (add, s) => {
-    for (const c of s.layer2) add({ interface: c.interface, ip: c.ip }, c.replies);
-  });
-  counter("lodestone_l2_gratuitous_total", (add, s) => {
-    for (const c of s.layer2) add({ interface: c.interface, ip: c.ip }, c.gratuitous);
-  });
   counter("lodestone_l2_drops_total", (add, s) => {
     for (const d of s.layer2Drops) add({ interface: d.interface, reason: d.reason }, d.count);
   });
@@ -161,7 +165,8 @@ export function createMetricsRegistry(snapshot: () => TelemetrySnapshot): Regist
   gauge("lodestone_membership_size", (g, s) => g.set(s.membershipSize));
   counter("lodestone_failover_events_total", (add, s) => add({}, s.failovers));
   counter("lodestone_duelling_announcements_total", (add, s) => add({}, s.duellingAnnouncements));
-  registry.registerMetric(new SnapshotHistogram("lodestone_event_loop_lag_seconds", help, take));
+  registry.registerMetric(new SnapshotHistogram("lodestone_event_loop_lag_seconds", "loopLag", help, take));
+  registry.registerMetric(new SnapshotHistogram("lodestone_wire_event_loop_lag_seconds", "wireLoopLag", help, take));
   counter("lodestone_events_dropped_total", (add, s) => {
     for (const [component, n] of Object.entries(s.eventsDropped)) add({ component }, n);
   });
@@ -176,14 +181,41 @@ export function createMetricsRegistry(snapshot: () => TelemetrySnapshot): Regist
     for (const b of s.bgpSessions) if (b.bfdUp !== undefined) g.set({ peer: b.peer }, b.bfdUp ? 1 : 0);
   });
 
-  // Drop the snapshot once the scrape is serialised, so the next scrape takes a fresh one.
+  // The per-IP families are written here, in slices: at 10,000 owned IPs they are most of a scrape (~2 MB), and
+  // serialising them in one turn would hold heartbeats and ARP/NDP answers back for that long.
   const metrics = registry.metrics.bind(registry);
   registry.metrics = async () => {
     try {
-      return await metrics();
+      const parts = [await metrics()];
+      const layer2 = take().layer2;
+      for (const [name, field] of PER_IP) {
+        parts.push(`# HELP ${name} ${help(name)}\n# TYPE ${name} counter\n`);
+        for (let i = 0; i < layer2.length; i += PER_IP_SLICE) {
+          if (i > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+          let text = "";
+          for (const c of layer2.slice(i, i + PER_IP_SLICE)) {
+            text += `${name}{interface="${escapeLabel(c.interface)}",ip="${escapeLabel(c.ip)}"} ${c[field]}\n`;
+          }
+          parts.push(text);
+        }
+      }
+      return parts.join("");
     } finally {
+      // Drop the snapshot once the scrape is serialised, so the next scrape takes a fresh one.
       current = undefined;
     }
   };
   return registry;
 }
+
+const PER_IP = [
+  ["lodestone_l2_requests_total", "requests"],
+  ["lodestone_l2_replies_total", "replies"],
+  ["lodestone_l2_gratuitous_total", "gratuitous"],
+] as const satisfies readonly (readonly [MetricName, keyof TelemetrySnapshot["layer2"][number]])[];
+
+/** Per-IP lines serialised in one event-loop turn. */
+const PER_IP_SLICE = 1_000;
+
+/** The text format's label-value escapes (backslash, double quote, newline), as prom-client writes them. */
+const escapeLabel = (v: string): string => v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");

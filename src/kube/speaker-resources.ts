@@ -114,7 +114,8 @@ export function leaseChangesRanking(old: SpeakerLease | undefined, l: SpeakerLea
  * controller's pool annotation, labels, ports and selector do not — a plan's cost grows with the Services, and a
  * controller that takes over writes an annotation on every Service.
  */
-export function serviceChangesAnnouncement(old: SlimService | undefined, s: SlimService): boolean {
+/** Whether a Service update changes how its IPs are grouped and ranked (its addresses, type, class, policy). */
+export function serviceChangesRanking(old: SlimService | undefined, s: SlimService): boolean {
   const same = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
   return (
     old === undefined ||
@@ -123,8 +124,14 @@ export function serviceChangesAnnouncement(old: SlimService | undefined, s: Slim
     old.loadBalancerClass !== s.loadBalancerClass ||
     old.externalTrafficPolicy !== s.externalTrafficPolicy ||
     !same(old.ingress, s.ingress) ||
-    !same(old.externalIPs, s.externalIPs) ||
-    old.annotations[ANNOUNCING_ANNOTATION] !== s.annotations[ANNOUNCING_ANNOTATION]
+    !same(old.externalIPs, s.externalIPs)
+  );
+}
+
+/** Whether a Service update changes what the speaker announces or records (the ranking inputs, the annotation). */
+export function serviceChangesAnnouncement(old: SlimService | undefined, s: SlimService): boolean {
+  return (
+    serviceChangesRanking(old, s) || old?.annotations[ANNOUNCING_ANNOTATION] !== s.annotations[ANNOUNCING_ANNOTATION]
   );
 }
 

@@ -52,6 +52,8 @@ export interface LabClusterOptions {
   readonly daemonArgs?: (node: LabNode) => readonly string[];
   /** Runs once the node namespaces exist, before any daemon starts (the BGP lab starts routers and FRR here). */
   readonly beforeDaemons?: (lab: Lab, nodes: readonly LabNode[]) => Promise<void>;
+  /** The daemon's bin/lodestone.js: this checkout's (the sources) by default, or compiledDaemon()'s (the image's). */
+  readonly daemonBin?: string;
   /** Sees the request line of every HTTP request the nodes send the API server (benchmarks count writes). */
   readonly onApiRequest?: (method: string, path: string) => void;
 }
@@ -277,7 +279,7 @@ export async function startLabCluster(options: LabClusterOptions = {}): Promise<
         process.execPath,
         ...daemonNodeFlags(),
         ...(options.daemonFlags ?? []),
-        DAEMON_BIN,
+        options.daemonBin ?? DAEMON_BIN,
         "run",
         "--node-name",
         n.name,

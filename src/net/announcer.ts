@@ -1,7 +1,7 @@
 import type { Logger } from "pino";
 import { err, NetCodes, ok, type NetError, type Result } from "../core/errors.ts";
 import { formatMac, sameMac, type Mac } from "../core/frames/ethernet.ts";
-import { ipv6MulticastMac, solicitedNodeAddress } from "../core/frames/ndp.ts";
+import { solicitedNodeAddress } from "../core/frames/ndp.ts";
 import { gratuitousFrames, gratuitousRoundAt, type GratuitousSchedule } from "../core/gratuitous.ts";
 import { interfacesFor, type InterfaceSnapshot, type NetInterface } from "../core/interfaces.ts";
 import { formatIp, ipKey, type IpAddress } from "../core/ip.ts";
@@ -46,6 +46,12 @@ export interface Announcer {
    * announcement and leaves any burst running as it is (defending the IP); false when not owned.
    */
   announceNow(ip: IpAddress, options?: { readonly once?: boolean }): boolean;
+  /**
+   * reconcile() by difference: these claims new or changed, these IP keys (ipKey) no longer claimed. Costs what
+   * changed, not what is owned, so a takeover of thousands of IPs can be applied a few hundred at a time.
+   * Returns every claim currently answered on no interface.
+   */
+  update(upserts: readonly Claim[], removes: readonly string[]): Pick<ReconcileReport, "unannounced">;
   telemetry(): Pick<TelemetrySnapshot, "layer2" | "layer2Drops">;
   /**
    * Calls `listener` for every announcement of an IP by another host seen on an announcing interface (gratuitous
@@ -87,8 +93,14 @@ interface Link {
   readonly socket: PacketSocket;
   /** The kernel's memberships of the solicited-node groups, opened with the link and closed with it. */
   readonly listener: MulticastListener;
-  /** Solicited-node groups joined, with how many owned IPs need each (several VIPs share a group). */
+  /** Solicited-node groups wanted, with how many owned IPs need each (several VIPs share a group). */
   readonly groups: Map<string, number>;
+  /** Groups the kernel holds for us (the listener's joins), which catch up with `groups` a few per turn. */
+  readonly held: Set<string>;
+  /** Groups whose wanted and held state may differ, with the address to join or leave. */
+  readonly pending: Map<string, IpAddress>;
+  /** Whether the socket receives every multicast frame (set once, at the first IPv6 group). */
+  allMulticast: boolean;
 }
 
 interface Owned {
@@ -104,8 +116,17 @@ interface Choice {
   readonly unannounced: ReconcileReport["unannounced"][number] | undefined;
 }
 
-/** Gratuitous rounds sent in one event-loop turn at most (see roundFitsThisTurn). */
+/** Gratuitous rounds sent in one event-loop turn at most, and for at most this long (see roundFitsThisTurn). */
 const ROUNDS_PER_TURN = 200;
+const SENDING_MS_PER_TURN = 5;
+const FIRST_ROUNDS_MS_PER_TURN = 15;
+
+/**
+ * Kernel group joins or leaves (one setsockopt each) done in one event-loop turn at most. The kernel keeps a
+ * socket's and a device's groups in lists, so a join costs more the more groups are held (measured in
+ * docs/performance.md): a takeover of thousands of IPv6 addresses catches up over a few turns instead of one.
+ */
+const GROUP_OPS_PER_TURN = 128;
 
 /** Per-IP "claimed"/"released" lines at info up to this many in one reconcile; beyond, debug and one summary. */
 const LOGGED_PER_IP = 16;
@@ -145,7 +166,10 @@ class Layer2Announcer implements Announcer {
   private readonly counters = new Map<string, { -readonly [K in keyof Layer2Counters]: Layer2Counters[K] }>();
   private readonly drops = new Map<string, { interface: string; reason: string; count: number }>();
   private readonly watch: InterfaceWatch | undefined;
-  private claims: readonly Claim[] = [];
+  /** The claims, by IP key (one per IP; the speaker groups Services sharing an IP). */
+  private claims = new Map<string, Claim>();
+  /** Claims answered on no interface, by IP key. */
+  private unannounced = new Map<string, ReconcileReport["unannounced"][number]>();
   /** The last apply()'s choices and the snapshot they were made for: an unchanged claim is not worked out again. */
   private choices = new Map<string, Choice>();
   private choicesFor: InterfaceSnapshot | undefined;
@@ -165,8 +189,44 @@ class Layer2Announcer implements Announcer {
 
   reconcile(claims: readonly Claim[]): ReconcileReport {
     if (this.closed) return { announced: [], unannounced: [] };
-    this.claims = claims;
+    const byKey = new Map<string, Claim>();
+    for (const c of claims) {
+      const k = ipKey(c.ip);
+      if (!byKey.has(k)) byKey.set(k, c);
+    }
+    this.claims = byKey;
     return this.apply();
+  }
+
+  update(upserts: readonly Claim[], removes: readonly string[]): Pick<ReconcileReport, "unannounced"> {
+    if (this.closed) return { unannounced: [] };
+    const touched = new Set<string>(removes);
+    for (const k of removes) this.claims.delete(k);
+    for (const c of upserts) {
+      const k = ipKey(c.ip);
+      this.claims.set(k, c);
+      touched.add(k);
+    }
+    // Another interface snapshot since the last full pass: every choice may differ.
+    if (this.choicesFor !== this.snapshot) return { unannounced: this.apply().unannounced };
+    const changes = { claimed: 0, released: 0 };
+    const fresh: Choice[] = [];
+    for (const key of touched) {
+      const claim = this.claims.get(key);
+      const before = this.choices.get(key);
+      const choice = claim === undefined ? undefined : this.reuseOrChoose(claim, before);
+      if (choice === undefined) this.choices.delete(key);
+      else {
+        this.choices.set(key, choice);
+        if (choice !== before) fresh.push(choice);
+      }
+      this.own(key, choice, changes, touched.size);
+    }
+    if (this.owned.size === 0) for (const name of [...this.links.keys()]) this.closeLink(name);
+    if (changes.claimed > LOGGED_PER_IP || changes.released > LOGGED_PER_IP)
+      this.log.info(changes, "ownership changed");
+    this.warnUnannounced(fresh);
+    return { unannounced: [...this.unannounced.values()] };
   }
 
   announceNow(ip: IpAddress, options: { readonly once?: boolean } = {}): boolean {
@@ -196,6 +256,7 @@ class Layer2Announcer implements Announcer {
     this.watch?.close();
     for (const b of this.bursts.values()) clearTimeout(b.timer);
     this.bursts.clear();
+    if (this.groupDrain !== undefined) clearImmediate(this.groupDrain);
     this.owned.clear();
     for (const name of [...this.links.keys()]) this.closeLink(name);
   }
@@ -207,77 +268,95 @@ class Layer2Announcer implements Announcer {
    */
   private apply(): ReconcileReport {
     const announced: ReconcileReport["announced"][number][] = [];
-    const unannounced: ReconcileReport["unannounced"][number][] = [];
     const wanted = new Map<string, Choice>();
     const reuse = this.choicesFor === this.snapshot;
     const fresh: Choice[] = [];
-
-    for (const claim of this.claims) {
-      const key = ipKey(claim.ip);
-      if (wanted.has(key)) continue; // one claim per IP; the speaker groups Services sharing an IP
+    for (const [key, claim] of this.claims) {
       const before = reuse ? this.choices.get(key) : undefined;
-      const choice =
-        before !== undefined && before.claim === claim && [...before.interfaces].every((n) => this.links.has(n))
-          ? before
-          : this.choose(claim);
+      const choice = this.reuseOrChoose(claim, before);
       if (choice !== before) fresh.push(choice);
       wanted.set(key, choice);
       if (choice.announced !== undefined) announced.push(choice.announced);
-      if (choice.unannounced !== undefined) unannounced.push(choice.unannounced);
     }
     this.choices = wanted;
     this.choicesFor = this.snapshot;
-
     const changes = { claimed: 0, released: 0 };
-    const changeLog = (what: "claimed" | "released", ip: IpAddress, iface: string, key: string, total: number) => {
-      changes[what]++;
-      const line = { ip: formatIp(ip), interface: iface, key };
-      if (total <= LOGGED_PER_IP) this.log.info(line, what);
-      else this.log.debug(line, what);
-    };
-    // Releases first, so an IP moving between interfaces is never answered twice.
-    const releases: [Owned, string, string][] = [];
-    for (const [key, o] of this.owned) {
-      const next = wanted.get(key);
-      for (const iface of o.interfaces) if (next?.interfaces.has(iface) !== true) releases.push([o, iface, key]);
-      if (next === undefined) this.owned.delete(key);
-    }
-    for (const [o, iface] of releases) {
-      o.interfaces.delete(iface);
-      this.stopBurst(iface, o.claim.ip);
-      this.leaveGroup(iface, o.claim.ip);
-      changeLog("released", o.claim.ip, iface, o.claim.key, releases.length);
-    }
-    const gains: [Owned, string][] = [];
-    for (const [key, w] of wanted) {
-      let o = this.owned.get(key);
-      if (o === undefined) {
-        o = { claim: w.claim, interfaces: new Set() };
-        this.owned.set(key, o);
-      } else if (o.claim !== w.claim) {
-        this.owned.set(key, (o = { claim: w.claim, interfaces: o.interfaces }));
-        for (const iface of o.interfaces) {
-          const b = this.bursts.get(pairKey(iface, w.claim.ip));
-          if (b !== undefined) b.schedule = w.claim.gratuitous;
-        }
-      }
-      for (const iface of w.interfaces) if (!o.interfaces.has(iface)) gains.push([o, iface]);
-    }
-    for (const [o, iface] of gains) {
-      o.interfaces.add(iface);
-      this.joinGroup(iface, o.claim.ip);
-      changeLog("claimed", o.claim.ip, iface, o.claim.key, gains.length);
-      this.startBurst(iface, o.claim);
-    }
-    if (releases.length > LOGGED_PER_IP || gains.length > LOGGED_PER_IP) this.log.info(changes, "ownership changed");
+    const keys = new Set([...this.owned.keys(), ...wanted.keys()]);
+    for (const key of keys) this.own(key, wanted.get(key), changes, keys.size);
+    if (changes.claimed > LOGGED_PER_IP || changes.released > LOGGED_PER_IP)
+      this.log.info(changes, "ownership changed");
     const used = new Set<string>();
     for (const o of this.owned.values()) for (const name of o.interfaces) used.add(name);
     for (const name of [...this.links.keys()]) if (!used.has(name)) this.closeLink(name);
+    this.warnUnannounced(fresh);
+    return { announced, unannounced: [...this.unannounced.values()] };
+  }
+
+  private reuseOrChoose(claim: Claim, before: Choice | undefined): Choice {
+    if (before === undefined || before.claim !== claim) return this.choose(claim);
+    for (const n of before.interfaces) if (!this.links.has(n)) return this.choose(claim);
+    return before;
+  }
+
+  /**
+   * One IP's ownership brought in line with its choice (undefined: no longer claimed): releases first, so an IP
+   * moving between interfaces is never answered twice; then gains, each with its group and burst.
+   */
+  private own(
+    key: string,
+    choice: Choice | undefined,
+    changes: { claimed: number; released: number },
+    total: number,
+  ): void {
+    const changeLog = (what: "claimed" | "released", ip: IpAddress, iface: string, owner: string) => {
+      changes[what]++;
+      const line = { ip: formatIp(ip), interface: iface, key: owner };
+      if (total <= LOGGED_PER_IP) this.log.info(line, what);
+      else this.log.debug(line, what);
+    };
+    if (choice?.unannounced === undefined) this.unannounced.delete(key);
+    else this.unannounced.set(key, choice.unannounced);
+    let o = this.owned.get(key);
+    if (o !== undefined) {
+      for (const iface of [...o.interfaces]) {
+        if (choice?.interfaces.has(iface) === true) continue;
+        o.interfaces.delete(iface);
+        this.stopBurst(iface, o.claim.ip);
+        this.leaveGroup(iface, o.claim.ip);
+        // Per-IP counters live while the IP is owned here, so a node's series stay bounded by what it announces.
+        this.counters.delete(pairKey(iface, o.claim.ip));
+        changeLog("released", o.claim.ip, iface, o.claim.key);
+      }
+      if (choice === undefined) {
+        this.owned.delete(key);
+        return;
+      }
+    }
+    if (choice === undefined) return;
+    if (o === undefined) {
+      o = { claim: choice.claim, interfaces: new Set() };
+      this.owned.set(key, o);
+    } else if (o.claim !== choice.claim) {
+      this.owned.set(key, (o = { claim: choice.claim, interfaces: o.interfaces }));
+      for (const iface of o.interfaces) {
+        const b = this.bursts.get(pairKey(iface, choice.claim.ip));
+        if (b !== undefined) b.schedule = choice.claim.gratuitous;
+      }
+    }
+    for (const iface of choice.interfaces) {
+      if (o.interfaces.has(iface)) continue;
+      o.interfaces.add(iface);
+      this.joinGroup(iface, o.claim.ip);
+      changeLog("claimed", o.claim.ip, iface, o.claim.key);
+      this.startBurst(iface, o.claim);
+    }
+  }
+
+  private warnUnannounced(fresh: readonly Choice[]): void {
     for (const c of fresh) {
       const u = c.unannounced;
       if (u !== undefined) this.log.warn({ code: u.error.code, ip: formatIp(u.ip) }, u.error.message);
     }
-    return { announced, unannounced };
   }
 
   /** Where one claim is answered: the interfaces by the announcer's rule, each with its socket open. */
@@ -355,6 +434,9 @@ class Layer2Announcer implements Announcer {
       socket: opened.value,
       listener: this.transport.multicastListener(name),
       groups: new Map(),
+      held: new Set(),
+      pending: new Map(),
+      allMulticast: false,
     };
     link.socket.onFrame((frame) => this.onFrame(link, frame));
     this.links.set(name, link);
@@ -432,7 +514,7 @@ class Layer2Announcer implements Announcer {
     const round = (): void => {
       burst.timer = undefined;
       if (this.bursts.get(pairKey(iface, ip)) !== burst) return;
-      if (!this.roundFitsThisTurn()) {
+      if (!this.roundFitsThisTurn(burst.sent === 0)) {
         // Thousands of bursts that start together (a takeover) come due together: the rest go in later turns.
         burst.timer = setTimeout(round, 1);
         burst.timer.unref();
@@ -455,16 +537,21 @@ class Layer2Announcer implements Announcer {
    * call that runs the frame through the bridge or driver at once (a profile of a node taking over 3,000 IPs in the
    * lab: 54% of its time in send(), in turns of seconds, its heartbeats unread): at most ROUNDS_PER_TURN per turn.
    */
-  private roundFitsThisTurn(): boolean {
+  private roundFitsThisTurn(first: boolean): boolean {
     if (this.turnReset === undefined) {
+      this.turnStartedAt = performance.now();
       this.turnReset = setImmediate(() => {
         this.roundsThisTurn = 0;
         this.turnReset = undefined;
       });
       this.turnReset.unref();
     }
-    return this.roundsThisTurn++ < ROUNDS_PER_TURN;
+    // Also bounded in time: where a send is slow (a loaded bridge), 200 of them would still make a long turn. A
+    // burst's first round moves clients to this node (a takeover), so it gets more of the turn than a repeat.
+    const budget = first ? FIRST_ROUNDS_MS_PER_TURN : SENDING_MS_PER_TURN;
+    return this.roundsThisTurn++ < ROUNDS_PER_TURN && performance.now() - this.turnStartedAt < budget;
   }
+  private turnStartedAt = 0;
   private roundsThisTurn = 0;
   private turnReset: NodeJS.Immediate | undefined;
 
@@ -488,24 +575,25 @@ class Layer2Announcer implements Announcer {
 
   /**
    * RFC 4861 §7.2.1: a node joins the solicited-node group of each of its addresses, so NSs for the VIP reach us.
-   * Twice: the packet socket's membership makes the NIC accept the frames, and the kernel's IPv6 membership makes
-   * it send MLD reports (RFC 3810), without which a switch snooping MLD may not forward the NSs to this port. Each
-   * works without the other, so a failure of either is logged and the other kept.
+   * The packet socket takes every multicast frame (one PACKET_MR_ALLMULTI, not one membership per group: those
+   * sit in lists the kernel walks on every join), and its filter keeps only NDP. The kernel's IPv6 membership of
+   * each group makes it send MLD reports (RFC 3810), without which a switch snooping MLD may not forward the NSs to
+   * this port; those joins catch up a few per turn (drainGroups). Each works without the other, so a failure of
+   * either is logged and the other kept.
    */
   private joinGroup(iface: string, ip: IpAddress): void {
     const link = this.links.get(iface);
     if (ip.family !== 6 || link === undefined) return;
+    if (!link.allMulticast) {
+      link.allMulticast = true;
+      const all = link.socket.allMulticast(true);
+      if (!all.ok) this.log.warn({ interface: iface, err: all.error.message }, "all-multicast reception not set");
+    }
     const group = solicitedNodeAddress(ip);
     const key = formatIp(group);
     const count = link.groups.get(key) ?? 0;
     link.groups.set(key, count + 1);
-    if (count > 0) return;
-    for (const [how, joined] of [
-      ["link-layer", link.socket.multicast(ipv6MulticastMac(group), true)],
-      ["MLD", link.listener.join(group)],
-    ] as const) {
-      if (!joined.ok) this.log.warn({ interface: iface, group: key, err: joined.error.message }, `${how} join failed`);
-    }
+    if (count === 0) this.groupChanged(link, key, group);
   }
 
   private leaveGroup(iface: string, ip: IpAddress): void {
@@ -519,9 +607,50 @@ class Layer2Announcer implements Announcer {
       return;
     }
     link.groups.delete(key);
-    link.socket.multicast(ipv6MulticastMac(group), false);
-    const left = link.listener.leave(group);
-    if (!left.ok) this.log.warn({ interface: iface, group: key, err: left.error.message }, "MLD leave failed");
+    this.groupChanged(link, key, group);
+  }
+
+  private groupChanged(link: Link, key: string, group: IpAddress): void {
+    link.pending.set(key, group);
+    if (this.groupDrain === undefined) {
+      this.groupDrain = setImmediate(() => this.drainGroups());
+      this.groupDrain.unref();
+    }
+  }
+  private groupDrain: NodeJS.Immediate | undefined;
+
+  /** Brings the kernel's memberships in line with the wanted groups, GROUP_OPS_PER_TURN at a time. */
+  private drainGroups(): void {
+    this.groupDrain = undefined;
+    if (this.closed) return;
+    let budget = GROUP_OPS_PER_TURN;
+    for (const link of this.links.values()) {
+      for (const [key, group] of link.pending) {
+        if (budget <= 0) break;
+        link.pending.delete(key);
+        const want = link.groups.has(key);
+        if (want === link.held.has(key)) continue;
+        budget--;
+        if (want) {
+          link.held.add(key);
+          const joined = link.listener.join(group);
+          if (!joined.ok)
+            this.log.warn({ interface: link.name, group: key, err: joined.error.message }, "MLD join failed");
+        } else {
+          link.held.delete(key);
+          const left = link.listener.leave(group);
+          if (!left.ok)
+            this.log.warn({ interface: link.name, group: key, err: left.error.message }, "MLD leave failed");
+        }
+      }
+    }
+    for (const link of this.links.values()) {
+      if (link.pending.size > 0) {
+        this.groupDrain = setImmediate(() => this.drainGroups());
+        this.groupDrain.unref();
+        return;
+      }
+    }
   }
 
   private counter(iface: string, ip: IpAddress): { -readonly [K in keyof Layer2Counters]: Layer2Counters[K] } {

@@ -25,8 +25,9 @@ export class AnnouncerDriver {
   readonly child: ChildProcess;
   stderr = "";
 
-  constructor(lab: Lab, ns: string) {
-    this.child = lab.spawn(ns, [process.execPath, driverPath], { stdio: ["pipe", "pipe", "pipe"] });
+  /** `argv`: another driver speaking the same JSON lines (e.g. wire-driver.ts) and its arguments. */
+  constructor(lab: Lab, ns: string, argv: readonly string[] = [driverPath]) {
+    this.child = lab.spawn(ns, [process.execPath, ...argv], { stdio: ["pipe", "pipe", "pipe"] });
     this.child.stderr?.on("data", (d: Buffer) => (this.stderr += d.toString()));
     createInterface({ input: this.child.stdout! }).on("line", (line) => {
       const msg = JSON.parse(line) as DriverMessage;

@@ -1,4 +1,6 @@
+import { spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type Fault, type LabCluster, startLabCluster } from "../../src/lab/cluster.ts";
 import { labUnavailable } from "../../src/lab/netns.ts";
@@ -194,4 +196,23 @@ describe.skipIf(why !== undefined)("speaker lab: failover between three nodes", 
     const sample = [...ips].slice(0, 8);
     for (const [name, address] of sample) expect(await settledOwner(name, address)).not.toBe("node1");
   }, 90_000);
+  it("busy is not dead: both cores saturated by a CPU hog for 8 s, no node leaves the membership", async () => {
+    const changes = (): number =>
+      cluster.nodes.reduce((sum, n) => {
+        const text = existsSync(n.logPath) ? readFileSync(n.logPath, "utf8") : "";
+        return sum + text.split('"msg":"membership changed"').length - 1;
+      }, 0);
+    const before = changes();
+    // One busy loop per core, each ending by itself after 8 s (also if this process dies) and killed by PID
+    // below in any case; no children of its own.
+    const children = Array.from({ length: availableParallelism() }, () =>
+      spawn(process.execPath, ["-e", "const end = Date.now() + 8000; while (Date.now() < end);"], { stdio: "ignore" }),
+    );
+    try {
+      await new Promise((r) => setTimeout(r, 8_500));
+    } finally {
+      for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
+    }
+    expect(changes() - before).toBe(0);
+  }, 30_000);
 });

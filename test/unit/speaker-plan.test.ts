@@ -3,6 +3,7 @@ import {
   type AnnouncePlan,
   type AnnouncePool,
   type AnnouncedService,
+  followDeaths,
   gainsToSettle,
   ownersOf,
   planAnnouncements,
@@ -266,5 +267,35 @@ describe("planSteps: a plan in steps, reusing the previous plan's rankings", () 
     const back = planAnnouncements("node1", cluster, [pool()], nodes, { context: "a", previous: again });
     expect(back.ips[0]).not.toBe(again.ips[0]);
     expect(back.ips[0]!.localTraffic).toBe(false);
+  });
+  it("after nodes die (none came alive) a plan keeps each ranking without them: the same plan as ranking again", () => {
+    const many = Array.from({ length: 300 }, (_, i) =>
+      svc(`default/d${i}`, { ingressIps: [parseIp(`2001:db8::${(i + 1).toString(16)}`)!] }),
+    );
+    const v6 = pool({ contains: (ip) => ip.family === 6 });
+    const five = ["node1", "node2", "node3", "node4", "node5"].map((name) => ({ ...nodes[0]!, name }));
+    const first = planAnnouncements("node1", many, [v6], five, { context: "a" });
+    for (const died of [["node2"], ["node3", "node5"], ["node1", "node2", "node3", "node4", "node5"]]) {
+      const after = five.map((n) => ({ ...n, alive: !died.includes(n.name) }));
+      const followed = planAnnouncements("node1", many, [v6], after, { context: "a", previous: first });
+      const ranked = planAnnouncements("node1", many, [v6], after, { context: "a" });
+      expect(followed.ips).toEqual(ranked.ips);
+      expect(followed.claims).toEqual(ranked.claims);
+      // And without grouping the Services again (the speaker's failover path), when every IP keeps a node.
+      const fast = followDeaths("node1", first, after, "a");
+      if (died.length === 5) expect(fast).toBeUndefined();
+      else {
+        expect(fast?.ips).toEqual(ranked.ips);
+        expect(fast?.claims).toEqual(ranked.claims);
+      }
+    }
+    // A node that comes alive may outrank an owner: every IP is ranked again.
+    const fewer = five.map((n) => ({ ...n, alive: n.name !== "node4" }));
+    const without4 = planAnnouncements("node1", many, [v6], fewer, { context: "a" });
+    const back = planAnnouncements("node1", many, [v6], five, { context: "a", previous: without4 });
+    expect(back.ips.every((p, i) => p !== without4.ips[i])).toBe(true);
+    expect(back.ips).toEqual(first.ips);
+    expect(followDeaths("node1", without4, five, "a")).toBeUndefined();
+    expect(followDeaths("node1", first, fewer, "b")).toBeUndefined(); // another context: nodes or pools changed
   });
 });
