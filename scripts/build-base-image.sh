@@ -80,11 +80,15 @@ build_image() {
   echo "build-base-image: $name built in $((SECONDS - started)) s" >&2
 }
 
+# BGP mode (docs/bgp.md): the runtime carries Debian's FRR, so one image is both the Lodestone container (vtysh,
+# frr-reload.py, which brings python3) and the FRR sidecar (zebra, bgpd, bfdd under watchfrr). debootstrap
+# configures packages in a chroot without an init, where invoke-rc.d starts no daemon.
+runtime_packages="frr,frr-pythontools"
 case "$which" in
-  runtime) build_image "$runtime_image" "" 0 ;;
+  runtime) build_image "$runtime_image" "$runtime_packages" 0 ;;
   build) build_image "$build_image" "python3,make,g++,ca-certificates" 1 ;;
   all)
-    build_image "$runtime_image" "" 0
+    build_image "$runtime_image" "$runtime_packages" 0
     build_image "$build_image" "python3,make,g++,ca-certificates" 1
     ;;
 esac

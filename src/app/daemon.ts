@@ -15,6 +15,7 @@ import {
 import { defaultLeaseTimings, type LeaseTimings } from "../kube/lease.ts";
 import { classMatches, createController, type Controller, type WatchedObjects } from "./controller.ts";
 import { speakerComponent } from "./speaker-component.ts";
+import { type BgpComponentOptions, bgpComponent } from "./bgp-component.ts";
 import { CONTROLLER_LEASE, DEFAULT_LOAD_BALANCER_CLASS } from "../core/well-known.ts";
 
 /** What every component beside the controller is given (the speaker, and whatever comes next). */
@@ -78,6 +79,8 @@ export interface DaemonOptions {
   readonly lease?: Partial<LeaseTimings> & { readonly name?: string };
   /** Replaces the default speaker (tests: fake announcer, loopback heartbeats). */
   readonly speakerFactory?: ComponentFactory;
+  /** BGP mode through FRR (idle until a bgp.yaml configures a peer); false: not at all. */
+  readonly bgp?: BgpComponentOptions | false;
   /** Extra components (tests, the demo); the speaker is added when enabled. */
   readonly components?: readonly ComponentFactory[];
   /** Status writes in flight at once (default 16). */
@@ -186,6 +189,9 @@ export async function startDaemon(options: DaemonOptions, logger: Logger): Promi
     ...(options.stallMs === undefined ? {} : { stallMs: options.stallMs }),
   };
   const factories = [...(options.components ?? [])];
+  // BGP is a node's (the speaker's side); before the speaker, so its drain (withdraw, wait for the routers) runs
+  // first on a graceful stop.
+  if (options.component !== "controller" && options.bgp !== false) factories.push(bgpComponent(options.bgp ?? {}));
   if (speaking) factories.push(options.speakerFactory ?? speakerComponent());
   const components: DaemonComponent[] = [];
   for (const f of factories) components.push(await f(ctx));

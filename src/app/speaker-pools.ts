@@ -61,7 +61,12 @@ export function toAnnouncePool(pool: Pool, namespaceLabels: NamespaceLabels): An
     contains: (ip) => pool.addresses.some((r) => rangeContains(r, ip)),
     allowsNamespace: (ns) => poolServesNamespace(pool.serviceAllocation, ns, namespaceLabels(ns) ?? {}),
     ...(a.interfaces === undefined ? {} : { interfaces: a.interfaces }),
-    ...(selector === undefined ? {} : { nodeSelector: (labels) => matchesSelector(selector, labels) }),
+    // announce.layer2: false: BGP alone advertises the pool (src/app/bgp-component.ts); no node answers ARP/NDP.
+    ...(a.layer2 === false
+      ? { nodeSelector: () => false }
+      : selector === undefined
+        ? {}
+        : { nodeSelector: (labels) => matchesSelector(selector, labels) }),
     externalIPs: a.externalIPs,
     gratuitous: a.gratuitous,
   };

@@ -6,14 +6,16 @@ import { isRestricted } from "../core/allocation-rules.ts";
 import { ConfigCodes, configMessages } from "../core/errors.ts";
 import { parseMetalLBObjects, type MetalLBObject } from "../core/metallb-crds.ts";
 import type { Family } from "../core/ip.ts";
-import { familyName } from "../core/ip.ts";
+import { familyName, formatIp } from "../core/ip.ts";
 import { parseFlags } from "./flags.ts";
 import type { Command } from "./main.ts";
 import { POOLS_LABEL } from "../core/well-known.ts";
+import { BGP_KEY, type BgpConfig, mergeBgp, parseBgpConfigMap } from "../core/bgp-config.ts";
 
 const help = `Usage: lodestone check-config FILE...
 
-Validates pool ConfigMaps offline: Lodestone (data key ${POOLS_KEY}) and MetalLB <= 0.12 (data key ${METALLB_KEY}).
+Validates pool ConfigMaps offline: Lodestone (data key ${POOLS_KEY}, BGP in ${BGP_KEY}) and MetalLB <= 0.12 (data
+key ${METALLB_KEY}).
 Also MetalLB >= 0.13 IPAddressPool and L2Advertisement objects (metallb.io/v1beta1), read as the daemon reads
 them; MetalLB's other custom resources (BGP) are reported as not supported.
 Each FILE may hold several YAML documents or a kind: List; other kinds and ConfigMaps without pool data are skipped.
@@ -73,7 +75,18 @@ export function checkConfigTexts(files: readonly { readonly name: string; readon
     crdAds.map((c) => c.obj),
   );
   const merged = mergePools([...parsed.map((p) => p.result), crd]);
-  for (const p of [...parsed.flatMap((x) => x.result.problems), ...crd.problems, ...merged.problems]) {
+  const bgpParts = found.map((f) => parseBgpConfigMap(f.cm)).filter((b) => b !== undefined);
+  const bgp = mergeBgp(
+    bgpParts.map((b) => b.config),
+    new Set(merged.pools.map((p) => p.name)),
+  );
+  for (const p of [
+    ...parsed.flatMap((x) => x.result.problems),
+    ...crd.problems,
+    ...merged.problems,
+    ...bgpParts.flatMap((b) => b.problems),
+    ...bgp.problems,
+  ]) {
     problems++;
     lines.push(`${fileOf.get(p.configMap) ?? "?"}: ${sourceName(p.configMap)}: ${p.path}: ${p.message} [${p.code}]`);
   }
@@ -96,6 +109,7 @@ export function checkConfigTexts(files: readonly { readonly name: string; readon
       merged.pools,
       parsed.map((p) => p.result.format),
     ),
+    ...bgpSummary(bgp.config),
   );
   const warned = warnings === 0 ? "" : ` (${warnings} warning${warnings === 1 ? "" : "s"})`;
   lines.push(
@@ -132,6 +146,18 @@ function summary(pools: readonly Pool[], formats: readonly string[]): string[] {
           .map((cell, i) => cell.padEnd(widths[i] ?? 0))
           .join("  ")
           .trimEnd()}`,
+    ),
+  ];
+}
+
+function bgpSummary(c: BgpConfig): string[] {
+  if (c.peers.length + c.advertisements.length + c.bfdProfiles.length === 0) return [];
+  const n = (k: number, what: string) => `${k} ${what}${k === 1 ? "" : "s"}`;
+  return [
+    `BGP: ${n(c.peers.length, "peer")}, ${n(c.advertisements.length, "advertisement")}, ${n(c.bfdProfiles.length, "BFD profile")}`,
+    ...c.peers.map(
+      (p) =>
+        `  peer ${p.name}: AS ${p.peerASN} at ${formatIp(p.address)}${p.port === 179 ? "" : ` port ${p.port}`}, my AS ${p.myASN}${p.bfdProfile === undefined ? "" : `, BFD ${p.bfdProfile}`}`,
     ),
   ];
 }
@@ -208,7 +234,12 @@ function asPoolConfigMap(obj: Record<string, unknown>): ConfigMapInput | undefin
   const meta = metadataOf(obj);
   const labels = stringMap(meta.raw["labels"]) ?? {};
   const data = stringMap(obj["data"]) ?? {};
-  if (labels[POOLS_LABEL] === undefined && data[POOLS_KEY] === undefined && data[METALLB_KEY] === undefined)
+  if (
+    labels[POOLS_LABEL] === undefined &&
+    data[POOLS_KEY] === undefined &&
+    data[METALLB_KEY] === undefined &&
+    data[BGP_KEY] === undefined
+  )
     return undefined;
   return {
     namespace: meta.namespace,

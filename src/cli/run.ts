@@ -35,6 +35,11 @@ Flags (environment default in brackets):
   --component NAME             controller: allocate, write status and the announcing-node annotation (the
                                Deployment); speaker: announce from this node (the DaemonSet); unset: both
   --speaker BOOL               false: the same as --component controller (default true)
+  --bgp BOOL                   BGP mode through FRR once a bgp.yaml configures a peer (default true; docs/bgp.md;
+                               never with --component controller or --speaker=false)
+  --frr-config PATH            frr.conf that Lodestone writes and reloads [FRR_CONFIG, else /etc/frr/frr.conf]
+  --frr-pathspace NAME         FRR's -N pathspace, for one FRR of several on a host (default none)
+  --bgp-drain DURATION         on SIGTERM, after withdrawing every prefix, wait this long (default 3s)
   --lease-name NAME            controller Lease (default ${CONTROLLER_LEASE})
   --lease-duration DURATION    how long a standby waits for a silent leader (default 15s)
   --renew-deadline DURATION    a leader that cannot renew for this long stops writing (default 10s)
@@ -60,6 +65,10 @@ const FLAGS = {
   "metrics-port": { type: "string" },
   component: { type: "string" },
   speaker: { type: "boolean" },
+  bgp: { type: "boolean" },
+  "frr-config": { type: "string" },
+  "frr-pathspace": { type: "string" },
+  "bgp-drain": { type: "string" },
   "lease-name": { type: "string" },
   "lease-duration": { type: "string" },
   "renew-deadline": { type: "string" },
@@ -76,7 +85,7 @@ export function parseRunFlags(
   if (!parsed.ok) return parsed;
   const { values } = parsed;
   if (values.help === true) return { ok: "help" };
-  type Text = Exclude<keyof typeof FLAGS, "speaker" | "help">;
+  type Text = Exclude<keyof typeof FLAGS, "speaker" | "bgp" | "help">;
   const get = (name: Text, envName?: string): string | undefined =>
     values[name] ?? (envName === undefined ? undefined : env[envName] || undefined);
 
@@ -107,6 +116,13 @@ export function parseRunFlags(
   if (component === "speaker" && values.speaker === false) {
     return { ok: false, error: "--component speaker and --speaker=false leave nothing to run" };
   }
+  const drainText = get("bgp-drain");
+  const drainMs = drainText === undefined ? undefined : parseDuration(drainText);
+  if (drainMs === undefined && drainText !== undefined) {
+    return { ok: false, error: `--bgp-drain: "${drainText}" is not a duration (3s, 1500ms)` };
+  }
+  const frrConfig = get("frr-config", "FRR_CONFIG");
+  const pathspace = get("frr-pathspace");
   const problems = leaseTimingProblems(timings);
   if (problems.length > 0) return { ok: false, error: `lease timings: ${problems.join("; ")}` };
   const kubeconfig = get("kubeconfig", "KUBECONFIG");
@@ -127,6 +143,17 @@ export function parseRunFlags(
         metricsPort,
         ...(component === undefined ? {} : { component }),
         speaker: values.speaker ?? true,
+        // --speaker=false is --component controller: no node side, so no BGP either.
+        bgp:
+          values.bgp === false || values.speaker === false
+            ? false
+            : {
+                ...(drainMs === undefined ? {} : { drainMs }),
+                frr: {
+                  ...(frrConfig === undefined ? {} : { configPath: frrConfig }),
+                  ...(pathspace === undefined ? {} : { pathspace }),
+                },
+              },
         lease: { name: get("lease-name") ?? CONTROLLER_LEASE, ...timings },
       },
     },

@@ -4,11 +4,16 @@ import { renderStatusTable, statusJson } from "../core/status-report.ts";
 import { createKubeClient, loadKubeConfig } from "../kube/client.ts";
 import { DEFAULT_METALLB_NAMESPACE, DEFAULT_NAMESPACE } from "../core/well-known.ts";
 import { parseFlags } from "./flags.ts";
+import { renderSessionTable } from "../core/bgp-state.ts";
+import { createFrr } from "../net/frr.ts";
 import type { Command } from "./main.ts";
 
 const help = `Usage: lodestone status [--kubeconfig PATH] [--namespace NS] [--metallb-namespace NS] [-o table|json]
+       lodestone status --bgp [--frr-pathspace NAME] [-o table|json]
 
 Pools with their usage, and every LoadBalancer Service with its IPs, pool, announcing node and any failure.
+With --bgp, this node's BGP sessions as its FRR reports them (run it in the speaker container): peer, state,
+prefixes sent, BFD and the problem, if any (docs/bgp.md).
 
   --kubeconfig PATH   kubeconfig to use (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)
   --namespace NS      the daemon's namespace, where the pool ConfigMaps live (default: $POD_NAMESPACE,
@@ -25,6 +30,8 @@ export const command: Command = {
       namespace: { type: "string" },
       "metallb-namespace": { type: "string" },
       output: { type: "string", short: "o" },
+      bgp: { type: "boolean" },
+      "frr-pathspace": { type: "string" },
       help: { type: "boolean", short: "h" },
     });
     if (!parsed.ok) {
@@ -40,6 +47,7 @@ export const command: Command = {
       console.error(`lodestone status: --output must be table or json, not "${values.output}"`);
       return 2;
     }
+    if (values.bgp === true) return bgpStatus(values["frr-pathspace"], values.output);
     const home = process.env["HOME"];
     const fallback = home !== undefined && existsSync(`${home}/.kube/config`) ? `${home}/.kube/config` : undefined;
     const kubeconfig = values.kubeconfig ?? process.env["KUBECONFIG"] ?? fallback;
@@ -71,3 +79,18 @@ export const command: Command = {
     }
   },
 };
+
+async function bgpStatus(pathspace: string | undefined, output: "table" | "json"): Promise<number> {
+  const frr = createFrr(pathspace === undefined ? {} : { pathspace });
+  const r = await frr.sessions(() => false);
+  if (!r.ok) {
+    console.error(`lodestone status: ${r.error.message} [${r.error.code}]`);
+    return 1;
+  }
+  // Without the daemon's configuration a never-connected session cannot be told from an MD5 mismatch.
+  const sessions = r.value.map((s) =>
+    s.problem === "unreachable" ? { ...s, problem: "unreachable-or-password" as const } : s,
+  );
+  console.log(output === "json" ? JSON.stringify(sessions, null, 2) : renderSessionTable(sessions));
+  return 0;
+}

@@ -103,6 +103,10 @@ export const PoolSchema = z
           .boolean()
           .default(false)
           .describe("Also announce Service spec.externalIPs that fall inside this pool"),
+        layer2: z
+          .boolean()
+          .default(true)
+          .describe("Announce with ARP/NDP; false for a pool only BGP advertises (bgp.yaml, docs/bgp.md)"),
         gratuitous: z
           .strictObject({
             intervalMs: z.number().int().min(10).max(60_000).default(gratuitousDefaults.intervalMs),
@@ -117,7 +121,7 @@ export const PoolSchema = z
           .default(gratuitousDefaults)
           .describe("Gratuitous ARP / unsolicited NA burst sent when a node takes an IP over"),
       })
-      .default({ externalIPs: false, gratuitous: gratuitousDefaults }),
+      .default({ externalIPs: false, layer2: true, gratuitous: gratuitousDefaults }),
   })
   .describe("An address pool");
 
@@ -159,6 +163,8 @@ export interface PoolAnnounce {
    */
   readonly advertisements?: readonly Advertisement[];
   readonly externalIPs: boolean;
+  /** False: only BGP advertises the pool (absent, as for MetalLB's pools: layer 2 as before). */
+  readonly layer2?: boolean;
   readonly gratuitous: GratuitousSettings;
 }
 
@@ -230,7 +236,8 @@ export function parsePoolConfigMap(cm: ConfigMapInput): ParsedPools & {
   const pools: Pool[] = [];
   const lodestoneText = data[POOLS_KEY];
   const metallbText = data[METALLB_KEY];
-  if (lodestoneText === undefined && metallbText === undefined) {
+  // A ConfigMap may hold only BGP settings (bgp.yaml, parsed by core/bgp-config.ts).
+  if (lodestoneText === undefined && metallbText === undefined && data["bgp.yaml"] === undefined) {
     problems.push(problem(ConfigCodes.noPoolData, configMap, "data", configMessages.noPoolData()));
   }
   if (lodestoneText !== undefined) {
@@ -260,7 +267,7 @@ export function parsePoolConfigMap(cm: ConfigMapInput): ParsedPools & {
  * The parsed document, or undefined after reporting every syntax error in it. `retype` may change scalars of the
  * parsed tree before it becomes plain values.
  */
-function parseYaml(
+export function parseYaml(
   text: string,
   configMap: string,
   key: string,
@@ -440,7 +447,10 @@ function parseMetalLB(
           ConfigCodes.unsupported,
           configMap,
           path,
-          configMessages.unsupported(`MetalLB "${key}"`, "Lodestone announces with layer 2 only (no BGP)"),
+          configMessages.unsupported(
+            `MetalLB "${key}"`,
+            "MetalLB BGP settings are not mapped yet; write them as bgp.yaml (docs/bgp.md)",
+          ),
         ),
       );
     } else {
@@ -484,7 +494,7 @@ function parseMetalLB(
           at,
           configMessages.unsupported(
             `address pool "${String(name)}" with protocol bgp`,
-            "Lodestone announces with layer 2 only",
+            "MetalLB BGP pools are not mapped yet; write a pool with announce.layer2: false and a bgp.yaml advertisement (docs/bgp.md)",
           ),
         ),
       );
@@ -504,7 +514,7 @@ function parseMetalLB(
           ConfigCodes.unsupported,
           configMap,
           `${at}.bgp-advertisements`,
-          configMessages.unsupported("bgp-advertisements", "Lodestone announces with layer 2 only"),
+          configMessages.unsupported("bgp-advertisements", "not mapped yet; write them as bgp.yaml (docs/bgp.md)"),
         ),
       );
       return;
@@ -578,6 +588,7 @@ export function buildPool(raw: RawPool, configMap: string, at: string, problems:
     },
     announce: {
       externalIPs: an.externalIPs,
+      ...(!an.layer2 && { layer2: false }),
       gratuitous: {
         intervalMs: an.gratuitous.intervalMs,
         count: an.gratuitous.count,

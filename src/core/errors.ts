@@ -25,6 +25,8 @@ export const ConfigCodes = {
   badSelector: "LODESTONE_E_BAD_SELECTOR",
   unsupported: "LODESTONE_E_UNSUPPORTED",
   noPoolData: "LODESTONE_E_NO_POOL_DATA",
+  bgpDuplicate: "LODESTONE_E_BGP_DUPLICATE",
+  bgpReference: "LODESTONE_E_BGP_REFERENCE",
 } as const;
 export type ConfigCode = (typeof ConfigCodes)[keyof typeof ConfigCodes];
 
@@ -228,5 +230,29 @@ export type NetCode = (typeof NetCodes)[keyof typeof NetCodes];
 
 export interface NetError {
   readonly code: NetCode;
+  readonly message: string;
+}
+
+/** BGP mode (src/app/bgp-component.ts, src/net/frr.ts): what keeps this node's routes from its routers. */
+export const BgpCodes = {
+  /** vtysh or frr-reload.py is missing, or FRR's daemons do not answer on their vty sockets. */
+  frrUnavailable: "LODESTONE_E_FRR_UNAVAILABLE",
+  /** frr-reload.py refused the rendered configuration (the previous one stays in force). */
+  frrReload: "LODESTONE_E_FRR_RELOAD",
+  /** A peer's passwordSecret is missing, or lacks the key. */
+  secret: "LODESTONE_E_BGP_SECRET",
+  /** The OPEN was refused: wrong peerASN or myASN. */
+  peerASN: "LODESTONE_E_BGP_PEER_ASN",
+  /** Never connected with a TCP MD5 password set: unreachable or a password mismatch (indistinguishable here). */
+  peerAuth: "LODESTONE_E_BGP_PEER_AUTH",
+  /** Never connected: no TCP connection to the peer's BGP port. */
+  peerUnreachable: "LODESTONE_E_BGP_PEER_UNREACHABLE",
+  /** The session was up and went down. */
+  sessionDown: "LODESTONE_E_BGP_SESSION_DOWN",
+} as const;
+export type BgpCode = (typeof BgpCodes)[keyof typeof BgpCodes];
+
+export interface BgpError {
+  readonly code: BgpCode;
   readonly message: string;
 }

@@ -30,6 +30,19 @@ export interface TelemetrySnapshot {
   readonly wireLoopLag: LagHistogram;
   /** Events not written because the recorder's queue was full, by component ("controller", "speaker"). */
   readonly eventsDropped: Readonly<Record<string, number>>;
+  /** BGP sessions of this node (src/app/bgp-component.ts); empty when BGP is not configured. */
+  readonly bgpSessions: readonly BgpSessionTelemetry[];
+}
+
+export interface BgpSessionTelemetry {
+  /** The bgpPeers name. */
+  readonly peer: string;
+  readonly address: string;
+  readonly up: boolean;
+  /** Prefixes FRR reports sent to the peer. */
+  readonly prefixesAdvertised: number;
+  /** BFD session state; undefined when the peer has no bfdProfile. */
+  readonly bfdUp?: boolean;
 }
 
 export interface PoolUsage {
@@ -64,6 +77,7 @@ export const emptyTelemetry: TelemetrySnapshot = Object.freeze({
   loopLag: emptyLag(),
   wireLoopLag: emptyLag(),
   eventsDropped: {},
+  bgpSessions: [],
 });
 
 /** The answer of a health probe (`/healthz` or `/readyz`) with its reasons, so the probe can say what is wrong. */

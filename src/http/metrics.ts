@@ -47,6 +47,14 @@ export const metricCatalogue = [
     "component",
     "Kubernetes Events not written because the recorder's queue was full",
   ],
+  ["lodestone_bgp_session_up", "gauge", "peer", "1 while the BGP session with the peer is established"],
+  ["lodestone_bgp_prefixes_advertised", "gauge", "peer", "Prefixes FRR has sent to the peer"],
+  [
+    "lodestone_bfd_session_up",
+    "gauge",
+    "peer",
+    "1 while the BFD session with the peer is up (peers with a bfdProfile)",
+  ],
 ] as const;
 
 type MetricName = (typeof metricCatalogue)[number][0];
@@ -161,6 +169,16 @@ export function createMetricsRegistry(snapshot: () => TelemetrySnapshot): Regist
   registry.registerMetric(new SnapshotHistogram("lodestone_wire_event_loop_lag_seconds", "wireLoopLag", help, take));
   counter("lodestone_events_dropped_total", (add, s) => {
     for (const [component, n] of Object.entries(s.eventsDropped)) add({ component }, n);
+  });
+
+  gauge("lodestone_bgp_session_up", (g, s) => {
+    for (const b of s.bgpSessions) g.set({ peer: b.peer }, b.up ? 1 : 0);
+  });
+  gauge("lodestone_bgp_prefixes_advertised", (g, s) => {
+    for (const b of s.bgpSessions) g.set({ peer: b.peer }, b.prefixesAdvertised);
+  });
+  gauge("lodestone_bfd_session_up", (g, s) => {
+    for (const b of s.bgpSessions) if (b.bfdUp !== undefined) g.set({ peer: b.peer }, b.bfdUp ? 1 : 0);
   });
 
   // The per-IP families are written here, in slices: at 10,000 owned IPs they are most of a scrape (~2 MB), and

@@ -14,7 +14,9 @@ export type EventReason =
   | "ConfigInvalid"
   | "ConfigApplied"
   | "Announcing"
-  | "NotAnnounced";
+  | "NotAnnounced"
+  | "BGPSessionEstablished"
+  | "BGPPeerProblem";
 
 export interface ObjectRef {
   readonly kind: "Service" | "ConfigMap" | "IPAddressPool" | "L2Advertisement";

@@ -34,7 +34,7 @@ export interface SlimConfigMap extends Slim {
   readonly name: string;
   readonly uid: string;
   readonly labels: Strings;
-  /** Only the pool keys (`pools.yaml`, MetalLB's `config`). */
+  /** Only the pool keys (`pools.yaml`, MetalLB's `config`) and `bgp.yaml`. */
   readonly data: Strings;
 }
 
@@ -60,7 +60,7 @@ export interface SlimEndpointSlice extends Slim {
   readonly readyNodes: readonly string[];
 }
 
-const CONFIG_KEYS = ["pools.yaml", "config"];
+const CONFIG_KEYS = ["pools.yaml", "config", "bgp.yaml"];
 
 const rec = (v: unknown): Record<string, unknown> =>
   typeof v === "object" && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : {};

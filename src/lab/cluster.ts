@@ -54,6 +54,10 @@ export interface LabClusterOptions {
   readonly serviceRanges?: readonly string[];
   /** Node flags for the daemons besides the image's (e.g. --trace-gc). */
   readonly daemonFlags?: readonly string[];
+  /** More `lodestone run` flags per node (the BGP lab: where its FRR is). */
+  readonly daemonArgs?: (node: LabNode) => readonly string[];
+  /** Runs once the node namespaces exist, before any daemon starts (the BGP lab starts routers and FRR here). */
+  readonly beforeDaemons?: (lab: Lab, nodes: readonly LabNode[]) => Promise<void>;
   /** The daemon's bin/lodestone.js: this checkout's (the sources) by default, or compiledDaemon()'s (the image's). */
   readonly daemonBin?: string;
   /** Sees the request line of every HTTP request the nodes send the API server (benchmarks count writes). */
@@ -135,11 +139,12 @@ export interface LabCluster {
   readonly nodeKubeconfigPath: string;
   /** Creates a LoadBalancer Service and waits for its IP. */
   createService(name: string, spec?: Record<string, unknown>, timeoutMs?: number): Promise<string>;
-  /** Which node answers a TCP connection to ip:8080 from the client namespace, if any. */
-  whoAnswers(ip: string, timeoutMs?: number): Promise<string | undefined>;
+  /** Which node answers a TCP connection to ip:8080 from the client namespace (or `fromNs`), if any. */
+  whoAnswers(ip: string, timeoutMs?: number, fromNs?: string): Promise<string | undefined>;
   /** The node whose speaker claims the IP, as the Service annotation says. */
   announcingNode(service: string): Promise<string | undefined>;
-  probe(ip: string, intervalMs?: number, timeoutMs?: number): Probe;
+  /** New connections to ip:8080 every `intervalMs` from the client namespace (or `fromNs`). */
+  probe(ip: string, intervalMs?: number, timeoutMs?: number, fromNs?: string): Probe;
   fault(node: LabNode, fault: Fault): Promise<void>;
   /** Undoes a fault: restarts the daemon, brings links up. */
   heal(node: LabNode): Promise<void>;
@@ -319,7 +324,13 @@ export async function startLabCluster(options: LabClusterOptions = {}): Promise<
     }
 
     const split = options.split === true;
-    const daemonArgv = (name: string, kubeconfig: string, port: number, component: string[]) => [
+    const daemonArgv = (
+      name: string,
+      kubeconfig: string,
+      port: number,
+      component: string[],
+      extra: readonly string[] = [],
+    ) => [
       process.execPath,
       ...daemonNodeFlags(),
       ...(options.daemonFlags ?? []),
@@ -343,6 +354,7 @@ export async function startLabCluster(options: LabClusterOptions = {}): Promise<
       "3s",
       "--retry-period",
       "1s",
+      ...extra,
     ];
     const spawnLogged = (ns: string, argv: readonly string[], logPath: string): ChildProcess => {
       const child = lab.spawn(ns, argv);
@@ -353,7 +365,8 @@ export async function startLabCluster(options: LabClusterOptions = {}): Promise<
     };
     const startDaemon = (n: LabNode) => {
       const component = split ? ["--component", "speaker"] : [];
-      n.daemon = spawnLogged(n.host.ns, daemonArgv(n.name, nodeKubeconfigPath, METRICS_PORT, component), n.logPath);
+      const argv = daemonArgv(n.name, nodeKubeconfigPath, METRICS_PORT, component, options.daemonArgs?.(n) ?? []);
+      n.daemon = spawnLogged(n.host.ns, argv, n.logPath);
     };
     const controllers: LabController[] = split
       ? Array.from({ length: options.controllers ?? 2 }, (_, i) => ({
@@ -367,6 +380,7 @@ export async function startLabCluster(options: LabClusterOptions = {}): Promise<
       const argv = daemonArgv(c.name, controllerKubeconfigPath, c.metricsPort, ["--component", "controller"]);
       c.daemon = spawnLogged(apiNs, argv, c.logPath);
     };
+    await options.beforeDaemons?.(lab, nodes);
     for (const c of controllers) startController(c);
     for (const n of nodes) startDaemon(n);
 
@@ -398,9 +412,9 @@ export async function startLabCluster(options: LabClusterOptions = {}): Promise<
           timeoutMs,
         );
       },
-      async whoAnswers(ip, timeoutMs = 1_000) {
+      async whoAnswers(ip, timeoutMs = 1_000, fromNs = clientHost.ns) {
         const r = await lab.exec(
-          clientHost.ns,
+          fromNs,
           [
             process.execPath,
             "-e",
@@ -419,14 +433,10 @@ export async function startLabCluster(options: LabClusterOptions = {}): Promise<
           ANNOUNCING_ANNOTATION
         ];
       },
-      probe(ip, intervalMs = 20, timeoutMs = 500) {
-        const child = lab.spawn(
-          clientHost.ns,
-          [process.execPath, "-e", PROBE, ip, String(intervalMs), String(timeoutMs)],
-          {
-            stdio: ["pipe", "pipe", "pipe"],
-          },
-        );
+      probe(ip, intervalMs = 20, timeoutMs = 500, fromNs = clientHost.ns) {
+        const child = lab.spawn(fromNs, [process.execPath, "-e", PROBE, ip, String(intervalMs), String(timeoutMs)], {
+          stdio: ["pipe", "pipe", "pipe"],
+        });
         const samples: ProbeSample[] = [];
         let buf = "";
         child.stdout?.on("data", (d: Buffer) => {

@@ -73,7 +73,8 @@ describe.skipIf(!isRoot || !hasTools)("the Lodestone image", () => {
   });
 
   it("holds production dependencies only, no compiler and no npm", async () => {
-    const r = await inImage("sh", "-c", "ls /opt/lodestone/node_modules; command -v npm gcc g++ python3 || true");
+    // python3 only as frr-reload.py's interpreter (BGP mode), never as a build tool.
+    const r = await inImage("sh", "-c", "ls /opt/lodestone/node_modules; command -v npm gcc g++ make || true");
     expect(r.code).toBe(0);
     const entries = r.stdout.split("\n");
     for (const dev of ["vitest", "typescript", "eslint", "node-gyp", "node", "prettier"])
@@ -89,6 +90,17 @@ describe.skipIf(!isRoot || !hasTools)("the Lodestone image", () => {
     expect(demo.stderr).toContain("not part of this installation");
     const du = await inImage("du", "-sxm", "/");
     figures["rootfs_mb"] = Number(du.stdout.split(/\s/)[0]);
+  });
+
+  it("carries FRR for BGP mode: vtysh and frr-reload.py for the daemon, watchfrr and the daemons for the sidecar", async () => {
+    const r = await inImage(
+      "sh",
+      "-c",
+      "vtysh -h | head -3; /usr/lib/frr/bgpd --version; ls /usr/lib/frr/frr-reload.py /usr/lib/frr/watchfrr /usr/lib/frr/bgpd /usr/lib/frr/bfdd /usr/lib/frr/zebra",
+    );
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^bgpd version \d+\.\d+/m);
+    expect((await inImage("python3", "/usr/lib/frr/frr-reload.py", "--help")).stdout).toContain("--reload");
   });
 
   it.skipIf(!existsSync(join(repoRoot, "binding.gyp")))(

@@ -1,4 +1,5 @@
 import { describe, expect, it, vi } from "vitest";
+import { readFileSync } from "node:fs";
 import { lodestone } from "./support/run-cli.ts";
 import { checkConfigTexts, command, formatSize } from "../../src/cli/check-config.ts";
 
@@ -190,5 +191,38 @@ describe("lodestone check-config", () => {
     const r = await lodestone("check-config", ...args);
     expect(r.code).toBe(code);
     expect(r.stdout + r.stderr).not.toMatch(/\n\s+at /);
+  });
+});
+
+describe("checkConfigTexts: bgp.yaml", () => {
+  it("config/samples/bgp.yaml is valid and summarised with its peers", () => {
+    const r = checkConfigTexts([{ name: "bgp.yaml", text: readFileSync(sample("bgp.yaml"), "utf8") }]);
+    expect(r.exitCode).toBe(0);
+    expect(r.lines).toContain("BGP: 2 peers, 1 advertisement, 1 BFD profile");
+    expect(r.lines).toContain("  peer tor-a: AS 64512 at 192.0.2.1, my AS 64513, BFD fast");
+  });
+
+  it("a ConfigMap with only bgp.yaml is read; its problems name the object and field, references across files", () => {
+    const bgpOnly = `apiVersion: v1
+kind: ConfigMap
+metadata: {name: b, namespace: ls}
+data:
+  bgp.yaml: |
+    bgpPeers: [{name: a, peerAddress: 192.0.2.1, peerASN: 64512, myASN: 64513, bfdProfile: nope}]
+    bgpAdvertisements: [{name: x, pools: [ghost]}, {name: y, pools: [d]}]
+`;
+    const r = checkConfigTexts([
+      { name: "pools.yaml", text: lodestoneCm("p", "- {name: d, addresses: [192.0.2.0/24]}") },
+      { name: "bgp.yaml", text: bgpOnly },
+    ]);
+    expect(r.exitCode).toBe(1);
+    expect(r.lines).toEqual(
+      expect.arrayContaining([
+        'bgp.yaml: ConfigMap ls/b: bgp.yaml.bgpPeers[0] (a).bfdProfile: BFD profile "nope" does not exist; this object is ignored [LODESTONE_E_BGP_REFERENCE]',
+        'bgp.yaml: ConfigMap ls/b: bgp.yaml.bgpAdvertisements[0] (x).pools: pool "ghost" does not exist; this object is ignored [LODESTONE_E_BGP_REFERENCE]',
+        "BGP: 0 peers, 1 advertisement, 0 BFD profiles",
+        "2 problems found.",
+      ]),
+    );
   });
 });

@@ -4,7 +4,7 @@
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { AllocationCodes, ConfigCodes, ConfigWarningCodes, NetCodes } from "../../src/core/errors.ts";
+import { AllocationCodes, BgpCodes, ConfigCodes, ConfigWarningCodes, NetCodes } from "../../src/core/errors.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 const page = readFileSync(join(root, "docs/operations.md"), "utf8");
@@ -19,6 +19,7 @@ const codes = [
     ...Object.values(ConfigWarningCodes),
     ...Object.values(AllocationCodes),
     ...Object.values(NetCodes),
+    ...Object.values(BgpCodes),
     ...literals,
   ]),
 ].sort();
