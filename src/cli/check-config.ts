@@ -3,7 +3,11 @@ import { parseAllDocuments } from "yaml";
 import type { ConfigMapInput, Pool } from "../core/config.ts";
 import { METALLB_KEY, mergePools, parsePoolConfigMap, poolCapacity, POOLS_KEY } from "../core/config.ts";
 import { isRestricted } from "../core/allocation-rules.ts";
-import { ConfigCodes, configMessages } from "../core/errors.ts";
+import { ConfigCodes, ConfigWarningCodes, configMessages } from "../core/errors.ts";
+import { nodeAddressConflicts, type NodeAddresses } from "../core/node-address-conflicts.ts";
+import { createKubeClient, loadKubeConfig } from "../kube/client.ts";
+import { listNodeAddresses } from "../kube/node-addresses.ts";
+import { kubeconfigPath } from "./kubeconfig-path.ts";
 import { parseMetalLBObjects, type MetalLBObject } from "../core/metallb-crds.ts";
 import type { Family } from "../core/ip.ts";
 import { familyName, formatIp } from "../core/ip.ts";
@@ -12,7 +16,7 @@ import type { Command } from "./main.ts";
 import { POOLS_LABEL } from "../core/well-known.ts";
 import { BGP_KEY, type BgpConfig, mergeBgp, parseBgpConfigMap } from "../core/bgp-config.ts";
 
-const help = `Usage: lodestone check-config FILE...
+const help = `Usage: lodestone check-config [--kubeconfig PATH | --offline] FILE...
 
 Validates pool ConfigMaps offline: Lodestone (data key ${POOLS_KEY}, BGP in ${BGP_KEY}) and MetalLB <= 0.12 (data
 key ${METALLB_KEY}).
@@ -22,7 +26,18 @@ Each FILE may hold several YAML documents or a kind: List; other kinds and Confi
 Prints every problem as FILE: ConfigMap NAMESPACE/NAME: PATH: MESSAGE [CODE] (or IPAddressPool / L2Advertisement
 NAMESPACE/NAME), then warnings the same way with
 "warning: " before PATH (they change nothing), then the pools with their sizes.
+When a cluster is reachable it lists the Nodes and warns about pools holding a node's InternalIP or ExternalIP
+(${ConfigWarningCodes.nodeAddressInPool}); when Nodes cannot be listed it says why in one line and checks the rest.
+
+  --kubeconfig PATH   cluster to read Nodes from (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)
+  --offline           do not contact a cluster (no node address check)
+
 Exit status: 0 valid (warnings or not), 1 problems found, 2 usage error.`;
+
+/** The Nodes to check pool addresses against, or why there are none (said in one line). */
+export type NodeCheck =
+  | { readonly kind: "listed"; readonly nodes: readonly NodeAddresses[] }
+  | { readonly kind: "skipped"; readonly why: string };
 
 interface Found {
   readonly file: string;
@@ -35,7 +50,10 @@ export interface CheckReport {
 }
 
 /** Checks the text of several manifest files together (duplicates and overlaps span files); pure but for text in. */
-export function checkConfigTexts(files: readonly { readonly name: string; readonly text: string }[]): CheckReport {
+export function checkConfigTexts(
+  files: readonly { readonly name: string; readonly text: string }[],
+  nodes?: NodeCheck,
+): CheckReport {
   const lines: string[] = [];
   const found: Found[] = [];
   const crdPools: { file: string; obj: MetalLBObject }[] = [];
@@ -97,6 +115,15 @@ export function checkConfigTexts(files: readonly { readonly name: string; readon
       `${fileOf.get(w.configMap) ?? "?"}: ConfigMap ${w.configMap}: warning: ${w.path}: ${w.message} [${w.code}]`,
     );
   }
+  if (nodes?.kind === "listed") {
+    for (const w of nodeAddressConflicts(merged.pools, nodes.nodes)) {
+      warnings++;
+      lines.push(
+        `${fileOf.get(w.configMap) ?? "?"}: ${sourceName(w.configMap)}: warning: ${w.path}: ${w.message} [${w.code}]`,
+      );
+    }
+  }
+  if (nodes?.kind === "skipped") lines.push(`node addresses not checked: ${nodes.why}`);
   if (found.length === 0 && crdPools.length === 0) {
     problems++;
     lines.push(
@@ -110,6 +137,7 @@ export function checkConfigTexts(files: readonly { readonly name: string; readon
       parsed.map((p) => p.result.format),
     ),
     ...bgpSummary(bgp.config),
+    ...(nodes?.kind === "listed" ? [`Node addresses: ${nodes.nodes.length} node(s) checked against the pools.`] : []),
   );
   const warned = warnings === 0 ? "" : ` (${warnings} warning${warnings === 1 ? "" : "s"})`;
   lines.push(
@@ -251,20 +279,24 @@ function asPoolConfigMap(obj: Record<string, unknown>): ConfigMapInput | undefin
 }
 
 export const command: Command = {
-  summary: "validate pool ConfigMap manifests offline (Lodestone and MetalLB <= 0.12 formats)",
-  run(args) {
-    const parsed = parseFlags(args, { help: { type: "boolean", short: "h" } }, { positionals: true });
+  summary: "validate pool ConfigMap manifests (Lodestone and MetalLB formats); warn about pools holding node IPs",
+  async run(args) {
+    const parsed = parseFlags(
+      args,
+      { kubeconfig: { type: "string" }, offline: { type: "boolean" }, help: { type: "boolean", short: "h" } },
+      { positionals: true },
+    );
     if (!parsed.ok) {
       console.error(`lodestone check-config: ${parsed.error}\n\n${help}`);
-      return Promise.resolve(2);
+      return 2;
     }
     if (parsed.values.help === true) {
       console.log(help);
-      return Promise.resolve(0);
+      return 0;
     }
     if (parsed.positionals.length === 0) {
       console.error(`lodestone check-config: no FILE given\n\n${help}`);
-      return Promise.resolve(2);
+      return 2;
     }
     const files: { name: string; text: string }[] = [];
     for (const name of parsed.positionals) {
@@ -275,11 +307,37 @@ export const command: Command = {
         console.error(
           `lodestone check-config: cannot read ${name}: ${code === "ENOENT" ? "no such file" : e instanceof Error ? e.message : String(e)}`,
         );
-        return Promise.resolve(2);
+        return 2;
       }
     }
-    const report = checkConfigTexts(files);
+    if (parsed.values.offline === true && parsed.values.kubeconfig !== undefined) {
+      console.error(`lodestone check-config: --offline and --kubeconfig exclude each other\n\n${help}`);
+      return 2;
+    }
+    const nodes: NodeCheck =
+      parsed.values.offline === true
+        ? { kind: "skipped", why: "--offline" }
+        : await readNodes(parsed.values.kubeconfig);
+    const report = checkConfigTexts(files, nodes);
     console.log(report.lines.join("\n"));
-    return Promise.resolve(report.exitCode);
+    return report.exitCode;
   },
 };
+
+/** The cluster's Nodes, or why not: a missing cluster or a 403 skips the check, it is not a problem of the files. */
+async function readNodes(flag: string | undefined): Promise<NodeCheck> {
+  const kubeconfig = kubeconfigPath(flag);
+  if (kubeconfig.none) return { kind: "skipped", why: "no cluster (pass --kubeconfig PATH or set KUBECONFIG)" };
+  let client;
+  try {
+    client = createKubeClient(await loadKubeConfig(kubeconfig.path));
+  } catch (e: unknown) {
+    return { kind: "skipped", why: `cannot load kubeconfig: ${e instanceof Error ? e.message : String(e)}` };
+  }
+  try {
+    const r = await listNodeAddresses(client);
+    return r.ok ? { kind: "listed", nodes: r.value } : { kind: "skipped", why: r.error };
+  } finally {
+    await client.close();
+  }
+}

@@ -1,9 +1,9 @@
-import { existsSync } from "node:fs";
 import { readStatus, StatusReadError } from "../app/status-report.ts";
 import { renderStatusTable, statusJson } from "../core/status-report.ts";
 import { createKubeClient, loadKubeConfig } from "../kube/client.ts";
 import { DEFAULT_METALLB_NAMESPACE, DEFAULT_NAMESPACE } from "../core/well-known.ts";
 import { parseFlags } from "./flags.ts";
+import { kubeconfigPath } from "./kubeconfig-path.ts";
 import { renderSessionTable } from "../core/bgp-state.ts";
 import { createFrr } from "../net/frr.ts";
 import type { Command } from "./main.ts";
@@ -48,16 +48,14 @@ export const command: Command = {
       return 2;
     }
     if (values.bgp === true) return bgpStatus(values["frr-pathspace"], values.output);
-    const home = process.env["HOME"];
-    const fallback = home !== undefined && existsSync(`${home}/.kube/config`) ? `${home}/.kube/config` : undefined;
-    const kubeconfig = values.kubeconfig ?? process.env["KUBECONFIG"] ?? fallback;
-    if (kubeconfig === undefined && process.env["KUBERNETES_SERVICE_HOST"] === undefined) {
+    const kubeconfig = kubeconfigPath(values.kubeconfig);
+    if (kubeconfig.none) {
       console.error("lodestone status: no cluster: pass --kubeconfig PATH or set KUBECONFIG (not running in a pod)");
       return 1;
     }
     let client;
     try {
-      client = createKubeClient(await loadKubeConfig(kubeconfig));
+      client = createKubeClient(await loadKubeConfig(kubeconfig.path));
     } catch (e: unknown) {
       console.error(`lodestone status: cannot load kubeconfig: ${e instanceof Error ? e.message : String(e)}`);
       return 1;

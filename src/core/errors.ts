@@ -62,6 +62,7 @@ export const problem = (code: ConfigCode, configMap: string, path: string, messa
  */
 export const ConfigWarningCodes = {
   unusualPoolName: "LODESTONE_W_POOL_NAME",
+  nodeAddressInPool: "LODESTONE_W_NODE_ADDRESS_IN_POOL",
 } as const;
 export type ConfigWarningCode = (typeof ConfigWarningCodes)[keyof typeof ConfigWarningCodes];
 
@@ -95,6 +96,8 @@ export const configMessages = {
   unsupported: (what: string, why: string): string => `${what} is not supported: ${why}`,
   unusualPoolName: (pool: string): string =>
     `pool name "${pool}" is not 1-63 of A-Za-z0-9-_.: it works in this MetalLB config, but pools.yaml would refuse it; rename it (and the annotations naming it) when moving the pool`,
+  nodeAddressInPool: (addr: string, span: string, node: string, type: string): string =>
+    `${addr} (in ${span}) is node ${node}'s ${type}; a Service given it would be answered by two hosts: take it out of the pool`,
   noPoolData: (): string => `no pool data: expected key "pools.yaml" (Lodestone) or "config" (MetalLB <= 0.12)`,
 };
 

@@ -176,7 +176,12 @@ describe("lodestone check-config", () => {
     },
     { desc: "a directory", args: ["/"], code: 2, stderr: /cannot read \// },
     { desc: "unknown flag", args: ["--frobnicate"], code: 2, stderr: /unknown flag --frobnicate/ },
-    { desc: "help", args: ["--help"], code: 0, stdout: /Usage: lodestone check-config FILE/ },
+    {
+      desc: "help",
+      args: ["--help"],
+      code: 0,
+      stdout: /Usage: lodestone check-config \[--kubeconfig PATH \| --offline\] FILE/,
+    },
   ])("$desc exits $code", async ({ args, code, stdout, stderr }) => {
     const r = await inProcess(args);
     expect(r.code).toBe(code);
@@ -224,5 +229,46 @@ data:
         "2 problems found.",
       ]),
     );
+  });
+});
+
+describe("checkConfigTexts: node addresses", () => {
+  const files = [
+    { name: "a.yaml", text: lodestoneCm("p", "- {name: lan, addresses: [192.0.2.0/28]}") },
+    {
+      name: "crs.yaml",
+      text: `apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: crd, namespace: metallb-system}\nspec: {addresses: ["2001:db8::/64"]}\n`,
+    },
+  ];
+  const node = (name: string, type: string, address: string) => ({ name, addresses: [{ type, address }] });
+
+  it("a node address in a ConfigMap pool or an IPAddressPool is a warning at the pool, exit 0", () => {
+    const r = checkConfigTexts(files, {
+      kind: "listed",
+      nodes: [
+        node("w1", "InternalIP", "192.0.2.15"),
+        node("w2", "ExternalIP", "2001:db8::1"),
+        node("w3", "InternalIP", "192.0.2.16"),
+      ],
+    });
+    expect(r.exitCode).toBe(0);
+    expect(r.lines).toEqual(
+      expect.arrayContaining([
+        "a.yaml: ConfigMap ls/p: warning: pools.yaml[0] (lan).addresses: 192.0.2.15 (in 192.0.2.0/28) is node w1's InternalIP; a Service given it would be answered by two hosts: take it out of the pool [LODESTONE_W_NODE_ADDRESS_IN_POOL]",
+        "crs.yaml: IPAddressPool metallb-system/crd: warning: spec.addresses: 2001:db8::1 (in 2001:db8::/64) is node w2's ExternalIP; a Service given it would be answered by two hosts: take it out of the pool [LODESTONE_W_NODE_ADDRESS_IN_POOL]",
+        "Node addresses: 3 node(s) checked against the pools.",
+        "Configuration is valid (2 warnings).",
+      ]),
+    );
+  });
+
+  it("skipped: one line says why, nothing else changes", () => {
+    const plain = checkConfigTexts(files);
+    const r = checkConfigTexts(files, { kind: "skipped", why: "no cluster" });
+    expect(r.lines.filter((l) => !plain.lines.includes(l))).toEqual([
+      "node addresses not checked: no cluster",
+      "", // the blank line before the summary, as after problems and warnings
+    ]);
+    expect(r.exitCode).toBe(plain.exitCode);
   });
 });
