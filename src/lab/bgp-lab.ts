@@ -1,3 +1,4 @@
+import { createInterface } from "node:readline";
 import { type ChildProcess, execFileSync } from "node:child_process";
 import { chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -377,20 +378,15 @@ export async function startBgpLab(o: BgpLabOptions = {}): Promise<BgpLab> {
       stdio: ["pipe", "pipe", "ignore"],
     });
     const changes: { at: number; via: string[] }[] = [];
-    let buf = "";
-    child.stdout?.on("data", (d: Buffer) => {
-      buf += d.toString();
-      let i: number;
-      while ((i = buf.indexOf("\n")) >= 0) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 1);
+    if (child.stdout !== null) {
+      createInterface({ input: child.stdout }).on("line", (line) => {
         try {
           changes.push(JSON.parse(line) as { at: number; via: string[] });
         } catch {
-          // partial line
+          // not a change line
         }
-      }
-    });
+      });
+    }
     return {
       changes: () => changes,
       stop: () => {

@@ -1,3 +1,4 @@
+import { createInterface } from "node:readline";
 import type { ChildProcess } from "node:child_process";
 import { createWriteStream, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { type Server, connect, createServer } from "node:net";
@@ -438,21 +439,16 @@ export async function startLabCluster(options: LabClusterOptions = {}): Promise<
           stdio: ["pipe", "pipe", "pipe"],
         });
         const samples: ProbeSample[] = [];
-        let buf = "";
-        child.stdout?.on("data", (d: Buffer) => {
-          buf += d.toString();
-          let i: number;
-          while ((i = buf.indexOf("\n")) >= 0) {
-            const line = buf.slice(0, i);
-            buf = buf.slice(i + 1);
+        if (child.stdout !== null) {
+          createInterface({ input: child.stdout }).on("line", (line) => {
             try {
               const s = JSON.parse(line) as { start: number; end: number; node: string | null };
               samples.push({ start: s.start, end: s.end, node: s.node ?? undefined });
             } catch {
-              // partial or foreign line
+              // a foreign line
             }
-          }
-        });
+          });
+        }
         return {
           samples: () => samples,
           async stop() {
@@ -557,21 +553,16 @@ function arpWatch(cluster: LabCluster, ip: string, intervalMs: number, count: nu
     ip,
   ]);
   const answers = new Map<number, Set<string>>();
-  let buf = "";
-  child.stdout?.on("data", (d: Buffer) => {
-    buf += d.toString();
-    let i: number;
-    while ((i = buf.indexOf("\n")) >= 0) {
-      const line = buf.slice(0, i);
-      buf = buf.slice(i + 1);
+  if (child.stdout !== null) {
+    createInterface({ input: child.stdout }).on("line", (line) => {
       const m = /from ([0-9a-f:]{17}) .*index=(\d+)/i.exec(line);
-      if (m === null) continue;
+      if (m === null) return;
       const idx = Number(m[2]);
       const set = answers.get(idx) ?? new Set<string>();
       set.add((m[1] ?? "").toLowerCase());
       answers.set(idx, set);
-    }
-  });
+    });
+  }
   return {
     stop(): number {
       child.kill("SIGINT");
